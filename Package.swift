@@ -1,0 +1,117 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "fluxgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "FluxCore", targets: ["FluxCore"]),
+        .library(name: "FluxSQLite", targets: ["FluxSQLite"]),
+        .library(name: "FluxWebSocket", targets: ["FluxWebSocket"]),
+        .library(name: "FluxGateway", targets: ["FluxGateway"]),
+        .library(name: "FluxTesting", targets: ["FluxTesting"]),
+        .executable(name: "fluxgate", targets: ["fluxgate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // Pure event-sourcing core: no I/O, no NIO.
+        .target(name: "FluxCore"),
+        // Embedded SQLite event store and checkpoint store (the default).
+        .target(
+            name: "FluxSQLite",
+            dependencies: [
+                "FluxCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // System zlib for RFC 7692 permessage-deflate.
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        // Our RFC 6455 + RFC 7692 implementation.
+        .target(
+            name: "FluxWebSocket",
+            dependencies: [
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The HTTP gateway: JSON feed, append API, long-poll, health.
+        .target(
+            name: "FluxGateway",
+            dependencies: [
+                "FluxCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Store conformance suite and test helpers, reused by every store's tests.
+        .target(
+            name: "FluxTesting",
+            dependencies: [
+                "FluxCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The command-line tool.
+        .executableTarget(
+            name: "fluxgate",
+            dependencies: [
+                "FluxCore",
+                "FluxSQLite",
+                "FluxGateway",
+                "FluxWebSocket",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Benchmarks (not tests): prints medians and ratios against baselines run in the same process.
+        .executableTarget(
+            name: "fluxgate-bench",
+            dependencies: [
+                "FluxCore",
+                "FluxSQLite",
+                "FluxGateway",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore", "FluxTesting"]),
+        .testTarget(name: "FluxSQLiteTests", dependencies: ["FluxSQLite", "FluxTesting", "fluxgate"]),
+        .testTarget(
+            name: "FluxWebSocketTests",
+            dependencies: [
+                "FluxWebSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FluxGatewayTests",
+            dependencies: ["FluxGateway", "FluxSQLite", "FluxTesting", "fluxgate"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

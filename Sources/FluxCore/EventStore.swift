@@ -1,0 +1,73 @@
+/// Reads events from a store.
+public protocol EventReader: Sendable {
+    /// The store's identity; offsets read from one epoch mean nothing against another.
+    var epoch: StoreEpoch { get }
+
+    /// The position of the last stored event (`Position.start` when the store is empty).
+    func head() async throws -> Position
+
+    /// Events after `position`, in position order, that match `filter`; at most `limit` of them.
+    func read(after position: Position, limit: Int, filter: EventFilter) async throws -> [RecordedEvent]
+
+    /// One stream's events from `fromVersion` on, in version order; at most `limit` of them.
+    func readStream(_ aggregateID: String, fromVersion: Int64, limit: Int) async throws -> [RecordedEvent]
+
+    /// The event with this id, if stored.
+    func event(id: String) async throws -> RecordedEvent?
+
+    /// Returns the head once it is beyond `position`, or the current head when `timeout` passes first.
+    /// Cancellation ends the wait early.
+    func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position
+}
+
+/// Appends events to a store.
+public protocol EventWriter: Sendable {
+    /// Stores the request's events atomically, with consecutive versions and consecutive positions, or
+    /// throws: `StoreError.conflict` when the stream's version is not the expected one (nothing is stored),
+    /// `StoreError.duplicateEventID` when an event id is already stored elsewhere, `StoreError.invalidAppend`
+    /// for a malformed request. Retrying a stored append (same event ids) returns the original result.
+    @discardableResult
+    func append(_ request: AppendRequest) async throws -> AppendResult
+}
+
+/// A store that can both read and append.
+public typealias EventStore = EventReader & EventWriter
+
+extension EventReader {
+    /// Events after `position` with no filter.
+    public func read(after position: Position, limit: Int) async throws -> [RecordedEvent] {
+        try await read(after: position, limit: limit, filter: .all)
+    }
+}
+
+/// What the stored copies of a request's event ids say about it.
+public enum IdempotencyOutcome: Hashable, Sendable {
+    /// None of the ids is stored: append normally.
+    case fresh
+    /// The same append was stored before: answer with its result.
+    case alreadyStored(AppendResult)
+}
+
+extension AppendRequest {
+    /// Decides whether this request is new, a retry of a stored append, or a clash with other events.
+    ///
+    /// `stored` holds, for each event of the request in order, the stored event with that id (or `nil`).
+    public func idempotencyOutcome(stored: [RecordedEvent?]) throws(StoreError) -> IdempotencyOutcome {
+        precondition(stored.count == events.count)
+        if stored.allSatisfy({ $0 == nil }) { return .fresh }
+        let found = stored.compactMap { $0 }
+        let isSameAppend = found.count == events.count
+            && zip(found, events).allSatisfy { $0.aggregateID == aggregateID && $0.eventType == $1.eventType }
+            && zip(found, found.dropFirst()).allSatisfy { $1.version == $0.version + 1 && $1.position == $0.position.next }
+        guard isSameAppend, let first = found.first, let last = found.last else {
+            let clash = found.first?.eventID ?? ""
+            throw StoreError(
+                .duplicateEventID,
+                "event_id \(clash) is already stored with other events (stream \(found.first?.aggregateID ?? "?")); use new event ids for a new append"
+            )
+        }
+        return .alreadyStored(
+            AppendResult(aggregateID: aggregateID, firstPosition: first.position, lastPosition: last.position, version: last.version)
+        )
+    }
+}

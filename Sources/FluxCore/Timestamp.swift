@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Time formats of the wire protocol, computed with integer arithmetic (no calendars, no allocation but the result).
+public enum Timestamp {
+    /// Milliseconds since 1970-01-01T00:00:00Z from the system's real-time clock.
+    @Sendable public static func nowMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
+    private struct Civil {
+        var year: Int64, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int, weekday: Int
+    }
+
+    /// Civil date from days since the epoch (Howard Hinnant's algorithm).
+    private static func civil(milliseconds: Int64) -> Civil {
+        let millis = ((milliseconds % 1000) + 1000) % 1000
+        let seconds = (milliseconds - millis) / 1000
+        let secondOfDay = ((seconds % 86_400) + 86_400) % 86_400
+        let days = (seconds - secondOfDay) / 86_400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = Int(doy - (153 * mp + 2) / 5 + 1)
+        let month = Int(mp < 10 ? mp + 3 : mp - 9)
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        let weekday = Int(((days % 7) + 11) % 7)  // 0 = Sunday; 1970-01-01 was a Thursday (4)
+        return Civil(
+            year: year, month: month, day: day, hour: Int(secondOfDay / 3600), minute: Int(secondOfDay % 3600 / 60),
+            second: Int(secondOfDay % 60), millisecond: Int(millis), weekday: weekday
+        )
+    }
+
+    private static let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    private static func pad2(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
+
+    /// C's `asctime` format in UTC without the newline, as the original flux feed wrote `created`:
+    /// `Thu Nov 26 15:02:12 2026` (the day of month is padded with a space: `Sun Nov  1 …`).
+    public static func asctime(milliseconds: Int64) -> String {
+        let c = civil(milliseconds: milliseconds)
+        let day = c.day < 10 ? " \(c.day)" : String(c.day)
+        return "\(weekdays[c.weekday]) \(months[c.month - 1]) \(day) \(pad2(c.hour)):\(pad2(c.minute)):\(pad2(c.second)) \(c.year)"
+    }
+
+    /// RFC 3339 in UTC with milliseconds: `2026-11-26T15:02:12.345Z`.
+    public static func rfc3339(milliseconds: Int64) -> String {
+        let c = civil(milliseconds: milliseconds)
+        let ms = c.millisecond < 10 ? "00\(c.millisecond)" : c.millisecond < 100 ? "0\(c.millisecond)" : String(c.millisecond)
+        var year = String(c.year)
+        while year.utf8.count < 4 { year = "0" + year }
+        return "\(year)-\(pad2(c.month))-\(pad2(c.day))T\(pad2(c.hour)):\(pad2(c.minute)):\(pad2(c.second)).\(ms)Z"
+    }
+}

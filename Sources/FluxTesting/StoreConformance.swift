@@ -1,0 +1,382 @@
+import FluxCore
+import Foundation
+
+/// How the conformance suite gets stores of one kind.
+public struct StoreHarness: Sendable {
+    /// Makes a new, empty store.
+    public var make: @Sendable () async throws -> any EventStore
+    /// Closes a store and opens the same data again; `nil` for stores that keep nothing (in memory).
+    public var reopen: (@Sendable (any EventStore) async throws -> any EventStore)?
+
+    public init(
+        make: @escaping @Sendable () async throws -> any EventStore,
+        reopen: (@Sendable (any EventStore) async throws -> any EventStore)?
+    ) {
+        self.make = make
+        self.reopen = reopen
+    }
+}
+
+/// A failed conformance expectation.
+public struct ConformanceFailure: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// One named case of the store conformance suite.
+public struct ConformanceCase: Sendable, CustomStringConvertible {
+    public let name: String
+    let body: @Sendable (StoreHarness) async throws -> Void
+
+    public var description: String { name }
+
+    /// Runs the case against stores from `harness`; throws `ConformanceFailure` when the store misbehaves.
+    public func run(_ harness: StoreHarness) async throws {
+        try await body(harness)
+    }
+}
+
+func expect(_ condition: Bool, _ message: @autoclosure () -> String, line: Int = #line) throws {
+    if !condition { throw ConformanceFailure(description: "StoreConformance.swift:\(line): \(message())") }
+}
+
+func expectError(
+    _ code: StoreError.Code, _ what: String, line: Int = #line, _ body: () async throws -> Void
+) async throws -> StoreError {
+    do {
+        try await body()
+    } catch let error as StoreError {
+        try expect(error.code == code, "\(what): expected \(code), got \(error)", line: line)
+        return error
+    }
+    throw ConformanceFailure(description: "StoreConformance.swift:\(line): \(what): expected \(code), but it succeeded")
+}
+
+func event(_ type: String = "test.Happened", id: String? = nil, json: String = #"{"n":1}"#) -> NewEvent {
+    NewEvent(eventID: id, eventType: type, payload: EventPayload(trustedJSON: Array(json.utf8)))
+}
+
+func request(
+    _ aggregateID: String, _ expected: ExpectedVersion, _ events: [NewEvent], name: String = "Thing"
+) -> AppendRequest {
+    AppendRequest(aggregateID: aggregateID, aggregateName: name, expectedVersion: expected, events: events)
+}
+
+/// Reads every event after `position`, page by page.
+func readAll(_ store: any EventReader, after position: Position = .start, filter: EventFilter = .all) async throws -> [RecordedEvent] {
+    var result: [RecordedEvent] = []
+    var cursor = position
+    while true {
+        let page = try await store.read(after: cursor, limit: 97, filter: filter)
+        result += page
+        guard let last = page.last, page.count == 97 else { return result }
+        cursor = last.position
+    }
+}
+
+/// Checks that the store holds positions 1...head, each exactly once, in order.
+func expectDense(_ store: any EventReader, count: Int, line: Int = #line) async throws {
+    let all = try await readAll(store)
+    try expect(all.count == count, "expected \(count) events, read \(all.count)", line: line)
+    for (index, event) in all.enumerated() where event.position.rawValue != Int64(index + 1) {
+        throw ConformanceFailure(description: "StoreConformance.swift:\(line): position \(index + 1) holds \(event.position): positions are not dense")
+    }
+    let head = try await store.head()
+    try expect(head == Position(Int64(count)), "head is \(head), expected \(count)", line: line)
+}
+
+/// The store conformance suite: every store (memory, SQLite, PostgreSQL) must pass every case.
+public enum StoreConformance {
+    public static let cases: [ConformanceCase] = [
+        ConformanceCase(name: "append and read back", body: appendAndRead),
+        ConformanceCase(name: "expected version conflicts store nothing", body: conflicts),
+        ConformanceCase(name: "multi-event appends are atomic and consecutive", body: multiEventAppend),
+        ConformanceCase(name: "idempotent retries by event id", body: idempotency),
+        ConformanceCase(name: "invalid appends are rejected", body: invalidAppends),
+        ConformanceCase(name: "paging", body: paging),
+        ConformanceCase(name: "filters", body: filters),
+        ConformanceCase(name: "stream reads", body: streamReads),
+        ConformanceCase(name: "event by id", body: eventByID),
+        ConformanceCase(name: "payload bytes are kept exactly", body: payloadBytes),
+        ConformanceCase(name: "waiting for the head", body: waitForHead),
+        ConformanceCase(name: "8 concurrent writers on one stream: one winner per version", body: concurrentSameStream),
+        ConformanceCase(name: "8 concurrent writers on different streams: dense positions", body: concurrentDifferentStreams),
+        ConformanceCase(name: "reopen after close", body: reopen),
+    ]
+
+    static func appendAndRead(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try expect(try await store.head() == .start, "a new store's head must be 0")
+        try expect(try await store.read(after: .start, limit: 10).isEmpty, "a new store must be empty")
+        let before = Timestamp.nowMilliseconds()
+        let first = try await store.append(request("a-1", .noStream, [event("test.Created", id: "e1")], name: "Account"))
+        try expect(first == AppendResult(aggregateID: "a-1", firstPosition: Position(1), lastPosition: Position(1), version: 0), "first append: \(first)")
+        let second = try await store.append(request("b-1", .noStream, [event("test.Created", id: "e2")], name: "Basket"))
+        try expect(second.firstPosition == Position(2) && second.version == 0, "second append: \(second)")
+        let third = try await store.append(request("a-1", .exact(0), [event("test.Credited", id: "e3", json: #"{"amount":50}"#)], name: "Account"))
+        try expect(third.firstPosition == Position(3) && third.version == 1, "third append: \(third)")
+        let after = Timestamp.nowMilliseconds()
+
+        let events = try await store.read(after: .start, limit: 10)
+        try expect(events.map(\.position.rawValue) == [1, 2, 3], "positions \(events.map(\.position))")
+        try expect(events.map(\.eventID) == ["e1", "e2", "e3"], "ids \(events.map(\.eventID))")
+        try expect(events.map(\.aggregateID) == ["a-1", "b-1", "a-1"], "aggregate ids")
+        try expect(events.map(\.aggregateName) == ["Account", "Basket", "Account"], "aggregate names")
+        try expect(events.map(\.version) == [0, 0, 1], "versions \(events.map(\.version))")
+        try expect(events.map(\.eventType) == ["test.Created", "test.Created", "test.Credited"], "types")
+        try expect(events[2].payload.bytes == Array(#"{"amount":50}"#.utf8), "payload \(events[2].payload)")
+        for event in events {
+            try expect(event.recordedAtMilliseconds >= before - 1000 && event.recordedAtMilliseconds <= after + 1000, "recorded_at \(event.recordedAtMilliseconds) not near now")
+        }
+        try expect(try await store.head() == Position(3), "head after three appends")
+    }
+
+    static func conflicts(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("s", .noStream, [event(), event()]))
+        let noStream = try await expectError(.conflict, "noStream on an existing stream") {
+            _ = try await store.append(request("s", .noStream, [event()]))
+        }
+        try expect(noStream.currentVersion == 1, "conflict must report current version 1, got \(String(describing: noStream.currentVersion))")
+        let stale = try await expectError(.conflict, "a stale exact version") {
+            _ = try await store.append(request("s", .exact(0), [event(), event()]))
+        }
+        try expect(stale.currentVersion == 1, "conflict must report current version 1")
+        let missing = try await expectError(.conflict, "exact version on a missing stream") {
+            _ = try await store.append(request("missing", .exact(0), [event()]))
+        }
+        try expect(missing.currentVersion == -1, "a missing stream's current version is -1")
+        try expect(try await store.head() == Position(2), "a conflict must store nothing")
+        try expect(try await store.readStream("missing", fromVersion: 0, limit: 10).isEmpty, "a conflict must not create the stream")
+        let exact = try await store.append(request("s", .exact(1), [event()]))
+        try expect(exact.version == 2 && exact.firstPosition == Position(3), "exact append after conflicts: \(exact)")
+        let any = try await store.append(request("s", .any, [event()]))
+        try expect(any.version == 3, "any appends at the end: \(any)")
+        let anyNew = try await store.append(request("t", .any, [event()]))
+        try expect(anyNew.version == 0, "any on a new stream starts at version 0: \(anyNew)")
+        try await expectDense(store, count: 5)
+    }
+
+    static func multiEventAppend(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("x", .noStream, [event()]))
+        let result = try await store.append(request("y", .noStream, (0..<5).map { event(json: "{\"i\":\($0)}") }))
+        try expect(result == AppendResult(aggregateID: "y", firstPosition: Position(2), lastPosition: Position(6), version: 4), "result \(result)")
+        let stream = try await store.readStream("y", fromVersion: 0, limit: 100)
+        try expect(stream.map(\.version) == [0, 1, 2, 3, 4], "versions \(stream.map(\.version))")
+        try expect(stream.map(\.position.rawValue) == [2, 3, 4, 5, 6], "positions")
+        try expect(stream.map(\.payload.description) == (0..<5).map { "{\"i\":\($0)}" }, "payloads in order")
+        // A multi-event append that conflicts stores none of its events.
+        _ = try await expectError(.conflict, "stale multi-event append") {
+            _ = try await store.append(request("y", .exact(2), [event(), event(), event()]))
+        }
+        try await expectDense(store, count: 6)
+    }
+
+    static func idempotency(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        let original = request("s", .noStream, [event(id: "id-1"), event(id: "id-2")])
+        let first = try await store.append(original)
+        try await store.append(request("other", .noStream, [event(id: "id-3")]))
+        let retry = try await store.append(original)
+        try expect(retry == first, "a retry must answer as the first append did: \(retry) vs \(first)")
+        try await expectDense(store, count: 3)
+        _ = try await expectError(.duplicateEventID, "an event id stored in another stream") {
+            _ = try await store.append(request("s2", .noStream, [event(id: "id-3")]))
+        }
+        _ = try await expectError(.duplicateEventID, "a partly stored append") {
+            _ = try await store.append(request("s", .exact(1), [event(id: "id-2"), event(id: "id-9")]))
+        }
+        _ = try await expectError(.duplicateEventID, "stored ids in another order") {
+            _ = try await store.append(request("s", .any, [event(id: "id-2"), event(id: "id-1")]))
+        }
+        try await expectDense(store, count: 3)
+        try expect(try await store.event(id: "id-9") == nil, "nothing of a rejected append is stored")
+    }
+
+    static func invalidAppends(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        _ = try await expectError(.invalidAppend, "no events") {
+            _ = try await store.append(request("s", .any, []))
+        }
+        _ = try await expectError(.invalidAppend, "aggregate id over 256 bytes") {
+            _ = try await store.append(request(String(repeating: "x", count: 257), .any, [event()]))
+        }
+        _ = try await expectError(.invalidAppend, "empty aggregate id") {
+            _ = try await store.append(request("", .any, [event()]))
+        }
+        _ = try await expectError(.invalidAppend, "empty event type") {
+            _ = try await store.append(request("s", .any, [event("")]))
+        }
+        _ = try await expectError(.invalidAppend, "one event id twice") {
+            _ = try await store.append(request("s", .any, [event(id: "same"), event(id: "same")]))
+        }
+        let longest = String(repeating: "y", count: 256)
+        let ok = try await store.append(request(longest, .noStream, [event()]))
+        try expect(ok.firstPosition == Position(1), "a 256-byte aggregate id is accepted and nothing before it was stored")
+    }
+
+    static func paging(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        for index in 0..<25 {
+            try await store.append(request("s\(index % 3)", .any, [event(json: "{\"i\":\(index)}")]))
+        }
+        let page1 = try await store.read(after: .start, limit: 10)
+        let page2 = try await store.read(after: Position(10), limit: 10)
+        let page3 = try await store.read(after: Position(20), limit: 10)
+        try expect(page1.map(\.position.rawValue) == Array(1...10), "page 1 \(page1.map(\.position))")
+        try expect(page2.map(\.position.rawValue) == Array(11...20), "page 2")
+        try expect(page3.map(\.position.rawValue) == Array(21...25), "page 3 is the short head page")
+        try expect(try await store.read(after: Position(25), limit: 10).isEmpty, "nothing after the head")
+        try expect(try await store.read(after: Position(1000), limit: 10).isEmpty, "nothing far beyond the head")
+        try expect(try await store.read(after: .start, limit: 0).isEmpty, "limit 0 reads nothing")
+        try expect(try await store.read(after: Position(24), limit: 1).map(\.payload.description) == ["{\"i\":24}"], "payload of the last event")
+    }
+
+    static func filters(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("a1", .noStream, [event("t.A"), event("t.B")], name: "Alpha"))
+        try await store.append(request("b1", .noStream, [event("t.A"), event("t.C")], name: "Beta"))
+        try await store.append(request("a2", .noStream, [event("t.B")], name: "Alpha"))
+        func positions(_ filter: EventFilter, after: Position = .start, limit: Int = 100) async throws -> [Int64] {
+            try await store.read(after: after, limit: limit, filter: filter).map(\.position.rawValue)
+        }
+        try expect(try await positions(EventFilter(eventTypes: ["t.A"])) == [1, 3], "by event type")
+        try expect(try await positions(EventFilter(eventTypes: ["t.B", "t.C"])) == [2, 4, 5], "by two event types")
+        try expect(try await positions(EventFilter(aggregateNames: ["Alpha"])) == [1, 2, 5], "by aggregate name")
+        try expect(try await positions(EventFilter(aggregateIDs: ["b1"])) == [3, 4], "by aggregate id")
+        try expect(try await positions(EventFilter(aggregateNames: ["Alpha"], eventTypes: ["t.B"])) == [2, 5], "name and type together")
+        try expect(try await positions(EventFilter(eventTypes: ["none"])).isEmpty, "no match")
+        try expect(try await positions(EventFilter(aggregateNames: ["Alpha"]), after: Position(1), limit: 1) == [2], "filter with after and limit")
+        try expect(try await positions(EventFilter(aggregateNames: ["Alpha"]), after: Position(2), limit: 1) == [5], "limit counts matching events only")
+    }
+
+    static func streamReads(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        for index in 0..<12 {
+            try await store.append(request(index % 2 == 0 ? "even" : "odd", .any, [event(json: "\(index)")]))
+        }
+        let all = try await store.readStream("even", fromVersion: 0, limit: 100)
+        try expect(all.map(\.version) == [0, 1, 2, 3, 4, 5], "stream versions \(all.map(\.version))")
+        try expect(all.map(\.payload.description) == ["0", "2", "4", "6", "8", "10"], "stream payloads")
+        let middle = try await store.readStream("even", fromVersion: 2, limit: 3)
+        try expect(middle.map(\.version) == [2, 3, 4], "from version 2, limit 3")
+        try expect(try await store.readStream("even", fromVersion: 6, limit: 3).isEmpty, "past the stream's end")
+        try expect(try await store.readStream("none", fromVersion: 0, limit: 3).isEmpty, "unknown stream")
+    }
+
+    static func eventByID(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("s", .noStream, [event("t.X", id: "known", json: #"{"k":true}"#)]))
+        let found = try await store.event(id: "known")
+        try expect(found?.eventType == "t.X" && found?.payload.description == #"{"k":true}"# && found?.position == Position(1), "found \(String(describing: found))")
+        try expect(try await store.event(id: "unknown") == nil, "unknown id")
+    }
+
+    static func payloadBytes(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        let payloads = [
+            #"{ "spaced" : [1, 2.50, -3e2] , "unicode": "zürich ✓ 🚀", "escaped": "a\"b\\c\u00e9\n" }"#,
+            "null", "true", "12345678901234567890", #""just a string""#, "[]", "{}",
+            "{\"big\":\"" + String(repeating: "x", count: 100_000) + "\"}",
+        ]
+        for (index, json) in payloads.enumerated() {
+            try await store.append(request("p", .any, [event(id: "p\(index)", json: json)]))
+        }
+        let events = try await store.read(after: .start, limit: 100)
+        for (event, json) in zip(events, payloads) {
+            try expect(event.payload.bytes == Array(json.utf8), "payload \(event.eventID) changed: \(event.payload.description.prefix(80))")
+        }
+    }
+
+    static func waitForHead(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("s", .any, [event()]))
+        let immediate = try await store.waitForHead(beyond: .start, timeout: .seconds(5))
+        try expect(immediate == Position(1), "head already beyond: \(immediate)")
+        let started = ContinuousClock.now
+        let timedOut = try await store.waitForHead(beyond: Position(1), timeout: .milliseconds(100))
+        try expect(timedOut == Position(1), "a wait that times out returns the current head")
+        try expect(ContinuousClock.now - started >= .milliseconds(90), "the wait must last its timeout")
+        async let woken = store.waitForHead(beyond: Position(1), timeout: .seconds(30))
+        try await Task.sleep(for: .milliseconds(50))
+        try await store.append(request("s", .any, [event(), event()]))
+        let head = try await woken
+        try expect(head == Position(3), "an append wakes the waiter with the new head, got \(head)")
+        try expect(ContinuousClock.now - started < .seconds(20), "the waiter was woken, not timed out")
+    }
+
+    static func concurrentSameStream(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        let versions = 40
+        // Each writer tries to append every version; exactly one must win each.
+        let wins = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for writer in 0..<8 {
+                group.addTask {
+                    var won: [Int64] = []
+                    var next: Int64 = -1
+                    while next < Int64(versions - 1) {
+                        let expected: ExpectedVersion = next == -1 ? .noStream : .exact(next)
+                        do {
+                            let result = try await store.append(request("contended", expected, [event(id: "w\(writer)-v\(next + 1)")]))
+                            won.append(result.version)
+                            next = result.version
+                        } catch let error as StoreError where error.code == .conflict {
+                            guard let current = error.currentVersion else {
+                                throw ConformanceFailure(description: "a conflict must carry the current version")
+                            }
+                            next = current
+                        }
+                    }
+                    return won
+                }
+            }
+            var all: [Int64] = []
+            for try await won in group { all += won }
+            return all
+        }
+        try expect(wins.sorted() == (0..<Int64(versions)).map { $0 }, "exactly one winner per version: \(wins.sorted())")
+        let stream = try await store.readStream("contended", fromVersion: 0, limit: 1000)
+        try expect(stream.map(\.version) == (0..<Int64(versions)).map { $0 }, "stream versions")
+        try await expectDense(store, count: versions)
+    }
+
+    static func concurrentDifferentStreams(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        let perWriter = 50
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<8 {
+                group.addTask {
+                    for index in 0..<perWriter {
+                        let expected: ExpectedVersion = index == 0 ? .noStream : .exact(Int64(index - 1))
+                        let result = try await store.append(request("w\(writer)", expected, [event(json: "\(index)")]))
+                        try expect(result.version == Int64(index), "writer \(writer) got version \(result.version) for its append \(index)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await expectDense(store, count: 8 * perWriter)
+        // Each stream's events are in version order by position too.
+        let all = try await readAll(store)
+        for writer in 0..<8 {
+            let versions = all.filter { $0.aggregateID == "w\(writer)" }.map(\.version)
+            try expect(versions == (0..<Int64(perWriter)).map { $0 }, "stream w\(writer) in position order has versions \(versions)")
+        }
+    }
+
+    static func reopen(_ harness: StoreHarness) async throws {
+        guard let reopen = harness.reopen else { return }  // nothing persists: the case does not apply
+        let store = try await harness.make()
+        try await store.append(request("s", .noStream, [event(id: "r1"), event(id: "r2")]))
+        try await store.append(request("t", .noStream, [event(id: "r3")]))
+        let epoch = store.epoch
+        let reopened = try await reopen(store)
+        try expect(reopened.epoch == epoch, "the epoch must survive a reopen")
+        try await expectDense(reopened, count: 3)
+        try expect(try await reopened.event(id: "r2")?.version == 1, "events survive a reopen")
+        let next = try await reopened.append(request("s", .exact(1), [event(id: "r4")]))
+        try expect(next.firstPosition == Position(4) && next.version == 2, "positions and versions continue after a reopen: \(next)")
+        let retry = try await reopened.append(request("t", .noStream, [event(id: "r3")]))
+        try expect(retry.firstPosition == Position(3), "idempotency survives a reopen")
+    }
+}

@@ -1,0 +1,44 @@
+import FluxCore
+import Testing
+
+@Suite struct JSONParserTests {
+    @Test(arguments: [
+        #"{}"#, #"[]"#, #"null"#, #"true"#, #"false"#, #"0"#, #"-0.5e+10"#, #""a\u00e9\ud83d\ude80""#,
+        #" { "a" : [1, {"b": null}], "c": "x\n" } "#, "\"zürich\"",
+    ])
+    func acceptsValidJSON(_ text: String) throws {
+        _ = try JSONParser.parse(Array(text.utf8))
+    }
+
+    @Test(arguments: [
+        "", "{", "}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "+1", "tru", "nul", "\"unterminated",
+        "\"bad \\x escape\"", "\"\\ud800\"", "{\"a\" 1}", "[1 2]", "1 2", "'single'", "\"tab\there\"", "NaN",
+    ])
+    func rejectsInvalidJSON(_ text: String) {
+        #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
+    @Test func rejectsInvalidUTF8InStrings() {
+        #expect(!JSONParser.isValid([0x22, 0xC3, 0x28, 0x22]))
+        #expect(!JSONParser.isValid([0x22, 0xFF, 0x22]))
+    }
+
+    @Test func limitsNesting() {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(deep.utf8)) }
+        let fine = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(JSONParser.isValid(Array(fine.utf8)))
+    }
+
+    @Test func keepsRangesAndDecodesValues() throws {
+        let text = #"{"name": "x\"y", "n": -12, "payload": {"a": [1, 2]} }"#
+        let bytes = Array(text.utf8)
+        let value = try JSONParser.parse(bytes)
+        #expect(value["name"]?.stringValue == "x\"y")
+        #expect(value["n"]?.int64Value == -12)
+        let payload = try #require(value["payload"])
+        #expect(String(decoding: bytes[payload.range], as: UTF8.self) == #"{"a": [1, 2]}"#)
+        #expect(value["missing"] == nil)
+        #expect(value.kindName == "object")
+    }
+}

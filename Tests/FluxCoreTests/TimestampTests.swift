@@ -1,0 +1,19 @@
+import FluxCore
+import Testing
+
+@Suite struct TimestampTests {
+    @Test func formatsAsctimeLikeC() {
+        // 2026-11-26T15:02:12.345Z
+        #expect(Timestamp.asctime(milliseconds: 1_795_705_332_345) == "Thu Nov 26 15:02:12 2026")
+        // Single-digit days are padded with a space, like asctime(3) and Go's time.ANSIC.
+        #expect(Timestamp.asctime(milliseconds: 1_793_491_200_000) == "Sun Nov  1 00:00:00 2026")
+        #expect(Timestamp.asctime(milliseconds: 0) == "Thu Jan  1 00:00:00 1970")
+        #expect(Timestamp.asctime(milliseconds: 951_782_400_000) == "Tue Feb 29 00:00:00 2000")
+    }
+
+    @Test func formatsRFC3339WithMilliseconds() {
+        #expect(Timestamp.rfc3339(milliseconds: 1_795_705_332_345) == "2026-11-26T15:02:12.345Z")
+        #expect(Timestamp.rfc3339(milliseconds: 5) == "1970-01-01T00:00:00.005Z")
+        #expect(Timestamp.rfc3339(milliseconds: 951_868_799_999) == "2000-02-29T23:59:59.999Z")
+    }
+}
