@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "FluxSQLite", targets: ["FluxSQLite"]),
         .library(name: "FluxWebSocket", targets: ["FluxWebSocket"]),
         .library(name: "FluxGateway", targets: ["FluxGateway"]),
+        .library(name: "FluxConsumer", targets: ["FluxConsumer"]),
         .library(name: "FluxTesting", targets: ["FluxTesting"]),
         .executable(name: "fluxgate", targets: ["fluxgate"]),
     ],
@@ -60,6 +61,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The client library: HTTP feed polling (WebSocket subscription to come), checkpoints.
+        .target(
+            name: "FluxConsumer",
+            dependencies: [
+                "FluxCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Store conformance suite and test helpers, reused by every store's tests.
         .target(
             name: "FluxTesting",
@@ -77,6 +89,7 @@ let package = Package(
                 "FluxCore",
                 "FluxSQLite",
                 "FluxGateway",
+                "FluxConsumer",
                 "FluxWebSocket",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -90,6 +103,7 @@ let package = Package(
                 "FluxCore",
                 "FluxSQLite",
                 "FluxGateway",
+                "FluxConsumer",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -110,7 +124,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FluxGatewayTests",
-            dependencies: ["FluxGateway", "FluxSQLite", "FluxTesting", "fluxgate"]
+            dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "fluxgate"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -17,3 +17,19 @@ import Testing
         #expect(Timestamp.rfc3339(milliseconds: 951_868_799_999) == "2000-02-29T23:59:59.999Z")
     }
 }
+
+@Suite struct TimestampParsingTests {
+    @Test func parsesWhatItWrites() {
+        for millis: Int64 in [0, 5, 951_868_799_999, 1_795_705_332_345, 4_102_444_800_000] {
+            #expect(Timestamp.parseRFC3339(Timestamp.rfc3339(milliseconds: millis)) == millis)
+        }
+        #expect(Timestamp.parseRFC3339("2026-11-26T15:02:12Z") == 1_795_705_332_000)
+        #expect(Timestamp.parseRFC3339("2026-11-26T15:02:12.3Z") == 1_795_705_332_300)
+    }
+
+    @Test func rejectsOtherForms() {
+        for text in ["", "2026-11-26", "2026-11-26T15:02:12+01:00", "2026-13-26T15:02:12Z", "2026-11-26T15:02:12.Z", "yyyy-11-26T15:02:12Z"] {
+            #expect(Timestamp.parseRFC3339(text) == nil, "\(text)")
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import FluxCore
+import NIOCore
+import NIOHTTP1
+
+/// Reads the gateway's JSON feed page by page over one keep-alive connection, long-polling at the head.
+///
+/// The polling half of the consumer: it works through any HTTP proxy and is what a consumer falls back to
+/// when the push channel is not available.
+public final class FeedPoller {
+    private let host: String
+    private let port: Int
+    private let filter: EventFilter
+    private let pageSize: Int
+    private let waitSeconds: Int
+    private var connection: HTTPConnection?
+    /// The last position handed out; the next page starts after it.
+    public private(set) var position: Position
+
+    /// - Parameters:
+    ///   - after: the position to start after (0 for everything).
+    ///   - waitSeconds: how long a request at the head waits for new events (long-poll).
+    public init(host: String, port: Int, after: Position = .start, filter: EventFilter = .all, pageSize: Int = 1000, waitSeconds: Int = 5) {
+        self.host = host
+        self.port = port
+        self.position = after
+        self.filter = filter
+        self.pageSize = pageSize
+        self.waitSeconds = waitSeconds
+    }
+
+    /// The next page after `position` (empty when nothing arrived within the wait); advances `position`.
+    public func nextPage() async throws -> FeedPage {
+        var target = "/events?after=\(position.rawValue)&limit=\(pageSize)&embed=payload&wait=\(waitSeconds)"
+        for (name, values) in [("aggregate_name", filter.aggregateNames), ("event_type", filter.eventTypes), ("aggregate_id", filter.aggregateIDs)] {
+            for value in values.sorted() {
+                target += "&\(name)=\(value.addingPercentEscapes())"
+            }
+        }
+        let connection = try await connected()
+        let response: HTTPResponse
+        do {
+            response = try await connection.request(.GET, target)
+        } catch {
+            await connection.close()
+            self.connection = nil
+            throw error
+        }
+        guard response.status == .ok else {
+            throw HTTPConnectionError(description: "the feed answered \(response.status.code): \(response.text.prefix(300))")
+        }
+        let page = try FeedPage(json: response.body)
+        if let last = page.events.last { position = last.position }
+        return page
+    }
+
+    private func connected() async throws -> HTTPConnection {
+        if let connection { return connection }
+        let connection = try await HTTPConnection.connect(host: host, port: port)
+        self.connection = connection
+        return connection
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        await connection?.close()
+        connection = nil
+    }
+}
+
+@available(*, unavailable)
+extension FeedPoller: Sendable {}
+
+extension String {
+    func addingPercentEscapes() -> String {
+        var result = ""
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                result.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                result += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return result
+    }
+}

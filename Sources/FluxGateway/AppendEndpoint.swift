@@ -1,0 +1,87 @@
+import FluxCore
+import NIOCore
+import NIOHTTP1
+
+extension GatewayRouter {
+    /// `POST /streams/{aggregate_id}`: appends events atomically (PROTOCOL.md "Appending").
+    func append(_ request: GatewayRequest, aggregateID: String) async throws -> GatewayResponse {
+        if let contentType = request.headers.first(name: "Content-Type"),
+            !contentType.lowercased().hasPrefix("application/json")
+        {
+            return .error(.unsupportedMediaType, "unsupported_media_type", "the body must be application/json, got \(contentType.prefix(60))")
+        }
+        let appendRequest = try Self.parseAppend(body: request.body, aggregateID: aggregateID)
+        let result = try await store.append(appendRequest)
+        var json = JSONWriter(buffer: ByteBuffer())
+        json.raw("{")
+        json.key("aggregate_id"); json.string(result.aggregateID)
+        json.raw(",")
+        json.key("first_position"); json.integer(result.firstPosition.rawValue)
+        json.raw(",")
+        json.key("last_position"); json.integer(result.lastPosition.rawValue)
+        json.raw(",")
+        json.key("version"); json.integer(result.version)
+        json.raw(",")
+        json.key("epoch"); json.string(store.epoch.rawValue)
+        json.raw("}")
+        return .json(.created, json.buffer)
+    }
+
+    /// Parses and checks an append body; payloads keep the exact bytes the client sent.
+    static func parseAppend(body: ByteBuffer, aggregateID: String) throws -> AppendRequest {
+        let bytes = body.readableBytesView
+        guard !bytes.isEmpty else { throw BadRequest("the body is empty; send {\"aggregate_name\": …, \"expected_version\": …, \"events\": [...]}") }
+        let document: JSONValue
+        do {
+            document = try JSONParser.parse(bytes)
+        } catch {
+            throw BadRequest("the body is not valid JSON: \(error)")
+        }
+        guard document.isObject else { throw BadRequest("the body must be a JSON object, got \(document.kindName)") }
+        guard let nameValue = document["aggregate_name"] else { throw BadRequest("aggregate_name is missing") }
+        guard let aggregateName = nameValue.stringValue, !aggregateName.isEmpty else {
+            throw BadRequest("aggregate_name must be a non-empty string")
+        }
+        guard let expectedValue = document["expected_version"] else {
+            throw BadRequest("expected_version is missing (the stream's last version, -1 for a new stream, or \"any\")")
+        }
+        let expected: ExpectedVersion
+        if expectedValue.stringValue == "any" {
+            expected = .any
+        } else if let number = expectedValue.int64Value, let version = ExpectedVersion(wireValue: number) {
+            expected = version
+        } else {
+            throw BadRequest("expected_version must be an integer ≥ -1 or \"any\"")
+        }
+        guard let eventsValue = document["events"] else { throw BadRequest("events is missing") }
+        guard let eventValues = eventsValue.arrayValue else { throw BadRequest("events must be an array") }
+        guard !eventValues.isEmpty else { throw BadRequest("events is empty; an append needs at least one event") }
+        let allBytes = Array(bytes)
+        var events: [NewEvent] = []
+        events.reserveCapacity(eventValues.count)
+        for (index, value) in eventValues.enumerated() {
+            guard value.isObject else { throw BadRequest("events[\(index)] must be an object") }
+            guard let eventType = value["event_type"]?.stringValue, !eventType.isEmpty else {
+                throw BadRequest("events[\(index)].event_type must be a non-empty string")
+            }
+            guard let payload = value["payload"] else { throw BadRequest("events[\(index)].payload is missing") }
+            var eventID: String?
+            if let idValue = value["event_id"] {
+                guard let id = idValue.stringValue, !id.isEmpty, id.utf8.count <= 256 else {
+                    throw BadRequest("events[\(index)].event_id must be a non-empty string of at most 256 bytes")
+                }
+                eventID = id
+            }
+            events.append(
+                NewEvent(eventID: eventID, eventType: eventType, payload: EventPayload(trustedJSON: Array(allBytes[payload.range])))
+            )
+        }
+        let appendRequest = AppendRequest(aggregateID: aggregateID, aggregateName: aggregateName, expectedVersion: expected, events: events)
+        do {
+            try appendRequest.validate()
+        } catch {
+            throw BadRequest(error.message)
+        }
+        return appendRequest
+    }
+}

@@ -1,0 +1,35 @@
+import Logging
+
+/// How a gateway serves: where it listens and its limits.
+public struct GatewayConfiguration: Sendable {
+    /// The address to bind (`127.0.0.1` by default: loopback only).
+    public var host: String
+    /// The port to bind; `0` picks a free one (see `GatewayServer.localPort`).
+    public var port: Int
+    /// The base URL written into each envelope's `url` (e.g. `https://feed.example.com`); when `nil`, it is
+    /// taken from the request's `X-Forwarded-Proto`/`X-Forwarded-Host`, else its `Host` header.
+    public var publicURL: String?
+    /// The largest request body accepted; larger bodies get `413` (1 MiB by default).
+    public var maxRequestBodySize: Int
+    /// The default and the largest `limit` of a feed page.
+    public var defaultPageSize: Int
+    public var maxPageSize: Int
+    /// The longest `wait` of a long-poll, in seconds.
+    public var maxWaitSeconds: Int
+    public var logger: Logger
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, maxRequestBodySize: Int = 1 << 20,
+        defaultPageSize: Int = 100, maxPageSize: Int = 1000, maxWaitSeconds: Int = 60,
+        logger: Logger = Logger(label: "fluxgate.gateway")
+    ) {
+        self.host = host
+        self.port = port
+        self.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.maxRequestBodySize = maxRequestBodySize
+        self.defaultPageSize = defaultPageSize
+        self.maxPageSize = maxPageSize
+        self.maxWaitSeconds = maxWaitSeconds
+        self.logger = logger
+    }
+}

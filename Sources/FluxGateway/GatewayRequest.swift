@@ -1,0 +1,82 @@
+import NIOCore
+import NIOHTTP1
+
+/// One complete HTTP request as the router sees it: head, decoded path and query, and the whole body.
+public struct GatewayRequest: Sendable {
+    public var method: HTTPMethod
+    /// The request target as sent (path and query).
+    public var uri: String
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+    /// The decoded path segments (`/events/abc` → `["events", "abc"]`); `nil` when a segment's escape is malformed.
+    public let pathSegments: [String]?
+    /// The decoded query items in order; `nil` when an escape is malformed.
+    public let query: [(name: String, value: String)]?
+
+    public init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+        self.body = body
+        let withoutFragment = uri.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let parts = withoutFragment.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var segments: [String]? = []
+        for raw in parts[0].split(separator: "/", omittingEmptySubsequences: true) {
+            guard let segment = URLEncoding.decode(raw, plusIsSpace: false) else {
+                segments = nil
+                break
+            }
+            segments?.append(segment)
+        }
+        self.pathSegments = segments
+        self.query = parts.count > 1 ? URLEncoding.parseQuery(parts[1]) : []
+    }
+
+    /// Every value given for a query parameter.
+    public func queryValues(_ name: String) -> [String] {
+        (query ?? []).filter { $0.name == name }.map(\.value)
+    }
+
+    /// The last value given for a query parameter.
+    public func queryValue(_ name: String) -> String? {
+        (query ?? []).last(where: { $0.name == name })?.value
+    }
+}
+
+/// A complete HTTP response.
+public struct GatewayResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A JSON response.
+    static func json(_ status: HTTPResponseStatus, _ body: ByteBuffer, headers: HTTPHeaders = [:]) -> GatewayResponse {
+        var headers = headers
+        headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+        return GatewayResponse(status: status, headers: headers, body: body)
+    }
+
+    /// A JSON error: `{"error": code, "message": message}` plus any extra integer fields.
+    static func error(
+        _ status: HTTPResponseStatus, _ code: String, _ message: String,
+        extra: [(StaticString, Int64)] = [], headers: HTTPHeaders = [:]
+    ) -> GatewayResponse {
+        var json = JSONWriter(buffer: ByteBuffer())
+        json.raw("{")
+        json.key("error"); json.string(code)
+        json.raw(",")
+        json.key("message"); json.string(message)
+        for (key, value) in extra {
+            json.raw(",")
+            json.key(key); json.integer(value)
+        }
+        json.raw("}")
+        return .json(status, json.buffer, headers: headers)
+    }
+}

@@ -1,0 +1,133 @@
+import FluxCore
+import NIOCore
+import NIOHTTP1
+
+/// Maps requests to endpoints. Pure request → response over a store: no channel or socket in sight, so it
+/// is tested directly as well as through the server.
+public struct GatewayRouter: Sendable {
+    let store: any EventStore
+    let configuration: GatewayConfiguration
+
+    public init(store: any EventStore, configuration: GatewayConfiguration) {
+        self.store = store
+        self.configuration = configuration
+    }
+
+    /// Answers one request. Never throws: every failure becomes a JSON error response.
+    public func respond(to request: GatewayRequest) async -> GatewayResponse {
+        guard let segments = request.pathSegments else {
+            return .error(.badRequest, "bad_request", "the path has a malformed percent-escape")
+        }
+        guard request.query != nil else {
+            return .error(.badRequest, "bad_request", "the query string has a malformed percent-escape")
+        }
+        do {
+            switch (segments.first, segments.count) {
+            case ("events", 1):
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+                return try await feed(request)
+            case ("events", 2):
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+                return try await singleEvent(request, id: segments[1])
+            case ("streams", 2):
+                switch request.method {
+                case .POST: return try await append(request, aggregateID: segments[1])
+                case .GET: return try await stream(request, aggregateID: segments[1])
+                default: return methodNotAllowed(request, allow: "GET, POST")
+                }
+            case ("health", 1):
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+                return try await health()
+            default:
+                return .error(.notFound, "not_found", "no endpoint at \(request.method) /\(segments.joined(separator: "/")); see /health, /events, /streams/{aggregate_id}")
+            }
+        } catch let error as StoreError {
+            return storeErrorResponse(error)
+        } catch let error as BadRequest {
+            return .error(.badRequest, "bad_request", error.message)
+        } catch is CancellationError {
+            return .error(.serviceUnavailable, "unavailable", "the server is shutting down; retry")
+        } catch {
+            configuration.logger.error("request failed", metadata: ["uri": "\(request.uri)", "error": "\(error)"])
+            return .error(.internalServerError, "internal", "the request failed inside the server: \(error)")
+        }
+    }
+
+    func methodNotAllowed(_ request: GatewayRequest, allow: String) -> GatewayResponse {
+        .error(.methodNotAllowed, "method_not_allowed", "\(request.method) is not allowed here; use \(allow)", headers: ["Allow": allow])
+    }
+
+    func storeErrorResponse(_ error: StoreError) -> GatewayResponse {
+        switch error.code {
+        case .conflict:
+            return .error(.conflict, "conflict", error.message, extra: [("current_version", error.currentVersion ?? -1)])
+        case .duplicateEventID:
+            return .error(.conflict, "duplicate_event_id", error.message)
+        case .invalidAppend:
+            return .error(.badRequest, "bad_request", error.message)
+        default:
+            configuration.logger.error("store failed", metadata: ["error": "\(error)"])
+            return .error(.serviceUnavailable, "store_unavailable", error.message, headers: ["Retry-After": "1"])
+        }
+    }
+
+    func health() async throws -> GatewayResponse {
+        let head = try await store.head()
+        var json = JSONWriter(buffer: ByteBuffer())
+        json.raw("{")
+        json.key("status"); json.string("ok")
+        json.raw(",")
+        json.key("head"); json.integer(head.rawValue)
+        json.raw(",")
+        json.key("epoch"); json.string(store.epoch.rawValue)
+        json.raw("}")
+        return .json(.ok, json.buffer, headers: ["Cache-Control": "no-store"])
+    }
+
+    /// The base URL for envelope `url`s: configured, else forwarded by a proxy, else the `Host` header.
+    func baseURL(for request: GatewayRequest) -> String {
+        if let configured = configuration.publicURL { return configured }
+        let forwardedHost = request.headers.first(name: "X-Forwarded-Host").flatMap { $0.split(separator: ",").first }
+            .map { $0.trimmingSpaces() }
+        let forwardedProto = request.headers.first(name: "X-Forwarded-Proto").flatMap { $0.split(separator: ",").first }
+            .map { $0.trimmingSpaces() }
+        let host = forwardedHost ?? request.headers.first(name: "Host") ?? "\(configuration.host):\(configuration.port)"
+        let scheme = forwardedProto.flatMap { $0 == "https" || $0 == "http" ? $0 : nil } ?? "http"
+        return "\(scheme)://\(host)"
+    }
+}
+
+/// A request parameter or body that cannot be used; answered with `400`.
+struct BadRequest: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+extension Substring {
+    func trimmingSpaces() -> String {
+        String(self.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}
+
+extension GatewayRequest {
+    /// An integer query parameter within bounds; `nil` when absent.
+    func integerParameter(_ name: String, minimum: Int64, maximum: Int64 = .max) throws(BadRequest) -> Int64? {
+        guard let text = queryValue(name) else { return nil }
+        guard let value = Int64(text), text.first != "+" else {
+            throw BadRequest("\(name) must be an integer, got \"\(text.prefix(40))\"")
+        }
+        guard value >= minimum else { throw BadRequest("\(name) must be at least \(minimum), got \(value)") }
+        guard value <= maximum else { throw BadRequest("\(name) must be at most \(maximum), got \(value)") }
+        return value
+    }
+
+    /// A boolean query parameter (`true`/`false`/`1`/`0`); `nil` when absent.
+    func booleanParameter(_ name: String) throws(BadRequest) -> Bool? {
+        guard let text = queryValue(name) else { return nil }
+        switch text {
+        case "true", "1": return true
+        case "false", "0": return false
+        default: throw BadRequest("\(name) must be true or false, got \"\(text.prefix(40))\"")
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import FluxCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// The gateway's HTTP server on SwiftNIO: the JSON feed, the append API, stream reads and health.
+///
+/// Run it as a swift-service-lifecycle `Service` (it stops gracefully when the group shuts down), or call
+/// `start()` / `stop()` directly (tests).
+public final class GatewayServer: Service, Sendable {
+    private struct State {
+        var serverChannel: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var stopped = false
+    }
+
+    private let router: GatewayRouter
+    private let configuration: GatewayConfiguration
+    private let group: any EventLoopGroup
+    private let state = NIOLockedValueBox(State())
+
+    public init(
+        store: any EventStore, configuration: GatewayConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.router = GatewayRouter(store: store, configuration: configuration)
+        self.configuration = configuration
+        self.group = group
+    }
+
+    /// The port the server listens on, once started (useful with port `0`).
+    public var localPort: Int? {
+        state.withLockedValue { $0.serverChannel?.localAddress?.port }
+    }
+
+    /// Binds and starts accepting connections; returns the bound port.
+    @discardableResult
+    public func start() async throws -> Int {
+        let router = self.router
+        let maxBodySize = configuration.maxRequestBodySize
+        let logger = configuration.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [weak self] channel in
+                self?.track(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPServerHandler(router: router, maxBodySize: maxBodySize, logger: logger)
+                    )
+                }
+            }
+        let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        state.withLockedValue { $0.serverChannel = channel }
+        let port = channel.localAddress?.port ?? configuration.port
+        logger.info("fluxgate gateway listening", metadata: ["address": "http://\(configuration.host):\(port)"])
+        return port
+    }
+
+    private func track(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let stopped = state.withLockedValue { state -> Bool in
+            if !state.stopped { state.connections[id] = channel }
+            return state.stopped
+        }
+        if stopped {
+            channel.close(promise: nil)
+            return
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: id) }
+        }
+    }
+
+    /// Stops accepting, lets in-flight appends finish, ends long-polls, closes every connection. Waits at
+    /// most `timeout` for connections to close before closing them hard.
+    public func stop(timeout: Duration = .seconds(10)) async {
+        let (server, connections) = state.withLockedValue { state -> ((any Channel)?, [any Channel]) in
+            state.stopped = true
+            return (state.serverChannel, Array(state.connections.values))
+        }
+        try? await server?.close()
+        for connection in connections {
+            connection.pipeline.fireUserInboundEventTriggered(GatewayShutdownEvent())
+        }
+        let deadline = ContinuousClock.now + timeout
+        for connection in connections {
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero { break }
+            let closed = connection.closeFuture
+            let timer = connection.eventLoop.scheduleTask(in: .nanoseconds(Int64(remaining.components.seconds) * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)) {
+                connection.close(promise: nil)
+            }
+            try? await closed.get()
+            timer.cancel()
+        }
+        configuration.logger.info("fluxgate gateway stopped")
+    }
+
+    /// Runs until the service group shuts down gracefully, then stops.
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await stop()
+    }
+}

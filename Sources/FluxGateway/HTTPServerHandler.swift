@@ -1,0 +1,150 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Sent through a connection's pipeline when the server stops: idle connections close at once, busy ones
+/// after their response (a waiting long-poll is cut short with `503`; appends finish).
+struct GatewayShutdownEvent: Sendable {}
+
+/// Collects one request at a time (the pipelining handler before it holds the next one back), hands it to
+/// the router off the event loop, and writes the response back. Keep-alive, body limit, JSON errors.
+final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Waiting for a request head.
+        case idle
+        /// Reading a request's body.
+        case receiving(HTTPRequestHead, ByteBuffer)
+        /// The request was refused before its end (body too large); the connection closes after the answer.
+        case discarding
+        /// The router is working on a request.
+        case responding(HTTPRequestHead, Task<Void, Never>)
+    }
+
+    private let router: GatewayRouter
+    private let maxBodySize: Int
+    private let logger: Logger
+    private var state = State.idle
+    private var closeAfterResponse = false
+
+    init(router: GatewayRouter, maxBodySize: Int, logger: Logger) {
+        self.router = router
+        self.maxBodySize = maxBodySize
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            guard case .idle = state else { return }
+            if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > maxBodySize {
+                refuseBody(context: context, head: head)
+                return
+            }
+            state = .receiving(head, context.channel.allocator.buffer(capacity: 0))
+        case .body(var chunk):
+            guard case .receiving(let head, var body) = state else { return }
+            if body.readableBytes + chunk.readableBytes > maxBodySize {
+                refuseBody(context: context, head: head)
+                return
+            }
+            state = .idle  // drop the reference so the write below does not copy
+            body.writeBuffer(&chunk)
+            state = .receiving(head, body)
+        case .end:
+            guard case .receiving(let head, let body) = state else { return }
+            dispatch(context: context, head: head, body: body)
+        }
+    }
+
+    private func refuseBody(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        state = .discarding
+        closeAfterResponse = true
+        let response = GatewayResponse.error(
+            .payloadTooLarge, "payload_too_large",
+            "the request body is larger than the limit of \(maxBodySize) bytes; split the append into smaller ones"
+        )
+        write(response, version: head.version, context: context)
+    }
+
+    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        let request = GatewayRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+        let router = self.router
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let task = Task {
+            let response = await router.respond(to: request)
+            eventLoop.execute {
+                let (handler, context) = bound.value
+                handler.finish(response, context: context)
+            }
+        }
+        state = .responding(head, task)
+    }
+
+    private func finish(_ response: GatewayResponse, context: ChannelHandlerContext) {
+        guard case .responding(let head, _) = state else { return }
+        state = .idle
+        if !head.isKeepAlive { closeAfterResponse = true }
+        write(response, version: head.version, context: context)
+    }
+
+    private func write(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext) {
+        var headers = response.headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        if closeAfterResponse {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if version.major == 1 && version.minor == 0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        if response.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        }
+        if closeAfterResponse {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError, case .idle = state {
+            // Malformed HTTP: answer in JSON, then close (the byte stream cannot be trusted any more).
+            state = .discarding
+            closeAfterResponse = true
+            write(
+                .error(.badRequest, "bad_request", "the request is not valid HTTP/1.1: \(error)"),
+                version: .http1_1, context: context
+            )
+            return
+        }
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is GatewayShutdownEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        closeAfterResponse = true
+        switch state {
+        case .idle, .discarding:
+            context.close(promise: nil)
+        case .receiving:
+            break  // answer this request, then close
+        case .responding(let head, let task):
+            if head.method == .GET { task.cancel() }  // end long-polls; let appends finish
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .responding(_, let task) = state { task.cancel() }
+        state = .discarding
+        context.fireChannelInactive()
+    }
+}

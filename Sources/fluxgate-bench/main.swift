@@ -1,0 +1,18 @@
+// fluxgate-bench: benchmarks that print medians and ratios against a baseline run in the same process.
+//
+//   swift run -c release fluxgate-bench appends   # durable appends/s: group commit vs one transaction per append
+//   swift run -c release fluxgate-bench feed      # events/s pulled through the JSON feed over loopback
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch arguments.first {
+case "appends":
+    try await AppendBenchmark.run(arguments: Array(arguments.dropFirst()))
+case "feed":
+    try await FeedBenchmark.run(arguments: Array(arguments.dropFirst()))
+default:
+    print("usage: fluxgate-bench appends|feed [options]")
+    exit(2)
+}

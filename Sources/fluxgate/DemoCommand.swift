@@ -1,0 +1,192 @@
+import ArgumentParser
+import FluxConsumer
+import FluxCore
+import FluxGateway
+import Foundation
+import Logging
+import Synchronization
+
+/// `fluxgate demo`: the bank example end to end — commands on aggregates, the embedded store, the gateway's
+/// feed, and a read model that consumes the feed over HTTP and prints balances.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the bank example end to end on the embedded store, then exit.",
+        discussion: """
+            Creates accounts, runs credits and debits from concurrent tellers (optimistic-concurrency conflicts
+            are retried, overdrafts refused), serves the events through the gateway, and consumes them with a
+            read model over the JSON feed. Ends by itself within seconds and prints what it did.
+            """
+    )
+
+    @Option(help: "The event store: sqlite:PATH or memory (default: a new SQLite file in a temporary folder).")
+    var store: StoreLocation?
+
+    @Option(help: "The port for the demo's gateway (0 picks a free one).")
+    var port = 0
+
+    @Option(help: "How many credit/debit commands the tellers run.")
+    var commands = 60
+
+    func run() async throws {
+        let started = ContinuousClock.now
+        let location = store ?? .sqlite(path: FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-demo-\(UUID().uuidString)/events.sqlite").path)
+        let opened = try location.open()
+        var logger = Logger(label: "fluxgate.demo")
+        logger.logLevel = .warning
+        let server = GatewayServer(store: opened.store, configuration: GatewayConfiguration(port: port, logger: logger))
+        let boundPort = try await server.start()
+        print("▶ gateway on http://127.0.0.1:\(boundPort), store \(location) (epoch \(opened.store.epoch))")
+
+        // The read model: consumes the feed over HTTP, keyed by position, as a separate service would.
+        let target = Mutex<Position?>(nil)
+        let readModel = Task { () -> ReadModel in
+            var model = ReadModel()
+            let poller = FeedPoller(host: "127.0.0.1", port: boundPort, filter: EventFilter(aggregateNames: ["Account"]), waitSeconds: 1)
+            while !Task.isCancelled {
+                let page = try await poller.nextPage()
+                for event in page.events {
+                    model.apply(event)
+                    let balance = model.balances[event.aggregateID] ?? 0
+                    print("    read model @\(event.position): \(event.eventType) → \(event.aggregateID) = \(balance)")
+                }
+                if let target = target.withLock({ $0 }), model.position >= target { break }
+            }
+            await poller.close()
+            return model
+        }
+
+        // The write side: aggregates through the repository.
+        let repository = Repository<Account>(store: opened.store)
+        let accounts = ["alice": 100, "bob": 50, "carol": 0]
+        for (id, balance) in accounts.sorted(by: { $0.key < $1.key }) {
+            try await repository.update(id) { try $0.create(balance: balance) }
+            print("  created account \(id) with \(balance)")
+        }
+
+        // A stale save is a typed conflict, and nothing is written.
+        var first = try await repository.load("alice")
+        var second = try await repository.load("alice")
+        try first.execute { try $0.credit(5, transaction: "tx-first") }
+        try second.execute { try $0.credit(7, transaction: "tx-second") }
+        try await repository.save(&first)
+        do {
+            try await repository.save(&second)
+        } catch StoreError.conflict {
+            print("  conflict detected: two tellers loaded alice at version \(first.version - 1); the second save was refused, nothing written")
+        }
+
+        // Concurrent tellers: each command reloads and retries on conflict.
+        let tellers = 4
+        let stats = try await withThrowingTaskGroup(of: TellerStats.self) { group in
+            for teller in 0..<tellers {
+                group.addTask {
+                    var stats = TellerStats()
+                    var generator = SystemRandomNumberGenerator()
+                    for index in stride(from: teller, to: commands, by: tellers) {
+                        let account = accounts.keys.sorted()[Int.random(in: 0..<accounts.count, using: &generator)]
+                        let amount = Int.random(in: 1...60, using: &generator)
+                        let transaction = "tx-\(index)"
+                        let isCredit = Bool.random(using: &generator)
+                        while true {
+                            var aggregate = try await repository.load(account)
+                            do {
+                                try aggregate.execute {
+                                    isCredit ? try $0.credit(amount, transaction: transaction) : try $0.debit(amount, transaction: transaction)
+                                }
+                            } catch let error as Account.CommandError {
+                                stats.refused += 1
+                                print("  refused: \(error)")
+                                break
+                            }
+                            do {
+                                try await repository.save(&aggregate)
+                                stats.applied += 1
+                                break
+                            } catch StoreError.conflict {
+                                stats.conflictsRetried += 1
+                            }
+                        }
+                    }
+                    return stats
+                }
+            }
+            var total = TellerStats()
+            for try await stats in group { total.add(stats) }
+            return total
+        }
+        let head = try await opened.store.head()
+        print("  tellers: \(stats.applied) commands applied, \(stats.refused) refused (overdraft), \(stats.conflictsRetried) conflicts retried")
+
+        var aggregateBalances: [String: Int] = [:]
+        for id in accounts.keys { aggregateBalances[id] = try await repository.load(id).state.balance }
+
+        // Tell the read model where the end is, then wait for it.
+        target.withLock { $0 = head }
+        let model = try await withThrowingTaskGroup(of: ReadModel?.self) { group in
+            group.addTask { try await readModel.value }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                readModel.cancel()
+                return nil
+            }
+            let result = try await group.next() ?? nil
+            group.cancelAll()
+            return result
+        }
+        await server.stop()
+        try await opened.close()
+
+        guard let model else {
+            throw ValidationError("the read model did not catch up within 30 s")
+        }
+        print("▶ read model consumed \(model.eventsSeen) events over the feed, up to position \(model.position) (store head \(head))")
+        var consistent = model.position == head
+        for id in accounts.keys.sorted() {
+            let aggregateBalance = aggregateBalances[id] ?? 0
+            let readBalance = model.balances[id] ?? 0
+            consistent = consistent && aggregateBalance == readBalance
+            print("  \(id.padding(toLength: 6, withPad: " ", startingAt: 0)) balance \(readBalance) (aggregate says \(aggregateBalance))")
+        }
+        let elapsed = ContinuousClock.now - started
+        print(consistent
+            ? "✔ read model and aggregates agree; \(head) events stored in \(location); done in \(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000) ms"
+            : "✘ read model and aggregates disagree")
+        if !consistent { throw ExitCode.failure }
+    }
+}
+
+private struct TellerStats: Sendable {
+    var applied = 0
+    var refused = 0
+    var conflictsRetried = 0
+
+    mutating func add(_ other: TellerStats) {
+        applied += other.applied
+        refused += other.refused
+        conflictsRetried += other.conflictsRetried
+    }
+}
+
+/// Balances by account, built from the feed; keyed by position so that a replayed event changes nothing.
+private struct ReadModel: Sendable {
+    var balances: [String: Int] = [:]
+    var position = Position.start
+    var eventsSeen = 0
+
+    mutating func apply(_ event: RecordedEvent) {
+        guard event.position > position else { return }
+        position = event.position
+        eventsSeen += 1
+        switch event.eventType {
+        case AccountCreated.eventType:
+            if let created = try? event.payload.decode(AccountCreated.self) { balances[created.accountID] = created.balance }
+        case AccountCredited.eventType:
+            if let credited = try? event.payload.decode(AccountCredited.self) { balances[credited.accountID, default: 0] += credited.amount }
+        case AccountDebited.eventType:
+            if let debited = try? event.payload.decode(AccountDebited.self) { balances[debited.accountID, default: 0] -= debited.amount }
+        default:
+            break
+        }
+    }
+}

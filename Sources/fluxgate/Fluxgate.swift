@@ -1,0 +1,15 @@
+import ArgumentParser
+
+/// `fluxgate`: serve an event store's feed, run the demo, and the conformance testees.
+@main
+struct Fluxgate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fluxgate",
+        abstract: "An event-sourcing toolkit and event-feed gateway: a JSON feed and append API over an event store.",
+        discussion: """
+            Start with `fluxgate demo` (a bank example served and consumed end to end), then
+            `fluxgate serve` to run a gateway on the embedded SQLite store (fluxgate-data/events.sqlite).
+            """,
+        subcommands: [ServeCommand.self, DemoCommand.self, AppendLoopCommand.self]
+    )
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import FluxCore
+import FluxGateway
+import Logging
+import ServiceLifecycle
+
+/// `fluxgate serve`: runs the gateway until SIGINT or SIGTERM.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the JSON feed and the append API over an event store.",
+        discussion: """
+            Examples:
+              fluxgate serve                                  # sqlite:fluxgate-data/events.sqlite on 127.0.0.1:8080
+              fluxgate serve --port 9000 --store memory
+              fluxgate serve --host 0.0.0.0 --public-url https://feed.example.com
+            Stop with Ctrl-C (SIGINT) or SIGTERM: in-flight appends finish, then the server exits.
+            """
+    )
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "The event store: sqlite:PATH or memory.")
+    var store = StoreLocation.sqlite(path: StoreLocation.defaultSQLitePath)
+
+    @Option(help: "The base URL written into each event's url (default: from the request's Host or X-Forwarded-* headers).")
+    var publicURL: String?
+
+    @Option(help: "The largest request body accepted, in bytes.")
+    var maxBodySize = 1 << 20
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535, got \(port)") }
+        guard maxBodySize > 0 else { throw ValidationError("--max-body-size must be positive") }
+        if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
+            throw ValidationError("--public-url must start with http:// or https://, got \(publicURL)")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "fluxgate")
+        logger.logLevel = logLevel
+        let opened = try store.open()
+        logger.info("store opened", metadata: ["store": "\(store)", "epoch": "\(opened.store.epoch)"])
+        let server = GatewayServer(
+            store: opened.store,
+            configuration: GatewayConfiguration(
+                host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, logger: logger
+            )
+        )
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        do {
+            try await group.run()
+        } catch {
+            try? await opened.close()
+            throw error
+        }
+        try await opened.close()
+        logger.info("store closed")
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

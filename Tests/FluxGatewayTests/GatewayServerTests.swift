@@ -1,0 +1,88 @@
+import FluxConsumer
+import FluxCore
+import FluxGateway
+import Foundation
+import NIOCore
+import Testing
+
+@Suite struct GatewayServerTests {
+    @Test func unknownPathsAre404AndWrongMethods405() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let missing = try await gateway.get("/nothing/here")
+        #expect(missing.status == .notFound)
+        #expect(try missing.jsonObject()["error"] as? String == "not_found")
+        let wrong = try await gateway.request(.DELETE, "/events")
+        #expect(wrong.status == .methodNotAllowed)
+        #expect(wrong.headers.first(name: "Allow") == "GET")
+        #expect(try wrong.jsonObject()["error"] as? String == "method_not_allowed")
+        #expect(try await gateway.request(.PUT, "/streams/x").status == .methodNotAllowed)
+    }
+
+    @Test func keepAliveServesManyRequestsOnOneConnection() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let connection = try await gateway.connect()
+        for index in 0..<20 {
+            let response = try await connection.request(
+                .POST, "/streams/k", headers: [("Content-Type", "application/json")],
+                body: ByteBuffer(string: #"{"aggregate_name": "K", "expected_version": "any", "events": [{"event_type": "t", "payload": \#(index)}]}"#))
+            #expect(response.status == .created)
+        }
+        #expect(try await connection.request(.GET, "/health").status == .ok)
+        await connection.close()
+        #expect(try await gateway.store.head() == Position(20))
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let connection = try await gateway.connect()
+        let append = #"{"aggregate_name": "P", "expected_version": "any", "events": [{"event_type": "t", "payload": 1}]}"#
+        var raw = ByteBuffer()
+        raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/health", host: "x"))
+        raw.writeImmutableBuffer(HTTPConnection.encode(.POST, "/streams/p", host: "x", headers: [("Content-Type", "application/json")], body: ByteBuffer(string: append)))
+        raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/nope", host: "x"))
+        raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/events?after=0", host: "x"))
+        try await connection.send(raw: raw, expectingResponses: 4)
+        let statuses = [try await connection.nextResponse(), try await connection.nextResponse(), try await connection.nextResponse(), try await connection.nextResponse()]
+        #expect(statuses.map(\.status.code) == [200, 201, 404, 200])
+        #expect(try statuses[0].jsonObject()["head"] as? Int == 0, "the first answer was computed before the append")
+        #expect((try statuses[3].jsonObject()["events"] as? [Any])?.count == 1)
+        await connection.close()
+    }
+
+    @Test(arguments: [
+        "GARBAGE\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        "GET /health HTTP/9.9\r\n\r\n",
+        "GET /health HTTP/1.1\r\nBad Header Line\r\n\r\n",
+    ])
+    func malformedHTTPGetsAJSON400AndTheServerKeepsServing(_ raw: String) async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let connection = try await gateway.connect()
+        try await connection.send(raw: raw)
+        let response = try await connection.nextResponse()
+        #expect(response.status == .badRequest)
+        #expect(try response.jsonObject()["error"] as? String == "bad_request")
+        #expect(await connection.isClosedByPeer(within: .seconds(5)))
+        #expect(try await gateway.get("/health").status == .ok)
+    }
+
+    @Test func stopEndsLongPollsAndClosesIdleConnections() async throws {
+        let gateway = try await TestGateway.start()
+        let idle = try await gateway.connect()
+        #expect(try await idle.request(.GET, "/health").status == .ok)
+        let polling = try await gateway.connect()
+        try await polling.send(raw: HTTPConnection.encode(.GET, "/events?after=0&wait=30", host: "x"))
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        await gateway.stop()
+        #expect(ContinuousClock.now - started < .seconds(10))
+        let cut = try await polling.nextResponse()
+        #expect(cut.status == .serviceUnavailable)
+        #expect(await idle.isClosedByPeer(within: .seconds(2)))
+        await #expect(throws: (any Error).self) { try await HTTPConnection.connect(host: "127.0.0.1", port: gateway.port) }
+    }
+}

@@ -1,0 +1,76 @@
+import FluxConsumer
+import FluxCore
+import FluxGateway
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A gateway on a loopback port over its own store, for one test.
+struct TestGateway {
+    let store: any EventStore
+    let server: GatewayServer
+    let port: Int
+
+    static func start(
+        store: any EventStore = InMemoryEventStore(), maxBodySize: Int = 1 << 20, publicURL: String? = nil
+    ) async throws -> TestGateway {
+        var logger = Logger(label: "test.gateway")
+        logger.logLevel = .warning
+        let server = GatewayServer(
+            store: store,
+            configuration: GatewayConfiguration(host: "127.0.0.1", port: 0, publicURL: publicURL, maxRequestBodySize: maxBodySize, logger: logger)
+        )
+        let port = try await server.start()
+        return TestGateway(store: store, server: server, port: port)
+    }
+
+    func connect() async throws -> HTTPConnection {
+        try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+    }
+
+    /// One request on a new connection.
+    @discardableResult
+    func request(
+        _ method: HTTPMethod, _ target: String, json: String? = nil, headers: [(String, String)] = []
+    ) async throws -> HTTPResponse {
+        let connection = try await connect()
+        var headers = headers
+        if json != nil, !headers.contains(where: { $0.0.lowercased() == "content-type" }) {
+            headers.append(("Content-Type", "application/json"))
+        }
+        let response = try await connection.request(method, target, headers: headers, body: json.map { ByteBuffer(string: $0) })
+        await connection.close()
+        return response
+    }
+
+    func get(_ target: String, headers: [(String, String)] = []) async throws -> HTTPResponse {
+        try await request(.GET, target, headers: headers)
+    }
+
+    /// Appends through the HTTP API and checks it was created.
+    @discardableResult
+    func append(_ aggregateID: String, name: String = "Account", expected: String = "\"any\"", events: [(type: String, payload: String)]) async throws -> HTTPResponse {
+        let list = events.map { #"{"event_type": "\#($0.type)", "payload": \#($0.payload)}"# }.joined(separator: ",")
+        return try await request(.POST, "/streams/\(aggregateID)", json: #"{"aggregate_name": "\#(name)", "expected_version": \#(expected), "events": [\#(list)]}"#)
+    }
+
+    func stop() async {
+        await server.stop()
+    }
+}
+
+extension HTTPResponse {
+    /// The body parsed as a JSON object (fails the test's `try` when it is not).
+    func jsonObject() throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+            throw TestFailure("body is not a JSON object: \(text.prefix(200))")
+        }
+        return object
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

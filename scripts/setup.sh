@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what Fluxgate's build and tests need on a fresh Debian/Ubuntu machine, and nothing when it is
+# already there. Run as root, or as a user with sudo.
+set -euo pipefail
+
+need_packages=()
+for package in zlib1g-dev libsqlite3-dev; do
+    dpkg -s "$package" >/dev/null 2>&1 || need_packages+=("$package")
+done
+
+if [ ${#need_packages[@]} -gt 0 ]; then
+    echo "setup: installing ${need_packages[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_packages[@]}"
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "setup: the Swift toolchain (6.1 or newer) is not on PATH; install it from swift.org first" >&2
+    exit 1
+fi
