@@ -16,11 +16,18 @@ public struct GatewayConfiguration: Sendable {
     public var maxPageSize: Int
     /// The longest `wait` of a long-poll, in seconds.
     public var maxWaitSeconds: Int
+    /// Events per page when a subscriber catches up from the store.
+    public var subscriptionPageSize: Int
+    /// Outbound bytes a subscriber may have pending before it falls behind and is served from the store.
+    public var subscriberHighWater: Int
+    /// How often an idle subscription gets a keep-alive (SSE comment, WebSocket ping).
+    public var pingInterval: Duration
     public var logger: Logger
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, maxRequestBodySize: Int = 1 << 20,
         defaultPageSize: Int = 100, maxPageSize: Int = 1000, maxWaitSeconds: Int = 60,
+        subscriptionPageSize: Int = 500, subscriberHighWater: Int = 1 << 20, pingInterval: Duration = .seconds(30),
         logger: Logger = Logger(label: "fluxgate.gateway")
     ) {
         self.host = host
@@ -30,6 +37,9 @@ public struct GatewayConfiguration: Sendable {
         self.defaultPageSize = defaultPageSize
         self.maxPageSize = maxPageSize
         self.maxWaitSeconds = maxWaitSeconds
+        self.subscriptionPageSize = subscriptionPageSize
+        self.subscriberHighWater = subscriberHighWater
+        self.pingInterval = pingInterval
         self.logger = logger
     }
 }

@@ -48,11 +48,22 @@ public struct GatewayResponse: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders
     public var body: ByteBuffer
+    /// A body streamed after the head (server-sent events); the connection closes when it returns.
+    public var stream: (@Sendable (ResponseBodyWriter) async throws -> Void)?
 
     public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// A streamed response: the head now, then whatever `stream` writes, until it returns or the client leaves.
+    static func streaming(
+        headers: HTTPHeaders, _ stream: @escaping @Sendable (ResponseBodyWriter) async throws -> Void
+    ) -> GatewayResponse {
+        var response = GatewayResponse(status: .ok, headers: headers)
+        response.stream = stream
+        return response
     }
 
     /// A JSON response.

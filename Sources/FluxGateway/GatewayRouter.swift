@@ -7,10 +7,13 @@ import NIOHTTP1
 public struct GatewayRouter: Sendable {
     let store: any EventStore
     let configuration: GatewayConfiguration
+    /// The live fan-out; `nil` serves no subscriptions.
+    let hub: SubscriptionHub?
 
-    public init(store: any EventStore, configuration: GatewayConfiguration) {
+    public init(store: any EventStore, configuration: GatewayConfiguration, hub: SubscriptionHub? = nil) {
         self.store = store
         self.configuration = configuration
+        self.hub = hub
     }
 
     /// Answers one request. Never throws: every failure becomes a JSON error response.
@@ -26,6 +29,9 @@ public struct GatewayRouter: Sendable {
             case ("events", 1):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
                 return try await feed(request)
+            case ("events", 2) where segments[1] == "subscribe":
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+                return try await subscribe(request)
             case ("events", 2):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
                 return try await singleEvent(request, id: segments[1])
@@ -51,6 +57,20 @@ public struct GatewayRouter: Sendable {
             configuration.logger.error("request failed", metadata: ["uri": "\(request.uri)", "error": "\(error)"])
             return .error(.internalServerError, "internal", "the request failed inside the server: \(error)")
         }
+    }
+
+    /// `GET /events/subscribe`: server-sent events when asked for; the WebSocket upgrade is answered by the
+    /// connection's upgrade handler before a request reaches the router.
+    func subscribe(_ request: GatewayRequest) async throws -> GatewayResponse {
+        let accept = request.headers[canonicalForm: "Accept"].map { $0.lowercased() }
+        if accept.contains(where: { $0.hasPrefix("text/event-stream") }) {
+            return try await serverSentEvents(request)
+        }
+        _ = try SubscriptionQuery(request)  // a bad query is a 400 whatever the transport
+        if request.headers.first(name: "Upgrade")?.lowercased() == "websocket" {
+            return .error(.notImplemented, "not_implemented", "the WebSocket push channel is not available on this server yet; use Accept: text/event-stream or poll /events")
+        }
+        return .error(.badRequest, "bad_request", "subscribe with a WebSocket upgrade or with Accept: text/event-stream; or poll /events?after=…&wait=…")
     }
 
     func methodNotAllowed(_ request: GatewayRequest, allow: String) -> GatewayResponse {

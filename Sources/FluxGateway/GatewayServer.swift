@@ -13,11 +13,14 @@ import ServiceLifecycle
 public final class GatewayServer: Service, Sendable {
     private struct State {
         var serverChannel: (any Channel)?
+        var hubTask: Task<Void, Never>?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var stopped = false
     }
 
     private let router: GatewayRouter
+    /// The live fan-out of new events to subscribers.
+    public let hub: SubscriptionHub
     private let configuration: GatewayConfiguration
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
@@ -26,7 +29,8 @@ public final class GatewayServer: Service, Sendable {
         store: any EventStore, configuration: GatewayConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
-        self.router = GatewayRouter(store: store, configuration: configuration)
+        self.hub = SubscriptionHub(store: store, logger: configuration.logger)
+        self.router = GatewayRouter(store: store, configuration: configuration, hub: hub)
         self.configuration = configuration
         self.group = group
     }
@@ -41,6 +45,7 @@ public final class GatewayServer: Service, Sendable {
     public func start() async throws -> Int {
         let router = self.router
         let maxBodySize = configuration.maxRequestBodySize
+        let highWater = configuration.subscriberHighWater
         let logger = configuration.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -52,12 +57,35 @@ public final class GatewayServer: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTPServerHandler(router: router, maxBodySize: maxBodySize, logger: logger)
+                        HTTPServerHandler(router: router, maxBodySize: maxBodySize, streamHighWater: highWater, logger: logger)
                     )
                 }
             }
-        let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-        state.withLockedValue { $0.serverChannel = channel }
+        let hub = self.hub
+        let hubTask = Task {
+            while !Task.isCancelled {
+                do {
+                    try await hub.run()
+                } catch is CancellationError {
+                    return
+                } catch {
+                    // Live subscribers stay attached; the hub resumes from where it stopped.
+                    logger.error("the subscription hub failed; retrying in 1 s", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        } catch {
+            hubTask.cancel()
+            throw error
+        }
+        state.withLockedValue {
+            $0.serverChannel = channel
+            $0.hubTask = hubTask
+        }
         let port = channel.localAddress?.port ?? configuration.port
         logger.info("fluxgate gateway listening", metadata: ["address": "http://\(configuration.host):\(port)"])
         return port
@@ -81,11 +109,13 @@ public final class GatewayServer: Service, Sendable {
     /// Stops accepting, lets in-flight appends finish, ends long-polls, closes every connection. Waits at
     /// most `timeout` for connections to close before closing them hard.
     public func stop(timeout: Duration = .seconds(10)) async {
-        let (server, connections) = state.withLockedValue { state -> ((any Channel)?, [any Channel]) in
+        let (server, connections, hubTask) = state.withLockedValue { state -> ((any Channel)?, [any Channel], Task<Void, Never>?) in
             state.stopped = true
-            return (state.serverChannel, Array(state.connections.values))
+            return (state.serverChannel, Array(state.connections.values), state.hubTask)
         }
         try? await server?.close()
+        hubTask?.cancel()
+        hub.stop()
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(GatewayShutdownEvent())
         }

@@ -21,17 +21,21 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case discarding
         /// The router is working on a request.
         case responding(HTTPRequestHead, Task<Void, Never>)
+        /// A streamed body is being written; the connection closes after it.
+        case streaming(Task<Void, Never>, ResponseBodyWriter)
     }
 
     private let router: GatewayRouter
     private let maxBodySize: Int
+    private let streamHighWater: Int
     private let logger: Logger
     private var state = State.idle
     private var closeAfterResponse = false
 
-    init(router: GatewayRouter, maxBodySize: Int, logger: Logger) {
+    init(router: GatewayRouter, maxBodySize: Int, streamHighWater: Int, logger: Logger) {
         self.router = router
         self.maxBodySize = maxBodySize
+        self.streamHighWater = streamHighWater
         self.logger = logger
     }
 
@@ -92,7 +96,34 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .responding(let head, _) = state else { return }
         state = .idle
         if !head.isKeepAlive { closeAfterResponse = true }
-        write(response, version: head.version, context: context)
+        if let stream = response.stream {
+            startStreaming(response, stream: stream, version: head.version, context: context)
+        } else {
+            write(response, version: head.version, context: context)
+        }
+    }
+
+    private func startStreaming(
+        _ response: GatewayResponse, stream: @escaping @Sendable (ResponseBodyWriter) async throws -> Void,
+        version: HTTPVersion, context: ChannelHandlerContext
+    ) {
+        var headers = response.headers
+        headers.remove(name: "Content-Length")
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        let writer = ResponseBodyWriter(channel: context.channel, highWater: streamHighWater, lowWater: streamHighWater / 4)
+        let channel = context.channel
+        let logger = self.logger
+        let task = Task {
+            do {
+                try await stream(writer)
+            } catch is CancellationError {
+            } catch {
+                logger.debug("stream ended", metadata: ["error": "\(error)"])
+            }
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+        }
+        state = .streaming(task, writer)
     }
 
     private func write(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext) {
@@ -143,11 +174,21 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             break  // answer this request, then close
         case .responding(let head, let task):
             if head.method == .GET { task.cancel() }  // end long-polls; let appends finish
+        case .streaming(let task, _):
+            task.cancel()
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .responding(_, let task) = state { task.cancel() }
+        switch state {
+        case .responding(_, let task):
+            task.cancel()
+        case .streaming(let task, let writer):
+            task.cancel()
+            writer.fail(ChannelError.ioOnClosedChannel)
+        default:
+            break
+        }
         state = .discarding
         context.fireChannelInactive()
     }

@@ -1,0 +1,89 @@
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Writes a streamed response body (server-sent events) to a connection with bounded memory: it counts the
+/// bytes queued but not yet written to the socket, refuses offers past the high-water mark, and makes
+/// awaited writes wait until the backlog drains below the low-water mark.
+public final class ResponseBodyWriter: Sendable {
+    private struct State {
+        var pending = 0
+        var failed: (any Error)?
+        var waiters: [CheckedContinuation<Void, any Error>] = []
+    }
+
+    private let channel: any Channel
+    private let highWater: Int
+    private let lowWater: Int
+    private let state = Mutex(State())
+
+    init(channel: any Channel, highWater: Int, lowWater: Int) {
+        self.channel = channel
+        self.highWater = highWater
+        self.lowWater = lowWater
+    }
+
+    /// Bytes queued and not yet written to the socket.
+    public var pendingBytes: Int { state.withLock { $0.pending } }
+
+    /// Queues bytes unless the backlog is over the high-water mark or the connection failed; never waits.
+    public func offer(_ bytes: ByteBuffer) -> Bool {
+        let accepted = state.withLock { state -> Bool in
+            guard state.failed == nil, state.pending < highWater else { return false }
+            state.pending += bytes.readableBytes
+            return true
+        }
+        if accepted { send(bytes) }
+        return accepted
+    }
+
+    /// Waits for the backlog to drain below the low-water mark, then queues the bytes.
+    public func write(_ bytes: ByteBuffer) async throws {
+        try await waitForRoom()
+        try state.withLock { state in
+            if let failed = state.failed { throw failed }
+            state.pending += bytes.readableBytes
+        }
+        send(bytes)
+    }
+
+    private func waitForRoom() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let ready: Result<Void, any Error>? = state.withLock { state in
+                if let failed = state.failed { return .failure(failed) }
+                if state.pending <= lowWater { return .success(()) }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    private func send(_ bytes: ByteBuffer) {
+        let count = bytes.readableBytes
+        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(bytes))).whenComplete { [self] result in
+            let resumed: ([CheckedContinuation<Void, any Error>], Result<Void, any Error>) = state.withLock { state in
+                state.pending -= count
+                if case .failure(let error) = result, state.failed == nil { state.failed = error }
+                if let failed = state.failed {
+                    defer { state.waiters.removeAll() }
+                    return (state.waiters, .failure(failed))
+                }
+                guard state.pending <= lowWater else { return ([], .success(())) }
+                defer { state.waiters.removeAll() }
+                return (state.waiters, .success(()))
+            }
+            for waiter in resumed.0 { waiter.resume(with: resumed.1) }
+        }
+    }
+
+    /// Fails pending and future writes (the connection closed).
+    func fail(_ error: any Error) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, any Error>] in
+            if state.failed == nil { state.failed = error }
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+}

@@ -1,0 +1,95 @@
+import FluxCore
+import NIOCore
+import Synchronization
+
+/// Consecutive events for one group of subscribers (same filter, same base URL), encoded lazily once per
+/// wire format and shared by every subscriber of the group: the hub never encodes per subscriber.
+public final class DeliveryBatch: Sendable {
+    /// The events, in position order, each with its envelope JSON (payload included) already encoded.
+    public let events: [EncodedEvent]
+    public let epoch: StoreEpoch
+
+    private struct Cache {
+        var serverSentEvents: ByteBuffer?
+        var eventsMessage: ByteBuffer?
+    }
+
+    private let cache = Mutex(Cache())
+
+    public init(events: [EncodedEvent], epoch: StoreEpoch) {
+        precondition(!events.isEmpty)
+        self.events = events
+        self.epoch = epoch
+    }
+
+    /// The position of the last event.
+    public var lastPosition: Position { events[events.count - 1].position }
+
+    /// The batch as server-sent events: `id: <position>`, `event: <type>`, `data: <envelope>` per event.
+    public var serverSentEvents: ByteBuffer {
+        cache.withLock { cache in
+            if let cached = cache.serverSentEvents { return cached }
+            var buffer = ByteBuffer()
+            for event in events { event.writeServerSentEvent(into: &buffer) }
+            cache.serverSentEvents = buffer
+            return buffer
+        }
+    }
+
+    /// The batch as the push channel's JSON message: `{"type":"events","epoch":E,"events":[…]}`.
+    public var eventsMessage: ByteBuffer {
+        cache.withLock { cache in
+            if let cached = cache.eventsMessage { return cached }
+            let buffer = Self.eventsMessage(events, epoch: epoch)
+            cache.eventsMessage = buffer
+            return buffer
+        }
+    }
+
+    /// Builds an events message from encoded envelopes.
+    static func eventsMessage(_ events: some Collection<EncodedEvent>, epoch: StoreEpoch) -> ByteBuffer {
+        var json = JSONWriter(buffer: ByteBuffer())
+        json.buffer.reserveCapacity(events.reduce(64) { $0 + $1.envelope.readableBytes + 1 })
+        json.raw(#"{"type":"events","epoch":"#)
+        json.string(epoch.rawValue)
+        json.raw(#","events":["#)
+        var first = true
+        for event in events {
+            if !first { json.raw(",") }
+            first = false
+            var envelope = event.envelope
+            json.buffer.writeBuffer(&envelope)
+        }
+        json.raw("]}")
+        return json.buffer
+    }
+}
+
+/// One stored event with its envelope encoded once.
+public struct EncodedEvent: Sendable {
+    public let event: RecordedEvent
+    /// The envelope JSON, payload included.
+    public let envelope: ByteBuffer
+
+    public var position: Position { event.position }
+
+    init(_ event: RecordedEvent, encoder: EnvelopeEncoder) {
+        self.event = event
+        var json = JSONWriter(buffer: ByteBuffer())
+        json.buffer.reserveCapacity(event.payload.bytes.count + 320)
+        encoder.write(event, includePayload: true, into: &json)
+        self.envelope = json.buffer
+    }
+
+    /// `id:`, `event:` and `data:` lines, then the blank line (the envelope JSON has no raw newlines).
+    func writeServerSentEvent(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("id: ")
+        buffer.writeString(String(event.position.rawValue))
+        buffer.writeStaticString("\nevent: ")
+        // An event type with a line break would end the field early: such bytes are replaced by spaces.
+        buffer.writeString(event.eventType.contains(where: \.isNewline) ? String(event.eventType.map { $0.isNewline ? " " : $0 }) : event.eventType)
+        buffer.writeStaticString("\ndata: ")
+        buffer.writeImmutableBuffer(envelope)
+        buffer.writeStaticString("\n\n")
+    }
+}

@@ -1,0 +1,57 @@
+import FluxCore
+import NIOCore
+import NIOHTTP1
+
+/// Feeds a live subscriber over a server-sent-events response.
+final class ServerSentEventsSink: SubscriberSink {
+    let writer: ResponseBodyWriter
+
+    init(writer: ResponseBodyWriter) { self.writer = writer }
+
+    func offer(_ batch: DeliveryBatch) -> Bool {
+        writer.offer(batch.serverSentEvents)
+    }
+}
+
+extension GatewayRouter {
+    /// `GET /events/subscribe` with `Accept: text/event-stream`: the push channel's fallback as server-sent
+    /// events (PROTOCOL.md "Server-sent events").
+    func serverSentEvents(_ request: GatewayRequest) async throws -> GatewayResponse {
+        guard let hub else {
+            return .error(.serviceUnavailable, "unavailable", "subscriptions are not enabled on this server")
+        }
+        let query = try SubscriptionQuery(request, lastEventID: request.headers.first(name: "Last-Event-ID"))
+        if let mismatch = try await query.mismatch(with: store) {
+            return .error(.conflict, "epoch_mismatch", mismatch)
+        }
+        let driver = SubscriptionDriver(
+            store: store, hub: hub, filter: query.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize
+        )
+        let keepAlive = configuration.pingInterval
+        let headers: HTTPHeaders = [
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+        ]
+        return .streaming(headers: headers) { writer in
+            let sink = ServerSentEventsSink(writer: writer)
+            let transport = SubscriptionDriver.Transport(
+                sendBatch: { batch in try await writer.write(batch.serverSentEvents) },
+                sendCaughtUp: { head in
+                    try await writer.write(ByteBuffer(string: "event: caught_up\ndata: {\"head\":\(head.rawValue)}\n\n"))
+                },
+                sink: sink
+            )
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await driver.run(after: query.after, transport: transport) }
+                group.addTask {
+                    // A comment line now and then keeps proxies from closing an idle stream.
+                    while true {
+                        try await Task.sleep(for: keepAlive)
+                        _ = writer.offer(ByteBuffer(string: ": keep-alive\n\n"))
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}

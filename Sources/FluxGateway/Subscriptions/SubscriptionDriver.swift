@@ -1,0 +1,61 @@
+import FluxCore
+import NIOCore
+
+/// Drives one subscriber whatever its transport: reads the backlog from the store at the subscriber's
+/// own pace (each write waits for the transport), announces `caught_up` once, joins the hub's live tail,
+/// and when it falls behind or the hub lags, goes back to the store from where delivery stopped.
+struct SubscriptionDriver: Sendable {
+    let store: any EventStore
+    let hub: SubscriptionHub
+    let filter: EventFilter
+    let baseURL: String
+    let pageSize: Int
+
+    /// How a transport sends what the driver reads itself (catch-up); each call returns once the bytes are
+    /// accepted by a transport that is not over its high-water mark.
+    struct Transport: Sendable {
+        var sendBatch: @Sendable (DeliveryBatch) async throws -> Void
+        var sendCaughtUp: @Sendable (Position) async throws -> Void
+        var sink: any SubscriberSink
+    }
+
+    /// Runs until cancelled or the transport fails.
+    func run(after start: Position, transport: Transport) async throws {
+        let id = hub.makeSubscriberID()
+        defer { hub.leave(id: id) }
+        let encoder = EnvelopeEncoder(baseURL: baseURL)
+        var position = start
+        var caughtUpSent = false
+        while !Task.isCancelled {
+            // Catch up from the store, page by page.
+            while true {
+                try Task.checkCancellation()
+                // The head first: the read below sees at least everything up to it.
+                let head = try await store.head()
+                let page = try await store.read(after: position, limit: pageSize, filter: filter)
+                if !page.isEmpty {
+                    try await transport.sendBatch(DeliveryBatch(events: page.map { EncodedEvent($0, encoder: encoder) }, epoch: store.epoch))
+                }
+                if let last = page.last, page.count == pageSize {
+                    position = last.position
+                    continue
+                }
+                position = max(position, head, page.last?.position ?? .start)
+                break
+            }
+            if !caughtUpSent {
+                try await transport.sendCaughtUp(position)
+                caughtUpSent = true
+            }
+            switch hub.join(id: id, position: position, filter: filter, baseURL: baseURL, sink: transport.sink) {
+            case .joined:
+                position = await hub.detached(id: id, joinedAt: position)
+            case .behind(let dispatched):
+                if dispatched <= position {
+                    // The hub is not running yet (or stopping): poll the store again shortly.
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+        }
+    }
+}

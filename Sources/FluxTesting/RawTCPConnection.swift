@@ -1,0 +1,89 @@
+import NIOCore
+import NIOPosix
+
+/// A plain TCP connection for tests that read a stream as it comes (server-sent events) or speak bytes.
+public final class RawTCPConnection {
+    private let channel: any Channel
+    private var iterator: AsyncThrowingStream<ByteBuffer, any Error>.AsyncIterator
+    /// Bytes received and not yet consumed by `readUntil`.
+    public private(set) var buffered = ByteBuffer()
+
+    private init(channel: any Channel, stream: AsyncThrowingStream<ByteBuffer, any Error>) {
+        self.channel = channel
+        self.iterator = stream.makeAsyncIterator()
+    }
+
+    public static func connect(host: String = "127.0.0.1", port: Int, receiveBuffer: Int? = nil) async throws -> RawTCPConnection {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
+        // Reads happen only when asked (`readMore`), so a test that stops reading exerts real TCP backpressure.
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).channelOption(.autoRead, value: false)
+        if let receiveBuffer {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBuffer))
+        }
+        let channel = try await bootstrap
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(continuation: continuation))
+                }
+            }
+            .connect(host: host, port: port).get()
+        return RawTCPConnection(channel: channel, stream: stream)
+    }
+
+    public func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// Reads more bytes into `buffered`; `false` at end of stream.
+    public func readMore() async throws -> Bool {
+        channel.read()
+        var iterator = self.iterator
+        let chunk = try await iterator.next()
+        self.iterator = iterator
+        guard var chunk else { return false }
+        buffered.writeBuffer(&chunk)
+        return true
+    }
+
+    /// Reads until `buffered` contains `marker`; returns and consumes everything up to and including it
+    /// (`nil` when the stream ends first).
+    public func readUntil(_ marker: String) async throws -> String? {
+        while true {
+            let text = String(buffer: buffered)
+            if let range = text.range(of: marker) {
+                let prefix = String(text[..<range.upperBound])
+                buffered.moveReaderIndex(forwardBy: prefix.utf8.count)
+                return prefix
+            }
+            guard try await readMore() else { return nil }
+        }
+    }
+
+    public func close() async {
+        try? await channel.close()
+    }
+
+    private final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+
+        init(continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) { self.continuation = continuation }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            continuation.yield(unwrapInboundIn(data))
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            continuation.finish(throwing: error)
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            continuation.finish()
+            context.fireChannelInactive()
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RawTCPConnection: Sendable {}

@@ -1,0 +1,148 @@
+import FluxConsumer
+import FluxCore
+import FluxGateway
+import FluxTesting
+import Foundation
+import Logging
+import NIOCore
+import Testing
+
+/// A server-sent-events subscriber over a raw socket.
+private final class SSESubscriber {
+    let connection: RawTCPConnection
+    private(set) var positions: [Int64] = []
+    private(set) var caughtUpHead: Int64?
+    private(set) var caughtUpCount = 0
+
+    init(port: Int, query: String, headers: [String] = [], receiveBuffer: Int? = nil) async throws {
+        connection = try await RawTCPConnection.connect(port: port, receiveBuffer: receiveBuffer)
+        let extra = headers.map { $0 + "\r\n" }.joined()
+        try await connection.send("GET /events/subscribe?\(query) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAccept: text/event-stream\r\n\(extra)\r\n")
+    }
+
+    /// The response head (status line and headers).
+    func head() async throws -> String {
+        try #require(try await connection.readUntil("\r\n\r\n"))
+    }
+
+    /// Reads SSE events (through chunked framing) until `count` event positions were seen.
+    func read(untilPositions count: Int, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while positions.count < count {
+            guard ContinuousClock.now < deadline else { throw TestFailure("got \(positions.count) of \(count) events: \(positions.suffix(20)); buffered: \(String(buffer: connection.buffered).prefix(300))") }
+            guard let block = try await connection.readUntil("\n\n") else { throw TestFailure("stream ended after \(positions.count) events") }
+            parse(block)
+        }
+    }
+
+    private func parse(_ block: String) {
+        // Chunk-size lines of the chunked encoding come between blocks; SSE lines have a field name and a colon.
+        var event: String?
+        // Swift's String treats "\r\n" as one Character: normalize before splitting lines.
+        for line in block.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n") {
+            if line.hasPrefix("id: ") {
+                positions.append(Int64(line.dropFirst(4)) ?? -1)
+            } else if line.hasPrefix("event: ") {
+                event = String(line.dropFirst(7))
+            } else if line.hasPrefix("data: "), event == "caught_up" {
+                caughtUpCount += 1
+                let json = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any]
+                caughtUpHead = (json?["head"] as? Int).map(Int64.init)
+            }
+        }
+    }
+
+    func close() async { await connection.close() }
+}
+
+@Suite struct ServerSentEventsEndpointTests {
+    private func append(_ store: any EventStore, _ id: String, count: Int = 1, payloadSize: Int = 10) async throws {
+        let payload = EventPayload(trustedJSON: Array(("\"" + String(repeating: "p", count: payloadSize) + "\"").utf8))
+        try await store.append(AppendRequest(
+            aggregateID: id, aggregateName: "S", expectedVersion: .any,
+            events: (0..<count).map { _ in NewEvent(eventType: "t.E", payload: payload) }))
+    }
+
+    @Test func catchUpThenLiveUnderConcurrentAppendsWithNoGapOrDuplicate() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        for index in 0..<120 { try await append(gateway.store, "seed-\(index % 7)") }
+        let subscriber = try await SSESubscriber(port: gateway.port, query: "after=20")
+        let head = try await subscriber.head()
+        #expect(head.hasPrefix("HTTP/1.1 200"))
+        #expect(head.lowercased().contains("content-type: text/event-stream"))
+        // Four writers append while the subscriber catches up and goes live.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<4 {
+                group.addTask {
+                    for index in 0..<100 {
+                        try await append(gateway.store, "w\(writer)-\(index % 5)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await subscriber.read(untilPositions: 500)
+        #expect(subscriber.positions == Array(21...520))
+        #expect(subscriber.caughtUpCount == 1)
+        #expect((subscriber.caughtUpHead ?? 0) >= 120)
+        // Live: one more event arrives without polling.
+        try await append(gateway.store, "late")
+        try await subscriber.read(untilPositions: 501)
+        #expect(subscriber.positions.last == 521)
+        await subscriber.close()
+    }
+
+    @Test func lastEventIDWinsOverAfterAndFiltersApply() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        for index in 0..<10 {
+            try await gateway.store.append(AppendRequest(
+                aggregateID: "a\(index)", aggregateName: index % 2 == 0 ? "Even" : "Odd", expectedVersion: .any,
+                events: [NewEvent(eventType: "t", payload: .null)]))
+        }
+        let resumed = try await SSESubscriber(port: gateway.port, query: "after=0&aggregate_name=Even", headers: ["Last-Event-ID: 4"])
+        _ = try await resumed.head()
+        try await resumed.read(untilPositions: 3)
+        #expect(resumed.positions == [5, 7, 9])
+        await resumed.close()
+    }
+
+    @Test func epochMismatchAndOffsetsBeyondTheHeadAre409BadQueries400() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        try await append(gateway.store, "x", count: 3)
+        let sse = [("Accept", "text/event-stream")]
+        let wrongEpoch = try await gateway.get("/events/subscribe?after=1&epoch=other", headers: sse)
+        #expect(wrongEpoch.status == .conflict)
+        #expect(try wrongEpoch.jsonObject()["error"] as? String == "epoch_mismatch")
+        let beyond = try await gateway.get("/events/subscribe?after=4", headers: sse)
+        #expect(beyond.status == .conflict)
+        #expect(try await gateway.get("/events/subscribe?after=x", headers: sse).status == .badRequest)
+        #expect(try await gateway.get("/events/subscribe?after=0", headers: sse + [("Last-Event-ID", "abc")]).status == .badRequest)
+        #expect(try await gateway.get("/events/subscribe?after=0").status == .badRequest, "neither SSE nor WebSocket")
+    }
+
+    @Test func aSlowSubscriberFallsBehindCatchesUpAndMissesNothing() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let store = InMemoryEventStore()
+        let server = GatewayServer(
+            store: store,
+            configuration: GatewayConfiguration(port: 0, subscriberHighWater: 16 * 1024, logger: logger)
+        )
+        let port = try await server.start()
+        defer { Task { await server.stop() } }
+        // A small receive buffer and no reading for a while: the socket fills, the gateway's queue too.
+        let slow = try await SSESubscriber(port: port, query: "after=0", receiveBuffer: 4096)
+        _ = try await slow.head()
+        try await slow.read(untilPositions: 0)
+        try await Task.sleep(for: .milliseconds(200))
+        for index in 0..<2000 { try await append(store, "s\(index % 3)", count: 5, payloadSize: 1000) }
+        // Now read it all.
+        try await slow.read(untilPositions: 10000, timeout: .seconds(60))
+        #expect(slow.positions == Array(1...10000))
+        #expect(server.hub.fellBehindCount >= 1, "the subscriber went back to the store at least once")
+        await slow.close()
+    }
+}
