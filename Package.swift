@@ -122,6 +122,7 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting"]),
         .testTarget(
             name: "FluxGatewayTests",
             dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "fluxgate"]

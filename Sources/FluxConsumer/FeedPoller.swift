@@ -28,6 +28,12 @@ public final class FeedPoller {
         self.waitSeconds = waitSeconds
     }
 
+    /// The next page after `after` (empty when nothing arrived within the wait); sets `position` to it.
+    public func nextPage(after: Position) async throws -> FeedPage {
+        position = after
+        return try await nextPage()
+    }
+
     /// The next page after `position` (empty when nothing arrived within the wait); advances `position`.
     public func nextPage() async throws -> FeedPage {
         var target = "/events?after=\(position.rawValue)&limit=\(pageSize)&embed=payload&wait=\(waitSeconds)"

@@ -1,0 +1,153 @@
+import FluxConsumer
+import FluxCore
+import FluxGateway
+import Logging
+import Synchronization
+import Testing
+
+/// Records what a handler saw.
+private final class Received: Sendable {
+    let positions = Mutex<[Int64]>([])
+    var count: Int { positions.withLock { $0.count } }
+    var all: [Int64] { positions.withLock { $0 } }
+    func add(_ event: RecordedEvent) { positions.withLock { $0.append(event.position.rawValue) } }
+
+    func wait(for count: Int, timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while self.count < count {
+            guard ContinuousClock.now < deadline else { throw ConformanceTimeout(count: self.count, wanted: count) }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}
+
+private struct ConformanceTimeout: Error { var count: Int; var wanted: Int }
+
+private func gateway(_ store: any EventStore, port: Int = 0) async throws -> (GatewayServer, Int) {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    let server = GatewayServer(store: store, configuration: GatewayConfiguration(port: port, logger: logger))
+    return (server, try await server.start())
+}
+
+private func append(_ store: any EventStore, _ count: Int, type: String = "t.E") async throws {
+    for _ in 0..<count {
+        try await store.append(AppendRequest(aggregateID: "a", aggregateName: "A", expectedVersion: .any, events: [NewEvent(eventType: type, payload: .null)]))
+    }
+}
+
+private func quietConfiguration() -> EventConsumer.Configuration {
+    var configuration = EventConsumer.Configuration()
+    configuration.waitSeconds = 1
+    configuration.logger.logLevel = .critical
+    return configuration
+}
+
+@Suite struct EventConsumerTests {
+    @Test func deliversBacklogThenLiveEventsAndCheckpointsEach() async throws {
+        let store = InMemoryEventStore()
+        try await append(store, 25)
+        let (server, port) = try await gateway(store)
+        let checkpoints = InMemoryCheckpointStore()
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let received = Received()
+        let run = Task { try await consumer.run { received.add($0) } }
+        try await received.wait(for: 25)
+        try await append(store, 5)
+        try await received.wait(for: 30)
+        #expect(received.all == Array(1...30))
+        #expect(try await checkpoints.load(consumer: "rm") == Checkpoint(position: Position(30), epoch: store.epoch))
+        consumer.stop()
+        try await run.value
+        await server.stop()
+    }
+
+    @Test func aRestartResumesFromTheCheckpointWithExactlyTheMissedEvents() async throws {
+        let store = InMemoryEventStore()
+        try await append(store, 10)
+        let (server, port) = try await gateway(store)
+        let checkpoints = InMemoryCheckpointStore()
+        let first = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let firstReceived = Received()
+        let firstRun = Task { try await first.run { firstReceived.add($0) } }
+        try await firstReceived.wait(for: 10)
+        first.stop()
+        try await firstRun.value
+        try await append(store, 7)
+        let second = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let secondReceived = Received()
+        let secondRun = Task { try await second.run { secondReceived.add($0) } }
+        try await secondReceived.wait(for: 7)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(secondReceived.all == Array(11...17))
+        second.stop()
+        try await secondRun.value
+        await server.stop()
+    }
+
+    @Test func anEpochMismatchIsAnErrorNotASilentReset() async throws {
+        let store = InMemoryEventStore()
+        try await append(store, 3)
+        let (server, port) = try await gateway(store)
+        let checkpoints = InMemoryCheckpointStore()
+        try await checkpoints.save(Checkpoint(position: Position(2), epoch: StoreEpoch(rawValue: "another-store")), consumer: "rm")
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let received = Received()
+        await #expect(throws: ConsumerError.self) { try await consumer.run { received.add($0) } }
+        #expect(received.count == 0)
+        #expect(try await checkpoints.load(consumer: "rm")?.epoch == StoreEpoch(rawValue: "another-store"), "the checkpoint is left alone")
+        await server.stop()
+    }
+
+    @Test func pauseHoldsDeliveryAndResumeContinues() async throws {
+        let store = InMemoryEventStore()
+        let (server, port) = try await gateway(store)
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: quietConfiguration())
+        let received = Received()
+        let run = Task { try await consumer.run { received.add($0) } }
+        try await append(store, 3)
+        try await received.wait(for: 3)
+        consumer.pause()
+        try await append(store, 4)
+        try await Task.sleep(for: .milliseconds(1500))
+        #expect(received.count <= 4, "at most the event already being handed over when paused")
+        consumer.resume()
+        try await received.wait(for: 7)
+        #expect(received.all == Array(1...7))
+        consumer.stop()
+        try await run.value
+        await server.stop()
+    }
+
+    @Test func aFailingHandlerStopsTheConsumerAndItsEventIsNotCheckpointed() async throws {
+        struct HandlerFailed: Error {}
+        let store = InMemoryEventStore()
+        try await append(store, 5)
+        let (server, port) = try await gateway(store)
+        let checkpoints = InMemoryCheckpointStore()
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        await #expect(throws: HandlerFailed.self) {
+            try await consumer.run { event in if event.position == Position(3) { throw HandlerFailed() } }
+        }
+        #expect(try await checkpoints.load(consumer: "rm")?.position == Position(2))
+        await server.stop()
+    }
+
+    @Test func reconnectsWhenTheGatewayComesBack() async throws {
+        let store = InMemoryEventStore()
+        try await append(store, 4)
+        let (probe, port) = try await gateway(store)
+        await probe.stop()  // the port is free again: nothing listens yet
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: quietConfiguration())
+        let received = Received()
+        let run = Task { try await consumer.run { received.add($0) } }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(received.count == 0)
+        let (server, _) = try await gateway(store, port: port)
+        try await received.wait(for: 4)
+        #expect(received.all == [1, 2, 3, 4])
+        consumer.stop()
+        try await run.value
+        await server.stop()
+    }
+}
