@@ -119,16 +119,19 @@ public final class GatewayServer: Service, Sendable {
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(GatewayShutdownEvent())
         }
+        // Connections close themselves once their response is written; whatever is still open at the
+        // deadline is closed hard.
         let deadline = ContinuousClock.now + timeout
         for connection in connections {
-            let remaining = deadline - ContinuousClock.now
-            if remaining <= .zero { break }
-            let closed = connection.closeFuture
-            let timer = connection.eventLoop.scheduleTask(in: .nanoseconds(Int64(remaining.components.seconds) * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)) {
-                connection.close(promise: nil)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await connection.closeFuture.get() }
+                group.addTask {
+                    try? await Task.sleep(until: deadline)
+                    if !Task.isCancelled { try? await connection.close() }
+                }
+                await group.next()
+                group.cancelAll()
             }
-            try? await closed.get()
-            timer.cancel()
         }
         configuration.logger.info("fluxgate gateway stopped")
     }
