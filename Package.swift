@@ -54,6 +54,7 @@ let package = Package(
             name: "FluxGateway",
             dependencies: [
                 "FluxCore",
+                "FluxWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -125,7 +126,7 @@ let package = Package(
         .testTarget(name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting"]),
         .testTarget(
             name: "FluxGatewayTests",
-            dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "fluxgate"]
+            dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -22,13 +22,15 @@ public struct GatewayConfiguration: Sendable {
     public var subscriberHighWater: Int
     /// How often an idle subscription gets a keep-alive (SSE comment, WebSocket ping).
     public var pingInterval: Duration
+    /// How long a WebSocket subscriber has to answer a ping before it is closed as dead (1001).
+    public var pongTimeout: Duration
     public var logger: Logger
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, maxRequestBodySize: Int = 1 << 20,
         defaultPageSize: Int = 100, maxPageSize: Int = 1000, maxWaitSeconds: Int = 60,
         subscriptionPageSize: Int = 500, subscriberHighWater: Int = 1 << 20, pingInterval: Duration = .seconds(30),
-        logger: Logger = Logger(label: "fluxgate.gateway")
+        pongTimeout: Duration = .seconds(30), logger: Logger = Logger(label: "fluxgate.gateway")
     ) {
         self.host = host
         self.port = port
@@ -40,6 +42,7 @@ public struct GatewayConfiguration: Sendable {
         self.subscriptionPageSize = subscriptionPageSize
         self.subscriberHighWater = subscriberHighWater
         self.pingInterval = pingInterval
+        self.pongTimeout = pongTimeout
         self.logger = logger
     }
 }

@@ -4,6 +4,7 @@ import NIOHTTP1
 /// One complete HTTP request as the router sees it: head, decoded path and query, and the whole body.
 public struct GatewayRequest: Sendable {
     public var method: HTTPMethod
+    public var version: HTTPVersion
     /// The request target as sent (path and query).
     public var uri: String
     public var headers: HTTPHeaders
@@ -13,8 +14,9 @@ public struct GatewayRequest: Sendable {
     /// The decoded query items in order; `nil` when an escape is malformed.
     public let query: [(name: String, value: String)]?
 
-    public init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
+    public init(method: HTTPMethod, version: HTTPVersion = .http1_1, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
         self.method = method
+        self.version = version
         self.uri = uri
         self.headers = headers
         self.body = body
@@ -49,7 +51,9 @@ public struct GatewayResponse: Sendable {
     public var headers: HTTPHeaders
     public var body: ByteBuffer
     /// A body streamed after the head (server-sent events); the connection closes when it returns.
-    public var stream: (@Sendable (ResponseBodyWriter) async throws -> Void)?
+    public var stream: (@Sendable (BoundedOutboundWriter) async throws -> Void)?
+    /// Switch the connection to the WebSocket push channel after a `101` with these headers.
+    var upgrade: PushChannelUpgrade?
 
     public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
         self.status = status
@@ -59,7 +63,7 @@ public struct GatewayResponse: Sendable {
 
     /// A streamed response: the head now, then whatever `stream` writes, until it returns or the client leaves.
     static func streaming(
-        headers: HTTPHeaders, _ stream: @escaping @Sendable (ResponseBodyWriter) async throws -> Void
+        headers: HTTPHeaders, _ stream: @escaping @Sendable (BoundedOutboundWriter) async throws -> Void
     ) -> GatewayResponse {
         var response = GatewayResponse(status: .ok, headers: headers)
         response.stream = stream

@@ -59,17 +59,16 @@ public struct GatewayRouter: Sendable {
         }
     }
 
-    /// `GET /events/subscribe`: server-sent events when asked for; the WebSocket upgrade is answered by the
-    /// connection's upgrade handler before a request reaches the router.
+    /// `GET /events/subscribe`: the WebSocket push channel, or server-sent events when asked for.
     func subscribe(_ request: GatewayRequest) async throws -> GatewayResponse {
         let accept = request.headers[canonicalForm: "Accept"].map { $0.lowercased() }
         if accept.contains(where: { $0.hasPrefix("text/event-stream") }) {
             return try await serverSentEvents(request)
         }
-        _ = try SubscriptionQuery(request)  // a bad query is a 400 whatever the transport
         if request.headers.first(name: "Upgrade")?.lowercased() == "websocket" {
-            return .error(.notImplemented, "not_implemented", "the WebSocket push channel is not available on this server yet; use Accept: text/event-stream or poll /events")
+            return try await webSocketSubscription(request)
         }
+        _ = try SubscriptionQuery(request)  // a bad query is a 400 before anything else
         return .error(.badRequest, "bad_request", "subscribe with a WebSocket upgrade or with Accept: text/event-stream; or poll /events?after=…&wait=…")
     }
 

@@ -35,6 +35,14 @@ public final class GatewayServer: Service, Sendable {
         self.group = group
     }
 
+    /// Names of the HTTP handlers, which a WebSocket upgrade removes.
+    enum HandlerName {
+        static let encoder = "http-encoder"
+        static let decoder = "http-decoder"
+        static let pipelining = "http-pipelining"
+        static let handler = "http-handler"
+    }
+
     /// The port the server listens on, once started (useful with port `0`).
     public var localPort: Int? {
         state.withLockedValue { $0.serverChannel?.localAddress?.port }
@@ -55,9 +63,16 @@ public final class GatewayServer: Service, Sendable {
             .childChannelInitializer { [weak self] channel in
                 self?.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
-                    try channel.pipeline.syncOperations.addHandler(
-                        HTTPServerHandler(router: router, maxBodySize: maxBodySize, streamHighWater: highWater, logger: logger)
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(HTTPResponseEncoder(), name: HandlerName.encoder)
+                    // Bytes after a WebSocket handshake are forwarded to the push channel when the decoder leaves.
+                    try pipeline.addHandler(
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), name: HandlerName.decoder
+                    )
+                    try pipeline.addHandler(HTTPServerPipelineHandler(), name: HandlerName.pipelining)
+                    try pipeline.addHandler(
+                        HTTPServerHandler(router: router, maxBodySize: maxBodySize, streamHighWater: highWater, logger: logger),
+                        name: HandlerName.handler
                     )
                 }
             }

@@ -22,7 +22,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// The router is working on a request.
         case responding(HTTPRequestHead, Task<Void, Never>)
         /// A streamed body is being written; the connection closes after it.
-        case streaming(Task<Void, Never>, ResponseBodyWriter)
+        case streaming(Task<Void, Never>, BoundedOutboundWriter)
     }
 
     private let router: GatewayRouter
@@ -78,7 +78,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
-        let request = GatewayRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+        let request = GatewayRequest(method: head.method, version: head.version, uri: head.uri, headers: head.headers, body: body)
         let router = self.router
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
@@ -96,22 +96,48 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .responding(let head, _) = state else { return }
         state = .idle
         if !head.isKeepAlive { closeAfterResponse = true }
-        if let stream = response.stream {
+        if let upgrade = response.upgrade {
+            switchToPushChannel(upgrade, version: head.version, context: context)
+        } else if let stream = response.stream {
             startStreaming(response, stream: stream, version: head.version, context: context)
         } else {
             write(response, version: head.version, context: context)
         }
     }
 
+    /// Answers `101 Switching Protocols` and hands the connection to the push channel (RFC 6455 §4.2.2):
+    /// the HTTP handlers leave the pipeline; bytes the client sent after its handshake are forwarded to the
+    /// push channel by the request decoder as it is removed.
+    private func switchToPushChannel(_ upgrade: PushChannelUpgrade, version: HTTPVersion, context: ChannelHandlerContext) {
+        state = .discarding
+        let head = HTTPResponseHead(version: version, status: .switchingProtocols, headers: upgrade.headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        do {
+            let pipeline = context.pipeline.syncOperations
+            try pipeline.addHandler(upgrade.makeHandler())
+            _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.pipelining)
+            _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.encoder)
+            pipeline.removeHandler(context: context, promise: nil)
+            _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.decoder)
+            // Once the HTTP handlers are gone, the push channel may write frames.
+            let channel = context.channel
+            context.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(PushChannelHandler.Start()) }
+        } catch {
+            logger.error("could not switch to the push channel", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
     private func startStreaming(
-        _ response: GatewayResponse, stream: @escaping @Sendable (ResponseBodyWriter) async throws -> Void,
+        _ response: GatewayResponse, stream: @escaping @Sendable (BoundedOutboundWriter) async throws -> Void,
         version: HTTPVersion, context: ChannelHandlerContext
     ) {
         var headers = response.headers
         headers.remove(name: "Content-Length")
         headers.replaceOrAdd(name: "Connection", value: "close")
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-        let writer = ResponseBodyWriter(channel: context.channel, highWater: streamHighWater, lowWater: streamHighWater / 4)
+        let writer = BoundedOutboundWriter(channel: context.channel, framing: .httpBody, highWater: streamHighWater, lowWater: streamHighWater / 4)
         let channel = context.channel
         let logger = self.logger
         let task = Task {

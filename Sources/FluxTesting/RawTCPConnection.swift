@@ -34,6 +34,10 @@ public final class RawTCPConnection {
         try await channel.writeAndFlush(ByteBuffer(string: text))
     }
 
+    public func send(raw bytes: ByteBuffer) async throws {
+        try await channel.writeAndFlush(bytes)
+    }
+
     /// Reads more bytes into `buffered`; `false` at end of stream.
     public func readMore() async throws -> Bool {
         channel.read()
@@ -58,6 +62,13 @@ public final class RawTCPConnection {
             guard try await readMore() else { return nil }
         }
     }
+
+    /// Lets a parser consume from the received bytes in place.
+    public func withBuffered<Result>(_ body: (inout ByteBuffer) throws -> Result) rethrows -> Result {
+        try body(&buffered)
+    }
+
+    public var isActive: Bool { channel.isActive }
 
     public func close() async {
         try? await channel.close()

@@ -136,8 +136,10 @@ private final class SSESubscriber {
         // A small receive buffer and no reading for a while: the socket fills, the gateway's queue too.
         let slow = try await SSESubscriber(port: port, query: "after=0", receiveBuffer: 4096)
         _ = try await slow.head()
-        try await slow.read(untilPositions: 0)
-        try await Task.sleep(for: .milliseconds(200))
+        // Wait until it is live, so that it is the hub that meets its full socket.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while server.hub.liveCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        try #require(server.hub.liveCount == 1)
         for index in 0..<2000 { try await append(store, "s\(index % 3)", count: 5, payloadSize: 1000) }
         // Now read it all.
         try await slow.read(untilPositions: 10000, timeout: .seconds(60))

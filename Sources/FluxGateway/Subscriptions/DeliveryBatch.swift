@@ -1,4 +1,5 @@
 import FluxCore
+import FluxWebSocket
 import NIOCore
 import Synchronization
 
@@ -12,6 +13,8 @@ public final class DeliveryBatch: Sendable {
     private struct Cache {
         var serverSentEvents: ByteBuffer?
         var eventsMessage: ByteBuffer?
+        var plainFrame: WebSocketPreparedMessage?
+        var compressedFrame: WebSocketPreparedMessage?
     }
 
     private let cache = Mutex(Cache())
@@ -43,6 +46,20 @@ public final class DeliveryBatch: Sendable {
             let buffer = Self.eventsMessage(events, epoch: epoch)
             cache.eventsMessage = buffer
             return buffer
+        }
+    }
+
+    /// The events message as one WebSocket text frame for a connection that negotiated `deflate` (or
+    /// nothing): compressed once with the shared compressor when the connection can take it.
+    func webSocketFrame(for deflate: WebSocketDeflateParameters?, compressor: SharedDeflateCompressor) -> ByteBuffer {
+        let message = eventsMessage
+        return cache.withLock { cache in
+            if let deflate, deflate.serverNoContextTakeover, (deflate.serverMaxWindowBits ?? 15) >= 15 {
+                if cache.compressedFrame == nil { cache.compressedFrame = compressor.prepare(text: message) }
+                return cache.compressedFrame!.bytes(for: deflate)
+            }
+            if cache.plainFrame == nil { cache.plainFrame = SharedDeflateCompressor.preparePlain(text: message) }
+            return cache.plainFrame!.plainFrame
         }
     }
 

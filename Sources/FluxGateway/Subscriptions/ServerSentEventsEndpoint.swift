@@ -4,9 +4,9 @@ import NIOHTTP1
 
 /// Feeds a live subscriber over a server-sent-events response.
 final class ServerSentEventsSink: SubscriberSink {
-    let writer: ResponseBodyWriter
+    let writer: BoundedOutboundWriter
 
-    init(writer: ResponseBodyWriter) { self.writer = writer }
+    init(writer: BoundedOutboundWriter) { self.writer = writer }
 
     func offer(_ batch: DeliveryBatch) -> Bool {
         writer.offer(batch.serverSentEvents)

@@ -38,6 +38,8 @@ public final class SubscriptionHub: Sendable {
     }
 
     private let store: any EventStore
+    /// Compresses each WebSocket batch once for every subscriber that negotiated permessage-deflate.
+    let compressor = SharedDeflateCompressor()
     private let pageSize: Int
     private let logger: Logger
     private let state = Mutex(State())

@@ -2,10 +2,18 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// Writes a streamed response body (server-sent events) to a connection with bounded memory: it counts the
-/// bytes queued but not yet written to the socket, refuses offers past the high-water mark, and makes
-/// awaited writes wait until the backlog drains below the low-water mark.
-public final class ResponseBodyWriter: Sendable {
+/// Writes a subscriber's stream (a server-sent-events body, WebSocket frames) to a connection with bounded
+/// memory: it counts the bytes queued but not yet written to the socket, refuses offers past the high-water
+/// mark, and makes awaited writes wait until the backlog drains below the low-water mark.
+public final class BoundedOutboundWriter: Sendable {
+    /// How bytes travel down the pipeline.
+    enum Framing: Sendable {
+        /// As the body of an HTTP response (`HTTPServerResponsePart.body`).
+        case httpBody
+        /// As raw bytes (after a WebSocket upgrade removed the HTTP handlers).
+        case raw
+    }
+
     private struct State {
         var pending = 0
         var failed: (any Error)?
@@ -13,12 +21,14 @@ public final class ResponseBodyWriter: Sendable {
     }
 
     private let channel: any Channel
+    private let framing: Framing
     private let highWater: Int
     private let lowWater: Int
     private let state = Mutex(State())
 
-    init(channel: any Channel, highWater: Int, lowWater: Int) {
+    init(channel: any Channel, framing: Framing, highWater: Int, lowWater: Int) {
         self.channel = channel
+        self.framing = framing
         self.highWater = highWater
         self.lowWater = lowWater
     }
@@ -61,7 +71,12 @@ public final class ResponseBodyWriter: Sendable {
 
     private func send(_ bytes: ByteBuffer) {
         let count = bytes.readableBytes
-        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(bytes))).whenComplete { [self] result in
+        let written: EventLoopFuture<Void>
+        switch framing {
+        case .httpBody: written = channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(bytes)))
+        case .raw: written = channel.writeAndFlush(bytes)
+        }
+        written.whenComplete { [self] result in
             let resumed: ([CheckedContinuation<Void, any Error>], Result<Void, any Error>) = state.withLock { state in
                 state.pending -= count
                 if case .failure(let error) = result, state.failed == nil { state.failed = error }

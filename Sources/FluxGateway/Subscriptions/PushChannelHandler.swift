@@ -1,0 +1,246 @@
+import FluxCore
+import FluxWebSocket
+import Logging
+import NIOCore
+
+/// The push channel on one WebSocket connection (PROTOCOL.md "Push channel"): parses client frames, runs
+/// the RFC 6455 connection state machine (pings, close handshake, protocol errors), and drives the
+/// subscription — catch-up from the store, then the hub's live tail — whose frames it writes with bounded
+/// memory.
+///
+/// Frames from the subscription (another task) pass through this handler's `write`, so nothing follows our
+/// Close frame (RFC 6455 §5.5.1).
+final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// 4409: the subscriber's epoch or offset belongs to another store.
+    static let epochMismatch = WebSocketCloseCode(rawValue: 4409)
+    /// 4400: the subscription query is malformed.
+    static let badQuery = WebSocketCloseCode(rawValue: 4400)
+    /// The largest message a subscriber may send (acks are tiny).
+    static let maxClientMessageSize = 64 * 1024
+
+    struct Settings: Sendable {
+        var after: Position
+        var deflate: WebSocketDeflateParameters?
+        /// Accept the handshake, then close at once with this code and reason.
+        var closeFirst: (WebSocketCloseCode, String)?
+        var highWater: Int
+        var pingInterval: Duration
+        var pongTimeout: Duration
+        var compressor: SharedDeflateCompressor
+        var logger: Logger
+    }
+
+    private let driver: SubscriptionDriver?
+    private let settings: Settings
+    private var parser: WebSocketFrameParser
+    private var machine: WebSocketConnectionStateMachine<ContinuousClock.Instant>
+    private var inbound = ByteBuffer()
+    private var timer: Scheduled<Void>?
+    private var subscription: Task<Void, Never>?
+    private var writer: BoundedOutboundWriter?
+    private var closing = false
+    /// The last position the subscriber acknowledged (feeds lag figures).
+    private(set) var acknowledged: Position?
+
+    init(driver: SubscriptionDriver?, settings: Settings) {
+        self.driver = driver
+        self.settings = settings
+        self.parser = WebSocketFrameParser(
+            configuration: .init(maxFrameSize: Self.maxClientMessageSize, allowedReservedBits: settings.deflate == nil ? [] : [.rsv1])
+        )
+        self.machine = WebSocketConnectionStateMachine(
+            configuration: .init(
+                role: .server, maxMessageSize: Self.maxClientMessageSize, pingInterval: settings.pingInterval,
+                pongTimeout: settings.pongTimeout
+            ),
+            deflate: settings.deflate, now: .now
+        )
+    }
+
+    /// Fired through the pipeline once the HTTP handlers have left it: until then nothing may be written.
+    struct Start: Sendable {}
+
+    private func start(context: ChannelHandlerContext) {
+        let writer = BoundedOutboundWriter(channel: context.channel, framing: .raw, highWater: settings.highWater, lowWater: settings.highWater / 4)
+        self.writer = writer
+        defer { if inbound.readableBytes > 0 { processInbound(context: context) } }
+        if let (code, reason) = settings.closeFirst {
+            run(machine.close(code: code, reason: reason, now: .now), context: context)
+            return
+        }
+        if let driver {
+            let deflate = settings.deflate
+            let compressor = settings.compressor
+            let after = settings.after
+            let sink = PushChannelSink(writer: writer, deflate: deflate, compressor: compressor)
+            let transport = SubscriptionDriver.Transport(
+                sendBatch: { batch in try await writer.write(batch.webSocketFrame(for: deflate, compressor: compressor)) },
+                sendCaughtUp: { head in
+                    let message = ByteBuffer(string: #"{"type":"caught_up","head":\#(head.rawValue)}"#)
+                    try await writer.write(SharedDeflateCompressor.preparePlain(text: message).plainFrame)
+                },
+                sink: sink
+            )
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            let logger = settings.logger
+            subscription = Task {
+                do {
+                    try await driver.run(after: after, transport: transport)
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.debug("subscription ended", metadata: ["error": "\(error)"])
+                    // The store failed under a live subscriber: close with 1011; it resumes elsewhere or later.
+                    eventLoop.execute {
+                        let (handler, context) = loopBound.value
+                        handler.closeWith(.internalServerError, "the event store failed; reconnect from your last position", context: context)
+                    }
+                }
+            }
+        }
+        scheduleTimer(context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        inbound.writeBuffer(&bytes)
+        guard writer != nil else { return }  // not started: keep the bytes for later
+        processInbound(context: context)
+    }
+
+    private func processInbound(context: ChannelHandlerContext) {
+        while true {
+            let step: WebSocketFrameParser.Step
+            do {
+                step = try parser.parseStep(&inbound)
+            } catch {
+                run(machine.errorCaught(error, now: .now), context: context)
+                return
+            }
+            guard case .frame(let frame) = step else { break }
+            run(machine.frameReceived(frame, now: .now), context: context)
+            if !context.channel.isActive { return }
+        }
+        inbound.discardReadBytes()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // Frames of the subscription: never after our Close.
+        guard machine.isOpen, !closing else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is Start {
+            if writer == nil { start(context: context) }
+        } else if event is GatewayShutdownEvent {
+            closeWith(.goingAway, "the server is shutting down; reconnect from your last position", context: context)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stopSubscription()
+        machine.connectionClosed()
+        timer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        settings.logger.debug("push channel error", metadata: ["error": "\(error)"])
+        stopSubscription()
+        context.close(promise: nil)
+    }
+
+    // MARK: Actions
+
+    private func closeWith(_ code: WebSocketCloseCode, _ reason: String, context: ChannelHandlerContext) {
+        guard machine.isOpen else { return }
+        run(machine.close(code: code, reason: reason, now: .now), context: context)
+    }
+
+    private func stopSubscription() {
+        subscription?.cancel()
+        subscription = nil
+        writer?.fail(ChannelError.ioOnClosedChannel)
+    }
+
+    private func run(_ action: WebSocketConnectionStateMachine<ContinuousClock.Instant>.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .deliver(let message):
+            handleClientMessage(message, context: context)
+        case .send(let frame):
+            if frame.opcode == .connectionClose { beginClosing() }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)), promise: nil)
+        case .sendAndCloseConnection(let frame):
+            beginClosing()
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)))
+                .whenComplete { _ in channel.close(promise: nil) }
+        case .closeConnection:
+            beginClosing()
+            context.close(promise: nil)
+        }
+        scheduleTimer(context: context)
+    }
+
+    private func beginClosing() {
+        closing = true
+        stopSubscription()
+    }
+
+    /// Subscribers may only acknowledge: `{"type": "ack", "position": N}`. Anything else is a policy violation.
+    private func handleClientMessage(_ message: WebSocketMessage, context: ChannelHandlerContext) {
+        if message.isText,
+            let json = try? JSONParser.parse(message.data.readableBytesView),
+            json["type"]?.stringValue == "ack",
+            let position = json["position"]?.int64Value, position >= 0
+        {
+            acknowledged = Position(position)
+            return
+        }
+        closeWith(.policyViolation, #"subscribers may only send {"type": "ack", "position": N}"#, context: context)
+    }
+
+    private func scheduleTimer(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        guard let deadline = machine.nextDeadline else { return }
+        let delay = ContinuousClock.now.duration(to: deadline)
+        let nanoseconds = max(0, delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            let (handler, context) = loopBound.value
+            handler.timer = nil
+            handler.run(handler.machine.timerFired(now: .now), context: context)
+        }
+    }
+}
+
+/// The hub's side of a WebSocket subscriber: the shared frame for its deflate setting, within its high-water mark.
+final class PushChannelSink: SubscriberSink {
+    let writer: BoundedOutboundWriter
+    let deflate: WebSocketDeflateParameters?
+    let compressor: SharedDeflateCompressor
+
+    init(writer: BoundedOutboundWriter, deflate: WebSocketDeflateParameters?, compressor: SharedDeflateCompressor) {
+        self.writer = writer
+        self.deflate = deflate
+        self.compressor = compressor
+    }
+
+    func offer(_ batch: DeliveryBatch) -> Bool {
+        writer.offer(batch.webSocketFrame(for: deflate, compressor: compressor))
+    }
+}

@@ -1,0 +1,57 @@
+import FluxCore
+import FluxWebSocket
+import NIOCore
+import NIOHTTP1
+
+/// What the router decided for a WebSocket subscription: the `101` headers and the handler that takes the
+/// connection over.
+struct PushChannelUpgrade: Sendable {
+    var headers: HTTPHeaders
+    var makeHandler: @Sendable () -> PushChannelHandler
+}
+
+extension GatewayRouter {
+    /// `GET /events/subscribe` with a WebSocket upgrade (PROTOCOL.md "Push channel").
+    ///
+    /// A malformed handshake is answered in HTTP (`400`, `426`). A well-formed handshake is accepted even
+    /// when the subscription cannot be served: the client then gets a close code it can act on — 4400 for a
+    /// bad query, 4409 when its offsets belong to another store.
+    func webSocketSubscription(_ request: GatewayRequest) async throws -> GatewayResponse {
+        guard let hub else {
+            return .error(.serviceUnavailable, "unavailable", "subscriptions are not enabled on this server")
+        }
+        let handshake = WebSocketServerHandshake(deflate: WebSocketDeflateOptions(serverNoContextTakeover: true))
+        let head = HTTPRequestHead(version: request.version, method: request.method, uri: request.uri, headers: request.headers)
+        let acceptance: WebSocketServerHandshake.Acceptance
+        switch handshake.evaluate(head) {
+        case .reject(let rejection):
+            return .error(rejection.status, "bad_handshake", rejection.reason, headers: rejection.headers)
+        case .accept(let accepted):
+            acceptance = accepted
+        }
+        var closeFirst: (WebSocketCloseCode, String)?
+        var query: SubscriptionQuery?
+        do {
+            let parsed = try SubscriptionQuery(request)
+            if let mismatch = try await parsed.mismatch(with: store) {
+                closeFirst = (PushChannelHandler.epochMismatch, mismatch)
+            }
+            query = parsed
+        } catch let error as BadRequest {
+            closeFirst = (PushChannelHandler.badQuery, error.message)
+        }
+        let driver = query.map {
+            SubscriptionDriver(store: store, hub: hub, filter: $0.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize)
+        }
+        let settings = PushChannelHandler.Settings(
+            after: query?.after ?? .start, deflate: acceptance.deflate, closeFirst: closeFirst,
+            highWater: configuration.subscriberHighWater, pingInterval: configuration.pingInterval,
+            pongTimeout: configuration.pongTimeout, compressor: hub.compressor, logger: configuration.logger
+        )
+        var response = GatewayResponse(status: .switchingProtocols, headers: acceptance.headers)
+        response.upgrade = PushChannelUpgrade(headers: acceptance.headers) {
+            PushChannelHandler(driver: driver, settings: settings)
+        }
+        return response
+    }
+}

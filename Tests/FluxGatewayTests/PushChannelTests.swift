@@ -1,0 +1,165 @@
+import FluxCore
+import FluxGateway
+import FluxTesting
+import FluxWebSocket
+import Foundation
+import Logging
+import NIOCore
+import Testing
+
+@Suite struct PushChannelTests {
+    private func append(_ store: any EventStore, _ id: String, count: Int = 1, payloadSize: Int = 10) async throws {
+        let payload = EventPayload(trustedJSON: Array(("\"" + String(repeating: "p", count: payloadSize) + "\"").utf8))
+        try await store.append(AppendRequest(
+            aggregateID: id, aggregateName: "S", expectedVersion: .any,
+            events: (0..<count).map { _ in NewEvent(eventType: "t.E", payload: payload) }))
+    }
+
+    @Test(arguments: [false, true])
+    func catchUpThenLiveUnderConcurrentAppendsWithNoGapOrDuplicate(deflate: Bool) async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        for index in 0..<150 { try await append(gateway.store, "seed-\(index % 7)", payloadSize: 200) }
+        let client = try await PushChannelTestClient(port: gateway.port, query: "after=30", deflate: deflate)
+        #expect(client.status == 101, "\(client.responseHead)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<4 {
+                group.addTask {
+                    for index in 0..<100 { try await append(gateway.store, "w\(writer)-\(index % 5)", payloadSize: 200) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await client.read(untilPositions: 520)
+        #expect(client.positions == Array(31...550))
+        #expect(client.caughtUpHeads.count == 1)
+        #expect(client.epochs == [gateway.store.epoch.rawValue])
+        if deflate {
+            #expect(client.responseHead.contains("server_no_context_takeover"))
+            #expect(client.compressedFrames > 0, "events arrive compressed")
+        } else {
+            #expect(client.compressedFrames == 0)
+        }
+        try await append(gateway.store, "late")
+        try await client.read(untilPositions: 521)
+        #expect(client.positions.last == 551)
+        await client.close()
+    }
+
+    @Test func filtersApplyToCatchUpAndLive() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        for index in 0..<6 {
+            try await gateway.store.append(AppendRequest(aggregateID: "a\(index)", aggregateName: index % 2 == 0 ? "Even" : "Odd", expectedVersion: .any, events: [NewEvent(eventType: "t", payload: .null)]))
+        }
+        let client = try await PushChannelTestClient(port: gateway.port, query: "after=0&aggregate_name=Odd")
+        try await client.read(untilPositions: 3)
+        try await gateway.store.append(AppendRequest(aggregateID: "x", aggregateName: "Even", expectedVersion: .any, events: [NewEvent(eventType: "t", payload: .null)]))
+        try await gateway.store.append(AppendRequest(aggregateID: "y", aggregateName: "Odd", expectedVersion: .any, events: [NewEvent(eventType: "t", payload: .null)]))
+        try await client.read(untilPositions: 4)
+        #expect(client.positions == [2, 4, 6, 8])
+        await client.close()
+    }
+
+    @Test func offsetsFromAnotherStoreClose4409AndBadQueries4400() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        try await append(gateway.store, "x", count: 2)
+        for (query, code) in [("after=0&epoch=not-this-one", 4409), ("after=3", 4409), ("after=-1", 4400), ("after=abc", 4400)] {
+            let client = try await PushChannelTestClient(port: gateway.port, query: query)
+            #expect(client.status == 101)
+            try await client.readUntilClosed()
+            #expect(client.closeCode == UInt16(code), "\(query): \(String(describing: client.closeCode)) \(client.closeReason)")
+            #expect(!client.closeReason.isEmpty)
+            #expect(client.positions.isEmpty)
+            await client.close()
+        }
+    }
+
+    @Test func malformedHandshakesAreAnsweredInHTTP() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let noKey = try await gateway.get("/events/subscribe?after=0", headers: [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13")])
+        #expect(noKey.status == .badRequest)
+        #expect(try noKey.jsonObject()["error"] as? String == "bad_handshake")
+        let oldVersion = try await gateway.get("/events/subscribe?after=0", headers: [
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "8"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ])
+        #expect(oldVersion.status == .upgradeRequired)
+        #expect(oldVersion.headers.first(name: "Sec-WebSocket-Version") == "13")
+        #expect(try await gateway.get("/health").status == .ok)
+    }
+
+    @Test func acksAreAcceptedAndAnythingElseCloses1008() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        try await append(gateway.store, "x", count: 3)
+        let client = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+        try await client.read(untilPositions: 3)
+        try await client.send(text: #"{"type": "ack", "position": 3}"#)
+        try await append(gateway.store, "x")
+        try await client.read(untilPositions: 4)
+        #expect(client.closeCode == nil)
+        try await client.send(text: #"{"type": "subscribe"}"#)
+        try await client.readUntilClosed()
+        #expect(client.closeCode == 1008)
+        await client.close()
+    }
+
+    @Test func unmaskedClientFramesAreAProtocolError() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let client = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+        try await client.read(untilPositions: 0)
+        let unmasked = WebSocketFrameEncoder.encode(WebSocketFrame(opcode: .text, data: ByteBuffer(string: "{}")), allocator: ByteBufferAllocator())
+        try await client.connection.send(raw: unmasked)
+        try await client.readUntilClosed()
+        #expect(client.closeCode == 1002)
+        await client.close()
+    }
+
+    @Test func aCleanCloseFromTheClientIsEchoed() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let client = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+        try await client.read(untilPositions: 0)
+        try await client.sendClose(code: 1000)
+        try await client.readUntilClosed()
+        #expect(client.closeCode == 1000)
+        await client.close()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await gateway.get("/health").status == .ok)
+    }
+
+    @Test func serverStopClosesSubscribersWith1001() async throws {
+        let gateway = try await TestGateway.start()
+        try await append(gateway.store, "x", count: 2)
+        let client = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+        try await client.read(untilPositions: 2)
+        async let stopped: Void = gateway.stop()
+        try await client.readUntilClosed()
+        #expect(client.closeCode == 1001)
+        #expect(client.closeReason.contains("reconnect"))
+        await stopped
+        await client.close()
+    }
+
+    @Test func aSlowSubscriberFallsBehindAndStillGetsEverythingOnce() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let store = InMemoryEventStore()
+        let server = GatewayServer(store: store, configuration: GatewayConfiguration(port: 0, subscriberHighWater: 16 * 1024, logger: logger))
+        let port = try await server.start()
+        defer { Task { await server.stop() } }
+        let slow = try await PushChannelTestClient(port: port, query: "after=0", receiveBuffer: 4096)
+        // Wait until it is live, so that it is the hub that meets its full socket.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while server.hub.liveCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        try #require(server.hub.liveCount == 1)
+        for index in 0..<2000 { try await append(store, "s\(index % 3)", count: 5, payloadSize: 1000) }
+        try await slow.read(untilPositions: 10_000, timeout: .seconds(60))
+        #expect(slow.positions == Array(1...10_000))
+        #expect(server.hub.fellBehindCount >= 1)
+        await slow.close()
+    }
+}
