@@ -16,6 +16,13 @@ if [ ${#need_packages[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_packages[@]}"
 fi
 
+# Python peers used by the tests and clients/python (the real, independent WebSocket implementation).
+if ! python3 -c "import websockets" >/dev/null 2>&1; then
+    echo "setup: installing the Python websockets package"
+    python3 -m pip install --quiet --disable-pip-version-check "websockets>=12" 2>&1 | grep -v "Running pip as the 'root' user" || true
+    python3 -c "import websockets" || { echo "setup: could not install the Python websockets package" >&2; exit 1; }
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
     echo "setup: the Swift toolchain (6.1 or newer) is not on PATH; install it from swift.org first" >&2
     exit 1
