@@ -67,6 +67,7 @@ let package = Package(
             name: "FluxConsumer",
             dependencies: [
                 "FluxCore",
+                "FluxWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -123,7 +124,10 @@ let package = Package(
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting"]),
+        .testTarget(
+            name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting"],
+            exclude: ["refusing_proxy.py"]
+        ),
         .testTarget(
             name: "FluxGatewayTests",
             dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate"]

@@ -23,8 +23,8 @@ public struct ConsumerError: Error, Sendable, CustomStringConvertible {
 ///
 /// After the handler returns for an event, its position is saved in the checkpoint store; after a restart
 /// the consumer resumes right after the saved position. A read model keyed by position therefore sees each
-/// event once in effect. Transport: long-polling of the JSON feed (it works through any proxy); the push
-/// channel is used when available.
+/// event once in effect. Transport: the WebSocket push channel; when the upgrade is refused (a proxy
+/// answers 4xx/5xx), long-polling of the JSON feed, trying the push channel again now and then.
 public final class EventConsumer: Sendable {
     /// Settings of a consumer.
     public struct Configuration: Sendable {
@@ -36,6 +36,18 @@ public final class EventConsumer: Sendable {
         public var initialBackoff: Duration = .milliseconds(100)
         public var maximumBackoff: Duration = .seconds(10)
         public var logger = Logger(label: "fluxgate.consumer")
+        /// Which transport to use.
+        public var transport: Transport = .automatic
+        /// After the push channel was refused, how long to poll before trying it again.
+        public var retryPushChannelAfter: Duration = .seconds(30)
+
+        /// How events reach the consumer.
+        public enum Transport: Sendable {
+            /// The WebSocket push channel; long-polling while it is refused.
+            case automatic
+            /// Long-polling of the JSON feed only.
+            case polling
+        }
 
         public init() {}
     }
@@ -130,11 +142,54 @@ public final class EventConsumer: Sendable {
         }
     }
 
+    /// Where the consumer is in the feed.
+    private struct Progress {
+        var position: Position
+        var epoch: StoreEpoch?
+    }
+
     private func consume(_ handler: @escaping @Sendable (RecordedEvent) async throws -> Void) async throws {
         let saved = try await checkpoints.load(consumer: name)
-        let poller = FeedPoller(host: host, port: port, after: saved?.position ?? .start, filter: filter, pageSize: configuration.pageSize, waitSeconds: configuration.waitSeconds)
+        var progress = Progress(position: saved?.position ?? .start, epoch: saved?.epoch)
+        var backoff = configuration.initialBackoff
+        var pollUntil: ContinuousClock.Instant?
+        let poller = FeedPoller(host: host, port: port, after: progress.position, filter: filter, pageSize: configuration.pageSize, waitSeconds: configuration.waitSeconds)
         do {
-            try await poll(poller, from: saved, handler)
+            while !isStopped, !Task.isCancelled {
+                guard await waitWhilePaused() else { break }
+                if configuration.transport == .automatic, pollUntil.map({ ContinuousClock.now >= $0 }) ?? true {
+                    do {
+                        let delivered = try await subscribe(&progress, handler)
+                        if delivered { backoff = configuration.initialBackoff }
+                        // The gateway closed (restart, 1001) or the connection dropped: reconnect.
+                    } catch let error as PushChannelError where error.refusedStatus != nil {
+                        // No push channel on this path (a proxy refuses the upgrade): poll, try again later.
+                        configuration.logger.info("push channel refused; polling the feed", metadata: ["status": "\(error.refusedStatus ?? 0)"])
+                        pollUntil = ContinuousClock.now + configuration.retryPushChannelAfter
+                        continue
+                    } catch let error as ConsumerError {
+                        throw error
+                    } catch let failure as DeliveryFailure {
+                        throw failure.underlying
+                    } catch is CancellationError {
+                        break
+                    } catch {
+                        if isStopped || Task.isCancelled { break }
+                        configuration.logger.warning("push channel failed; reconnecting", metadata: ["error": "\(error)"])
+                    }
+                    if isStopped || Task.isCancelled { break }
+                    try? await Task.sleep(for: Self.jittered(backoff))
+                    backoff = min(backoff * 2, configuration.maximumBackoff)
+                } else {
+                    let until = configuration.transport == .polling ? nil : pollUntil
+                    do {
+                        try await poll(poller, &progress, until: until, handler)
+                    } catch let failure as DeliveryFailure {
+                        throw failure.underlying
+                    }
+                    pollUntil = nil
+                }
+            }
         } catch {
             await poller.close()
             throw error
@@ -142,36 +197,99 @@ public final class EventConsumer: Sendable {
         await poller.close()
     }
 
-    private func poll(_ poller: FeedPoller, from saved: Checkpoint?, _ handler: @escaping @Sendable (RecordedEvent) async throws -> Void) async throws {
-        var position = saved?.position ?? .start
-        var epoch = saved?.epoch
+    /// Follows the push channel until it closes; returns whether any event was delivered.
+    private func subscribe(_ progress: inout Progress, _ handler: @escaping @Sendable (RecordedEvent) async throws -> Void) async throws -> Bool {
+        var target = "/events/subscribe?after=\(progress.position.rawValue)"
+        if let epoch = progress.epoch { target += "&epoch=\(epoch.rawValue.addingPercentEscapes())" }
+        for (name, values) in [("aggregate_name", filter.aggregateNames), ("event_type", filter.eventTypes), ("aggregate_id", filter.aggregateIDs)] {
+            for value in values.sorted() { target += "&\(name)=\(value.addingPercentEscapes())" }
+        }
+        let connection = try await PushChannelConnection.connect(host: host, port: port, target: target)
+        var delivered = false
+        do {
+            while let message = try await connection.next() {
+                guard case .events(let epoch, let events) = message else { continue }
+                try checkEpoch(epoch, progress)
+                progress.epoch = epoch
+                for event in events where event.position > progress.position {
+                    guard await waitWhilePaused() else {
+                        await connection.close()
+                        return delivered
+                    }
+                    try await deliver(event, epoch: epoch, handler)
+                    if Task.isCancelled { break }
+                    progress.position = event.position
+                    delivered = true
+                }
+                try? await connection.acknowledge(progress.position)
+            }
+        } catch {
+            await connection.close()
+            throw error
+        }
+        let close = await connection.close
+        await connection.close()
+        switch close?.code {
+        case 4409:
+            throw ConsumerError(code: .epochMismatch, message: "consumer \(name): \(close?.reason ?? "the gateway serves another store"); delete the checkpoint deliberately to start over")
+        case 4400, 1008:
+            throw ConsumerError(code: .refused, message: "consumer \(name): the gateway refused the subscription: \(close?.reason ?? "")")
+        default:
+            return delivered
+        }
+    }
+
+    /// An error of the handler or the checkpoint store: it ends `run`, unlike network errors.
+    private struct DeliveryFailure: Error {
+        var underlying: any Error
+    }
+
+    /// Hands one event to the handler, then saves its position (at least once).
+    private func deliver(_ event: RecordedEvent, epoch: StoreEpoch, _ handler: @Sendable (RecordedEvent) async throws -> Void) async throws {
+        do {
+            try await handler(event)
+            if Task.isCancelled { return }
+            try await checkpoints.save(Checkpoint(position: event.position, epoch: epoch), consumer: name)
+        } catch {
+            throw DeliveryFailure(underlying: error)
+        }
+    }
+
+    private func checkEpoch(_ epoch: StoreEpoch, _ progress: Progress) throws {
+        if let expected = progress.epoch, epoch != expected {
+            throw ConsumerError(
+                code: .epochMismatch,
+                message: "consumer \(name) has a checkpoint at position \(progress.position) of store epoch \(expected), but the gateway serves epoch \(epoch); delete the checkpoint deliberately to start over"
+            )
+        }
+    }
+
+    /// Long-polls the JSON feed until `until` (forever when `nil`), stop, or a network error (retried).
+    private func poll(
+        _ poller: FeedPoller, _ progress: inout Progress, until: ContinuousClock.Instant?,
+        _ handler: @escaping @Sendable (RecordedEvent) async throws -> Void
+    ) async throws {
         var backoff = configuration.initialBackoff
-        while !isStopped {
-            guard await waitWhilePaused() else { break }
+        while !isStopped, !Task.isCancelled, until.map({ ContinuousClock.now < $0 }) ?? true {
+            guard await waitWhilePaused() else { return }
             let page: FeedPage
             do {
-                page = try await poller.nextPage(after: position)
+                page = try await poller.nextPage(after: progress.position)
                 backoff = configuration.initialBackoff
             } catch {
-                if isStopped || Task.isCancelled { break }
+                if isStopped || Task.isCancelled { return }
                 configuration.logger.warning("feed unavailable; retrying", metadata: ["error": "\(error)", "backoff": "\(backoff)"])
                 try? await Task.sleep(for: Self.jittered(backoff))
                 backoff = min(backoff * 2, configuration.maximumBackoff)
                 continue
             }
-            if let expected = epoch, page.epoch != expected {
-                throw ConsumerError(
-                    code: .epochMismatch,
-                    message: "consumer \(name) has a checkpoint at position \(position) of store epoch \(expected), but the gateway serves epoch \(page.epoch); delete the checkpoint deliberately to start over"
-                )
-            }
-            epoch = page.epoch
-            for event in page.events where event.position > position {
+            try checkEpoch(page.epoch, progress)
+            progress.epoch = page.epoch
+            for event in page.events where event.position > progress.position {
                 guard await waitWhilePaused() else { return }
-                try await handler(event)
+                try await deliver(event, epoch: page.epoch, handler)
                 if Task.isCancelled { return }
-                position = event.position
-                try await checkpoints.save(Checkpoint(position: position, epoch: page.epoch), consumer: name)
+                progress.position = event.position
             }
         }
     }

@@ -27,16 +27,24 @@ public struct FeedPage: Sendable {
         self.epoch = StoreEpoch(rawValue: epoch)
         self.next = document["next"]?.stringValue ?? ""
         self.events = try eventValues.map { value in
-            guard let id = value["event_id"]?.stringValue, let position = value["position"]?.int64Value,
-                let aggregateID = value["aggregate_id"]?.stringValue, let aggregateName = value["aggregate_name"]?.stringValue,
-                let version = value["aggregate_version"]?.int64Value, let eventType = value["event_type"]?.stringValue,
-                let recordedAt = value["recorded_at"]?.stringValue.flatMap(Timestamp.parseRFC3339)
-            else { throw fail("an envelope lacks a field") }
-            let payload = value["payload"].map { EventPayload(trustedJSON: Array(bytes[$0.range])) } ?? .null
-            return RecordedEvent(
-                eventID: id, position: Position(position), aggregateID: aggregateID, aggregateName: aggregateName,
-                version: version, eventType: eventType, recordedAtMilliseconds: recordedAt, payload: payload
-            )
+            guard let event = RecordedEvent(envelope: value, in: bytes) else { throw fail("an envelope lacks a field") }
+            return event
         }
+    }
+}
+
+extension RecordedEvent {
+    /// Decodes a feed or push-channel envelope; the payload keeps the bytes of `document`.
+    init?(envelope value: JSONValue, in document: [UInt8]) {
+        guard let id = value["event_id"]?.stringValue, let position = value["position"]?.int64Value,
+            let aggregateID = value["aggregate_id"]?.stringValue, let aggregateName = value["aggregate_name"]?.stringValue,
+            let version = value["aggregate_version"]?.int64Value, let eventType = value["event_type"]?.stringValue,
+            let recordedAt = value["recorded_at"]?.stringValue.flatMap(Timestamp.parseRFC3339)
+        else { return nil }
+        let payload = value["payload"].map { EventPayload(trustedJSON: Array(document[$0.range])) } ?? .null
+        self.init(
+            eventID: id, position: Position(position), aggregateID: aggregateID, aggregateName: aggregateName,
+            version: version, eventType: eventType, recordedAtMilliseconds: recordedAt, payload: payload
+        )
     }
 }

@@ -1,6 +1,8 @@
 import FluxConsumer
 import FluxCore
 import FluxGateway
+import FluxTesting
+import Foundation
 import Logging
 import Synchronization
 import Testing
@@ -36,20 +38,22 @@ private func append(_ store: any EventStore, _ count: Int, type: String = "t.E")
     }
 }
 
-private func quietConfiguration() -> EventConsumer.Configuration {
+private func quietConfiguration(_ transport: EventConsumer.Configuration.Transport = .automatic) -> EventConsumer.Configuration {
     var configuration = EventConsumer.Configuration()
+    configuration.transport = transport
     configuration.waitSeconds = 1
     configuration.logger.logLevel = .critical
     return configuration
 }
 
 @Suite struct EventConsumerTests {
-    @Test func deliversBacklogThenLiveEventsAndCheckpointsEach() async throws {
+    @Test(arguments: [EventConsumer.Configuration.Transport.automatic, .polling])
+    func deliversBacklogThenLiveEventsAndCheckpointsEach(transport: EventConsumer.Configuration.Transport) async throws {
         let store = InMemoryEventStore()
         try await append(store, 25)
         let (server, port) = try await gateway(store)
         let checkpoints = InMemoryCheckpointStore()
-        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration(transport))
         let received = Received()
         let run = Task { try await consumer.run { received.add($0) } }
         try await received.wait(for: 25)
@@ -62,19 +66,20 @@ private func quietConfiguration() -> EventConsumer.Configuration {
         await server.stop()
     }
 
-    @Test func aRestartResumesFromTheCheckpointWithExactlyTheMissedEvents() async throws {
+    @Test(arguments: [EventConsumer.Configuration.Transport.automatic, .polling])
+    func aRestartResumesFromTheCheckpointWithExactlyTheMissedEvents(transport: EventConsumer.Configuration.Transport) async throws {
         let store = InMemoryEventStore()
         try await append(store, 10)
         let (server, port) = try await gateway(store)
         let checkpoints = InMemoryCheckpointStore()
-        let first = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let first = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration(transport))
         let firstReceived = Received()
         let firstRun = Task { try await first.run { firstReceived.add($0) } }
         try await firstReceived.wait(for: 10)
         first.stop()
         try await firstRun.value
         try await append(store, 7)
-        let second = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let second = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration(transport))
         let secondReceived = Received()
         let secondRun = Task { try await second.run { secondReceived.add($0) } }
         try await secondReceived.wait(for: 7)
@@ -85,13 +90,14 @@ private func quietConfiguration() -> EventConsumer.Configuration {
         await server.stop()
     }
 
-    @Test func anEpochMismatchIsAnErrorNotASilentReset() async throws {
+    @Test(arguments: [EventConsumer.Configuration.Transport.automatic, .polling])
+    func anEpochMismatchIsAnErrorNotASilentReset(transport: EventConsumer.Configuration.Transport) async throws {
         let store = InMemoryEventStore()
         try await append(store, 3)
         let (server, port) = try await gateway(store)
         let checkpoints = InMemoryCheckpointStore()
         try await checkpoints.save(Checkpoint(position: Position(2), epoch: StoreEpoch(rawValue: "another-store")), consumer: "rm")
-        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration(transport))
         let received = Received()
         await #expect(throws: ConsumerError.self) { try await consumer.run { received.add($0) } }
         #expect(received.count == 0)
@@ -99,10 +105,11 @@ private func quietConfiguration() -> EventConsumer.Configuration {
         await server.stop()
     }
 
-    @Test func pauseHoldsDeliveryAndResumeContinues() async throws {
+    @Test(arguments: [EventConsumer.Configuration.Transport.automatic, .polling])
+    func pauseHoldsDeliveryAndResumeContinues(transport: EventConsumer.Configuration.Transport) async throws {
         let store = InMemoryEventStore()
         let (server, port) = try await gateway(store)
-        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: quietConfiguration())
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: quietConfiguration(transport))
         let received = Received()
         let run = Task { try await consumer.run { received.add($0) } }
         try await append(store, 3)
@@ -119,13 +126,14 @@ private func quietConfiguration() -> EventConsumer.Configuration {
         await server.stop()
     }
 
-    @Test func aFailingHandlerStopsTheConsumerAndItsEventIsNotCheckpointed() async throws {
+    @Test(arguments: [EventConsumer.Configuration.Transport.automatic, .polling])
+    func aFailingHandlerStopsTheConsumerAndItsEventIsNotCheckpointed(transport: EventConsumer.Configuration.Transport) async throws {
         struct HandlerFailed: Error {}
         let store = InMemoryEventStore()
         try await append(store, 5)
         let (server, port) = try await gateway(store)
         let checkpoints = InMemoryCheckpointStore()
-        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration())
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: checkpoints, configuration: quietConfiguration(transport))
         await #expect(throws: HandlerFailed.self) {
             try await consumer.run { event in if event.position == Position(3) { throw HandlerFailed() } }
         }
@@ -133,12 +141,13 @@ private func quietConfiguration() -> EventConsumer.Configuration {
         await server.stop()
     }
 
-    @Test func reconnectsWhenTheGatewayComesBack() async throws {
+    @Test(arguments: [EventConsumer.Configuration.Transport.automatic, .polling])
+    func reconnectsWhenTheGatewayComesBack(transport: EventConsumer.Configuration.Transport) async throws {
         let store = InMemoryEventStore()
         try await append(store, 4)
         let (probe, port) = try await gateway(store)
         await probe.stop()  // the port is free again: nothing listens yet
-        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: quietConfiguration())
+        let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: quietConfiguration(transport))
         let received = Received()
         let run = Task { try await consumer.run { received.add($0) } }
         try await Task.sleep(for: .milliseconds(300))
@@ -148,6 +157,32 @@ private func quietConfiguration() -> EventConsumer.Configuration {
         #expect(received.all == [1, 2, 3, 4])
         consumer.stop()
         try await run.value
+        await server.stop()
+    }
+
+    @Test func fallsBackToPollingWhenAProxyRefusesTheUpgrade() async throws {
+        let store = InMemoryEventStore()
+        try await append(store, 30)
+        let (server, port) = try await gateway(store)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("refusing_proxy.py")
+        let proxy = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, "0", "\(port)"])
+        let line = try await proxy.waitForLine(containing: "listening")
+        let proxyPort = try #require(Int(line.split(separator: " ").last ?? ""))
+        var configuration = quietConfiguration()
+        configuration.retryPushChannelAfter = .milliseconds(300)
+        let consumer = EventConsumer(host: "127.0.0.1", port: proxyPort, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: configuration)
+        let received = Received()
+        let run = Task { try await consumer.run { received.add($0) } }
+        try await received.wait(for: 30)
+        try await append(store, 20)
+        try await received.wait(for: 50)
+        try await Task.sleep(for: .milliseconds(800))  // a few refused retries of the push channel in between
+        try await append(store, 5)
+        try await received.wait(for: 55)
+        #expect(received.all == Array(1...55), "every event once, in order, through polling")
+        consumer.stop()
+        try await run.value
+        proxy.signal(SIGTERM)
         await server.stop()
     }
 }
