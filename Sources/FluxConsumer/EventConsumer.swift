@@ -63,16 +63,19 @@ public final class EventConsumer: Sendable {
     private let name: String
     private let checkpoints: any CheckpointStore
     private let filter: EventFilter
+    private let start: Position
     private let configuration: Configuration
     private let state = Mutex(RunState.running)
     private let cancelWork = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// - Parameters:
     ///   - name: the consumer's name: its checkpoint's key.
+    ///   - start: where to start when the consumer has no checkpoint yet (after this position).
     public init(
         host: String, port: Int, name: String, checkpoints: any CheckpointStore, filter: EventFilter = .all,
-        configuration: Configuration = Configuration()
+        start: Position = .start, configuration: Configuration = Configuration()
     ) {
+        self.start = start
         self.host = host
         self.port = port
         self.name = name
@@ -150,7 +153,7 @@ public final class EventConsumer: Sendable {
 
     private func consume(_ handler: @escaping @Sendable (RecordedEvent) async throws -> Void) async throws {
         let saved = try await checkpoints.load(consumer: name)
-        var progress = Progress(position: saved?.position ?? .start, epoch: saved?.epoch)
+        var progress = Progress(position: saved?.position ?? start, epoch: saved?.epoch)
         var backoff = configuration.initialBackoff
         var pollUntil: ContinuousClock.Instant?
         let poller = FeedPoller(host: host, port: port, after: progress.position, filter: filter, pageSize: configuration.pageSize, waitSeconds: configuration.waitSeconds)

@@ -35,3 +35,12 @@ struct EnvelopeEncoder {
         json.raw("}")
     }
 }
+
+extension RecordedEvent {
+    /// The event's envelope as the feed writes it (payload included), e.g. for a JSON-lines printout.
+    public func envelopeJSON(baseURL: String) -> String {
+        var json = JSONWriter(buffer: ByteBuffer())
+        EnvelopeEncoder(baseURL: baseURL).write(self, includePayload: true, into: &json)
+        return String(buffer: json.buffer)
+    }
+}

@@ -19,5 +19,6 @@ func median(_ values: [Double]) -> Double {
 }
 
 func report(_ name: String, _ rates: [Double]) {
-    print(String(format: "  %-42@ median %10.0f events/s   (min %.0f, max %.0f)", name as NSString, median(rates), rates.min() ?? 0, rates.max() ?? 0))
+    let label = name.padding(toLength: max(name.count, 42), withPad: " ", startingAt: 0)
+    print("  \(label) " + String(format: "median %10.0f events/s   (min %.0f, max %.0f)", median(rates), rates.min() ?? 0, rates.max() ?? 0))
 }

@@ -17,14 +17,16 @@ enum FeedBenchmark {
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteEventStore(path: directory.appendingPathComponent("events.sqlite").path, durability: .normal)
 
-        // 200-byte JSON payloads.
-        let filler = String(repeating: "x", count: 200 - #"{"n":000000,"pad":""}"#.utf8.count)
+        // 200-byte JSON payloads: {"n":<number>,"pad":"xxx…"} padded to exactly 200 bytes.
+        func payload(_ number: Int) -> EventPayload {
+            let head = #"{"n":\#(number),"pad":""#
+            let json = head + String(repeating: "x", count: 200 - head.utf8.count - 2) + #""}"#
+            return EventPayload(trustedJSON: Array(json.utf8))
+        }
         var written = 0
         while written < events {
-            let batch = (0..<min(1000, events - written)).map { index -> NewEvent in
-                let number = String(format: "%06d", (written + index) % 1_000_000)
-                let json = #"{"n":\#(number),"pad":"\#(filler)"}"#
-                return NewEvent(eventType: "bench.Happened", payload: EventPayload(trustedJSON: Array(json.utf8)))
+            let batch = (0..<min(1000, events - written)).map { index in
+                NewEvent(eventType: "bench.Happened", payload: payload(written + index))
             }
             _ = try await store.append(AppendRequest(aggregateID: "bench-\(written / 1000)", aggregateName: "Bench", expectedVersion: .any, events: batch))
             written += batch.count

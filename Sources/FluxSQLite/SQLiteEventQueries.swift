@@ -1,0 +1,110 @@
+import Foundation
+import FluxCore
+import GRDB
+
+/// The event store's SQL: statements, the feed query for a filter, and rows decoded into events.
+///
+/// Every statement of a hot path is a cached (prepared once per connection) statement and rows are decoded by
+/// column index, straight from the SQLite statement.
+enum SQLiteEventQueries {
+    static let columns = "position, event_id, aggregate_id, aggregate_name, version, event_type, recorded_at, payload"
+
+    static let insertSQL = """
+        INSERT INTO events (position, event_id, aggregate_id, aggregate_name, version, event_type, recorded_at, payload)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        """
+    static let headSQL = "SELECT COALESCE(MAX(position), 0) FROM events"
+    static let streamVersionSQL = "SELECT version FROM events WHERE aggregate_id = ? ORDER BY version DESC LIMIT 1"
+    static let eventByIDSQL = "SELECT \(columns) FROM events WHERE event_id = ?"
+    static let streamSQL = "SELECT \(columns) FROM events WHERE aggregate_id = ? AND version >= ? ORDER BY version LIMIT ?"
+    static let pageSQL = "SELECT \(columns) FROM events WHERE position > ? ORDER BY position LIMIT ?"
+
+    /// More values than this in one filter set are matched with a plain `IN` list instead of one merged
+    /// index range per value.
+    static let maximumMergedValues = 64
+    /// Filters with more values than this in total get a statement prepared for the call, not cached.
+    static let maximumCachedFilterValues = 16
+
+    /// Decodes a row selected with `columns`.
+    @inline(__always)
+    static func event(_ row: Row) throws -> RecordedEvent {
+        let payload = try row.withUnsafeData(atIndex: 7) { data in data.map { [UInt8]($0) } ?? [] }
+        return RecordedEvent(
+            eventID: row[1], position: Position(row[0] as Int64), aggregateID: row[2], aggregateName: row[3],
+            version: row[4], eventType: row[5], recordedAtMilliseconds: row[6], payload: EventPayload(trustedJSON: payload)
+        )
+    }
+
+    /// Runs a statement selecting `columns` and decodes every row.
+    static func events(_ statement: Statement, _ arguments: StatementArguments, capacity: Int = 0) throws -> [RecordedEvent] {
+        var result: [RecordedEvent] = []
+        result.reserveCapacity(capacity)
+        let rows = try Row.fetchCursor(statement, arguments: arguments)
+        while let row = try rows.next() {
+            result.append(try event(row))
+        }
+        return result
+    }
+
+    /// The event stored with `id`, if any.
+    static func event(id: String, _ db: Database) throws -> RecordedEvent? {
+        try events(db.cachedStatement(sql: eventByIDSQL), [id]).first
+    }
+
+    /// The version of the last event of a stream, `-1` when it has none.
+    static func currentVersion(of aggregateID: String, _ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: streamVersionSQL), arguments: [aggregateID]) ?? -1
+    }
+
+    /// The position of the last event, `0` when the store is empty.
+    static func head(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: headSQL)) ?? 0
+    }
+
+    /// A page of the feed: events after `position` matching `filter`, in position order.
+    ///
+    /// A set with several values is matched as a merge (`UNION ALL … ORDER BY position`) of one index range per
+    /// value, each already in position order, so a page costs `limit` rows whatever the store's size; a plain
+    /// `IN` list would make SQLite sort every matching row after `position` to return the first `limit`.
+    static func page(after position: Position, limit: Int, filter: EventFilter, _ db: Database) throws -> [RecordedEvent] {
+        let after = max(position.rawValue, 0)
+        if filter.isEmpty {
+            return try events(db.cachedStatement(sql: pageSQL), [after, limit], capacity: min(limit, 1024))
+        }
+        let sets: [(column: String, values: [String])] = [
+            ("event_type", filter.eventTypes.sorted()),
+            ("aggregate_name", filter.aggregateNames.sorted()),
+            ("aggregate_id", filter.aggregateIDs.sorted()),
+        ].filter { !$0.values.isEmpty }
+        let driving = sets[0]
+        let others = sets.dropFirst()
+        let arms: [[String]] = driving.values.count <= maximumMergedValues ? driving.values.map { [$0] } : [driving.values]
+
+        var sql = ""
+        var arguments: [any DatabaseValueConvertible] = []
+        for (index, armValues) in arms.enumerated() {
+            if index > 0 { sql += " UNION ALL " }
+            sql += "SELECT \(columns) FROM events WHERE position > ? AND " + condition(driving.column, count: armValues.count)
+            arguments.append(after)
+            arguments += armValues as [any DatabaseValueConvertible]
+            for other in others {
+                sql += " AND " + condition(other.column, count: other.values.count)
+                arguments += other.values as [any DatabaseValueConvertible]
+            }
+        }
+        sql += " ORDER BY position LIMIT ?"
+        arguments.append(limit)
+        let valueCount = sets.reduce(0) { $0 + $1.values.count }
+        let statement = valueCount <= maximumCachedFilterValues ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
+        return try events(statement, StatementArguments(arguments), capacity: min(limit, 1024))
+    }
+
+    private static func condition(_ column: String, count: Int) -> String {
+        count == 1 ? "\(column) = ?" : "\(column) IN (" + Array(repeating: "?", count: count).joined(separator: ", ") + ")"
+    }
+
+    /// One stream's events from `fromVersion` on.
+    static func stream(_ aggregateID: String, fromVersion: Int64, limit: Int, _ db: Database) throws -> [RecordedEvent] {
+        try events(db.cachedStatement(sql: streamSQL), [aggregateID, max(fromVersion, 0), limit], capacity: min(limit, 1024))
+    }
+}

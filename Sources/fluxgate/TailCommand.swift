@@ -1,0 +1,87 @@
+import ArgumentParser
+import FluxConsumer
+import FluxCore
+import FluxGateway
+import Foundation
+import Synchronization
+
+/// `fluxgate tail URL`: prints a gateway's events as JSON lines, live.
+struct TailCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tail",
+        abstract: "Print a gateway's events as JSON lines: the backlog, then live events as they commit.",
+        discussion: """
+            Uses the WebSocket push channel, and long-polling of the JSON feed when the upgrade is refused.
+            Examples:
+              fluxgate tail http://127.0.0.1:8080
+              fluxgate tail http://127.0.0.1:8080 --after 1000 --event-type account.AccountCredited
+            Stop with Ctrl-C.
+            """
+    )
+
+    @Argument(help: "The gateway's URL (http://host:port or ws://host:port).")
+    var url: String
+
+    @Option(help: "Start after this position (0: everything).")
+    var after: Int64 = 0
+
+    @Option(name: .customLong("event-type"), help: "Only events of this type (repeatable).")
+    var eventTypes: [String] = []
+
+    @Option(name: .customLong("aggregate-name"), help: "Only events of this aggregate name (repeatable).")
+    var aggregateNames: [String] = []
+
+    @Option(name: .customLong("aggregate-id"), help: "Only events of this aggregate id (repeatable).")
+    var aggregateIDs: [String] = []
+
+    @Option(help: "Exit after printing this many events (0: never).")
+    var limit = 0
+
+    func validate() throws {
+        guard after >= 0 else { throw ValidationError("--after must be 0 or more") }
+        _ = try endpoint()
+    }
+
+    private func endpoint() throws -> (host: String, port: Int, base: String) {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "ws", "https", "wss"].contains(scheme),
+            let host = parsed.host
+        else {
+            throw ValidationError("URL must look like http://127.0.0.1:8080, got \(url)")
+        }
+        guard scheme == "http" || scheme == "ws" else {
+            throw ValidationError("TLS (https/wss) is not supported by this build; use http:// or ws://")
+        }
+        let port = parsed.port ?? 80
+        return (host, port, "http://\(host):\(port)")
+    }
+
+    func run() async throws {
+        let (host, port, base) = try endpoint()
+        var configuration = EventConsumer.Configuration()
+        configuration.logger.logLevel = .error
+        let consumer = EventConsumer(
+            host: host, port: port, name: "tail", checkpoints: InMemoryCheckpointStore(),
+            filter: EventFilter(aggregateNames: Set(aggregateNames), eventTypes: Set(eventTypes), aggregateIDs: Set(aggregateIDs)),
+            start: Position(after), configuration: configuration
+        )
+        let limit = self.limit
+        let printed = Counter()
+        let signals = [SIGINT, SIGTERM].map { signal in
+            let source = DispatchSource.makeSignalSource(signal: signal)
+            Foundation.signal(signal, SIG_IGN)
+            source.setEventHandler { consumer.stop() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        try await consumer.run { event in
+            FileHandle.standardOutput.write(Data((event.envelopeJSON(baseURL: base) + "\n").utf8))
+            if limit > 0, printed.increment() >= limit { consumer.stop() }
+        }
+    }
+}
+
+private final class Counter: Sendable {
+    private let value = Mutex(0)
+    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+}
