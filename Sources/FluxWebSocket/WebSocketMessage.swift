@@ -1,0 +1,18 @@
+import NIOCore
+
+/// A complete data message, reassembled from its frames and decompressed if needed (RFC 6455 §5.6, §6.2).
+public struct WebSocketMessage: Hashable, Sendable {
+    /// ``WebSocketOpcode/text`` (``data`` is valid UTF-8) or ``WebSocketOpcode/binary``.
+    public var opcode: WebSocketOpcode
+    /// The application data.
+    public var data: ByteBuffer
+
+    /// Creates a message.
+    public init(opcode: WebSocketOpcode, data: ByteBuffer) {
+        self.opcode = opcode
+        self.data = data
+    }
+
+    /// Whether this is a text message.
+    public var isText: Bool { opcode == .text }
+}
