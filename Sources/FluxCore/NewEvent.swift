@@ -1,15 +1,14 @@
-import Foundation
-
 /// An event to append: its type name, payload and an optional id used to make retries idempotent.
 public struct NewEvent: Hashable, Sendable {
-    /// A unique id; retrying an append with the same ids answers as the first append did.
+    /// A unique id; retrying an append with the same ids answers as the first append did. When the writer
+    /// gives none, a time-ordered UUIDv7 is made (`EventID.make()`).
     public var eventID: String
     /// The stable type name, e.g. `account.AccountCredited`.
     public var eventType: String
     public var payload: EventPayload
 
     public init(eventID: String? = nil, eventType: String, payload: EventPayload) {
-        self.eventID = eventID ?? UUID().uuidString.lowercased()
+        self.eventID = eventID ?? EventID.make()
         self.eventType = eventType
         self.payload = payload
     }

@@ -74,7 +74,7 @@ enum AppendBenchmark {
             try pool.write { db in
                 try db.cachedStatement(
                     sql: "INSERT INTO events (position, event_id, aggregate_id, aggregate_name, version, event_type, recorded_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                ).execute(arguments: [count, UUID().uuidString, "bench", "Bench", count - 1, "bench.Appended", Timestamp.nowMilliseconds(), bytes])
+                ).execute(arguments: [count, EventID.make(), "bench", "Bench", count - 1, "bench.Appended", Timestamp.nowMilliseconds(), bytes])
             }
         }
         return Double(count) / seconds(clock.now - start)
