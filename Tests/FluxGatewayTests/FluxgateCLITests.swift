@@ -36,3 +36,27 @@ import Glibc
         #expect(!text.contains("append-loop"), "test-only commands stay hidden")
     }
 }
+
+@Suite struct FluxgateTailTests {
+    @Test func tailPrintsTheBacklogThenLiveEventsAsJSONLines() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        try await gateway.append("a", events: [("t.One", "1"), ("t.Two", "2"), ("t.One", "3")])
+        let tail = try ChildProcess(try ChildProcess.fluxgateExecutable(), [
+            "tail", "http://127.0.0.1:\(gateway.port)", "--after", "1", "--event-type", "t.One", "--limit", "2",
+        ])
+        _ = try await tail.waitForLine(containing: "\"position\":3")
+        try await gateway.append("a", events: [("t.Two", "4"), ("t.One", "5")])
+        #expect(await tail.waitForExit(timeout: .seconds(30)) == 0, "\(tail.errorOutput)")
+        let positions = tail.outputLines.compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["position"] as? Int
+        }
+        #expect(positions == [3, 5])
+    }
+
+    @Test func tailRejectsABadURL() async throws {
+        let tail = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["tail", "not a url"])
+        #expect(await tail.waitForExit() != 0)
+        #expect(tail.errorOutput.contains("URL"))
+    }
+}

@@ -1,0 +1,28 @@
+import FluxCore
+import FluxTesting
+import Foundation
+import Testing
+
+/// `clients/python/loadgen.py` on a small scale: it must run, and every subscriber must get every event once.
+@Suite struct PythonLoadGeneratorTests {
+    static let script = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("clients/python/loadgen.py")
+
+    @Test func smallRunDeliversEveryEventOnceToEverySubscriber() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("loadgen-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), [
+            "python3", Self.script.path, "http://127.0.0.1:\(gateway.port)", "--subscribers", "8", "--writers", "2",
+            "--rate", "100", "--duration", "2", "--deflate", "--out", out.path,
+        ])
+        #expect(await process.waitForExit(timeout: .seconds(120)) == 0, "\(process.errorOutput.suffix(800))")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
+        #expect(result["exactly_once_in_order"] as? Bool == true)
+        let appended = try #require(result["appended"] as? Int)
+        #expect(appended >= 150)
+        #expect(result["deliveries"] as? Int == appended * 8)
+    }
+}
