@@ -38,24 +38,26 @@ struct DemoCommand: AsyncParsableCommand {
         let boundPort = try await server.start()
         print("▶ gateway on http://127.0.0.1:\(boundPort), store \(location) (epoch \(opened.store.epoch))")
 
-        // The read model: consumes the feed over HTTP, keyed by position, as a separate service would.
+        // The read model: a separate consumer of the gateway's push channel (WebSocket), keyed by position.
         let target = Mutex<Position?>(nil)
+        let liveModel = Mutex(ReadModel())
+        var consumerConfiguration = EventConsumer.Configuration()
+        consumerConfiguration.logger.logLevel = .error
+        let consumer = EventConsumer(
+            host: "127.0.0.1", port: boundPort, name: "demo-balances", checkpoints: InMemoryCheckpointStore(),
+            filter: EventFilter(aggregateNames: ["Account"]), configuration: consumerConfiguration
+        )
         let readModel = Task { () -> ReadModel in
-            var model = ReadModel()
-            let poller = FeedPoller(host: "127.0.0.1", port: boundPort, filter: EventFilter(aggregateNames: ["Account"]), waitSeconds: 1)
-            while !Task.isCancelled {
-                let page = try await poller.nextPage()
-                for event in page.events {
+            try await consumer.run { event in
+                let (balance, reached) = liveModel.withLock { model -> (Int, Position) in
                     model.apply(event)
-                    let balance = model.balances[event.aggregateID] ?? 0
-                    print("    read model @\(event.position): \(event.eventType) → \(event.aggregateID) = \(balance)")
+                    return (model.balances[event.aggregateID] ?? 0, model.position)
                 }
-                if let target = target.withLock({ $0 }), model.position >= target { break }
+                print("    read model @\(event.position): \(event.eventType) → \(event.aggregateID) = \(balance)")
+                if let target = target.withLock({ $0 }), reached >= target { consumer.stop() }
             }
-            await poller.close()
-            return model
+            return liveModel.withLock { $0 }
         }
-
         // The write side: aggregates through the repository.
         let repository = Repository<Account>(store: opened.store)
         let accounts = ["alice": 100, "bob": 50, "carol": 0]
@@ -123,11 +125,12 @@ struct DemoCommand: AsyncParsableCommand {
 
         // Tell the read model where the end is, then wait for it.
         target.withLock { $0 = head }
+        if liveModel.withLock({ $0.position }) >= head { consumer.stop() }
         let model = try await withThrowingTaskGroup(of: ReadModel?.self) { group in
             group.addTask { try await readModel.value }
             group.addTask {
                 try await Task.sleep(for: .seconds(30))
-                readModel.cancel()
+                consumer.stop()
                 return nil
             }
             let result = try await group.next() ?? nil
@@ -140,7 +143,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard let model else {
             throw ValidationError("the read model did not catch up within 30 s")
         }
-        print("▶ read model consumed \(model.eventsSeen) events over the feed, up to position \(model.position) (store head \(head))")
+        print("▶ read model consumed \(model.eventsSeen) events over the push channel, up to position \(model.position) (store head \(head))")
         var consistent = model.position == head
         for id in accounts.keys.sorted() {
             let aggregateBalance = aggregateBalances[id] ?? 0

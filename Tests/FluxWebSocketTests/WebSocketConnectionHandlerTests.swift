@@ -1,0 +1,162 @@
+import FluxWebSocket
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@Suite struct WebSocketConnectionHandlerTests {
+    static let key = WebSocketMaskingKey(0x11, 0x22, 0x33, 0x44)
+
+    /// A server-side pipeline on an embedded channel: decoder, encoder, connection handler.
+    static func makeServer(
+        pingInterval: Duration? = nil,
+        pongTimeout: Duration = .seconds(10),
+        deflate: WebSocketDeflateParameters? = nil
+    ) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        let configuration = WebSocketConnectionConfiguration(role: .server, pingInterval: pingInterval, pongTimeout: pongTimeout)
+        try WebSocketServerUpgrader.addHandlers(to: channel.pipeline.syncOperations, configuration: configuration, deflate: deflate)
+        channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
+        return channel
+    }
+
+    /// Sends a masked client frame into the channel.
+    static func send(_ frame: WebSocketFrame, to channel: EmbeddedChannel) throws {
+        var frame = frame
+        frame.maskKey = frame.maskKey ?? key
+        var buffer = ByteBuffer()
+        WebSocketFrameEncoder.encode(frame, into: &buffer)
+        try channel.writeInbound(buffer)
+    }
+
+    /// Every frame the server wrote so far.
+    static func sentFrames(_ channel: EmbeddedChannel) throws -> [WebSocketFrame] {
+        var wire = ByteBuffer()
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { wire.writeImmutableBuffer(buffer) }
+        var parser = WebSocketFrameParser(configuration: .init(allowedReservedBits: .rsv1))
+        var frames: [WebSocketFrame] = []
+        while case .frame(let frame) = try parser.parseStep(&wire) { frames.append(frame) }
+        return frames
+    }
+
+    /// Closes the channel: our Close goes out, then the close timeout passes on the embedded clock.
+    static func finish(_ channel: EmbeddedChannel, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let closed = channel.close()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        try expectCompleted(closed, on: channel, sourceLocation: sourceLocation)
+    }
+
+    /// Checks that an embedded future has completed successfully, without ever blocking a thread on it.
+    static func expectCompleted(_ future: EventLoopFuture<Void>, on channel: EmbeddedChannel, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        channel.embeddedEventLoop.run()  // EmbeddedChannel completes some promises on its loop
+        var result: Result<Void, any Error>?
+        future.assumeIsolated().whenComplete { result = $0 }
+        guard let result else {
+            Issue.record("the future has not completed", sourceLocation: sourceLocation)
+            return
+        }
+        try result.get()
+    }
+
+    static func closeCode(of frame: WebSocketFrame?) -> WebSocketCloseCode? {
+        guard let frame, frame.opcode == .connectionClose else { return nil }
+        return try? WebSocketClosePayload(parsing: frame.data).code
+    }
+
+    @Test func deliversMessagesAndAnswersPings() throws {
+        let channel = try Self.makeServer()
+        try Self.send(WebSocketFrame(fin: false, opcode: .text, data: ByteBuffer(string: "Hel")), to: channel)
+        try Self.send(WebSocketFrame(opcode: .ping, data: ByteBuffer(string: "p")), to: channel)
+        try Self.send(WebSocketFrame(opcode: .continuation, data: ByteBuffer(string: "lo")), to: channel)
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == WebSocketMessage(opcode: .text, data: ByteBuffer(string: "Hello")))
+        #expect(try Self.sentFrames(channel) == [WebSocketFrame(opcode: .pong, data: ByteBuffer(string: "p"))])
+        try Self.finish(channel)
+    }
+
+    @Test func writesMessagesAsFrames() throws {
+        let channel = try Self.makeServer()
+        try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: ByteBuffer(bytes: [1, 2, 3])))
+        #expect(try Self.sentFrames(channel) == [WebSocketFrame(opcode: .binary, data: ByteBuffer(bytes: [1, 2, 3]))])
+        try Self.finish(channel)
+    }
+
+    @Test func compressesAndInflatesWithDeflate() throws {
+        let channel = try Self.makeServer(deflate: WebSocketDeflateParameters(serverNoContextTakeover: true))
+        try channel.writeOutbound(WebSocketMessage(opcode: .text, data: ByteBuffer(string: "Hello")))
+        let sent = try Self.sentFrames(channel)
+        #expect(sent == [WebSocketFrame(rsv1: true, opcode: .text, data: ByteBuffer(bytes: [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]))])
+
+        try Self.send(WebSocketFrame(rsv1: true, opcode: .text, data: ByteBuffer(bytes: [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])), to: channel)
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == WebSocketMessage(opcode: .text, data: ByteBuffer(string: "Hello")))
+        try Self.finish(channel)
+    }
+
+    @Test func protocolErrorSendsCloseAndClosesTCP() throws {
+        let channel = try Self.makeServer()
+        var unmasked = ByteBuffer()
+        WebSocketFrameEncoder.encode(WebSocketFrame(opcode: .text, data: ByteBuffer(string: "x")), into: &unmasked)
+        try channel.writeInbound(unmasked)
+        #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == .protocolError)
+        #expect(!channel.isActive)
+    }
+
+    @Test func parserErrorSendsCloseAndClosesTCP() throws {
+        let channel = try Self.makeServer()
+        #expect(throws: WebSocketError.nonMinimalLength) { try channel.writeInbound(ByteBuffer(bytes: [0x82, 0xFE, 0x00, 0x01])) }
+        #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == .protocolError)
+        #expect(!channel.isActive)
+    }
+
+    @Test func invalidUTF8Closes1007() throws {
+        let channel = try Self.makeServer()
+        try Self.send(WebSocketFrame(opcode: .text, data: ByteBuffer(bytes: [0xFF])), to: channel)
+        #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == .invalidFramePayloadData)
+        #expect(!channel.isActive)
+    }
+
+    @Test func keepAlivePingsThenClosesASilentPeer() throws {
+        let channel = try Self.makeServer(pingInterval: .seconds(30), pongTimeout: .seconds(10))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(29))
+        #expect(try Self.sentFrames(channel).isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        let ping = try #require(try Self.sentFrames(channel).first)
+        #expect(ping.opcode == .ping)
+        // Answered: the next ping comes 30 s later, not a close.
+        try Self.send(WebSocketFrame(opcode: .pong, data: ping.data), to: channel)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(29))
+        #expect(try Self.sentFrames(channel).isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(try Self.sentFrames(channel).first?.opcode == .ping)
+        // Not answered: closed with 1001 when the pong timeout passes.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == .goingAway)
+        #expect(!channel.isActive)
+    }
+
+    @Test func closingTheChannelRunsTheClosingHandshake() throws {
+        let channel = try Self.makeServer()
+        let closed = channel.close()
+        #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == .normalClosure)
+        #expect(channel.isActive, "waits for the peer's Close")
+        #expect(throws: ChannelError.outputClosed) { try channel.writeOutbound(WebSocketMessage(opcode: .text, data: ByteBuffer())) }
+        try Self.send(WebSocketFrame(opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xE8])), to: channel)
+        #expect(!channel.isActive)
+        try Self.expectCompleted(closed, on: channel)
+    }
+
+    @Test func closeHandshakeTimesOut() throws {
+        let channel = try Self.makeServer()
+        let closed = channel.close()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+        try Self.expectCompleted(closed, on: channel)
+    }
+
+    @Test func peerCloseIsEchoed() throws {
+        let channel = try Self.makeServer()
+        try Self.send(WebSocketFrame(opcode: .connectionClose, data: ByteBuffer(bytes: [0x0F, 0xA0])), to: channel)
+        #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == WebSocketCloseCode(rawValue: 4000))
+        #expect(!channel.isActive)
+    }
+}

@@ -1,0 +1,98 @@
+import FluxWebSocket
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+/// Echoes every message back (what the echo testee does).
+final class EchoHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketMessage
+    typealias OutboundOut = WebSocketMessage
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(Self.wrapOutboundOut(Self.unwrapInboundIn(data)), promise: nil)
+    }
+}
+
+@Suite struct WebSocketServerUpgraderTests {
+    static func makeChannel(handshake: WebSocketServerHandshake = WebSocketServerHandshake()) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        let upgrader = WebSocketServerUpgrader(
+            handshake: handshake,
+            configuration: WebSocketConnectionConfiguration(role: .server, pingInterval: nil),
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+            }
+        )
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
+        )
+        channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
+        return channel
+    }
+
+    static func request(extraHeaders: String = "") -> ByteBuffer {
+        ByteBuffer(string: "GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\(extraHeaders)\r\n")
+    }
+
+    static func readAll(_ channel: EmbeddedChannel) throws -> ByteBuffer {
+        channel.embeddedEventLoop.run()
+        var all = ByteBuffer()
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { all.writeImmutableBuffer(buffer) }
+        return all
+    }
+
+    @Test func upgradesAndEchoes() throws {
+        let channel = try Self.makeChannel()
+        try channel.writeInbound(Self.request())
+        let response = String(buffer: try Self.readAll(channel))
+        #expect(response.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        #expect(response.lowercased().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="))
+
+        var frame = ByteBuffer()
+        WebSocketFrameEncoder.encode(WebSocketFrame(opcode: .text, maskKey: WebSocketMaskingKey(1, 2, 3, 4), data: ByteBuffer(string: "echo me")), into: &frame)
+        try channel.writeInbound(frame)
+        #expect(try Self.readAll(channel).bytes == [0x81, 0x07] + Array("echo me".utf8))
+        try WebSocketConnectionHandlerTests.finish(channel)
+    }
+
+    @Test func frameInTheSamePacketAsTheRequestIsNotLost() throws {
+        let channel = try Self.makeChannel()
+        var bytes = Self.request()
+        WebSocketFrameEncoder.encode(WebSocketFrame(opcode: .binary, maskKey: WebSocketMaskingKey(9, 9, 9, 9), data: ByteBuffer(bytes: [7])), into: &bytes)
+        try channel.writeInbound(bytes)
+        let output = try Self.readAll(channel)
+        #expect(output.bytes.suffix(3) == [0x82, 0x01, 0x07])
+        try WebSocketConnectionHandlerTests.finish(channel)
+    }
+
+    @Test func negotiatesDeflate() throws {
+        let channel = try Self.makeChannel(handshake: WebSocketServerHandshake(deflate: WebSocketDeflateOptions(serverNoContextTakeover: true)))
+        try channel.writeInbound(Self.request(extraHeaders: "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"))
+        let response = String(buffer: try Self.readAll(channel)).lowercased()
+        #expect(response.contains("sec-websocket-extensions: permessage-deflate; server_no_context_takeover"))
+
+        var frame = ByteBuffer()
+        WebSocketFrameEncoder.encode(
+            WebSocketFrame(rsv1: true, opcode: .text, maskKey: WebSocketMaskingKey(1, 2, 3, 4), data: ByteBuffer(bytes: [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])),
+            into: &frame)
+        try channel.writeInbound(frame)
+        #expect(try Self.readAll(channel).bytes == [0xC1, 0x07, 0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])
+        try WebSocketConnectionHandlerTests.finish(channel)
+    }
+
+    @Test func refusedHandshakeReportsTheRejection() throws {
+        let channel = try Self.makeChannel()
+        var caught: (any Error)?
+        do {
+            try channel.writeInbound(ByteBuffer(string: "GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"))
+        } catch {
+            caught = error
+        }
+        let rejected = try #require(caught as? WebSocketServerUpgrader.Rejected)
+        #expect(rejected.rejection.status == .upgradeRequired)
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+    }
+}
