@@ -13,12 +13,12 @@ public enum Timestamp {
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
-    private struct Civil {
+    struct Civil {
         var year: Int64, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int, weekday: Int
     }
 
     /// Civil date from days since the epoch (Howard Hinnant's algorithm).
-    private static func civil(milliseconds: Int64) -> Civil {
+    static func civil(milliseconds: Int64) -> Civil {
         let millis = ((milliseconds % 1000) + 1000) % 1000
         let seconds = (milliseconds - millis) / 1000
         let secondOfDay = ((seconds % 86_400) + 86_400) % 86_400
@@ -39,8 +39,8 @@ public enum Timestamp {
         )
     }
 
-    private static let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    static let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     private static func pad2(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
 
@@ -101,5 +101,54 @@ public enum Timestamp {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis
+    }
+
+    /// Writes `asctime(milliseconds:)` as UTF-8 through `write`, without building a String.
+    public static func writeAsctime(milliseconds: Int64, _ write: (UnsafeRawBufferPointer) -> Void) {
+        let c = civil(milliseconds: milliseconds)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { out in
+            var index = 0
+            func put(_ byte: UInt8) { out[index] = byte; index += 1 }
+            func two(_ value: Int, padWithSpace: Bool = false) {
+                put(value < 10 ? (padWithSpace ? 0x20 : 0x30) : 0x30 + UInt8(value / 10))
+                put(0x30 + UInt8(value % 10))
+            }
+            for byte in weekdays[c.weekday].utf8 { put(byte) }
+            put(0x20)
+            for byte in months[c.month - 1].utf8 { put(byte) }
+            put(0x20)
+            two(c.day, padWithSpace: true)
+            put(0x20); two(c.hour); put(0x3A); two(c.minute); put(0x3A); two(c.second); put(0x20)
+            for byte in String(c.year).utf8 { put(byte) }
+            write(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[0..<index]))
+        }
+    }
+
+    /// Writes `rfc3339(milliseconds:)` as UTF-8 through `write`, without building a String (years 0–9999).
+    public static func writeRFC3339(milliseconds: Int64, _ write: (UnsafeRawBufferPointer) -> Void) {
+        let c = civil(milliseconds: milliseconds)
+        guard (0...9999).contains(c.year) else {
+            let text = rfc3339(milliseconds: milliseconds)
+            text.utf8.withContiguousStorageIfAvailable { write(UnsafeRawBufferPointer($0)) }
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { out in
+            var index = 0
+            func put(_ byte: UInt8) { out[index] = byte; index += 1 }
+            func digits(_ value: Int, _ count: Int) {
+                var divisor = 1
+                for _ in 1..<count { divisor *= 10 }
+                var rest = value
+                for _ in 0..<count {
+                    put(0x30 + UInt8(rest / divisor))
+                    rest %= divisor
+                    divisor /= 10
+                }
+            }
+            digits(Int(c.year), 4); put(0x2D); digits(c.month, 2); put(0x2D); digits(c.day, 2); put(0x54)
+            digits(c.hour, 2); put(0x3A); digits(c.minute, 2); put(0x3A); digits(c.second, 2); put(0x2E)
+            digits(c.millisecond, 3); put(0x5A)
+            write(UnsafeRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[0..<index]))
+        }
     }
 }

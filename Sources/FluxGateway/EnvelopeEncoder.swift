@@ -13,7 +13,7 @@ struct EnvelopeEncoder {
         json.raw("{")
         json.key("event_id"); json.string(event.eventID)
         json.raw(",")
-        json.key("url"); json.string(baseURL + "/events/" + URLEncoding.encodePathSegment(event.eventID))
+        json.key("url"); json.url(base: baseURL, eventID: event.eventID)
         json.raw(",")
         json.key("aggregate_name"); json.string(event.aggregateName)
         json.raw(",")
@@ -21,13 +21,13 @@ struct EnvelopeEncoder {
         json.raw(",")
         json.key("event_type"); json.string(event.eventType)
         json.raw(",")
-        json.key("created"); json.string(Timestamp.asctime(milliseconds: event.recordedAtMilliseconds))
+        json.key("created"); json.quoted { Timestamp.writeAsctime(milliseconds: event.recordedAtMilliseconds, $0) }
         json.raw(",")
         json.key("aggregate_id"); json.string(event.aggregateID)
         json.raw(",")
         json.key("position"); json.integer(event.position.rawValue)
         json.raw(",")
-        json.key("recorded_at"); json.string(Timestamp.rfc3339(milliseconds: event.recordedAtMilliseconds))
+        json.key("recorded_at"); json.quoted { Timestamp.writeRFC3339(milliseconds: event.recordedAtMilliseconds, $0) }
         if includePayload {
             json.raw(",")
             json.key("payload"); json.raw(bytes: event.payload.bytes)

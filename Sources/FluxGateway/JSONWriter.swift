@@ -70,4 +70,24 @@ struct JSONWriter {
         buffer.writeStaticString(key)
         buffer.writeStaticString("\":")
     }
+
+    /// Writes `"…"` around bytes that need no escaping (digits, letters, punctuation of dates).
+    mutating func quoted(_ body: ((UnsafeRawBufferPointer) -> Void) -> Void) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        body { bytes in buffer.writeBytes(bytes) }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// Writes the JSON string `"<base>/events/<percent-encoded id>"` without building it first.
+    mutating func url(base: String, eventID: String) {
+        if eventID.utf8.allSatisfy(URLEncoding.isUnreserved) && !base.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 < 0x20 }) {
+            buffer.writeInteger(UInt8(ascii: "\""))
+            buffer.writeString(base)
+            buffer.writeStaticString("/events/")
+            buffer.writeString(eventID)
+            buffer.writeInteger(UInt8(ascii: "\""))
+        } else {
+            string(base + "/events/" + URLEncoding.encodePathSegment(eventID))
+        }
+    }
 }

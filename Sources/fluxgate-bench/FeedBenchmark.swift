@@ -17,12 +17,6 @@ enum FeedBenchmark {
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteEventStore(path: directory.appendingPathComponent("events.sqlite").path, durability: .normal)
 
-        // 200-byte JSON payloads: {"n":<number>,"pad":"xxx…"} padded to exactly 200 bytes.
-        func payload(_ number: Int) -> EventPayload {
-            let head = #"{"n":\#(number),"pad":""#
-            let json = head + String(repeating: "x", count: 200 - head.utf8.count - 2) + #""}"#
-            return EventPayload(trustedJSON: Array(json.utf8))
-        }
         var written = 0
         while written < events {
             let batch = (0..<min(1000, events - written)).map { index in
@@ -82,6 +76,13 @@ enum FeedBenchmark {
         report("HTTP feed, pull + decode (FeedPoller)", decodedRates)
         print(String(format: "ratio HTTP raw pull / store baseline: %.2f; target ≥ 100,000 events/s: %@",
                      median(feedRates) / median(storeRates), median(feedRates) >= 100_000 ? "met" : "NOT met"))
+    }
+
+    /// A 200-byte JSON payload: `{"n":<number>,"pad":"xxx…"}`.
+    static func payload(_ number: Int) -> EventPayload {
+        let head = #"{"n":\#(number),"pad":""#
+        let json = head + String(repeating: "x", count: 200 - head.utf8.count - 2) + #""}"#
+        return EventPayload(trustedJSON: Array(json.utf8))
     }
 
     static func timed(_ count: Int, _ body: () async throws -> Void) async throws -> Double {

@@ -33,3 +33,15 @@ import Testing
         }
     }
 }
+
+@Suite struct TimestampWritingTests {
+    @Test(arguments: [Int64(0), 5, 951_868_799_999, 1_795_705_332_345, 1_793_491_200_000, 253_402_300_799_999])
+    func writesTheSameBytesAsTheStringForms(_ millis: Int64) {
+        var asctime: [UInt8] = []
+        Timestamp.writeAsctime(milliseconds: millis) { asctime += $0 }
+        #expect(String(decoding: asctime, as: UTF8.self) == Timestamp.asctime(milliseconds: millis))
+        var rfc3339: [UInt8] = []
+        Timestamp.writeRFC3339(milliseconds: millis) { rfc3339 += $0 }
+        #expect(String(decoding: rfc3339, as: UTF8.self) == Timestamp.rfc3339(milliseconds: millis))
+    }
+}
