@@ -93,6 +93,9 @@ let package = Package(
                 "FluxGateway",
                 "FluxConsumer",
                 "FluxWebSocket",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -118,11 +121,14 @@ let package = Package(
             name: "FluxWebSocketTests",
             dependencies: [
                 "FluxWebSocket",
+                "FluxTesting",
+                "fluxgate",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
-            ]
+            ],
+            exclude: ["Peers"]
         ),
         .testTarget(
             name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting"],
