@@ -20,14 +20,7 @@ enum CatchUpBenchmark {
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteEventStore(path: directory.appendingPathComponent("events.sqlite").path, durability: .normal)
         let filling = ContinuousClock.now
-        var written = 0
-        while written < events {
-            let batch = (0..<min(1000, events - written)).map { index in
-                NewEvent(eventType: "bench.Happened", payload: FeedBenchmark.payload(written + index))
-            }
-            _ = try await store.append(AppendRequest(aggregateID: "bench-\(written / 1000)", aggregateName: "Bench", expectedVersion: .any, events: batch))
-            written += batch.count
-        }
+        try await FeedBenchmark.fill(store, events: events)
         print("catch-up benchmark: \(events) events of 200-byte payloads in SQLite (filled in \(filling.duration(to: .now))), \(rounds) rounds, deflate \(deflate)")
         var logger = Logger(label: "bench")
         logger.logLevel = .warning

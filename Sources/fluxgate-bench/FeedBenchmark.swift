@@ -17,14 +17,7 @@ enum FeedBenchmark {
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteEventStore(path: directory.appendingPathComponent("events.sqlite").path, durability: .normal)
 
-        var written = 0
-        while written < events {
-            let batch = (0..<min(1000, events - written)).map { index in
-                NewEvent(eventType: "bench.Happened", payload: payload(written + index))
-            }
-            _ = try await store.append(AppendRequest(aggregateID: "bench-\(written / 1000)", aggregateName: "Bench", expectedVersion: .any, events: batch))
-            written += batch.count
-        }
+        try await fill(store, events: events)
         print("feed benchmark: \(events) events of 200-byte payloads in SQLite, pages of 1000, \(rounds) rounds")
 
         var logger = Logger(label: "bench")
@@ -76,6 +69,18 @@ enum FeedBenchmark {
         report("HTTP feed, pull + decode (FeedPoller)", decodedRates)
         print(String(format: "ratio HTTP raw pull / store baseline: %.2f; target ≥ 100,000 events/s: %@",
                      median(feedRates) / median(storeRates), median(feedRates) >= 100_000 ? "met" : "NOT met"))
+    }
+
+    /// Appends `events` events with 200-byte payloads, 1000 per append.
+    static func fill(_ store: SQLiteEventStore, events: Int) async throws {
+        var written = 0
+        while written < events {
+            let batch = (0..<min(1000, events - written)).map { index in
+                NewEvent(eventType: "bench.Happened", payload: payload(written + index))
+            }
+            _ = try await store.append(AppendRequest(aggregateID: "bench-\(written / 1000)", aggregateName: "Bench", expectedVersion: .any, events: batch))
+            written += batch.count
+        }
     }
 
     /// A 200-byte JSON payload: `{"n":<number>,"pad":"xxx…"}`.

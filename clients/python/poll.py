@@ -10,31 +10,15 @@ Uses only the standard library (urllib), so it runs anywhere Python 3.8+ does.
 """
 import argparse
 import json
-import os
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
-
-def load_offset(path):
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-        return int(saved["position"]), saved.get("epoch")
-    except FileNotFoundError:
-        return 0, None
+from offsets import load_offset, save_offset
 
 
-def save_offset(path, position, epoch):
-    # Write then rename: a crash leaves either the old offset or the new one, never half a file.
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump({"position": position, "epoch": epoch}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
 
 
 def fetch_page(base, after, limit, wait, event_types, timeout):

@@ -13,30 +13,15 @@ error instead of starting over. Needs the `websockets` package (requirements.txt
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import urllib.parse
 
 import websockets
 
-
-def load_offset(path):
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-        return int(saved["position"]), saved.get("epoch")
-    except FileNotFoundError:
-        return 0, None
+from offsets import load_offset, save_offset
 
 
-def save_offset(path, position, epoch):
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump({"position": position, "epoch": epoch}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
 
 
 class EpochMismatch(Exception):
