@@ -14,10 +14,15 @@ public struct JSONParser {
     public static let maximumDepth = 256
 
     /// Parses one JSON document (surrounding whitespace allowed, nothing else).
-    public static func parse(_ bytes: some Collection<UInt8>) throws(Error) -> JSONValue {
+    ///
+    /// The values of object members named in `opaqueKeys` are checked for structure but not built: they come
+    /// back as `.opaque` with their byte range (for payloads that are only copied on). Their strings are not
+    /// checked for UTF-8: pass such keys only for input already known to be UTF-8 (a WebSocket text message).
+    public static func parse(_ bytes: some Collection<UInt8>, opaqueKeys: Set<String> = []) throws(Error) -> JSONValue {
         let array = Array(bytes)
         return try array.withUnsafeBufferPointer { buffer throws(Error) -> JSONValue in
             var parser = Cursor(bytes: buffer)
+            parser.opaqueKeys = opaqueKeys
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)
             parser.skipWhitespace()
@@ -36,6 +41,7 @@ public struct JSONParser {
     private struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
+        var opaqueKeys: Set<String> = []
 
         init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -71,7 +77,14 @@ public struct JSONParser {
                     guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                     index += 1
                     skipWhitespace()
-                    let value = try parseValue(depth: depth + 1)
+                    let value: JSONValue
+                    if !opaqueKeys.isEmpty, opaqueKeys.contains(key) {
+                        let valueStart = index
+                        try skipValue(depth: depth + 1)
+                        value = JSONValue(kind: .opaque, range: valueStart..<index)
+                    } else {
+                        value = try parseValue(depth: depth + 1)
+                    }
                     members.append((key, value))
                     skipWhitespace()
                     guard index < bytes.count else { throw fail("unexpected end of input in an object") }
@@ -118,6 +131,78 @@ public struct JSONParser {
             default:
                 throw fail("unexpected character")
             }
+        }
+
+        /// Checks one value's structure without building it (strings are not checked for UTF-8).
+        mutating func skipValue(depth: Int) throws(Error) {
+            guard index < bytes.count else { throw fail("unexpected end of input") }
+            switch bytes[index] {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                guard depth < JSONParser.maximumDepth else { throw fail("nesting deeper than \(JSONParser.maximumDepth)") }
+                let isObject = bytes[index] == UInt8(ascii: "{")
+                let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                index += 1
+                skipWhitespace()
+                if index < bytes.count, bytes[index] == close {
+                    index += 1
+                    return
+                }
+                while true {
+                    skipWhitespace()
+                    if isObject {
+                        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                        try skipString()
+                        skipWhitespace()
+                        guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                        index += 1
+                        skipWhitespace()
+                    }
+                    try skipValue(depth: depth + 1)
+                    skipWhitespace()
+                    guard index < bytes.count else { throw fail("unexpected end of input") }
+                    if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                    if bytes[index] == close { index += 1; return }
+                    throw fail(isObject ? "expected ',' or '}'" : "expected ',' or ']'")
+                }
+            case UInt8(ascii: "\""):
+                try skipString()
+            case UInt8(ascii: "t"): try expectLiteral("true")
+            case UInt8(ascii: "f"): try expectLiteral("false")
+            case UInt8(ascii: "n"): try expectLiteral("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try parseNumber()
+            default: throw fail("unexpected character")
+            }
+        }
+
+        /// Moves past a string (at its opening quote), checking escapes and control characters.
+        mutating func skipString() throws(Error) {
+            index += 1
+            while index < bytes.count {
+                switch bytes[index] {
+                case UInt8(ascii: "\""):
+                    index += 1
+                    return
+                case UInt8(ascii: "\\"):
+                    index += 1
+                    guard index < bytes.count else { throw fail("unterminated string") }
+                    switch bytes[index] {
+                    case UInt8(ascii: "u"):
+                        index += 1
+                        _ = try parseHex4()
+                        continue
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                        UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        index += 1
+                    default:
+                        throw fail("invalid escape")
+                    }
+                case 0..<0x20:
+                    throw fail("control character in a string")
+                default:
+                    index += 1
+                }
+            }
+            throw fail("unterminated string")
         }
 
         mutating func expectLiteral(_ literal: StaticString) throws(Error) {

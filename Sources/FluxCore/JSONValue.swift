@@ -12,6 +12,8 @@ public struct JSONValue: Sendable {
         case number(String)
         case bool(Bool)
         case null
+        /// A value checked for structure but not built (see `JSONParser.parse(_:opaqueKeys:)`); use its range.
+        case opaque
     }
 
     public var kind: Kind
@@ -57,6 +59,7 @@ public struct JSONValue: Sendable {
         case .number: return "number"
         case .bool: return "boolean"
         case .null: return "null"
+        case .opaque: return "value"
         }
     }
 }

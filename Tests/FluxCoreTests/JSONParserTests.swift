@@ -42,3 +42,21 @@ import Testing
         #expect(value.kindName == "object")
     }
 }
+
+@Suite struct JSONParserOpaqueTests {
+    @Test func opaqueValuesKeepTheirRangeAndAreStillChecked() throws {
+        let text = #"{"a": 1, "payload": {"x": [1, "two\n", {"y": null}], "z": "\u00e9"}, "b": "c"}"#
+        let bytes = Array(text.utf8)
+        let value = try JSONParser.parse(bytes, opaqueKeys: ["payload"])
+        let payload = try #require(value["payload"])
+        guard case .opaque = payload.kind else {
+            Issue.record("payload was built")
+            return
+        }
+        #expect(String(decoding: bytes[payload.range], as: UTF8.self) == #"{"x": [1, "two\n", {"y": null}], "z": "\u00e9"}"#)
+        #expect(value["b"]?.stringValue == "c")
+        for broken in [#"{"payload": {"x": }}"#, #"{"payload": [1, 2"#, #"{"payload": "bad \q"}"#, #"{"payload": tru}"#] {
+            #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(broken.utf8), opaqueKeys: ["payload"]) }
+        }
+    }
+}
