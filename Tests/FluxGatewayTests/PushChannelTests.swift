@@ -166,3 +166,4 @@ import Testing
         await slow.close()
     }
 }
+

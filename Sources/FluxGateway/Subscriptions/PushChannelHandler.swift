@@ -76,9 +76,17 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let deflate = settings.deflate
             let compressor = settings.compressor
             let after = settings.after
+            let epoch = driver.store.epoch
             let sink = PushChannelSink(writer: writer, deflate: deflate, compressor: compressor)
             let transport = SubscriptionDriver.Transport(
-                sendBatch: { batch in try await writer.write(batch.webSocketFrame(for: deflate, compressor: compressor)) },
+                sendPage: { page, encoder in
+                    if deflate != nil {
+                        let batch = DeliveryBatch(events: page.map { EncodedEvent($0, encoder: encoder) }, epoch: epoch)
+                        try await writer.write(batch.webSocketFrame(for: deflate, compressor: compressor))
+                    } else {
+                        try await writer.write(DeliveryBatch.plainEventsFrame(page, epoch: epoch, encoder: encoder))
+                    }
+                },
                 sendCaughtUp: { head in
                     let message = ByteBuffer(string: #"{"type":"caught_up","head":\#(head.rawValue)}"#)
                     try await writer.write(SharedDeflateCompressor.preparePlain(text: message).plainFrame)

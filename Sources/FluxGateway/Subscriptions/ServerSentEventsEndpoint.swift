@@ -34,7 +34,12 @@ extension GatewayRouter {
         return .streaming(headers: headers) { writer in
             let sink = ServerSentEventsSink(writer: writer)
             let transport = SubscriptionDriver.Transport(
-                sendBatch: { batch in try await writer.write(batch.serverSentEvents) },
+                sendPage: { page, encoder in
+                    var buffer = ByteBuffer()
+                    buffer.reserveCapacity(page.reduce(0) { $0 + $1.payload.bytes.count + 400 })
+                    for event in page { EncodedEvent(event, encoder: encoder).writeServerSentEvent(into: &buffer) }
+                    try await writer.write(buffer)
+                },
                 sendCaughtUp: { head in
                     try await writer.write(ByteBuffer(string: "event: caught_up\ndata: {\"head\":\(head.rawValue)}\n\n"))
                 },

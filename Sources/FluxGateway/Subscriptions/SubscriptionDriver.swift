@@ -14,7 +14,8 @@ struct SubscriptionDriver: Sendable {
     /// How a transport sends what the driver reads itself (catch-up); each call returns once the bytes are
     /// accepted by a transport that is not over its high-water mark.
     struct Transport: Sendable {
-        var sendBatch: @Sendable (DeliveryBatch) async throws -> Void
+        /// Sends one page the subscriber read itself (encoded for this subscriber only).
+        var sendPage: @Sendable ([RecordedEvent], EnvelopeEncoder) async throws -> Void
         var sendCaughtUp: @Sendable (Position) async throws -> Void
         var sink: any SubscriberSink
     }
@@ -34,7 +35,7 @@ struct SubscriptionDriver: Sendable {
                 let head = try await store.head()
                 let page = try await store.read(after: position, limit: pageSize, filter: filter)
                 if !page.isEmpty {
-                    try await transport.sendBatch(DeliveryBatch(events: page.map { EncodedEvent($0, encoder: encoder) }, epoch: store.epoch))
+                    try await transport.sendPage(page, encoder)
                 }
                 if let last = page.last, page.count == pageSize {
                     position = last.position
