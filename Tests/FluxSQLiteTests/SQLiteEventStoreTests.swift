@@ -1,3 +1,4 @@
+import FluxTesting
 import FluxCore
 import Foundation
 import GRDB
@@ -124,7 +125,7 @@ func appendRequest(_ aggregateID: String, _ expected: ExpectedVersion, _ events:
         let reference = InMemoryEventStore()
         let names = ["Account", "Basket", "Order"]
         let types = (0..<5).map { "t.Type\($0)" }
-        var generator = SplitMix(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         for index in 0..<600 {
             let stream = "s\(generator.next() % 40)"
             let request = appendRequest(
@@ -169,15 +170,3 @@ func appendRequest(_ aggregateID: String, _ expected: ExpectedVersion, _ events:
     }
 }
 
-/// A small deterministic random generator for test data.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

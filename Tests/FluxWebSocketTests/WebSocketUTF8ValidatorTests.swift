@@ -1,3 +1,4 @@
+import FluxTesting
 import FluxWebSocket
 import NIOCore
 import Testing
