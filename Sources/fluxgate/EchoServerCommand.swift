@@ -68,7 +68,7 @@ struct EchoServerCommand: AsyncParsableCommand {
 }
 
 /// Sends every message back.
-private final class EchoHandler: ChannelInboundHandler {
+final class EchoHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketMessage
     typealias OutboundOut = WebSocketMessage
 

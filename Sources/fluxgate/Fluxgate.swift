@@ -10,6 +10,6 @@ struct Fluxgate: AsyncParsableCommand {
             Start with `fluxgate demo` (a bank example served and consumed end to end), then
             `fluxgate serve` to run a gateway on the embedded SQLite store (fluxgate-data/events.sqlite).
             """,
-        subcommands: [ServeCommand.self, DemoCommand.self, TailCommand.self, EchoServerCommand.self, AppendLoopCommand.self]
+        subcommands: [ServeCommand.self, DemoCommand.self, TailCommand.self, EchoServerCommand.self, EchoClientCommand.self, AppendLoopCommand.self]
     )
 }
