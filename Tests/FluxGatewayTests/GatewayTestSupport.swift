@@ -74,3 +74,11 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Appends `count` events of type `t.E` with `payloadSize`-byte string payloads to stream `id`, in one append.
+func append(_ store: any EventStore, _ id: String, count: Int = 1, payloadSize: Int = 10) async throws {
+    let payload = EventPayload(trustedJSON: Array(("\"" + String(repeating: "p", count: payloadSize) + "\"").utf8))
+    try await store.append(AppendRequest(
+        aggregateID: id, aggregateName: "S", expectedVersion: .any,
+        events: (0..<count).map { _ in NewEvent(eventType: "t.E", payload: payload) }))
+}

@@ -8,13 +8,6 @@ import NIOCore
 import Testing
 
 @Suite struct PushChannelTests {
-    private func append(_ store: any EventStore, _ id: String, count: Int = 1, payloadSize: Int = 10) async throws {
-        let payload = EventPayload(trustedJSON: Array(("\"" + String(repeating: "p", count: payloadSize) + "\"").utf8))
-        try await store.append(AppendRequest(
-            aggregateID: id, aggregateName: "S", expectedVersion: .any,
-            events: (0..<count).map { _ in NewEvent(eventType: "t.E", payload: payload) }))
-    }
-
     @Test(arguments: [false, true])
     func catchUpThenLiveUnderConcurrentAppendsWithNoGapOrDuplicate(deflate: Bool) async throws {
         let gateway = try await TestGateway.start()
