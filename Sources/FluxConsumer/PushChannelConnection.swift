@@ -82,6 +82,18 @@ public final class PushChannelConnection {
         return PushChannelConnection(channel: channel, handler: handler, stream: stream)
     }
 
+    /// The next text message undecoded (the JSON bytes); `nil` once the connection closed. For tools that
+    /// only count or sample (load generators), where decoding every envelope would measure the client.
+    public func nextText() async throws -> ByteBuffer? {
+        while true {
+            var iterator = self.iterator
+            let message = try await iterator.next()
+            self.iterator = iterator
+            guard let message else { return nil }
+            if message.isText { return message.data }
+        }
+    }
+
     /// The next message; `nil` once the connection closed (see `close`).
     public func next() async throws -> PushMessage? {
         while true {

@@ -3,6 +3,7 @@
 //   swift run -c release fluxgate-bench appends   # durable appends/s: group commit vs one transaction per append
 //   swift run -c release fluxgate-bench feed      # events/s pulled through the JSON feed over loopback
 //   swift run -c release fluxgate-bench catchup   # events/s one consumer replays over the push channel
+//   swift run -c release fluxgate-bench fanout    # deliveries/s and latency, N subscribers, one writer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,9 +14,11 @@ case "appends":
     try await AppendBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "feed":
     try await FeedBenchmark.run(arguments: Array(arguments.dropFirst()))
+case "fanout":
+    try await FanOutBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "catchup":
     try await CatchUpBenchmark.run(arguments: Array(arguments.dropFirst()))
 default:
-    print("usage: fluxgate-bench appends|feed|catchup [options]")
+    print("usage: fluxgate-bench appends|feed|catchup|fanout [options]")
     exit(2)
 }
