@@ -18,3 +18,5 @@ test: setup
 bench: setup
 	swift run -c release fluxgate-bench appends
 	swift run -c release fluxgate-bench feed
+	swift run -c release fluxgate-bench catchup
+	swift run -c release fluxgate-bench fanout
