@@ -17,13 +17,9 @@ import urllib.request
 
 import websockets
 
+from gateway_checks import require_loopback, rss_kib
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+
 
 
 async def subscriber(url, ready, hold, failures):
@@ -76,9 +72,7 @@ def main():
     parser.add_argument("--gateway-pid", type=int, required=True)
     parser.add_argument("--count", type=int, default=10_000)
     args = parser.parse_args()
-    host = urllib.parse.urlparse(args.base_url).hostname
-    if not (host in ("localhost", "::1") or host.startswith("127.")):
-        parser.error("only loopback targets")
+    require_loopback(parser, args.base_url)
     return asyncio.run(main_async(args))
 
 

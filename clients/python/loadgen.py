@@ -21,6 +21,8 @@ import urllib.request
 
 import websockets
 
+from gateway_checks import require_loopback
+
 
 def percentile(values, fraction):
     if not values:
@@ -170,9 +172,7 @@ def main():
     parser.add_argument("--out", help="write the JSON result here")
     parser.add_argument("--plot", help="write a PNG latency histogram here")
     args = parser.parse_args()
-    host = urllib.parse.urlparse(args.base_url).hostname
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
-        parser.error("loadgen only targets loopback addresses")
+    require_loopback(parser, args.base_url)
     return asyncio.run(main_async(args))
 
 

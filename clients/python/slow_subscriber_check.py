@@ -18,15 +18,11 @@ import urllib.request
 
 import websockets
 
+from gateway_checks import require_loopback, rss_kib
+
 from loadgen import Subscriber, percentile, writer
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 async def slow_reader(url, stop, counts):
@@ -96,9 +92,7 @@ def main():
     parser.add_argument("--rate", type=float, default=2000, help="total appends per second")
     parser.add_argument("--writers", type=int, default=4, help="concurrent HTTP writers sharing the rate")
     args = parser.parse_args()
-    host = urllib.parse.urlparse(args.base_url).hostname
-    if not (host in ("localhost", "::1") or host.startswith("127.")):
-        parser.error("only loopback targets")
+    require_loopback(parser, args.base_url)
     return asyncio.run(main_async(args))
 
 
