@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "FluxCore", targets: ["FluxCore"]),
         .library(name: "FluxSQLite", targets: ["FluxSQLite"]),
+        .library(name: "FluxPostgres", targets: ["FluxPostgres"]),
         .library(name: "FluxWebSocket", targets: ["FluxWebSocket"]),
         .library(name: "FluxGateway", targets: ["FluxGateway"]),
         .library(name: "FluxConsumer", targets: ["FluxConsumer"]),
@@ -20,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Pure event-sourcing core: no I/O, no NIO.
@@ -30,6 +32,17 @@ let package = Package(
             dependencies: [
                 "FluxCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // PostgreSQL event store and checkpoint store, for several gateway nodes on one database.
+        .target(
+            name: "FluxPostgres",
+            dependencies: [
+                "FluxCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -60,7 +73,9 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The browser UI and the JS client module (clients/js/fluxgate.js links here), served at `/`.
+            resources: [.copy("WebUI/Assets")]
         ),
         // The client library: HTTP feed polling (WebSocket subscription to come), checkpoints.
         .target(
@@ -90,6 +105,7 @@ let package = Package(
             dependencies: [
                 "FluxCore",
                 "FluxSQLite",
+                "FluxPostgres",
                 "FluxGateway",
                 "FluxConsumer",
                 "FluxWebSocket",
@@ -107,9 +123,11 @@ let package = Package(
             dependencies: [
                 "FluxCore",
                 "FluxSQLite",
+                "FluxPostgres",
                 "FluxGateway",
                 "FluxConsumer",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -117,6 +135,7 @@ let package = Package(
         ),
         .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore", "FluxTesting"]),
         .testTarget(name: "FluxSQLiteTests", dependencies: ["FluxSQLite", "FluxTesting", "fluxgate"]),
+        .testTarget(name: "FluxPostgresTests", dependencies: ["FluxPostgres", "FluxTesting"]),
         .testTarget(
             name: "FluxWebSocketTests",
             dependencies: [
@@ -136,7 +155,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FluxGatewayTests",
-            dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate"]
+            dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate"],
+            exclude: ["Browser"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -4,6 +4,7 @@
 //   swift run -c release fluxgate-bench feed      # events/s pulled through the JSON feed over loopback
 //   swift run -c release fluxgate-bench catchup   # events/s one consumer replays over the push channel
 //   swift run -c release fluxgate-bench fanout    # deliveries/s and latency, N subscribers, one writer
+//   swift run -c release fluxgate-bench postgres  # PostgreSQL appends/s vs plain INSERTs; cross-node latency
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,9 +17,11 @@ case "feed":
     try await FeedBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "fanout":
     try await FanOutBenchmark.run(arguments: Array(arguments.dropFirst()))
+case "postgres":
+    try await PostgresBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "catchup":
     try await CatchUpBenchmark.run(arguments: Array(arguments.dropFirst()))
 default:
-    print("usage: fluxgate-bench appends|feed|catchup|fanout [options]")
+    print("usage: fluxgate-bench appends|feed|catchup|fanout|postgres [options]")
     exit(2)
 }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import FluxCore
-import FluxSQLite
 import Foundation
 
 /// `fluxgate append-loop`: appends 1-event appends forever from several concurrent writers and prints every
@@ -17,18 +16,22 @@ struct AppendLoopCommand: AsyncParsableCommand {
         shouldDisplay: false
     )
 
-    @Option(help: "The SQLite event store file (created if missing).")
-    var path: String
+    @Option(help: "The SQLite event store file (created if missing); or use --store.")
+    var path: String?
+
+    @Option(help: "The event store: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE.")
+    var store: StoreLocation?
 
     @Option(help: "How many concurrent writers append.")
     var writers: Int = 4
 
     func validate() throws {
         guard writers > 0 else { throw ValidationError("--writers must be at least 1") }
+        guard (path == nil) != (store == nil) else { throw ValidationError("give exactly one of --path and --store") }
     }
 
     func run() async throws {
-        let store = try SQLiteEventStore(path: path)
+        let store = try await (self.store ?? .sqlite(path: path ?? "")).open().store
         let run = UUID().uuidString.lowercased().prefix(8)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<writers {

@@ -31,7 +31,7 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let started = ContinuousClock.now
         let location = store ?? .sqlite(path: FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-demo-\(UUID().uuidString)/events.sqlite").path)
-        let opened = try location.open()
+        let opened = try await location.open()
         var logger = Logger(label: "fluxgate.demo")
         logger.logLevel = .warning
         let server = GatewayServer(store: opened.store, configuration: GatewayConfiguration(port: port, logger: logger))

