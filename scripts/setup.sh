@@ -4,7 +4,9 @@
 set -euo pipefail
 
 need_packages=()
-for package in zlib1g-dev libsqlite3-dev; do
+# chromium and chromium-driver: the headless browser that checks the web UI (Tests/FluxGatewayTests/Browser).
+# postgresql: the server that the PostgreSQL store's tests start on loopback (scripts/postgres.sh); psql comes with it.
+for package in zlib1g-dev libsqlite3-dev chromium chromium-driver postgresql; do
     dpkg -s "$package" >/dev/null 2>&1 || need_packages+=("$package")
 done
 
@@ -21,6 +23,13 @@ if ! python3 -c "import websockets" >/dev/null 2>&1; then
     echo "setup: installing the Python websockets package"
     python3 -m pip install --quiet --disable-pip-version-check "websockets>=12" 2>&1 | grep -v "Running pip as the 'root' user" || true
     python3 -c "import websockets" || { echo "setup: could not install the Python websockets package" >&2; exit 1; }
+fi
+
+# Selenium drives Debian's chromium through /usr/bin/chromedriver for the web UI's browser test.
+if ! python3 -c "import selenium" >/dev/null 2>&1; then
+    echo "setup: installing the Python selenium package"
+    python3 -m pip install --quiet --disable-pip-version-check "selenium>=4.10" 2>&1 | grep -v "Running pip as the 'root' user" || true
+    python3 -c "import selenium" || { echo "setup: could not install the Python selenium package" >&2; exit 1; }
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

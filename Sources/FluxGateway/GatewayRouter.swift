@@ -44,8 +44,10 @@ public struct GatewayRouter: Sendable {
             case ("health", 1):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
                 return try await health()
+            case (nil, 0), ("ui", _):
+                return webUI(request, segments: segments)  // the web UI: WebUI/WebUIEndpoint.swift
             default:
-                return .error(.notFound, "not_found", "no endpoint at \(request.method) /\(segments.joined(separator: "/")); see /health, /events, /streams/{aggregate_id}")
+                return .error(.notFound, "not_found", "no endpoint at \(request.method) /\(segments.joined(separator: "/")); see /health, /events, /streams/{aggregate_id}, or the web UI at /")
             }
         } catch let error as StoreError {
             return storeErrorResponse(error)

@@ -10,10 +10,18 @@
 //     storageKey: "my-view", filters: { event_type: ["account.AccountCredited"] },
 //     onEvent: (event) => console.log(event.position, event.event_type, event.payload),
 //     onCaughtUp: (head) => console.log("live from", head),
-//     onState: (state) => console.log(state),             // "websocket" | "sse" | "polling" | "stopped" | …
+//     onState: (state) => console.log(state),             // "websocket" | "sse" | "polling" | "reconnecting" | "stopped"
 //     onError: (error) => console.error(error),            // fatal: epoch mismatch, bad query
 //   });
 //   sub.start();  …  sub.stop();
+//
+// Other options: `after` (the position to start after when nothing is stored, default 0), `epoch` (the
+// store the positions belong to; a different store is a fatal error), `transport` ("websocket", "sse" or
+// "polling": the first one to try), `maxBackoff` (the longest wait between reconnection attempts, in ms,
+// default 15000; each wait is random up to a bound that doubles from 250 ms). `sub.position`, `sub.epoch` and `sub.transport` tell where it stands.
+//
+// Server-sent events are read with fetch() rather than EventSource: the gateway names each SSE event after
+// its event type, and EventSource only hands named events to listeners registered for those names.
 
 const TRANSPORTS = ["websocket", "sse", "polling"];
 
@@ -26,13 +34,19 @@ export class FluxgateSubscription {
     const saved = this._load();
     this.position = saved ? saved.position : (options.after || 0);
     this.epoch = saved ? saved.epoch : (options.epoch || null);
-    this.transportIndex = options.transport ? TRANSPORTS.indexOf(options.transport) : 0;
+    this.preferredIndex = Math.max(0, options.transport ? TRANSPORTS.indexOf(options.transport) : 0);
+    this.transportIndex = this.preferredIndex;
     this.stopped = true;
     this.backoff = 250;
+    this.maxBackoff = options.maxBackoff || 15000;
     this._socket = null;
     this._source = null;
     this._poll = null;
+    this._timer = null;
   }
+
+  // The transport in use or being tried: "websocket", "sse" or "polling".
+  get transport() { return TRANSPORTS[this.transportIndex]; }
 
   start() {
     if (!this.stopped) return;
@@ -42,8 +56,9 @@ export class FluxgateSubscription {
 
   stop() {
     this.stopped = true;
+    if (this._timer) { clearTimeout(this._timer); this._timer = null; }
     if (this._socket) { this._socket.close(1000, "client stopped"); this._socket = null; }
-    if (this._source) { this._source.close(); this._source = null; }
+    if (this._source) { this._source.abort(); this._source = null; }
     if (this._poll) { this._poll.abort(); this._poll = null; }
     this._state("stopped");
   }
@@ -68,10 +83,14 @@ export class FluxgateSubscription {
 
   _save() {
     if (!this.storageKey || typeof localStorage === "undefined") return;
-    localStorage.setItem("fluxgate:" + this.storageKey, JSON.stringify({ position: this.position, epoch: this.epoch }));
+    try {
+      localStorage.setItem("fluxgate:" + this.storageKey, JSON.stringify({ position: this.position, epoch: this.epoch }));
+    } catch { /* storage full or denied: positions stay in memory */ }
   }
 
   _state(state) { if (this.options.onState) this.options.onState(state); }
+
+  _caughtUp(head) { if (this.options.onCaughtUp) this.options.onCaughtUp(head); }
 
   _fatal(message) {
     this.stop();
@@ -91,32 +110,42 @@ export class FluxgateSubscription {
     if (this.stopped) return;
     if (!sameTransport && this.transportIndex < TRANSPORTS.length - 1) this.transportIndex += 1;
     const delay = Math.random() * this.backoff;
-    this.backoff = Math.min(this.backoff * 2, 15000);
+    this.backoff = Math.min(this.backoff * 2, this.maxBackoff);
     this._state("reconnecting");
-    setTimeout(() => { if (!this.stopped) this._connect(); }, delay);
+    this._timer = setTimeout(() => { this._timer = null; if (!this.stopped) this._connect(); }, delay);
   }
 
   _connect() {
     const transport = TRANSPORTS[this.transportIndex];
     if (transport === "websocket" && typeof WebSocket !== "undefined") return this._websocket();
-    if (transport !== "polling" && typeof EventSource !== "undefined") return this._sse();
+    if (transport !== "polling" && typeof fetch !== "undefined" && typeof TextDecoderStream !== "undefined") {
+      this.transportIndex = 1;
+      return this._sse();
+    }
     this.transportIndex = TRANSPORTS.length - 1;
     return this._polling();
   }
 
   _websocket() {
     const url = this.baseUrl.replace(/^http/, "ws") + "/events/subscribe?" + this._query();
-    const socket = new WebSocket(url);
+    let socket;
+    try {
+      socket = new WebSocket(url);
+    } catch (error) {
+      // A bad URL or a content security policy that forbids it: the push channel is not available here.
+      return this._retry(false);
+    }
     let opened = false;
     this._socket = socket;
     socket.onopen = () => { opened = true; this.backoff = 250; this._state("websocket"); };
     socket.onmessage = (message) => {
-      const data = JSON.parse(message.data);
+      let data;
+      try { data = JSON.parse(message.data); } catch { return; }
       if (data.type === "events") {
         for (const event of data.events) this._deliver(event, data.epoch);
-        socket.send(JSON.stringify({ type: "ack", position: this.position }));
-      } else if (data.type === "caught_up" && this.options.onCaughtUp) {
-        this.options.onCaughtUp(data.head);
+        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "ack", position: this.position }));
+      } else if (data.type === "caught_up") {
+        this._caughtUp(data.head);
       }
     };
     socket.onclose = (close) => {
@@ -129,41 +158,83 @@ export class FluxgateSubscription {
     };
   }
 
-  _sse() {
-    const source = new EventSource(this.baseUrl + "/events/subscribe?" + this._query());
+  async _sse() {
+    const controller = new AbortController();
+    this._source = controller;
     let opened = false;
-    this._source = source;
-    source.onopen = () => { opened = true; this.backoff = 250; this._state("sse"); };
-    source.addEventListener("caught_up", (message) => {
-      if (this.options.onCaughtUp) this.options.onCaughtUp(JSON.parse(message.data).head);
-    });
-    const onEvent = (message) => this._deliver(JSON.parse(message.data), null);
-    source.onmessage = onEvent;
-    source._typed = new Set();
-    // SSE events are named by event type: listen to every name through a wrapper on dispatch.
-    const originalDispatch = source.dispatchEvent.bind(source);
-    source.dispatchEvent = (event) => {
-      if (event.type !== "caught_up" && event.type !== "open" && event.type !== "error" && !source._typed.has(event.type)) {
-        source._typed.add(event.type);
-        source.addEventListener(event.type, onEvent);
+    try {
+      const response = await fetch(this.baseUrl + "/events/subscribe?" + this._query(), {
+        headers: { Accept: "text/event-stream" }, cache: "no-store", signal: controller.signal,
+      });
+      if (response.status === 409) return this._fatal("the gateway's store is not the one these positions came from: " + (await response.text()));
+      if (response.status === 400) return this._fatal("the gateway refused the subscription: " + (await response.text()));
+      const type = response.headers.get("Content-Type") || "";
+      if (!response.ok || !type.startsWith("text/event-stream") || !response.body) {
+        throw new Error("server-sent events answered " + response.status + " " + type);
       }
-      return originalDispatch(event);
-    };
-    source.onerror = () => {
-      source.close();
-      if (this._source === source) this._source = null;
-      // Reconnect ourselves from our own position (EventSource would reuse the first URL's `after`).
-      this._retry(opened);
-    };
+      opened = true;
+      this.backoff = 250;
+      this._state("sse");
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      const frame = { event: "", data: [] };
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || this.stopped) break;
+        buffer += value;
+        for (;;) {
+          const end = /\r\n|\r|\n/.exec(buffer);
+          if (!end || (end[0] === "\r" && end.index === buffer.length - 1)) break;  // a CR LF may be split
+          const line = buffer.slice(0, end.index);
+          buffer = buffer.slice(end.index + end[0].length);
+          this._sseLine(line, frame);
+        }
+      }
+    } catch (error) {
+      if (this.stopped || controller.signal.aborted) return;
+    } finally {
+      if (this._source === controller) this._source = null;
+    }
+    // The stream ended (the server stopped, the network dropped): reconnect from our own position.
+    if (!this.stopped && !controller.signal.aborted) this._retry(opened);
+  }
+
+  // One line of an SSE stream (HTML Living Standard, "Interpreting an event stream").
+  _sseLine(line, frame) {
+    if (line === "") {
+      if (frame.data.length > 0) {
+        const data = frame.data.join("\n");
+        const name = frame.event || "message";
+        try {
+          if (name === "caught_up") this._caughtUp(JSON.parse(data).head);
+          else this._deliver(JSON.parse(data), null);
+        } catch { /* not JSON: not ours to deliver */ }
+      }
+      frame.event = "";
+      frame.data = [];
+      return;
+    }
+    if (line.startsWith(":")) return;  // a keep-alive comment
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") frame.event = value;
+    else if (field === "data") frame.data.push(value);
   }
 
   async _polling() {
     this._state("polling");
+    let caughtUp = false;
+    let failed = false;
     while (!this.stopped) {
       const controller = new AbortController();
       this._poll = controller;
       try {
-        const response = await fetch(this.baseUrl + "/events?" + this._query({ limit: 500, embed: "payload", wait: 20 }), { signal: controller.signal });
+        const limit = 500;
+        // The first page after (re)connecting does not wait: its epoch tells at once whether the store is ours.
+        const wait = caughtUp && !failed ? 20 : 0;
+        const response = await fetch(this.baseUrl + "/events?" + this._query({ limit, embed: "payload", wait }), { signal: controller.signal, cache: "no-store" });
         if (response.status === 400) return this._fatal("the gateway refused the query: " + (await response.text()));
         if (!response.ok) throw new Error("feed answered " + response.status);
         const page = await response.json();
@@ -171,10 +242,21 @@ export class FluxgateSubscription {
         this.backoff = 250;
         for (const event of page.events) this._deliver(event, page.epoch);
         if (!this.epoch) { this.epoch = page.epoch; this._save(); }
+        if (failed && this.preferredIndex < this.transportIndex) {
+          // The gateway is back after an outage (which is what may have brought us down to polling):
+          // try the preferred transport again; a proxy that refuses it sends us back here.
+          this._poll = null;
+          this.transportIndex = this.preferredIndex;
+          return this._connect();
+        }
+        if (failed) { failed = false; this._state("polling"); }
+        if (!caughtUp && page.events.length < limit) { caughtUp = true; this._caughtUp(page.head); }
       } catch (error) {
         if (this.stopped) return;
+        failed = true;
+        this._state("reconnecting");
         await new Promise((resolve) => setTimeout(resolve, Math.random() * this.backoff));
-        this.backoff = Math.min(this.backoff * 2, 15000);
+        this.backoff = Math.min(this.backoff * 2, this.maxBackoff);
       }
     }
   }

@@ -1,0 +1,43 @@
+import FluxCore
+import FluxTesting
+import Foundation
+import Testing
+
+/// The web UI in a real browser: `Browser/ui_check.py` drives headless chromium through chromedriver
+/// (installed by scripts/setup.sh) against a gateway on a loopback port.
+@Suite(.serialized) struct WebUIBrowserTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Browser/ui_check.py")
+
+    /// Where each run leaves its screenshot (kept after the test, to look at).
+    static func screenshot(_ name: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-ui-\(name).png")
+    }
+
+    /// Over the WebSocket push channel; through a proxy that refuses it (the page falls back to server-sent
+    /// events); through one that refuses event streams too (the page long-polls the feed).
+    @Test(arguments: ["websocket", "sse", "polling"])
+    func aNewEventAppearsAndItsPayloadShows(transport: String) async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        for index in 1...12 {
+            try await gateway.store.append(AppendRequest(
+                aggregateID: "acc-\(index % 4)", aggregateName: "Account", expectedVersion: .any,
+                events: [NewEvent(eventType: index % 3 == 0 ? "account.AccountDebited" : "account.AccountCredited",
+                                  payload: EventPayload(trustedJSON: Array(#"{"amount": \#(index * 10)}"#.utf8)))]))
+        }
+        let refusals = ["websocket": [], "sse": ["--refuse-push"], "polling": ["--refuse-push", "--refuse-sse"]][transport] ?? []
+        let screenshot = Self.screenshot(transport)
+        try? FileManager.default.removeItem(at: screenshot)
+        let process = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", Self.script.path, "http://127.0.0.1:\(gateway.port)", screenshot.path, "--timeout", "120"] + refusals)
+        let status = await process.waitForExit(timeout: .seconds(180))
+        if status == nil { process.signal(SIGKILL) }
+        let output = (process.outputLines.joined(separator: "\n") + "\n" + process.errorOutput).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(status == 0, "ui_check.py exited \(status.map(String.init) ?? "— still running after 180 s, killed"):\n\(output)")
+        let size = (try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0
+        #expect(size > 0, "no screenshot at \(screenshot.path)")
+        let header = try? FileHandle(forReadingFrom: screenshot).read(upToCount: 8)
+        #expect(header == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "\(screenshot.path) is not a PNG")
+    }
+}

@@ -1,0 +1,1 @@
+../../Sources/FluxGateway/WebUI/Assets/fluxgate.js
