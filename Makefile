@@ -1,7 +1,7 @@
 # The quick start: `make demo` runs the bank example end to end; `make test` runs every test.
 # Both install what they need first (scripts/setup.sh).
 
-.PHONY: setup demo serve test bench
+.PHONY: setup demo serve test bench cluster fuzz
 
 setup:
 	@scripts/setup.sh
@@ -20,3 +20,13 @@ bench: setup
 	swift run -c release fluxgate-bench feed
 	swift run -c release fluxgate-bench catchup
 	swift run -c release fluxgate-bench fanout
+	scripts/postgres.sh start >/dev/null && swift run -c release fluxgate-bench postgres
+
+# Two gateway nodes on one PostgreSQL behind nginx, checked end to end (deploy/README.md).
+cluster: setup
+	swift build --product fluxgate
+	FLUXGATE_BIN="$$(swift build --show-bin-path)/fluxgate" deploy/local-cluster.sh run
+
+# The WebSocket fuzz targets, 60 s each (Tests/Fuzz/README.md).
+fuzz: setup
+	Tests/Fuzz/run.sh 60

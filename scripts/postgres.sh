@@ -9,13 +9,6 @@
 # listening on 127.0.0.1 only. Needs Debian's postgresql package (scripts/setup.sh installs it).
 set -euo pipefail
 
-# The server outlives this script: it must not inherit descriptors of whoever ran it (a test runner waits for
-# the end of its pipes, or watches a socket, that a server holding them would keep open forever).
-for descriptor in /proc/$$/fd/*; do
-    number=${descriptor##*/}
-    if [ "$number" -gt 2 ] && [ "$number" -ne 255 ]; then eval "exec $number>&-" 2>/dev/null || true; fi
-done
-
 command=${1:-start}
 dir=${2:-${FLUXGATE_PG_DIR:-/tmp/fluxgate-postgres}}
 port=${3:-${FLUXGATE_PG_PORT:-54329}}
@@ -28,6 +21,19 @@ if [ -z "$bin" ]; then
     echo "postgres.sh: PostgreSQL is not installed; run scripts/setup.sh" >&2
     exit 1
 fi
+
+# Runs a command that starts a server outliving this script, without the descriptors this script inherited: a
+# test runner watches its pipes or a socket for the end of this script, and a server holding them would keep
+# them open forever. (Only the subshell closes them: this script keeps its own until it exits.)
+detached() {
+    (
+        for descriptor in /proc/$BASHPID/fd/*; do
+            number=${descriptor##*/}
+            if [ "$number" -gt 2 ] && [ "$number" -ne 255 ]; then eval "exec $number>&-" 2>/dev/null || true; fi
+        done
+        "$@"
+    )
+}
 
 # PostgreSQL refuses to run as root: run its programs as the postgres user then.
 as_owner() {
@@ -46,7 +52,7 @@ start)
             || { cat "$dir.initdb.log" >&2; exit 1; }
     fi
     if ! as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-        as_owner "$bin/pg_ctl" -D "$dir" -w -t 30 -l "$dir/server.log" \
+        detached as_owner "$bin/pg_ctl" -D "$dir" -w -t 30 -l "$dir/server.log" \
             -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=${FLUXGATE_PG_FSYNC:-on}" start >/dev/null \
             || { tail -20 "$dir/server.log" >&2; exit 1; }
     fi

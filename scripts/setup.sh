@@ -6,7 +6,8 @@ set -euo pipefail
 need_packages=()
 # chromium and chromium-driver: the headless browser that checks the web UI (Tests/FluxGatewayTests/Browser).
 # postgresql: the server that the PostgreSQL store's tests start on loopback (scripts/postgres.sh); psql comes with it.
-for package in zlib1g-dev libsqlite3-dev chromium chromium-driver postgresql; do
+# nginx: the proxy in front of two gateway nodes in deploy/local-cluster.sh.
+for package in zlib1g-dev libsqlite3-dev chromium chromium-driver postgresql nginx; do
     dpkg -s "$package" >/dev/null 2>&1 || need_packages+=("$package")
 done
 

@@ -27,22 +27,22 @@ public struct GatewayRouter: Sendable {
         do {
             switch (segments.first, segments.count) {
             case ("events", 1):
-                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 return try await feed(request)
             case ("events", 2) where segments[1] == "subscribe":
-                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 return try await subscribe(request)
             case ("events", 2):
-                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 return try await singleEvent(request, id: segments[1])
             case ("streams", 2):
                 switch request.method {
                 case .POST: return try await append(request, aggregateID: segments[1])
                 case .GET: return try await stream(request, aggregateID: segments[1])
-                default: return methodNotAllowed(request, allow: "GET, POST")
+                default: return methodNotAllowed(request, allow: "GET, HEAD, POST")
                 }
             case ("health", 1):
-                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 return try await health()
             case (nil, 0), ("ui", _):
                 return webUI(request, segments: segments)  // the web UI: WebUI/WebUIEndpoint.swift

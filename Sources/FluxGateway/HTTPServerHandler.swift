@@ -78,7 +78,11 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
-        let request = GatewayRequest(method: head.method, version: head.version, uri: head.uri, headers: head.headers, body: body)
+        // HEAD is answered as GET without the body (RFC 9110 §9.3.2); it never upgrades.
+        var headers = head.headers
+        if head.method == .HEAD { headers.remove(name: "Upgrade") }
+        let method: HTTPMethod = head.method == .HEAD ? .GET : head.method
+        let request = GatewayRequest(method: method, version: head.version, uri: head.uri, headers: headers, body: body)
         let router = self.router
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
@@ -96,7 +100,11 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .responding(let head, _) = state else { return }
         state = .idle
         if !head.isKeepAlive { closeAfterResponse = true }
-        if let upgrade = response.upgrade {
+        if head.method == .HEAD {
+            var response = response
+            if response.stream != nil { response.headers.remove(name: "Content-Length") }
+            write(response, version: head.version, context: context, withBody: false)
+        } else if let upgrade = response.upgrade {
             switchToPushChannel(upgrade, version: head.version, context: context)
         } else if let stream = response.stream {
             startStreaming(response, stream: stream, version: head.version, context: context)
@@ -152,16 +160,19 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .streaming(task, writer)
     }
 
-    private func write(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext) {
+    /// Writes a whole response; `withBody: false` for HEAD (the headers still say the GET's Content-Length).
+    private func write(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext, withBody: Bool = true) {
         var headers = response.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        if response.stream == nil {
+            headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        }
         if closeAfterResponse {
             headers.replaceOrAdd(name: "Connection", value: "close")
         } else if version.major == 1 && version.minor == 0 {
             headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-        if response.body.readableBytes > 0 {
+        if withBody && response.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         if closeAfterResponse {

@@ -28,7 +28,7 @@ public final class PostgresCheckpointStore: CheckpointStore {
         let client = PostgresClient(configuration: try location.clientConfiguration(maximumConnections: 2), backgroundLogger: logger)
         let runTask = Task { await client.run() }
         do {
-            _ = try await withDeadline(timeout, "connecting to \(location)") {
+            _ = try await withTimeout(timeout, "connecting to \(location)") {
                 try await client.withConnection { connection in
                     try await PostgresEventSchema.migrate(connection, location: location, logger: logger)
                 }
@@ -45,7 +45,7 @@ public final class PostgresCheckpointStore: CheckpointStore {
     public func load(consumer: String) async throws -> Checkpoint? {
         let (client, logger) = (self.client, self.logger)
         do {
-            return try await withDeadline(timeout, "loading the checkpoint of \(consumer)") {
+            return try await withTimeout(timeout, "loading the checkpoint of \(consumer)") {
                 let rows = try await client.query(
                     "SELECT position, epoch FROM fluxgate_checkpoints WHERE consumer = \(consumer)", logger: logger
                 )
@@ -65,7 +65,7 @@ public final class PostgresCheckpointStore: CheckpointStore {
         let (client, logger) = (self.client, self.logger)
         let now = Timestamp.nowMilliseconds()
         do {
-            _ = try await withDeadline(timeout, "saving the checkpoint of \(consumer)") {
+            _ = try await withTimeout(timeout, "saving the checkpoint of \(consumer)") {
                 try await client.query(
                     """
                     INSERT INTO fluxgate_checkpoints (consumer, position, epoch, saved_at)

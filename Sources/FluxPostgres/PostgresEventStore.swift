@@ -50,7 +50,9 @@ public final class PostgresEventStore: EventStore {
         self.logger = logger
         let signal = HeadSignal(head: Position(head))
         self.signal = signal
-        self.writer = PostgresGroupCommitter(client: client, signal: signal, clock: clock, timeout: options.operationTimeout, logger: logger)
+        self.writer = PostgresGroupCommitter(
+            client: client, location: location, signal: signal, clock: clock, timeout: options.operationTimeout, logger: logger
+        )
         let watch = Task { await Self.watchHead(client: client, signal: signal, pollInterval: options.headPollInterval, logger: logger) }
         self.tasks = Mutex((runTask, watch))
     }
@@ -69,7 +71,7 @@ public final class PostgresEventStore: EventStore {
         )
         let runTask = Task { await client.run() }
         do {
-            let (epoch, head) = try await withDeadline(options.operationTimeout, "connecting to \(location)") {
+            let (epoch, head) = try await withTimeout(options.operationTimeout, "connecting to \(location)") {
                 try await client.withConnection { connection in
                     let epoch = try await PostgresEventSchema.migrate(connection, location: location, logger: logger)
                     return (epoch, try await PostgresEventQueries.head(connection, logger: logger))
@@ -164,7 +166,7 @@ public final class PostgresEventStore: EventStore {
         try checkOpen()
         let client = self.client
         do {
-            return try await withDeadline(options.operationTimeout, "reading \(location)") {
+            return try await withTimeout(options.operationTimeout, "reading \(location)") {
                 try await client.withConnection { connection in try await body(connection) }
             }
         } catch let error as StoreError {
@@ -215,23 +217,5 @@ public final class PostgresEventStore: EventStore {
                 }
             }
         }
-    }
-}
-
-/// Runs `body`, failing with `StoreError.storeUnavailable` when it takes longer than `timeout`.
-func withDeadline<T: Sendable>(
-    _ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            return nil
-        }
-        defer { group.cancelAll() }
-        if let first = try await group.next(), let value = first {
-            return value
-        }
-        throw StoreError(.storeUnavailable, "\(what) took longer than \(timeout); check that PostgreSQL is up, then retry")
     }
 }

@@ -38,6 +38,9 @@ final class PostgresGroupCommitter: Sendable {
         var closed = false
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
         var statistics = PostgresWriterStatistics()
+        /// Connections of writer loops that ended, kept for the next ones.
+        var idleConnections: [PostgresConnection] = []
+        var nextConnectionID = 0
     }
 
     /// The most requests committed in one transaction.
@@ -49,18 +52,30 @@ final class PostgresGroupCommitter: Sendable {
     static let channel = "fluxgate_head"
 
     private let client: PostgresClient
+    private let location: PostgresLocation
     private let signal: HeadSignal
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let timeout: Duration
     private let state = Mutex(State())
 
-    init(client: PostgresClient, signal: HeadSignal, clock: @escaping @Sendable () -> Int64, timeout: Duration, logger: Logger) {
+    init(
+        client: PostgresClient, location: PostgresLocation, signal: HeadSignal, clock: @escaping @Sendable () -> Int64,
+        timeout: Duration, logger: Logger
+    ) {
         self.client = client
+        self.location = location
         self.signal = signal
         self.clock = clock
         self.timeout = timeout
         self.logger = logger
+    }
+
+    deinit {
+        // A store dropped without `close()`: close the kept connections (postgres-nio requires it).
+        for connection in state.withLock({ $0.idleConnections }) {
+            connection.close().whenComplete { _ in _ = connection }
+        }
     }
 
     var statistics: PostgresWriterStatistics { state.withLock { $0.statistics } }
@@ -97,12 +112,20 @@ final class PostgresGroupCommitter: Sendable {
             }
             if idle { continuation.resume() }
         }
+        let connections = state.withLock { state in
+            defer { state.idleConnections = [] }
+            return state.idleConnections
+        }
+        for connection in connections { try? await connection.close() }
     }
 
     /// A writer loop: one transaction per batch while requests are queued. Two loops may run; batches then commit
     /// in the order they take the head row's lock, and a request's positions follow those of every request
     /// answered before it was queued.
     private func drain() async {
+        // Each loop appends over its own connection, kept between batches: leasing one from the pool per batch
+        // costs more than the append.
+        var connection: PostgresConnection? = state.withLock { $0.idleConnections.popLast() }
         while true {
             let batch: [Pending] = state.withLock { state in
                 let count = min(state.queue.count, Self.maximumBatch)
@@ -110,12 +133,13 @@ final class PostgresGroupCommitter: Sendable {
                 return Array(state.queue.prefix(count))
             }
             if !batch.isEmpty {
-                await commit(batch)
+                connection = await commit(batch, over: connection)
                 continue
             }
             let waiters: [CheckedContinuation<Void, Never>]? = state.withLock { state in
                 guard state.queue.isEmpty else { return nil }
                 state.writers -= 1
+                if let connection { state.idleConnections.append(connection) }
                 guard state.writers == 0 else { return [] }
                 defer { state.drainWaiters = [] }
                 return state.drainWaiters
@@ -126,25 +150,58 @@ final class PostgresGroupCommitter: Sendable {
         }
     }
 
-    /// Commits one batch and answers each of its requests.
-    private func commit(_ batch: [Pending]) async {
+    /// A new connection for a writer loop.
+    private func connect() async throws -> PostgresConnection {
+        let id = state.withLock { state in
+            defer { state.nextConnectionID += 1 }
+            return state.nextConnectionID
+        }
         do {
-            let (outcomes, head) = try await transaction(batch.map(\.request))
+            return try await PostgresConnection.connect(
+                configuration: try location.connectionConfiguration(timeout: timeout), id: id, logger: logger
+            )
+        } catch {
+            throw StoreError(
+                .storeUnavailable,
+                "cannot connect to \(location) to append (\(PostgresErrors.describe(error))); nothing of this append was stored: retry it later"
+            )
+        }
+    }
+
+    /// Commits one batch over `connection` (a new one when `nil`) and answers each of its requests; returns the
+    /// connection to use for the next batch (`nil` when this one failed and was closed).
+    private func commit(_ batch: [Pending], over connection: PostgresConnection?) async -> PostgresConnection? {
+        var connection = connection
+        do {
+            let current: PostgresConnection
+            if let connection, !connection.isClosed {
+                current = connection
+            } else {
+                current = try await connect()
+                connection = current
+            }
+            let (outcomes, head) = try await transaction(batch.map(\.request), current)
             record(batch.count, outcomes)
             signal.publish(Position(head))  // before answering: a returned append is visible to head waiters
             for (pending, outcome) in zip(batch, outcomes) { pending.continuation.resume(with: outcome.result) }
+            return current
         } catch where batch.count > 1 && PostgresErrors.sqlState(error) != nil {
             // A server error aborted the transaction: nothing of the batch is stored. Commit its requests one by one
             // so that the error stays with the request that caused it.
             logger.warning("a batch was rolled back; retrying its requests one by one", metadata: ["error": "\(PostgresErrors.describe(error))"])
             state.withLock { $0.statistics.splitBatches += 1 }
-            for pending in batch { await commit([pending]) }
+            for pending in batch { connection = await commit([pending], over: connection) }
+            return connection
         } catch {
             let failure = Self.storeError(error, batch[0].request)
             if failure.code == .storeUnavailable {
                 logger.error("an append transaction failed", metadata: ["requests": "\(batch.count)", "error": "\(PostgresErrors.describe(error))"])
             }
             for pending in batch { pending.continuation.resume(throwing: failure) }
+            guard PostgresErrors.sqlState(error) == nil, let connection else { return connection }
+            // Not an answer from the server: the connection may be broken. Start the next batch on a new one.
+            try? await connection.close()
+            return nil
         }
     }
 
@@ -172,7 +229,7 @@ final class PostgresGroupCommitter: Sendable {
 
     /// Applies `requests` in order in one transaction, a single call of `fluxgate_append_v1` (one round trip);
     /// returns their outcomes and the new head.
-    private func transaction(_ requests: [AppendRequest]) async throws -> ([Outcome], Int64) {
+    private func transaction(_ requests: [AppendRequest], _ connection: PostgresConnection) async throws -> ([Outcome], Int64) {
         let logger = self.logger
         var aggregateIDs: [String] = []
         var aggregateNames: [String] = []
@@ -182,7 +239,9 @@ final class PostgresGroupCommitter: Sendable {
         var eventIDs: [String] = []
         var eventTypes: [String] = []
         var payloads: [ByteBuffer] = []
-        for request in requests {
+        var eventRequests: [Int32] = []  // for each event, its request (1-based)
+        var eventOffsets: [Int32] = []  // for each event, its place in the request (0-based)
+        for (index, request) in requests.enumerated() {
             aggregateIDs.append(request.aggregateID)
             aggregateNames.append(request.aggregateName)
             let bounds: (Int64, Int64) =
@@ -194,23 +253,25 @@ final class PostgresGroupCommitter: Sendable {
             lowest.append(bounds.0)
             highest.append(bounds.1)
             counts.append(Int32(request.events.count))
-            for event in request.events {
+            for (offset, event) in request.events.enumerated() {
+                eventRequests.append(Int32(index + 1))
+                eventOffsets.append(Int32(offset))
                 eventIDs.append(event.eventID)
                 eventTypes.append(event.eventType)
                 payloads.append(ByteBuffer(bytes: event.payload.bytes))
             }
         }
-        let client = self.client
-        let recorded = clock()
         let query: PostgresQuery = """
             SELECT outcome, first_position, last_version FROM fluxgate_append_v1(
-                \(aggregateIDs), \(aggregateNames), \(lowest), \(highest), \(counts), \(eventIDs), \(eventTypes), \(payloads), \(recorded))
+                \(aggregateIDs), \(aggregateNames), \(lowest), \(highest), \(counts), \(eventIDs), \(eventTypes), \(payloads),
+                \(eventRequests), \(eventOffsets), \(clock()))
             """
-        // The deadline ends a wait for a connection (the database is down); a call already sent is answered.
-        let answers = try await withDeadline(timeout, "appending") {
+        // postgres-nio may never answer a query written to a connection that the server has just closed: the
+        // timeout ends the wait without waiting for the query (the caller then closes the connection).
+        let answers = try await withTimeout(timeout, "an append (whether it was stored is unknown: retry it with the same event ids)") {
             var answers: [Answer] = []
             answers.reserveCapacity(requests.count)
-            for try await answer in try await client.query(query, logger: logger).decode((Int32, Int64?, Int64?).self) {
+            for try await answer in try await connection.query(query, logger: logger).decode((Int32, Int64?, Int64?).self) {
                 answers.append(Answer(outcome: answer.0, firstPosition: answer.1, version: answer.2))
             }
             return answers
@@ -273,5 +334,65 @@ final class PostgresGroupCommitter: Sendable {
             .storeUnavailable,
             "the PostgreSQL event store could not commit (\(PostgresErrors.describe(error))); whether this append was stored is unknown: retry it with the same event ids (appends are idempotent by event id)"
         )
+    }
+}
+
+/// Runs `body` and returns its result, or fails with `StoreError.storeUnavailable` after `timeout` without waiting
+/// for `body` any longer (it is cancelled and left to finish on its own). Unlike a task group, this returns on time
+/// even when `body` ignores cancellation.
+func withTimeout<T: Sendable>(_ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let race = TimeoutRace<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        race.start(continuation)
+        let work = Task {
+            do { race.finish(.success(try await body())) } catch { race.finish(.failure(error)) }
+        }
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            if race.finish(.failure(StoreError(.storeUnavailable, "\(what) got no answer from PostgreSQL within \(timeout); check that it is up, then retry"))) {
+                work.cancel()
+            }
+        }
+        race.onFinish { timer.cancel() }
+    }
+}
+
+/// The continuation of `withTimeout`, resumed once by whichever of the work and the timer finishes first.
+private final class TimeoutRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var finished = false
+        var cleanup: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        state.withLock { $0.continuation = continuation }
+    }
+
+    /// Runs `cleanup` once the race is decided (at once if it already is).
+    func onFinish(_ cleanup: @escaping @Sendable () -> Void) {
+        let decided = state.withLock { state in
+            if state.finished { return true }
+            state.cleanup = cleanup
+            return false
+        }
+        if decided { cleanup() }
+    }
+
+    /// Resumes the continuation with `result` unless it was resumed already; returns whether this call did.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (continuation, cleanup) = state.withLock { state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+            if state.finished { return (nil, nil) }
+            state.finished = true
+            defer { state.continuation = nil; state.cleanup = nil }
+            return (state.continuation, state.cleanup)
+        }
+        guard let continuation else { return false }
+        continuation.resume(with: result)
+        cleanup?()
+        return true
     }
 }

@@ -1,5 +1,6 @@
 import FluxCore
 import Foundation
+import NIOSSL
 import PostgresNIO
 
 /// Where a PostgreSQL database is, parsed from a `postgres://user:password@host:port/database` URL.
@@ -92,6 +93,28 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         }
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(5)
+        return configuration
+    }
+
+    /// The postgres-nio configuration of a single connection (the writers' own connections).
+    func connectionConfiguration(timeout: Duration) throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        if host.hasPrefix("/") {
+            configuration = PostgresConnection.Configuration(
+                unixSocketPath: host + "/.s.PGSQL.\(port)", username: username, password: password, database: database
+            )
+        } else {
+            let tls: PostgresConnection.Configuration.TLS
+            switch tlsMode {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            configuration = PostgresConnection.Configuration(
+                host: host, port: port, username: username, password: password, database: database, tls: tls
+            )
+        }
+        configuration.options.connectTimeout = .milliseconds(Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
         return configuration
     }
 }

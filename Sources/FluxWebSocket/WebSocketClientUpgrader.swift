@@ -1,8 +1,10 @@
 import NIOCore
 import NIOHTTP1
 
-/// Upgrades an NIOHTTP1 client connection to WebSocket: plug it into
-/// `addHTTPClientHandlers(withClientUpgrade:)`, then write a `GET` request head (with `Host`) and `.end`.
+/// Upgrades an NIOHTTP1 client connection to WebSocket: install it with
+/// ``NIOCore/ChannelPipeline/SynchronousOperations/addWebSocketClientHandlers(upgrader:completionHandler:)``
+/// (not NIOHTTP1's `addHTTPClientHandlers(withClientUpgrade:)` with its defaults, which drops a frame sent
+/// right behind the `101` response), then write a `GET` request head (with `Host`) and `.end`.
 ///
 /// It adds the handshake headers of ``WebSocketClientHandshake`` to that request (RFC 6455 §4.1), accepts
 /// the upgrade only if the response passes ``WebSocketClientHandshake/validate(_:)``, then installs
@@ -62,5 +64,30 @@ public final class WebSocketClientUpgrader: NIOHTTPClientProtocolUpgrader, Senda
             return context.eventLoop.makeFailedFuture(error)
         }
         return upgradePipelineHandler(context.channel, upgradeResponse)
+    }
+}
+
+extension ChannelPipeline.SynchronousOperations {
+    /// Adds the HTTP/1.1 client handlers and a ``WebSocketClientUpgrader``, keeping the bytes that arrive
+    /// behind the server's `101 Switching Protocols` response.
+    ///
+    /// A server may send its first frames as soon as it has sent the `101` (RFC 6455 §4.2.2 point 5: the
+    /// connection is then open), so they often arrive in the same TCP read as the response. NIOHTTP1's
+    /// `addHTTPClientHandlers(withClientUpgrade:)` drops such bytes by default (`RemoveAfterUpgradeStrategy
+    /// .dropBytes`): the server's first message is then lost and the connection hangs waiting for it. This
+    /// uses `.forwardBytes`, which hands those bytes to the ``WebSocketFrameDecoder`` the upgrade installs.
+    ///
+    /// Call it on the channel's event loop (in a `channelInitializer`).
+    ///
+    /// - Parameters:
+    ///   - upgrader: the upgrader for this connection.
+    ///   - completionHandler: called once the HTTP handlers are gone, before the WebSocket ones are added.
+    public func addWebSocketClientHandlers(
+        upgrader: WebSocketClientUpgrader,
+        completionHandler: @escaping @Sendable (ChannelHandlerContext) -> Void = { _ in }
+    ) throws {
+        try addHTTPClientHandlers(
+            leftOverBytesStrategy: .forwardBytes,
+            withClientUpgrade: (upgraders: [upgrader], completionHandler: completionHandler))
     }
 }

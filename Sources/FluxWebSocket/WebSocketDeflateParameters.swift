@@ -95,9 +95,12 @@ struct WebSocketDeflateOffer: Hashable, Sendable {
         }
     }
 
-    /// Parses `8`…`15` written without leading zeros (RFC 7692 §7.1.2.1).
+    /// Parses `8`…`15` written as plain decimal digits without leading zeros (RFC 7692 §7.1.2.1:
+    /// `1*DIGIT`). Checks the digits itself, because `Int("+9")` is 9: a signed value must be declined.
     static func windowBits(_ value: String?) -> Int? {
-        guard let value, !value.hasPrefix("0"), let bits = Int(value), (8...15).contains(bits) else { return nil }
+        guard let value, !value.hasPrefix("0"), value.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+            let bits = Int(value), (8...15).contains(bits)
+        else { return nil }
         return bits
     }
 }

@@ -90,6 +90,8 @@ enum PostgresBenchmark {
                         aggregate_name TEXT NOT NULL, version BIGINT NOT NULL, event_type TEXT NOT NULL, recorded_at BIGINT NOT NULL,
                         payload BYTEA NOT NULL, UNIQUE (aggregate_id, version))
                     """, logger: logger)
+                try await connection.query("CREATE INDEX events_by_event_type ON events (event_type, position)", logger: logger)
+                try await connection.query("CREATE INDEX events_by_aggregate_name ON events (aggregate_name, position)", logger: logger)
                 let bytes = ByteBuffer(bytes: payload.bytes)
                 let clock = ContinuousClock()
                 let start = clock.now

@@ -57,17 +57,25 @@ struct EchoClientCommand: AsyncParsableCommand {
                 }
             }
         )
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(10))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
-                    // A refused upgrade (any answer but a valid 101) surfaces as an error: end the connection.
-                    try channel.pipeline.syncOperations.addHandler(CloseOnError())
+        let channel: Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.seconds(10))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        // Keeps a first frame that arrives in the same read as the 101 response.
+                        try channel.pipeline.syncOperations.addWebSocketClientHandlers(upgrader: upgrader)
+                        // A refused upgrade (any answer but a valid 101) surfaces as an error: end the connection.
+                        try channel.pipeline.syncOperations.addHandler(CloseOnError())
+                    }
                 }
-            }
-            .connect(host: host, port: port).get()
+                .connect(host: host, port: port).get()
+        } catch {
+            // Complete the promise: a promise dropped uncompleted is a fatal error in NIO debug builds.
+            upgraded.fail(error)
+            FileHandle.standardError.write(Data("echo-client: cannot connect to \(host):\(port): \(error); is the server running?\n".utf8))
+            throw ExitCode.failure
+        }
         channel.closeFuture.whenComplete { _ in
             upgraded.fail(EchoClientError("the server refused the WebSocket upgrade or closed the connection before it"))
         }

@@ -1,6 +1,7 @@
 import FluxConsumer
 import FluxCore
 import FluxGateway
+import FluxTesting
 import Foundation
 import NIOCore
 import Testing
@@ -14,9 +15,29 @@ import Testing
         #expect(try missing.jsonObject()["error"] as? String == "not_found")
         let wrong = try await gateway.request(.DELETE, "/events")
         #expect(wrong.status == .methodNotAllowed)
-        #expect(wrong.headers.first(name: "Allow") == "GET")
+        #expect(wrong.headers.first(name: "Allow") == "GET, HEAD")
         #expect(try wrong.jsonObject()["error"] as? String == "method_not_allowed")
         #expect(try await gateway.request(.PUT, "/streams/x").status == .methodNotAllowed)
+    }
+
+    /// HEAD answers like GET without a body (RFC 9110 §9.3.2), so the next request on the connection still works.
+    @Test func headIsAGetWithoutABodyAndKeepsTheConnectionUsable() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        _ = try await gateway.append("h-1", events: [("t.E", #"{"n": 1}"#)])
+        let connection = try await RawTCPConnection.connect(port: gateway.port)
+        let request = "/events?offset=0 HTTP/1.1\r\nHost: x\r\n\r\n"
+        try await connection.send("HEAD " + request + "GET " + request)
+        let head = try #require(try await connection.readUntil("\r\n\r\n"))
+        #expect(head.hasPrefix("HTTP/1.1 200"))
+        // The very next bytes are the GET's status line, not a body; both announce the same length.
+        let get = try #require(try await connection.readUntil("\r\n\r\n"))
+        #expect(get.hasPrefix("HTTP/1.1 200"), "\(get)")
+        let length = /(?i)content-length: (\d+)/
+        let headLength = try #require(head.firstMatch(of: length)).1
+        #expect(headLength == (try #require(get.firstMatch(of: length)).1))
+        #expect(Int(headLength) ?? 0 > 0)
+        await connection.close()
     }
 
     @Test func keepAliveServesManyRequestsOnOneConnection() async throws {

@@ -83,7 +83,7 @@ import Testing
         for (method, path) in [(HTTPMethod.POST, "/"), (.DELETE, "/ui/app.js"), (.PUT, "/ui/style.css")] {
             let response = try await gateway.request(method, path, json: method == .POST ? "{}" : nil)
             #expect(response.status == .methodNotAllowed, "\(method) \(path)")
-            #expect(response.headers.first(name: "Allow") == "GET")
+            #expect(response.headers.first(name: "Allow") == "GET, HEAD")
             #expect(try response.jsonObject()["error"] as? String == "method_not_allowed")
         }
     }

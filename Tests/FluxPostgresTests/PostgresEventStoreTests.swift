@@ -147,6 +147,21 @@ func tail(_ store: PostgresEventStore, until count: Int64, deadline: Duration = 
         await store.close()
     }
 
+    /// Two requests carrying the same new event in one batch: one stores it, the other is answered as its retry.
+    @Test func theSameNewAppendTwiceInOneBatchIsStoredOnce() async throws {
+        let store = try await PostgresEventStore.open(try await TestPostgres.shared.freshDatabase())
+        let event = newEvent()
+        let request = AppendRequest(aggregateID: "twice", aggregateName: "T", expectedVersion: .any, events: [event])
+        async let first = store.append(request)
+        async let second = store.append(request)
+        async let other = store.append(AppendRequest(aggregateID: "other", aggregateName: "T", expectedVersion: .any, events: [newEvent()]))
+        let (a, b, _) = try await (first, second, other)
+        #expect(a == b)
+        #expect(try await store.head() == Position(2))
+        #expect(try await store.readStream("twice", fromVersion: 0, limit: 10).count == 1)
+        await store.close()
+    }
+
     /// A commit on one node wakes the head waiters of another through NOTIFY, long before its safety-net poll.
     @Test func aCommitOnOneNodeWakesTheOtherThroughNotify() async throws {
         let database = try await TestPostgres.shared.freshDatabase()
@@ -204,7 +219,7 @@ func tail(_ store: PostgresEventStore, until count: Int64, deadline: Duration = 
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let database = try await TestPostgres.createDatabase(on: server)
         var options = PostgresEventStore.Options()
-        options.operationTimeout = .seconds(3)
+        options.operationTimeout = .seconds(10)  // generous: CI machines are busy
         options.headPollInterval = .seconds(3600)  // only notifications wake the reader
         let writer = try await PostgresEventStore.open(database, options: options)
         let reader = try await PostgresEventStore.open(database, options: options)

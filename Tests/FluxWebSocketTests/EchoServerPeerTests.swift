@@ -46,10 +46,7 @@ import Glibc
 @Suite struct EchoClientPeerTests {
     static let peer = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Peers/websockets_echo_server.py")
 
-    // With --deflate our client gets no message through from a Python `websockets` server (the Python
-    // server times out waiting for the first echo; our client with our server, and a Python client with our
-    // server, both work with deflate). Known bug, tracked in issue 3's notes; the plain case is tested here.
-    @Test(arguments: [false])
+    @Test(arguments: [false, true])
     func echoesEverythingAPythonWebsocketsServerSendsAndClosesCleanly(deflate: Bool) async throws {
         let server = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Self.peer.path])
         defer { server.signal(SIGKILL) }

@@ -83,6 +83,7 @@ import Testing
             "permessage-deflate; server_no_context_takeover",  // window not answered
             "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; client_max_window_bits",  // bare in a response
             "permessage-deflate; server_no_context_takeover; server_max_window_bits=10; foo=1",  // unknown
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=+10",  // signed (found by fuzzing)
             "permessage-deflate; server_no_context_takeover; server_no_context_takeover; server_max_window_bits=10",  // repeated
         ] {
             #expect(throws: WebSocketHandshakeError.badExtensionParameters, "\(value)") {

@@ -1,5 +1,6 @@
 import FluxWebSocket
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
 import Testing
@@ -31,7 +32,50 @@ final class OneShotClientHandler: ChannelInboundHandler {
     }
 }
 
+/// Collects the messages the client receives.
+final class CollectingClientHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketMessage
+    var messages: [WebSocketMessage] = []
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        messages.append(Self.unwrapInboundIn(data))
+    }
+}
+
 @Suite struct WebSocketClientUpgraderTests {
+    /// A server may send its first frame in the same TCP segment as its 101 response (wsproto does, and
+    /// Python `websockets` sometimes). The client used to lose it (NIOHTTP1 drops bytes left after the
+    /// upgrade response by default), so `echo-client` never answered the server's first message.
+    @Test(arguments: [false, true])
+    func aFrameInTheSameReadAsThe101ResponseIsDelivered(deflate: Bool) throws {
+        let channel = EmbeddedChannel()
+        let upgrader = WebSocketClientUpgrader(
+            handshake: WebSocketClientHandshake(deflate: deflate ? WebSocketDeflateOptions() : nil, key: "dGhlIHNhbXBsZSBub25jZQ=="),
+            configuration: WebSocketConnectionConfiguration(role: .client, pingInterval: nil),
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(CollectingClientHandler()) }
+            }
+        )
+        try channel.pipeline.syncOperations.addWebSocketClientHandlers(upgrader: upgrader)
+        try channel.writeOutbound(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "example.com"])))
+        try channel.writeOutbound(HTTPClientRequestPart.end(nil))
+
+        // The 101 and the first frame in one read; with deflate, "Hello" compressed (RFC 7692 §7.2.3.1) under
+        // the parameters wsproto answers with.
+        var bytes = ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+        bytes.writeString("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")
+        if deflate {
+            bytes.writeString("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=15\r\n")
+        }
+        bytes.writeString("\r\n")
+        bytes.writeBytes(deflate ? [0xC1, 0x07, 0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00] : [0x81, 0x05] + Array("Hello".utf8))
+        try channel.writeInbound(bytes)
+        channel.embeddedEventLoop.run()
+
+        let collector = try channel.pipeline.syncOperations.handler(type: CollectingClientHandler.self)
+        #expect(collector.messages == [WebSocketMessage(opcode: .text, data: ByteBuffer(string: "Hello"))])
+    }
+
     @Test(arguments: [false, true])
     func ourClientTalksToOurServerOverLoopback(deflate: Bool) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -53,8 +97,7 @@ final class OneShotClientHandler: ChannelInboundHandler {
         let client = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                    try channel.pipeline.syncOperations.addWebSocketClientHandlers(upgrader: upgrader)
                 }
             }
             .connect(host: "127.0.0.1", port: port)

@@ -40,6 +40,10 @@ import Testing
             "permessage-deflate; server_max_window_bits=7",
             "permessage-deflate; server_max_window_bits=16",
             "permessage-deflate; server_max_window_bits=010",
+            // Found by Tests/Fuzz FuzzExtensionHeader: Int("+10") parses, but a sign is not 1*DIGIT.
+            "permessage-deflate; server_max_window_bits=+10",
+            "permessage-deflate; client_max_window_bits=+9",
+            "permessage-deflate; server_max_window_bits=\"+10\"",
             "permessage-deflate; server_max_window_bits",
             "permessage-deflate; client_max_window_bits=abc",
             "permessage-deflate; server_no_context_takeover=1",

@@ -9,7 +9,7 @@ extension GatewayRouter {
     /// An unknown name is a `404` JSON error, like every other miss of the router.
     func webUI(_ request: GatewayRequest, segments: [String]) -> GatewayResponse {
         // HEAD would need the HTTP handler to send a GET's Content-Length without the body; not yet.
-        guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+        guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
         let name: String?
         switch segments.count {
         case 0: name = WebUIAssets.indexName

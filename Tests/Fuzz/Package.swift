@@ -1,0 +1,36 @@
+// swift-tools-version: 6.1
+// libFuzzer targets for the FluxWebSocket protocol core. Not part of the root package: build and run with
+// ./run.sh (see README.md), which uses `swift build --sanitize=fuzzer --sanitize=address`.
+import PackageDescription
+
+/// One executable per fuzz target; each defines `LLVMFuzzerTestOneInput` and gets `main` from libFuzzer.
+func fuzzTarget(_ name: String) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: [
+            "FuzzSupport",
+            .product(name: "FluxWebSocket", package: "fluxgate"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]
+    )
+}
+
+let package = Package(
+    name: "FluxWebSocketFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "fluxgate", path: "../.."),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        // Shared helpers: a byte reader over the fuzzer's input and a check that traps with a message.
+        .target(name: "FuzzSupport"),
+        fuzzTarget("FuzzFrameParser"),
+        fuzzTarget("FuzzServerHandshake"),
+        fuzzTarget("FuzzDeflateDecompressor"),
+        fuzzTarget("FuzzExtensionHeader"),
+        fuzzTarget("FuzzUTF8Validator"),
+    ],
+    swiftLanguageModes: [.v6]
+)
