@@ -1,15 +1,18 @@
 # The quick start: `make demo` runs the bank example end to end; `make test` runs every test.
 # Both install what they need first (scripts/setup.sh).
 
-.PHONY: setup demo serve test bench cluster fuzz
+.PHONY: setup setup-build demo serve test bench cluster fuzz
 
 setup:
-	@scripts/setup.sh
+	@scripts/setup.sh test
 
-demo: setup
+setup-build:
+	@scripts/setup.sh build
+
+demo: setup-build
 	swift run fluxgate demo
 
-serve: setup
+serve: setup-build
 	swift run fluxgate serve
 
 test: setup

@@ -216,7 +216,14 @@ func tail(_ store: PostgresEventStore, until count: Int64, deadline: Duration = 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-pg-restart-\(UUID().uuidString.prefix(8))").path
         let port = freeLoopbackPort()
         let server = try await TestPostgres.start(directory: directory, port: port)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+        defer {
+            // Also when the test fails half-way: stop the server, then remove its files.
+            Task {
+                try? await TestPostgres.stop(directory: directory)
+                try? FileManager.default.removeItem(atPath: directory)
+                try? FileManager.default.removeItem(atPath: directory + ".initdb.log")
+            }
+        }
         let database = try await TestPostgres.createDatabase(on: server)
         var options = PostgresEventStore.Options()
         options.operationTimeout = .seconds(10)  // generous: CI machines are busy
@@ -251,6 +258,5 @@ func tail(_ store: PostgresEventStore, until count: Int64, deadline: Duration = 
         #expect(positions == Array(1...head.next.rawValue), "dense, nothing lost or repeated")
         await writer.close()
         await reader.close()
-        try await TestPostgres.stop(directory: directory)
     }
 }
