@@ -24,13 +24,17 @@ public struct GatewayConfiguration: Sendable {
     public var pingInterval: Duration
     /// How long a WebSocket subscriber has to answer a ping before it is closed as dead (1001).
     public var pongTimeout: Duration
+    /// Browser origins (`https://app.example.com`) whose pages may open the push channel, besides the gateway's own
+    /// origin; `"*"` allows every origin. A WebSocket handshake carrying any other `Origin` gets `403` (cross-site
+    /// WebSocket hijacking); clients that send no `Origin` (not browsers) are not affected.
+    public var allowedOrigins: Set<String>
     public var logger: Logger
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, maxRequestBodySize: Int = 1 << 20,
         defaultPageSize: Int = 100, maxPageSize: Int = 1000, maxWaitSeconds: Int = 60,
         subscriptionPageSize: Int = 500, subscriberHighWater: Int = 1 << 20, pingInterval: Duration = .seconds(30),
-        pongTimeout: Duration = .seconds(30), logger: Logger = Logger(label: "fluxgate.gateway")
+        pongTimeout: Duration = .seconds(30), allowedOrigins: Set<String> = [], logger: Logger = Logger(label: "fluxgate.gateway")
     ) {
         self.host = host
         self.port = port
@@ -43,6 +47,13 @@ public struct GatewayConfiguration: Sendable {
         self.subscriberHighWater = subscriberHighWater
         self.pingInterval = pingInterval
         self.pongTimeout = pongTimeout
+        self.allowedOrigins = Set(allowedOrigins.map(Self.normalizedOrigin))
         self.logger = logger
+    }
+
+    /// An origin as browsers send it: lowercased, without a trailing slash.
+    static func normalizedOrigin(_ origin: String) -> String {
+        let lowered = origin.lowercased()
+        return lowered.hasSuffix("/") ? String(lowered.dropLast()) : lowered
     }
 }

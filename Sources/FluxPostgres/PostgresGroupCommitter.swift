@@ -45,7 +45,7 @@ final class PostgresGroupCommitter: Sendable {
 
     /// The most requests committed in one transaction.
     static let maximumBatch = 256
-    /// Batches in flight at once. With two, the next batch is already at the server, waiting for the head row's
+    /// Batches in flight at once. With several, the next batch is already at the server, waiting for the head row's
     /// lock, while the previous one commits: the round trip and this node's work overlap the other's commit.
     static let maximumInFlight = 2
     /// The channel of the NOTIFY sent with every commit that moves the head (its payload is the new head).

@@ -33,12 +33,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The largest request body accepted, in bytes.")
     var maxBodySize = 1 << 20
 
+    @Option(
+        name: .customLong("allow-origin"),
+        help: "A browser origin (https://app.example.com) whose pages may open the push channel; repeat it, or * for any. The gateway's own origin is always allowed."
+    )
+    var allowedOrigins: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535, got \(port)") }
         guard maxBodySize > 0 else { throw ValidationError("--max-body-size must be positive") }
+        for origin in allowedOrigins where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
+            throw ValidationError("--allow-origin takes an origin such as https://app.example.com, or *; got \(origin)")
+        }
         if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             throw ValidationError("--public-url must start with http:// or https://, got \(publicURL)")
         }
@@ -52,7 +61,8 @@ struct ServeCommand: AsyncParsableCommand {
         let server = GatewayServer(
             store: opened.store,
             configuration: GatewayConfiguration(
-                host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, logger: logger
+                host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
+                logger: logger
             )
         )
         let group = ServiceGroup(

@@ -13,13 +13,17 @@ struct TestGateway {
     let port: Int
 
     static func start(
-        store: any EventStore = InMemoryEventStore(), maxBodySize: Int = 1 << 20, publicURL: String? = nil
+        store: any EventStore = InMemoryEventStore(), maxBodySize: Int = 1 << 20, publicURL: String? = nil,
+        allowedOrigins: Set<String> = []
     ) async throws -> TestGateway {
         var logger = Logger(label: "test.gateway")
         logger.logLevel = .warning
         let server = GatewayServer(
             store: store,
-            configuration: GatewayConfiguration(host: "127.0.0.1", port: 0, publicURL: publicURL, maxRequestBodySize: maxBodySize, logger: logger)
+            configuration: GatewayConfiguration(
+                host: "127.0.0.1", port: 0, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: allowedOrigins,
+                logger: logger
+            )
         )
         let port = try await server.start()
         return TestGateway(store: store, server: server, port: port)

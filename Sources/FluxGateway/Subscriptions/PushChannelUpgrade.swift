@@ -20,6 +20,12 @@ extension GatewayRouter {
         guard let hub else {
             return .error(.serviceUnavailable, "unavailable", "subscriptions are not enabled on this server")
         }
+        if let origin = request.headers.first(name: "Origin"), !isAllowed(origin: origin, request) {
+            return .error(
+                .forbidden, "origin_not_allowed",
+                "pages from \(origin) may not open the push channel of this gateway; its operator can allow them with --allow-origin \(origin)"
+            )
+        }
         let handshake = WebSocketServerHandshake(deflate: WebSocketDeflateOptions(serverNoContextTakeover: true))
         let head = HTTPRequestHead(version: request.version, method: request.method, uri: request.uri, headers: request.headers)
         let acceptance: WebSocketServerHandshake.Acceptance
@@ -53,5 +59,19 @@ extension GatewayRouter {
             PushChannelHandler(driver: driver, settings: settings)
         }
         return response
+    }
+
+    /// Whether a browser page from `origin` may open the push channel: the gateway's own origin (as the request
+    /// or the configured public URL names it), or one of `allowedOrigins` (`"*"` for all).
+    func isAllowed(origin: String, _ request: GatewayRequest) -> Bool {
+        let allowed = configuration.allowedOrigins
+        if allowed.contains("*") { return true }
+        let origin = GatewayConfiguration.normalizedOrigin(origin)
+        if allowed.contains(origin) { return true }
+        let own = GatewayConfiguration.normalizedOrigin(baseURL(for: request))
+        if origin == own { return true }
+        // Same host and port whatever the scheme (a TLS-terminating proxy in front of plain HTTP).
+        func authority(_ url: String) -> Substring { url.split(separator: "://", maxSplits: 1).last ?? Substring(url) }
+        return authority(origin) == authority(own)
     }
 }
