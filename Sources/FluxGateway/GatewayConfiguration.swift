@@ -28,13 +28,19 @@ public struct GatewayConfiguration: Sendable {
     /// origin; `"*"` allows every origin. A WebSocket handshake carrying any other `Origin` gets `403` (cross-site
     /// WebSocket hijacking); clients that send no `Origin` (not browsers) are not affected.
     public var allowedOrigins: Set<String>
+    /// Open connections the gateway accepts in total; more get `503` with `Retry-After` and are closed (keep it
+    /// below the process's descriptor limit).
+    public var maxConnections: Int
+    /// Open connections accepted from one client address (`nil`: no limit per address); more get `503`.
+    public var maxConnectionsPerAddress: Int?
     public var logger: Logger
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, publicURL: String? = nil, maxRequestBodySize: Int = 1 << 20,
         defaultPageSize: Int = 100, maxPageSize: Int = 1000, maxWaitSeconds: Int = 60,
         subscriptionPageSize: Int = 500, subscriberHighWater: Int = 1 << 20, pingInterval: Duration = .seconds(30),
-        pongTimeout: Duration = .seconds(30), allowedOrigins: Set<String> = [], logger: Logger = Logger(label: "fluxgate.gateway")
+        pongTimeout: Duration = .seconds(30), allowedOrigins: Set<String> = [], maxConnections: Int = 16_000,
+        maxConnectionsPerAddress: Int? = nil, logger: Logger = Logger(label: "fluxgate.gateway")
     ) {
         self.host = host
         self.port = port
@@ -48,6 +54,8 @@ public struct GatewayConfiguration: Sendable {
         self.pingInterval = pingInterval
         self.pongTimeout = pongTimeout
         self.allowedOrigins = Set(allowedOrigins.map(Self.normalizedOrigin))
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerAddress = maxConnectionsPerAddress
         self.logger = logger
     }
 

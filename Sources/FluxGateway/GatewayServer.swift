@@ -15,6 +15,8 @@ public final class GatewayServer: Service, Sendable {
         var serverChannel: (any Channel)?
         var hubTask: Task<Void, Never>?
         var connections: [ObjectIdentifier: any Channel] = [:]
+        /// Open connections per client address (for `maxConnectionsPerAddress`).
+        var perAddress: [String: Int] = [:]
         var stopped = false
     }
 
@@ -61,7 +63,7 @@ public final class GatewayServer: Service, Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [weak self] channel in
-                self?.track(channel)
+                let refusal: String? = self.map { $0.admit(channel) } ?? "the server is stopping"
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(HTTPResponseEncoder(), name: HandlerName.encoder)
@@ -69,6 +71,11 @@ public final class GatewayServer: Service, Sendable {
                     try pipeline.addHandler(
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), name: HandlerName.decoder
                     )
+                    if let refusal {
+                        // Over a connection limit: answer the first request with 503, then close.
+                        try pipeline.addHandler(OverloadedHandler(message: refusal))
+                        return
+                    }
                     try pipeline.addHandler(HTTPServerPipelineHandler(), name: HandlerName.pipelining)
                     try pipeline.addHandler(
                         HTTPServerHandler(router: router, maxBodySize: maxBodySize, streamHighWater: highWater, logger: logger),
@@ -106,19 +113,36 @@ public final class GatewayServer: Service, Sendable {
         return port
     }
 
-    private func track(_ channel: any Channel) {
+    /// Counts a new connection against the limits; returns why it is refused (it is then answered with 503 and
+    /// closed), or `nil` when it is admitted.
+    private func admit(_ channel: any Channel) -> String? {
         let id = ObjectIdentifier(channel)
-        let stopped = state.withLockedValue { state -> Bool in
-            if !state.stopped { state.connections[id] = channel }
-            return state.stopped
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+        let (maximum, perAddressMaximum) = (configuration.maxConnections, configuration.maxConnectionsPerAddress)
+        let refusal: String? = state.withLockedValue { state in
+            if state.stopped { return "the server is stopping; retry on another node or later" }
+            if state.connections.count >= maximum {
+                return "the gateway has its maximum of \(maximum) open connections; retry later"
+            }
+            if let perAddressMaximum, state.perAddress[address, default: 0] >= perAddressMaximum {
+                return "\(address) has its maximum of \(perAddressMaximum) open connections to this gateway; close some or retry later"
+            }
+            state.connections[id] = channel
+            state.perAddress[address, default: 0] += 1
+            return nil
         }
-        if stopped {
-            channel.close(promise: nil)
-            return
+        if refusal == nil {
+            channel.closeFuture.whenComplete { [weak self] _ in
+                self?.state.withLockedValue { state in
+                    state.connections.removeValue(forKey: id)
+                    state.perAddress[address, default: 1] -= 1
+                    if state.perAddress[address] == 0 { state.perAddress.removeValue(forKey: address) }
+                }
+            }
+        } else {
+            configuration.logger.notice("refused a connection", metadata: ["address": "\(address)", "reason": "\(refusal!)"])
         }
-        channel.closeFuture.whenComplete { [weak self] _ in
-            _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: id) }
-        }
+        return refusal
     }
 
     /// Stops accepting, lets in-flight appends finish, ends long-polls, closes every connection. Waits at
@@ -156,5 +180,33 @@ public final class GatewayServer: Service, Sendable {
         try await start()
         try? await gracefulShutdown()
         await stop()
+    }
+}
+
+/// Answers every request of a connection refused by a connection limit with `503` and `Retry-After`, then closes it.
+final class OverloadedHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let message: String
+    private var answered = false
+
+    init(message: String) { self.message = message }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .end = unwrapInboundIn(data), !answered else { return }
+        answered = true
+        let response = GatewayResponse.error(.serviceUnavailable, "overloaded", message, headers: ["Retry-After": "1"])
+        var headers = response.headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }

@@ -39,12 +39,22 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var allowedOrigins: [String] = []
 
+    @Option(help: "Open connections accepted in total; more get 503 with Retry-After.")
+    var maxConnections = 16_000
+
+    @Option(help: "Open connections accepted from one client address (default: no limit per address).")
+    var maxConnectionsPerAddress: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535, got \(port)") }
         guard maxBodySize > 0 else { throw ValidationError("--max-body-size must be positive") }
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        if let maxConnectionsPerAddress, maxConnectionsPerAddress <= 0 {
+            throw ValidationError("--max-connections-per-address must be positive")
+        }
         for origin in allowedOrigins where origin != "*" && !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) {
             throw ValidationError("--allow-origin takes an origin such as https://app.example.com, or *; got \(origin)")
         }
@@ -62,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
             store: opened.store,
             configuration: GatewayConfiguration(
                 host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
-                logger: logger
+                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, logger: logger
             )
         )
         let group = ServiceGroup(

@@ -14,7 +14,7 @@ struct TestGateway {
 
     static func start(
         store: any EventStore = InMemoryEventStore(), maxBodySize: Int = 1 << 20, publicURL: String? = nil,
-        allowedOrigins: Set<String> = []
+        allowedOrigins: Set<String> = [], maxConnections: Int = 16_000, maxConnectionsPerAddress: Int? = nil
     ) async throws -> TestGateway {
         var logger = Logger(label: "test.gateway")
         logger.logLevel = .warning
@@ -22,7 +22,7 @@ struct TestGateway {
             store: store,
             configuration: GatewayConfiguration(
                 host: "127.0.0.1", port: 0, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: allowedOrigins,
-                logger: logger
+                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, logger: logger
             )
         )
         let port = try await server.start()
