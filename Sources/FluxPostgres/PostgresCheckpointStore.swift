@@ -25,7 +25,7 @@ public final class PostgresCheckpointStore: CheckpointStore {
     public static func connect(
         to location: PostgresLocation, logger: Logger = Logger(label: "fluxgate.postgres.checkpoints"), timeout: Duration = .seconds(10)
     ) async throws -> PostgresCheckpointStore {
-        let client = PostgresClient(configuration: try location.clientConfiguration(maximumConnections: 2), backgroundLogger: logger)
+        let client = PostgresClient(configuration: try location.clientConfiguration(maximumConnections: 2, timeout: timeout), backgroundLogger: logger)
         let runTask = Task { await client.run() }
         do {
             _ = try await withTimeout(timeout, "connecting to \(location)") {

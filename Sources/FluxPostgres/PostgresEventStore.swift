@@ -67,7 +67,7 @@ public final class PostgresEventStore: EventStore {
         clock: @escaping @Sendable () -> Int64 = Timestamp.nowMilliseconds
     ) async throws -> PostgresEventStore {
         let client = PostgresClient(
-            configuration: try location.clientConfiguration(maximumConnections: options.maximumConnections), backgroundLogger: logger
+            configuration: try location.clientConfiguration(maximumConnections: options.maximumConnections, timeout: options.operationTimeout), backgroundLogger: logger
         )
         let runTask = Task { await client.run() }
         do {

@@ -74,7 +74,7 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     }
 
     /// The postgres-nio client configuration for this location.
-    func clientConfiguration(maximumConnections: Int) throws -> PostgresClient.Configuration {
+    func clientConfiguration(maximumConnections: Int, timeout: Duration) throws -> PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         if host.hasPrefix("/") {
             configuration = PostgresClient.Configuration(
@@ -92,7 +92,7 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
             )
         }
         configuration.options.maximumConnections = maximumConnections
-        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.connectTimeout = timeout
         return configuration
     }
 

@@ -83,33 +83,11 @@ enum AppendBenchmark {
     /// `writers` concurrent tasks appending 1-event appends to a `SQLiteEventStore` until the time is up.
     static func storeLoop(path: String, writers: Int, oneStream: Bool, duration: Duration) async throws -> (rate: Double, statistics: SQLiteWriterStatistics) {
         let store = try SQLiteEventStore(path: path, durability: .full)
-        let clock = ContinuousClock()
-        let start = clock.now
-        let deadline = start + duration
-        let count = try await withThrowingTaskGroup(of: Int.self) { group in
-            for writer in 0..<writers {
-                group.addTask {
-                    var appended = 0
-                    while clock.now < deadline {
-                        let expected: ExpectedVersion = oneStream ? .any : appended == 0 ? .noStream : .exact(Int64(appended - 1))
-                        try await store.append(
-                            AppendRequest(
-                                aggregateID: oneStream ? "bench" : "bench-\(writer)", aggregateName: "Bench", expectedVersion: expected,
-                                events: [NewEvent(eventType: "bench.Appended", payload: payload)]
-                            )
-                        )
-                        appended += 1
-                    }
-                    return appended
-                }
-            }
-            return try await group.reduce(0, +)
-        }
-        let elapsed = seconds(clock.now - start)
+        let (rate, count) = try await concurrentAppends(to: store, writers: writers, oneStream: oneStream, payload: payload, duration: duration)
         let statistics = store.writerStatistics
         try await store.close()
         guard try await headOf(path: path) == Int64(count) else { throw BenchmarkError("the store does not hold the \(count) appended events") }
-        return (Double(count) / elapsed, statistics)
+        return (rate, statistics)
     }
 
     static func headOf(path: String) async throws -> Int64 {

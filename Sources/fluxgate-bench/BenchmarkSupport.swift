@@ -1,3 +1,4 @@
+import FluxCore
 import Foundation
 
 // Shared by the benchmarks: option parsing, medians, report lines.
@@ -21,4 +22,37 @@ func median(_ values: [Double]) -> Double {
 func report(_ name: String, _ rates: [Double]) {
     let label = name.padding(toLength: max(name.count, 42), withPad: " ", startingAt: 0)
     print("  \(label) " + String(format: "median %10.0f events/s   (min %.0f, max %.0f)", median(rates), rates.min() ?? 0, rates.max() ?? 0))
+}
+
+/// `writers` concurrent tasks appending 1-event appends with `payload` to `store` until `duration` is up: one
+/// stream per writer with exact expected versions, or all on one stream with `.any`. Returns appends per second
+/// and how many were appended.
+func concurrentAppends(
+    to store: any EventWriter, writers: Int, oneStream: Bool = false, payload: EventPayload, duration: Duration
+) async throws -> (rate: Double, count: Int) {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let deadline = start + duration
+    let count = try await withThrowingTaskGroup(of: Int.self) { group in
+        for writer in 0..<writers {
+            group.addTask {
+                var appended = 0
+                while clock.now < deadline {
+                    let expected: ExpectedVersion = oneStream ? .any : appended == 0 ? .noStream : .exact(Int64(appended - 1))
+                    try await store.append(
+                        AppendRequest(
+                            aggregateID: oneStream ? "bench" : "bench-\(writer)", aggregateName: "Bench", expectedVersion: expected,
+                            events: [NewEvent(eventType: "bench.Appended", payload: payload)]
+                        )
+                    )
+                    appended += 1
+                }
+                return appended
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    let elapsed = clock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return (Double(count) / seconds, count)
 }

@@ -115,33 +115,11 @@ enum PostgresBenchmark {
         var options = PostgresEventStore.Options()
         options.maximumConnections = 4
         let store = try await PostgresEventStore.connect(to: location, options: options, logger: logger)
-        let clock = ContinuousClock()
-        let start = clock.now
-        let deadline = start + duration
-        let count = try await withThrowingTaskGroup(of: Int.self) { group in
-            for writer in 0..<writers {
-                group.addTask {
-                    var appended = 0
-                    while clock.now < deadline {
-                        try await store.append(
-                            AppendRequest(
-                                aggregateID: "bench-\(writer)", aggregateName: "Bench",
-                                expectedVersion: appended == 0 ? .noStream : .exact(Int64(appended - 1)),
-                                events: [NewEvent(eventType: "bench.Appended", payload: payload)]
-                            )
-                        )
-                        appended += 1
-                    }
-                    return appended
-                }
-            }
-            return try await group.reduce(0, +)
-        }
-        let elapsed = AppendBenchmark.seconds(clock.now - start)
+        let (rate, count) = try await concurrentAppends(to: store, writers: writers, payload: payload, duration: duration)
         let statistics = store.writerStatistics
         guard try await store.head() == Position(Int64(count)) else { throw BenchmarkError("the store does not hold the \(count) appended events") }
         await store.close()
-        return (Double(count) / elapsed, statistics)
+        return (rate, statistics)
     }
 
     /// Milliseconds from the start of each append on node A to its read on node B.
