@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         // Pure event-sourcing core: no I/O, no NIO.
@@ -75,6 +76,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             // The browser UI and the JS client module (clients/js/fluxgate.js links here), served at `/`.
             resources: [.copy("WebUI/Assets")]
@@ -157,7 +160,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FluxGatewayTests",
-            dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate"],
+            dependencies: [
+                "FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate",
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
             exclude: ["Browser"]
         ),
     ],

@@ -4,13 +4,18 @@ import NIOHTTP1
 
 extension GatewayRouter {
     /// `POST /streams/{aggregate_id}`: appends events atomically (PROTOCOL.md "Appending").
-    func append(_ request: GatewayRequest, aggregateID: String) async throws -> GatewayResponse {
+    func append(_ request: GatewayRequest, aggregateID: String, grant: AccessGrant) async throws -> GatewayResponse {
         if let contentType = request.headers.first(name: "Content-Type"),
             !contentType.lowercased().hasPrefix("application/json")
         {
             return .error(.unsupportedMediaType, "unsupported_media_type", "the body must be application/json, got \(contentType.prefix(60))")
         }
         let appendRequest = try Self.parseAppend(body: request.body, aggregateID: aggregateID)
+        guard grant.write.covers(appendRequest.aggregateName) else {
+            throw AccessDenied.forbidden(
+                "the token of \(grant.subject) may not append to aggregate_name \(appendRequest.aggregateName.prefix(100))"
+            )
+        }
         let result = try await store.append(appendRequest)
         var json = JSONWriter(buffer: ByteBuffer())
         json.raw("{")

@@ -4,13 +4,14 @@ import NIOHTTP1
 
 extension GatewayRouter {
     /// `GET /events/{event_id}`: the bare payload, as the original feed served it; `?envelope=true` for the envelope.
-    func singleEvent(_ request: GatewayRequest, id: String) async throws -> GatewayResponse {
+    func singleEvent(_ request: GatewayRequest, id: String, grant: AccessGrant) async throws -> GatewayResponse {
         let envelope = try request.booleanParameter("envelope") ?? false
         guard let event = try await store.event(id: id) else {
             return .error(.notFound, "not_found", "no event with id \(id.prefix(300))")
         }
+        try checkRead(event.aggregateName, grant: grant)
         // A stored event never changes: clients may cache it for good.
-        let headers: HTTPHeaders = ["Cache-Control": "public, max-age=31536000, immutable"]
+        let headers: HTTPHeaders = ["Cache-Control": immutableCacheControl]
         if !envelope {
             return .json(.ok, ByteBuffer(bytes: event.payload.bytes), headers: headers)
         }
@@ -20,13 +21,14 @@ extension GatewayRouter {
     }
 
     /// `GET /streams/{aggregate_id}?from_version=V&limit=L`: one aggregate's events with payloads, in version order.
-    func stream(_ request: GatewayRequest, aggregateID: String) async throws -> GatewayResponse {
+    func stream(_ request: GatewayRequest, aggregateID: String, grant: AccessGrant) async throws -> GatewayResponse {
         let fromVersion = try request.integerParameter("from_version", minimum: 0) ?? 0
         let limit = Int(min(try request.integerParameter("limit", minimum: 1) ?? Int64(configuration.defaultPageSize), Int64(configuration.maxPageSize)))
         let events = try await store.readStream(aggregateID, fromVersion: fromVersion, limit: limit)
         if events.isEmpty, try await store.readStream(aggregateID, fromVersion: 0, limit: 1).isEmpty {
             return .error(.notFound, "not_found", "no stream with aggregate_id \(aggregateID.prefix(300))")
         }
+        for event in events { try checkRead(event.aggregateName, grant: grant) }
         let base = baseURL(for: request)
         let encoder = EnvelopeEncoder(baseURL: base)
         var json = JSONWriter(buffer: ByteBuffer())

@@ -39,8 +39,9 @@ extension GatewayRouter {
     }
 
     /// `GET /events`: the original flux feed (`offset=`) and the extended feed (`after=`, filters, long-poll).
-    func feed(_ request: GatewayRequest) async throws -> GatewayResponse {
-        let query = try FeedQuery(request, configuration: configuration)
+    func feed(_ request: GatewayRequest, grant: AccessGrant) async throws -> GatewayResponse {
+        var query = try FeedQuery(request, configuration: configuration)
+        query.filter = try restrict(query.filter, to: grant)
         let deadline = ContinuousClock.now + query.wait
         var scanned = query.after
         var head: Position
@@ -99,7 +100,7 @@ extension GatewayRouter {
     func cacheable(_ body: ByteBuffer, request: GatewayRequest, immutable: Bool) -> GatewayResponse {
         let etag = "\"" + String(Self.fnv1a(body.readableBytesView), radix: 16) + "\""
         var headers: HTTPHeaders = ["ETag": etag]
-        headers.add(name: "Cache-Control", value: immutable ? "public, max-age=31536000, immutable" : "no-cache")
+        headers.add(name: "Cache-Control", value: immutable ? immutableCacheControl : "no-cache")
         if let ifNoneMatch = request.headers.first(name: "If-None-Match") {
             let tags = ifNoneMatch.split(separator: ",").map { $0.trimmingSpaces() }
             if tags.contains(etag) || tags.contains("W/" + etag) || tags.contains("*") {

@@ -33,6 +33,8 @@ public struct GatewayConfiguration: Sendable {
     public var maxConnections: Int
     /// Open connections accepted from one client address (`nil`: no limit per address); more get `503`.
     public var maxConnectionsPerAddress: Int?
+    /// Bearer-token authentication and scopes (`nil`: an open gateway, every request may read and append).
+    public var accessControl: AccessControl?
     public var logger: Logger
 
     public init(
@@ -40,7 +42,8 @@ public struct GatewayConfiguration: Sendable {
         defaultPageSize: Int = 100, maxPageSize: Int = 1000, maxWaitSeconds: Int = 60,
         subscriptionPageSize: Int = 500, subscriberHighWater: Int = 1 << 20, pingInterval: Duration = .seconds(30),
         pongTimeout: Duration = .seconds(30), allowedOrigins: Set<String> = [], maxConnections: Int = 16_000,
-        maxConnectionsPerAddress: Int? = nil, logger: Logger = Logger(label: "fluxgate.gateway")
+        maxConnectionsPerAddress: Int? = nil, accessControl: AccessControl? = nil,
+        logger: Logger = Logger(label: "fluxgate.gateway")
     ) {
         self.host = host
         self.port = port
@@ -56,6 +59,7 @@ public struct GatewayConfiguration: Sendable {
         self.allowedOrigins = Set(allowedOrigins.map(Self.normalizedOrigin))
         self.maxConnections = maxConnections
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
+        self.accessControl = accessControl
         self.logger = logger
     }
 

@@ -28,17 +28,17 @@ public struct GatewayRouter: Sendable {
             switch (segments.first, segments.count) {
             case ("events", 1):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
-                return try await feed(request)
+                return try await feed(request, grant: authorize(request, for: .read))
             case ("events", 2) where segments[1] == "subscribe":
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
-                return try await subscribe(request)
+                return try await subscribe(request, grant: authorize(request, for: .read))
             case ("events", 2):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
-                return try await singleEvent(request, id: segments[1])
+                return try await singleEvent(request, id: segments[1], grant: authorize(request, for: .read))
             case ("streams", 2):
                 switch request.method {
-                case .POST: return try await append(request, aggregateID: segments[1])
-                case .GET: return try await stream(request, aggregateID: segments[1])
+                case .POST: return try await append(request, aggregateID: segments[1], grant: authorize(request, for: .write))
+                case .GET: return try await stream(request, aggregateID: segments[1], grant: authorize(request, for: .read))
                 default: return methodNotAllowed(request, allow: "GET, HEAD, POST")
                 }
             case ("health", 1):
@@ -49,6 +49,8 @@ public struct GatewayRouter: Sendable {
             default:
                 return .error(.notFound, "not_found", "no endpoint at \(request.method) /\(segments.joined(separator: "/")); see /health, /events, /streams/{aggregate_id}, or the web UI at /")
             }
+        } catch let denied as AccessDenied {
+            return denied.response
         } catch let error as StoreError {
             return storeErrorResponse(error)
         } catch let error as BadRequest {
@@ -56,19 +58,19 @@ public struct GatewayRouter: Sendable {
         } catch is CancellationError {
             return .error(.serviceUnavailable, "unavailable", "the server is shutting down; retry")
         } catch {
-            configuration.logger.error("request failed", metadata: ["uri": "\(request.uri)", "error": "\(error)"])
+            configuration.logger.error("request failed", metadata: ["uri": "\(request.redactedURI)", "error": "\(error)"])
             return .error(.internalServerError, "internal", "the request failed inside the server: \(error)")
         }
     }
 
     /// `GET /events/subscribe`: the WebSocket push channel, or server-sent events when asked for.
-    func subscribe(_ request: GatewayRequest) async throws -> GatewayResponse {
+    func subscribe(_ request: GatewayRequest, grant: AccessGrant) async throws -> GatewayResponse {
         let accept = request.headers[canonicalForm: "Accept"].map { $0.lowercased() }
         if accept.contains(where: { $0.hasPrefix("text/event-stream") }) {
-            return try await serverSentEvents(request)
+            return try await serverSentEvents(request, grant: grant)
         }
         if request.headers.first(name: "Upgrade")?.lowercased() == "websocket" {
-            return try await webSocketSubscription(request)
+            return try await webSocketSubscription(request, grant: grant)
         }
         _ = try SubscriptionQuery(request)  // a bad query is a 400 before anything else
         return .error(.badRequest, "bad_request", "subscribe with a WebSocket upgrade or with Accept: text/event-stream; or poll /events?after=…&wait=…")

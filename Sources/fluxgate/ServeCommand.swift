@@ -1,6 +1,7 @@
 import ArgumentParser
 import FluxCore
 import FluxGateway
+import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -45,6 +46,29 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Open connections accepted from one client address (default: no limit per address).")
     var maxConnectionsPerAddress: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "A JSON file of static bearer tokens and their scopes (read, read:NAME, write, write:NAME, metrics).",
+            discussion: #"{"tokens": [{"name": "dashboard", "token": "…", "scopes": ["read"]}]}; "sha256": hex instead of "token" keeps the token out of the file."#
+        )
+    )
+    var tokenFile: String?
+
+    @Option(name: .customLong("jwt-secret-file"), help: "A file holding an HS256 secret (at least 32 bytes) that JWTs may be signed with; repeatable.")
+    var jwtSecretFiles: [String] = []
+
+    @Option(
+        name: .customLong("jwt-public-key"),
+        help: "A PEM public key or certificate (RSA for RS256, P-256 for ES256) that JWTs may be signed with; its file name without extension is its kid; repeatable."
+    )
+    var jwtPublicKeys: [String] = []
+
+    @Option(name: .customLong("jwt-issuer"), help: "Accept only JWTs whose iss is this.")
+    var jwtIssuer: String?
+
+    @Option(name: .customLong("jwt-audience"), help: "Accept only JWTs whose aud includes this.")
+    var jwtAudience: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -63,16 +87,56 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
+    /// Access control from --token-file and the --jwt-* options; `nil` (an open gateway) when none is given.
+    func accessControl() async throws -> AccessControl? {
+        guard tokenFile != nil || !jwtSecretFiles.isEmpty || !jwtPublicKeys.isEmpty else {
+            if jwtIssuer != nil || jwtAudience != nil {
+                throw ValidationError("--jwt-issuer and --jwt-audience need a key: add --jwt-secret-file or --jwt-public-key")
+            }
+            return nil
+        }
+        func contents(_ path: String, _ option: String) throws -> Data {
+            do {
+                return try Data(contentsOf: URL(fileURLWithPath: path))
+            } catch {
+                throw ValidationError("cannot read \(option) \(path): \(error.localizedDescription)")
+            }
+        }
+        do {
+            let tokens = try tokenFile.map { try AccessControl.StaticToken.load(file: $0) } ?? []
+            var secrets: [[UInt8]] = []
+            for path in jwtSecretFiles {
+                var secret = Array(try contents(path, "--jwt-secret-file"))
+                while let last = secret.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { secret.removeLast() }
+                secrets.append(secret)
+            }
+            var keys: [(kid: String, pem: String)] = []
+            for path in jwtPublicKeys {
+                let kid = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+                keys.append((kid, String(decoding: try contents(path, "--jwt-public-key"), as: UTF8.self)))
+            }
+            let jwt = AccessControl.JWTSettings(hmacSecrets: secrets, publicKeys: keys, issuer: jwtIssuer, audience: jwtAudience)
+            return try await AccessControl(tokens: tokens, jwt: jwt)
+        } catch let error as AccessControlError {
+            throw ValidationError(error.description)
+        }
+    }
+
     func run() async throws {
         var logger = Logger(label: "fluxgate")
         logger.logLevel = logLevel
+        let accessControl = try await accessControl()
+        if accessControl == nil {
+            logger.notice("no access control: every client may read and append (see --token-file, --jwt-secret-file, --jwt-public-key)")
+        }
         let opened = try await store.open()
         logger.info("store opened", metadata: ["store": "\(store)", "epoch": "\(opened.store.epoch)"])
         let server = GatewayServer(
             store: opened.store,
             configuration: GatewayConfiguration(
                 host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
-                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, logger: logger
+                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, accessControl: accessControl,
+                logger: logger
             )
         )
         let group = ServiceGroup(

@@ -14,7 +14,8 @@ struct TestGateway {
 
     static func start(
         store: any EventStore = InMemoryEventStore(), maxBodySize: Int = 1 << 20, publicURL: String? = nil,
-        allowedOrigins: Set<String> = [], maxConnections: Int = 16_000, maxConnectionsPerAddress: Int? = nil
+        allowedOrigins: Set<String> = [], maxConnections: Int = 16_000, maxConnectionsPerAddress: Int? = nil,
+        accessControl: AccessControl? = nil
     ) async throws -> TestGateway {
         var logger = Logger(label: "test.gateway")
         logger.logLevel = .warning
@@ -22,7 +23,8 @@ struct TestGateway {
             store: store,
             configuration: GatewayConfiguration(
                 host: "127.0.0.1", port: 0, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: allowedOrigins,
-                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, logger: logger
+                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, accessControl: accessControl,
+                logger: logger
             )
         )
         let port = try await server.start()
@@ -54,9 +56,15 @@ struct TestGateway {
 
     /// Appends through the HTTP API and checks it was created.
     @discardableResult
-    func append(_ aggregateID: String, name: String = "Account", expected: String = "\"any\"", events: [(type: String, payload: String)]) async throws -> HTTPResponse {
+    func append(
+        _ aggregateID: String, name: String = "Account", expected: String = "\"any\"", events: [(type: String, payload: String)],
+        headers: [(String, String)] = []
+    ) async throws -> HTTPResponse {
         let list = events.map { #"{"event_type": "\#($0.type)", "payload": \#($0.payload)}"# }.joined(separator: ",")
-        return try await request(.POST, "/streams/\(aggregateID)", json: #"{"aggregate_name": "\#(name)", "expected_version": \#(expected), "events": [\#(list)]}"#)
+        return try await request(
+            .POST, "/streams/\(aggregateID)", json: #"{"aggregate_name": "\#(name)", "expected_version": \#(expected), "events": [\#(list)]}"#,
+            headers: headers
+        )
     }
 
     func stop() async {

@@ -1,4 +1,5 @@
 import FluxCore
+import FluxGateway
 import FluxTesting
 import Foundation
 import Testing
@@ -15,9 +16,14 @@ import Testing
 
     /// Over the WebSocket push channel; through a proxy that refuses it (the page falls back to server-sent
     /// events); through one that refuses event streams too (the page long-polls the feed).
-    @Test(arguments: ["websocket", "sse", "polling"])
+    /// `websocket+token`: a gateway with access control; the page gets its token in the URL's fragment.
+    @Test(arguments: ["websocket", "sse", "polling", "websocket+token"])
     func aNewEventAppearsAndItsPayloadShows(transport: String) async throws {
-        let gateway = try await TestGateway.start()
+        let token = "browser-token-0123456789"
+        let gateway = try await TestGateway.start(
+            accessControl: transport.hasSuffix("+token")
+                ? try await AccessControl(tokens: [.init(name: "browser", token: token, scopes: ["read", "write"])]) : nil
+        )
         defer { Task { await gateway.stop() } }
         for index in 1...12 {
             try await gateway.store.append(AppendRequest(
@@ -25,7 +31,7 @@ import Testing
                 events: [NewEvent(eventType: index % 3 == 0 ? "account.AccountDebited" : "account.AccountCredited",
                                   payload: EventPayload(trustedJSON: Array(#"{"amount": \#(index * 10)}"#.utf8)))]))
         }
-        let refusals = ["websocket": [], "sse": ["--refuse-push"], "polling": ["--refuse-push", "--refuse-sse"]][transport] ?? []
+        let refusals = ["websocket": [], "sse": ["--refuse-push"], "polling": ["--refuse-push", "--refuse-sse"], "websocket+token": ["--token", token]][transport] ?? []
         let screenshot = Self.screenshot(transport)
         try? FileManager.default.removeItem(at: screenshot)
         let process = try ChildProcess(

@@ -13,6 +13,7 @@ matplotlib is installed, a PNG latency plot. Progress is shown once a second. Lo
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -38,9 +39,10 @@ class Subscriber:
         self.caught_up = asyncio.Event()
         self.error = None
 
-    async def run(self, url, deflate, stop):
+    async def run(self, url, deflate, stop, token=None):
         try:
-            async with websockets.connect(url, compression="deflate" if deflate else None, max_size=None,
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            async with websockets.connect(url, compression="deflate" if deflate else None, max_size=None, additional_headers=headers,
                                           open_timeout=30, ping_interval=None) as socket:
                 while not stop.is_set():
                     try:
@@ -62,7 +64,7 @@ class Subscriber:
             self.caught_up.set()
 
 
-async def writer(base, rate, duration, stop, appended, index):
+async def writer(base, rate, duration, stop, appended, index, token=None):
     """Appends at `rate` events/s over one keep-alive HTTP connection."""
     parsed = urllib.parse.urlparse(base)
     reader, stream = await asyncio.open_connection(parsed.hostname, parsed.port or 80)
@@ -70,11 +72,12 @@ async def writer(base, rate, duration, stop, appended, index):
     next_send = time.monotonic()
     end = next_send + duration
     sequence = 0
+    authorization = b"Authorization: Bearer %s\r\n" % token.encode() if token else b""
     while time.monotonic() < end and not stop.is_set():
         body = json.dumps({"aggregate_name": "Load", "expected_version": "any",
                            "events": [{"event_type": "load.Tick", "payload": {"sent_ns": time.time_ns(), "writer": index, "n": sequence}}]}).encode()
-        stream.write(b"POST /streams/load-%d HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                     % (index, parsed.netloc.encode(), len(body)) + body)
+        stream.write(b"POST /streams/load-%d HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n"
+                     % (index, parsed.netloc.encode(), authorization, len(body)) + body)
         await stream.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         length = int([line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0])
@@ -96,13 +99,13 @@ async def main_async(args):
     ws_url = args.base_url.rstrip("/").replace("http", "ws", 1) + f"/events/subscribe?after={head}&event_type=load.Tick"
     stop = asyncio.Event()
     subscribers = [Subscriber() for _ in range(args.subscribers)]
-    tasks = [asyncio.create_task(s.run(ws_url, args.deflate, stop)) for s in subscribers]
+    tasks = [asyncio.create_task(s.run(ws_url, args.deflate, stop, args.token)) for s in subscribers]
     await asyncio.wait_for(asyncio.gather(*(s.caught_up.wait() for s in subscribers)), timeout=120)
     print(f"loadgen: {args.subscribers} subscribers connected; {args.writers} writers at {args.rate} events/s for {args.duration} s",
           file=sys.stderr)
     appended = []
     started = time.monotonic()
-    writers = [asyncio.create_task(writer(args.base_url, args.rate / args.writers, args.duration, stop, appended, i))
+    writers = [asyncio.create_task(writer(args.base_url, args.rate / args.writers, args.duration, stop, appended, i, args.token))
                for i in range(args.writers)]
     while not all(w.done() for w in writers):
         await asyncio.sleep(1)
@@ -171,6 +174,8 @@ def main():
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--out", help="write the JSON result here")
     parser.add_argument("--plot", help="write a PNG latency histogram here")
+    parser.add_argument("--token", default=os.environ.get("FLUXGATE_TOKEN"),
+                        help="bearer token with read and write scopes for a gateway with access control (default: $FLUXGATE_TOKEN)")
     args = parser.parse_args()
     require_loopback(parser, args.base_url)
     return asyncio.run(main_async(args))

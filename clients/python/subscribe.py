@@ -2,17 +2,19 @@
 """A read model over Fluxgate's WebSocket push channel, keeping its offset in a file.
 
     python3 subscribe.py ws://127.0.0.1:8080 --offset-file subscribe.offset [--event-type T]... [--deflate]
-                         [--exit-after N]
+                         [--exit-after N] [--token TOKEN]
 
 Prints each event as one JSON line. After handling an event it stores the position (and the store's epoch)
 in the offset file, so a restart resumes right after the last handled event: nothing is skipped, nothing
 handled twice. Reconnects with exponential backoff and jitter when the connection drops or the gateway
 restarts (close 1001). If the gateway answers 4409 (the offsets belong to another store) it stops with an
-error instead of starting over. Needs the `websockets` package (requirements.txt).
+error instead of starting over. A gateway with access control needs a token with the read scope: --token, or the
+FLUXGATE_TOKEN environment variable (sent as Authorization: Bearer). Needs the `websockets` package (requirements.txt).
 """
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import urllib.parse
@@ -37,7 +39,8 @@ async def run(args):
         query += [("event_type", t) for t in args.event_type]
         url = args.base_url.rstrip("/") + "/events/subscribe?" + urllib.parse.urlencode(query)
         try:
-            async with websockets.connect(url, compression="deflate" if args.deflate else None,
+            headers = {"Authorization": f"Bearer {args.token}"} if args.token else None
+            async with websockets.connect(url, compression="deflate" if args.deflate else None, additional_headers=headers,
                                           max_size=64 * 1024 * 1024, open_timeout=10) as socket:
                 backoff = 0.2
                 async for raw in socket:
@@ -70,6 +73,13 @@ async def run(args):
                 print(f"subscribe.py: the gateway refused the subscription ({code}): {reason}", file=sys.stderr)
                 return 2
             print(f"subscribe.py: connection closed ({code} {reason}); reconnecting from {position}", file=sys.stderr, flush=True)
+        except websockets.InvalidStatus as error:
+            status = error.response.status_code
+            if status in (401, 403):
+                body = error.response.body.decode("utf-8", "replace") if error.response.body else ""
+                print(f"subscribe.py: the gateway refused the token ({status}): {body}", file=sys.stderr)
+                return 2
+            print(f"subscribe.py: {error}; retrying in {backoff:.1f} s", file=sys.stderr, flush=True)
         except (OSError, websockets.InvalidHandshake, asyncio.TimeoutError) as error:
             print(f"subscribe.py: {error}; retrying in {backoff:.1f} s", file=sys.stderr, flush=True)
         await asyncio.sleep(random.uniform(0, backoff))
@@ -83,6 +93,8 @@ def main():
     parser.add_argument("--event-type", action="append", default=[], help="only these event types (repeatable)")
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     parser.add_argument("--exit-after", type=int, default=0, help="stop after handling N events (for tests)")
+    parser.add_argument("--token", default=os.environ.get("FLUXGATE_TOKEN"),
+                        help="bearer token for a gateway with access control (default: $FLUXGATE_TOKEN)")
     args = parser.parse_args()
     try:
         return asyncio.run(run(args))

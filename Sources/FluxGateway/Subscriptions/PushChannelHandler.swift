@@ -30,6 +30,8 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var highWater: Int
         var pingInterval: Duration
         var pongTimeout: Duration
+        /// When the subscriber's access token expires: the subscription then closes with 1008.
+        var expiresAt: ContinuousClock.Instant?
         var compressor: SharedDeflateCompressor
         var logger: Logger
     }
@@ -40,6 +42,7 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var machine: WebSocketConnectionStateMachine<ContinuousClock.Instant>
     private var inbound = ByteBuffer()
     private var timer: Scheduled<Void>?
+    private var expiry: Scheduled<Void>?
     private var subscription: Task<Void, Never>?
     private var writer: BoundedOutboundWriter?
     private var closing = false
@@ -112,6 +115,14 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         scheduleTimer(context: context)
+        if let expiresAt = settings.expiresAt {
+            let delay = ContinuousClock.now.duration(to: expiresAt)
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            expiry = context.eventLoop.scheduleTask(in: .milliseconds(max(0, delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000))) {
+                let (handler, context) = loopBound.value
+                handler.closeWith(.policyViolation, "your access token expired; reconnect from your last position with a fresh one", context: context)
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -160,6 +171,7 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         stopSubscription()
         machine.connectionClosed()
         timer?.cancel()
+        expiry?.cancel()
         context.fireChannelInactive()
     }
 

@@ -16,7 +16,7 @@ extension GatewayRouter {
     /// A malformed handshake is answered in HTTP (`400`, `426`). A well-formed handshake is accepted even
     /// when the subscription cannot be served: the client then gets a close code it can act on — 4400 for a
     /// bad query, 4409 when its offsets belong to another store.
-    func webSocketSubscription(_ request: GatewayRequest) async throws -> GatewayResponse {
+    func webSocketSubscription(_ request: GatewayRequest, grant: AccessGrant) async throws -> GatewayResponse {
         guard let hub else {
             return .error(.serviceUnavailable, "unavailable", "subscriptions are not enabled on this server")
         }
@@ -38,7 +38,8 @@ extension GatewayRouter {
         var closeFirst: (WebSocketCloseCode, String)?
         var query: SubscriptionQuery?
         do {
-            let parsed = try SubscriptionQuery(request)
+            var parsed = try SubscriptionQuery(request)
+            parsed.filter = try restrict(parsed.filter, to: grant)
             if let mismatch = try await parsed.mismatch(with: store) {
                 closeFirst = (PushChannelHandler.epochMismatch, mismatch)
             }
@@ -52,7 +53,8 @@ extension GatewayRouter {
         let settings = PushChannelHandler.Settings(
             after: query?.after ?? .start, deflate: acceptance.deflate, closeFirst: closeFirst,
             highWater: configuration.subscriberHighWater, pingInterval: configuration.pingInterval,
-            pongTimeout: configuration.pongTimeout, compressor: hub.compressor, logger: configuration.logger
+            pongTimeout: configuration.pongTimeout, expiresAt: grant.expiresAt, compressor: hub.compressor,
+            logger: configuration.logger
         )
         var response = GatewayResponse(status: .switchingProtocols, headers: acceptance.headers)
         response.upgrade = PushChannelUpgrade(headers: acceptance.headers) {

@@ -16,18 +16,21 @@ final class ServerSentEventsSink: SubscriberSink {
 extension GatewayRouter {
     /// `GET /events/subscribe` with `Accept: text/event-stream`: the push channel's fallback as server-sent
     /// events (PROTOCOL.md "Server-sent events").
-    func serverSentEvents(_ request: GatewayRequest) async throws -> GatewayResponse {
+    func serverSentEvents(_ request: GatewayRequest, grant: AccessGrant) async throws -> GatewayResponse {
         guard let hub else {
             return .error(.serviceUnavailable, "unavailable", "subscriptions are not enabled on this server")
         }
-        let query = try SubscriptionQuery(request, lastEventID: request.headers.first(name: "Last-Event-ID"))
+        var query = try SubscriptionQuery(request, lastEventID: request.headers.first(name: "Last-Event-ID"))
+        query.filter = try restrict(query.filter, to: grant)
         if let mismatch = try await query.mismatch(with: store) {
             return .error(.conflict, "epoch_mismatch", mismatch)
         }
         let driver = SubscriptionDriver(
             store: store, hub: hub, filter: query.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize
         )
+        let after = query.after
         let keepAlive = configuration.pingInterval
+        let expiresAt = grant.expiresAt
         let headers: HTTPHeaders = [
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
         ]
@@ -46,13 +49,17 @@ extension GatewayRouter {
                 sink: sink
             )
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await driver.run(after: query.after, transport: transport) }
+                group.addTask { try await driver.run(after: after, transport: transport) }
                 group.addTask {
                     // A comment line now and then keeps proxies from closing an idle stream.
                     while true {
                         try await Task.sleep(for: keepAlive)
                         _ = writer.offer(ByteBuffer(string: ": keep-alive\n\n"))
                     }
+                }
+                if let expiresAt {
+                    // The stream ends when the access token expires; EventSource reconnects (with a fresh token).
+                    group.addTask { try await Task.sleep(until: expiresAt) }
                 }
                 try await group.next()
                 group.cancelAll()

@@ -120,6 +120,9 @@ class RefusingProxy:
 
 # --- the checks ----------------------------------------------------------------------------------
 
+ACCESS_TOKEN = None  # --token: the gateway needs one (the page gets it in its fragment, appends in a header)
+
+
 def append_event(gateway, aggregate_id, event_type, payload):
     body = json.dumps({
         "aggregate_name": "UICheck",
@@ -127,7 +130,8 @@ def append_event(gateway, aggregate_id, event_type, payload):
         "events": [{"event_type": event_type, "payload": payload}],
     }).encode()
     request = urllib.request.Request(f"{gateway}/streams/{urllib.parse.quote(aggregate_id)}", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {ACCESS_TOKEN}"} if ACCESS_TOKEN else {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             if response.status != 201:
@@ -191,7 +195,7 @@ def run_checks(driver, page_url, gateway, expected_transport):
         return driver.find_element(By.CSS_SELECTOR, selector).text.strip()
 
     started = time.monotonic()
-    driver.get(page_url + "/")
+    driver.get(page_url + "/" + (f"#access_token={urllib.parse.quote(ACCESS_TOKEN)}" if ACCESS_TOKEN else ""))
     if "Fluxgate" not in driver.title:
         raise CheckFailed(f"the page at {page_url}/ has the title {driver.title!r}, not the Fluxgate UI's")
 
@@ -277,7 +281,10 @@ def main():
     parser.add_argument("--refuse-push", action="store_true", help="browse through a proxy that refuses WebSocket upgrades")
     parser.add_argument("--refuse-sse", action="store_true", help="with --refuse-push: the proxy refuses server-sent events too")
     parser.add_argument("--timeout", type=float, default=90, help="give up after this many seconds (default 90)")
+    parser.add_argument("--token", help="an access token with read and write scopes, for a gateway with access control")
     arguments = parser.parse_args()
+    global ACCESS_TOKEN
+    ACCESS_TOKEN = arguments.token
     if arguments.refuse_sse and not arguments.refuse_push:
         parser.error("--refuse-sse goes with --refuse-push (the page only tries SSE when the push channel fails)")
     expected_transport = "polling" if arguments.refuse_sse else "sse" if arguments.refuse_push else "websocket"

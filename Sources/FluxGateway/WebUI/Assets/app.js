@@ -60,13 +60,41 @@ function formatAgo(milliseconds) {
   return `${Math.round(minutes / 60)} h ago`;
 }
 
+// --- access token (gateways started with --token-file or --jwt-*) --------------------------------
+// Taken from the page's fragment (#access_token=…, never sent to the server or its logs) or asked for when the
+// gateway answers 401; kept in sessionStorage for this tab only.
+
+const TOKEN_KEY = "fluxgate:access-token";
+
+function accessToken() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || null; } catch { return null; }
+}
+
+function takeTokenFromFragment() {
+  const match = /(?:^#|&)access_token=([^&]*)/.exec(location.hash);
+  if (!match) return;
+  try { sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1])); } catch { /* storage denied */ }
+  const rest = location.hash.slice(1).split("&").filter((part) => !part.startsWith("access_token=")).join("&");
+  history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+}
+
+function askForToken(message) {
+  $("token-message").textContent = message;
+  $("token-panel").hidden = false;
+  $("token-input").focus();
+}
+
 async function getJSON(path) {
-  const response = await fetch(API + path, { cache: "no-store", headers: { Accept: "application/json" } });
+  const headers = { Accept: "application/json" };
+  const token = accessToken();
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch(API + path, { cache: "no-store", headers });
   let body = null;
   try { body = await response.json(); } catch { /* not JSON */ }
   if (!response.ok) {
     const error = new Error((body && body.message) || `${path} answered ${response.status}`);
     error.status = response.status;
+    if (response.status === 401) askForToken(error.message);
     throw error;
   }
   return body;
@@ -359,11 +387,17 @@ async function connect() {
     epoch: health.epoch,
     transport,
     maxBackoff: 4000,         // a person is watching: come back soon after a restart
+    accessToken: accessToken() || undefined,
     onEvent: (event) => addLiveEvent(event, event.position > health.head),
     onCaughtUp: (head) => setHead(head),
     onState: (name) => { if (state.subscription === subscription) setConnection(name); },
     onError: (error) => {
       if (state.subscription !== subscription) return;
+      if (/access token/.test(error.message)) {
+        setConnection("error");
+        askForToken(error.message);
+        return;
+      }
       // The store was replaced (another epoch): start over against the new one.
       setConnection("error");
       showNotice(`${error.message}. Starting over…`);
@@ -385,7 +419,16 @@ function main() {
     submit.preventDefault();
     openStream($("stream-id").value);
   });
+  $("token-panel").addEventListener("submit", (submit) => {
+    submit.preventDefault();
+    try { sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim()); } catch { /* storage denied */ }
+    $("token-input").value = "";
+    $("token-panel").hidden = true;
+    if (state.subscription) state.subscription.stop();
+    connect();
+  });
   setInterval(tick, 1000);
+  takeTokenFromFragment();
   openFromHash();
   connect();
 }

@@ -18,7 +18,9 @@
 // Other options: `after` (the position to start after when nothing is stored, default 0), `epoch` (the
 // store the positions belong to; a different store is a fatal error), `transport` ("websocket", "sse" or
 // "polling": the first one to try), `maxBackoff` (the longest wait between reconnection attempts, in ms,
-// default 15000; each wait is random up to a bound that doubles from 250 ms). `sub.position`, `sub.epoch` and `sub.transport` tell where it stands.
+// default 15000; each wait is random up to a bound that doubles from 250 ms), `accessToken` (a bearer token for a
+// gateway with access control: sent as Authorization on fetch() and as access_token on the WebSocket URL, the only
+// way a browser can send one there; a refused token (401/403) is a fatal error). `sub.position`, `sub.epoch` and `sub.transport` tell where it stands.
 //
 // Server-sent events are read with fetch() rather than EventSource: the gateway names each SSE event after
 // its event type, and EventSource only hands named events to listeners registered for those names.
@@ -76,6 +78,19 @@ export class FluxgateSubscription {
     return params.toString();
   }
 
+  _headers(headers) {
+    if (this.options.accessToken) headers.Authorization = "Bearer " + this.options.accessToken;
+    return headers;
+  }
+
+  async _refused(response) {
+    if (response.status !== 401 && response.status !== 403) return false;
+    let message = "";
+    try { message = (await response.json()).message || ""; } catch { /* not JSON */ }
+    this._fatal((response.status === 401 ? "the gateway needs a valid access token: " : "the access token may not read this: ") + message);
+    return true;
+  }
+
   _load() {
     if (!this.storageKey || typeof localStorage === "undefined") return null;
     try { return JSON.parse(localStorage.getItem("fluxgate:" + this.storageKey)); } catch { return null; }
@@ -127,7 +142,8 @@ export class FluxgateSubscription {
   }
 
   _websocket() {
-    const url = this.baseUrl.replace(/^http/, "ws") + "/events/subscribe?" + this._query();
+    const token = this.options.accessToken ? { access_token: this.options.accessToken } : {};
+    const url = this.baseUrl.replace(/^http/, "ws") + "/events/subscribe?" + this._query(token);
     let socket;
     try {
       socket = new WebSocket(url);
@@ -164,8 +180,9 @@ export class FluxgateSubscription {
     let opened = false;
     try {
       const response = await fetch(this.baseUrl + "/events/subscribe?" + this._query(), {
-        headers: { Accept: "text/event-stream" }, cache: "no-store", signal: controller.signal,
+        headers: this._headers({ Accept: "text/event-stream" }), cache: "no-store", signal: controller.signal,
       });
+      if (await this._refused(response)) return;
       if (response.status === 409) return this._fatal("the gateway's store is not the one these positions came from: " + (await response.text()));
       if (response.status === 400) return this._fatal("the gateway refused the subscription: " + (await response.text()));
       const type = response.headers.get("Content-Type") || "";
@@ -234,7 +251,8 @@ export class FluxgateSubscription {
         const limit = 500;
         // The first page after (re)connecting does not wait: its epoch tells at once whether the store is ours.
         const wait = caughtUp && !failed ? 20 : 0;
-        const response = await fetch(this.baseUrl + "/events?" + this._query({ limit, embed: "payload", wait }), { signal: controller.signal, cache: "no-store" });
+        const response = await fetch(this.baseUrl + "/events?" + this._query({ limit, embed: "payload", wait }), { signal: controller.signal, cache: "no-store", headers: this._headers({}) });
+        if (await this._refused(response)) return;
         if (response.status === 400) return this._fatal("the gateway refused the query: " + (await response.text()));
         if (!response.ok) throw new Error("feed answered " + response.status);
         const page = await response.json();

@@ -1,0 +1,122 @@
+import FluxCore
+@testable import FluxGateway
+import FluxTesting
+import Foundation
+import NIOHTTP1
+import Testing
+
+/// Bearer tokens and scopes through a real gateway: 401 without or with a bad token, 403 without the scope,
+/// aggregate-restricted reading and writing, the push channel and SSE refused at the handshake.
+@Suite struct GatewayAccessTests {
+    static let reader = "reader-token-0123456789"
+    static let writer = "writer-token-0123456789"
+    static let accountOnly = "account-token-0123456789"
+    static let metrics = "metrics-token-0123456789"
+
+    func gateway(jwt: AccessControl.JWTSettings? = nil) async throws -> TestGateway {
+        let access = try await AccessControl(
+            tokens: [
+                .init(name: "reader", token: Self.reader, scopes: ["read"]),
+                .init(name: "writer", token: Self.writer, scopes: ["write", "read"]),
+                .init(name: "account", token: Self.accountOnly, scopes: ["read:Account", "write:Account"]),
+                .init(name: "metrics", token: Self.metrics, scopes: ["metrics"]),
+            ],
+            jwt: jwt
+        )
+        return try await TestGateway.start(accessControl: access)
+    }
+
+    func bearer(_ token: String) -> [(String, String)] { [("Authorization", "Bearer \(token)")] }
+
+    @Test func requestsWithoutATokenGet401AndHealthStaysOpen() async throws {
+        let gateway = try await gateway()
+        defer { Task { await gateway.stop() } }
+        let response = try await gateway.get("/events?after=0")
+        #expect(response.status == .unauthorized)
+        #expect(try response.jsonObject()["error"] as? String == "unauthorized")
+        #expect(response.headers.first(name: "WWW-Authenticate") == "Bearer realm=\"fluxgate\"")
+        let bad = try await gateway.get("/events?after=0", headers: bearer("wrong-token-0123456789"))
+        #expect(bad.status == .unauthorized)
+        #expect(bad.headers.first(name: "WWW-Authenticate")?.contains("invalid_token") == true)
+        #expect(try await gateway.append("a-1", events: [("t.E", "1")]).status == .unauthorized)
+        #expect(try await gateway.get("/health").status == .ok)
+        #expect(try await gateway.get("/").status == .ok, "the web UI's page itself is public; its data needs a token")
+        #expect(try await gateway.store.head() == .start, "nothing was stored")
+    }
+
+    @Test func scopesDecideWhatATokenMayDo() async throws {
+        let gateway = try await gateway()
+        defer { Task { await gateway.stop() } }
+        let refused = try await gateway.append("a-1", events: [("t.E", "1")], headers: bearer(Self.reader))
+        #expect(refused.status == .forbidden)
+        #expect(try refused.jsonObject()["error"] as? String == "forbidden")
+        #expect((try refused.jsonObject()["message"] as? String)?.contains("no write scope") == true)
+        #expect(try await gateway.append("a-1", events: [("t.E", "1")], headers: bearer(Self.writer)).status == .created)
+        #expect(try await gateway.get("/events?after=0", headers: bearer(Self.reader)).status == .ok)
+        #expect(try await gateway.get("/events?after=0", headers: bearer(Self.metrics)).status == .forbidden)
+        // The query parameter works as well as the header (browsers' WebSocket and EventSource).
+        #expect(try await gateway.get("/events?after=0&access_token=\(Self.reader)").status == .ok)
+    }
+
+    @Test func anAggregateRestrictedTokenReadsAndWritesOnlyThoseAggregates() async throws {
+        let gateway = try await gateway()
+        defer { Task { await gateway.stop() } }
+        #expect(try await gateway.append("acc-1", name: "Account", events: [("t.E", "1")], headers: bearer(Self.accountOnly)).status == .created)
+        let other = try await gateway.append("ord-1", name: "Order", events: [("t.E", "2")], headers: bearer(Self.accountOnly))
+        #expect(other.status == .forbidden)
+        #expect(try await gateway.store.head() == Position(1), "the refused append stored nothing")
+        #expect(try await gateway.append("ord-1", name: "Order", events: [("t.E", "2")], headers: bearer(Self.writer)).status == .created)
+        #expect(try await gateway.append("acc-2", name: "Account", events: [("t.E", "3")], headers: bearer(Self.writer)).status == .created)
+
+        // The feed shows only Account events; asking for Order is refused.
+        let feed = try await gateway.get("/events?after=0&limit=2", headers: bearer(Self.accountOnly))
+        let events = try #require(try feed.jsonObject()["events"] as? [[String: Any]])
+        #expect(events.map { $0["aggregate_name"] as? String } == ["Account", "Account"])
+        #expect(feed.headers.first(name: "Cache-Control") == "private, max-age=31536000, immutable", "a full page, but not for shared caches")
+        #expect(try await gateway.get("/events?after=0&aggregate_name=Order", headers: bearer(Self.accountOnly)).status == .forbidden)
+        #expect(try await gateway.get("/events?offset=0", headers: bearer(Self.accountOnly)).status == .ok)
+
+        let orderID = try #require(try await gateway.get("/events?after=1&limit=1", headers: bearer(Self.writer)).jsonObject()["events"] as? [[String: Any]])[0]["event_id"] as? String
+        #expect(try await gateway.get("/events/\(try #require(orderID))", headers: bearer(Self.accountOnly)).status == .forbidden)
+        #expect(try await gateway.get("/events/\(orderID!)", headers: bearer(Self.writer)).status == .ok)
+        #expect(try await gateway.get("/streams/ord-1", headers: bearer(Self.accountOnly)).status == .forbidden)
+        #expect(try await gateway.get("/streams/acc-1", headers: bearer(Self.accountOnly)).status == .ok)
+    }
+
+    @Test func subscriptionsAreRefusedAtTheHandshakeAndFilteredByScope() async throws {
+        let gateway = try await gateway()
+        defer { Task { await gateway.stop() } }
+        let anonymous = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+        #expect(anonymous.status == 401, "\(anonymous.responseHead)")
+        await anonymous.close()
+        let sse = try await gateway.get("/events/subscribe?after=0", headers: [("Accept", "text/event-stream")])
+        #expect(sse.status == .unauthorized)
+
+        try await gateway.append("acc-1", name: "Account", events: [("t.E", "1")], headers: bearer(Self.writer))
+        try await gateway.append("ord-1", name: "Order", events: [("t.E", "2")], headers: bearer(Self.writer))
+        let subscriber = try await PushChannelTestClient(port: gateway.port, query: "after=0&access_token=\(Self.accountOnly)")
+        #expect(subscriber.status == 101)
+        try await gateway.append("ord-1", name: "Order", events: [("t.E", "3")], headers: bearer(Self.writer))
+        try await gateway.append("acc-1", name: "Account", events: [("t.E", "4")], headers: bearer(Self.writer))
+        try await subscriber.read(untilPositions: 2)
+        #expect(subscriber.positions == [1, 4])
+        await subscriber.close()
+
+        let forbidden = try await PushChannelTestClient(port: gateway.port, query: "after=0&aggregate_name=Order", extraHeaders: ["Authorization: Bearer \(Self.accountOnly)"])
+        #expect(forbidden.status == 403, "refused at the handshake: \(forbidden.responseHead)")
+        await forbidden.close()
+    }
+
+    @Test func aSubscriptionEndsWhenItsJWTExpires() async throws {
+        let issuer = TestIssuer()
+        let gateway = try await gateway(jwt: .init(hmacSecrets: [TestIssuer.secret], leeway: .zero))
+        defer { Task { await gateway.stop() } }
+        let token = try await issuer.hs256(TestClaims(scope: "read", expiresIn: 2))
+        let subscriber = try await PushChannelTestClient(port: gateway.port, query: "after=0&access_token=\(token)")
+        #expect(subscriber.status == 101)
+        try await subscriber.readUntilClosed(timeout: .seconds(20))
+        #expect(subscriber.closeCode == 1008)
+        #expect(subscriber.closeReason.contains("access token expired"))
+        await subscriber.close()
+    }
+}

@@ -1,0 +1,43 @@
+import FluxConsumer
+import FluxTesting
+import Foundation
+import Testing
+
+/// `fluxgate serve` with access-control options: unusable files are refused at startup with the reason; a token
+/// file protects the gateway it starts.
+@Suite struct ServeAccessOptionsTests {
+    func serve(_ arguments: [String]) throws -> ChildProcess {
+        try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--port", "0", "--store", "memory"] + arguments)
+    }
+
+    @Test func unusableOptionsAreRefusedWithTheReason() async throws {
+        let missing = try serve(["--token-file", "/nonexistent/tokens.json"])
+        #expect(await missing.waitForExit() != 0)
+        #expect(missing.errorOutput.contains("cannot read the token file /nonexistent/tokens.json"), "\(missing.errorOutput)")
+        let issuerOnly = try serve(["--jwt-issuer", "https://id.example"])
+        #expect(await issuerOnly.waitForExit() != 0)
+        #expect(issuerOnly.errorOutput.contains("need a key"), "\(issuerOnly.errorOutput)")
+        let secret = FileManager.default.temporaryDirectory.appendingPathComponent("short-\(UUID()).secret")
+        try Data("too short\n".utf8).write(to: secret)
+        defer { try? FileManager.default.removeItem(at: secret) }
+        let short = try serve(["--jwt-secret-file", secret.path])
+        #expect(await short.waitForExit() != 0)
+        #expect(short.errorOutput.contains("at least 32 bytes"), "\(short.errorOutput)")
+    }
+
+    @Test func aTokenFileProtectsTheGateway() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID()).json")
+        try Data(#"{"tokens": [{"name": "ops", "token": "ops-token-0123456789", "scopes": ["read"]}]}"#.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let server = try serve(["--token-file", file.path])
+        defer { server.signal(SIGKILL) }
+        let line = try await server.waitForLine(containing: "listening")
+        let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        #expect(try await connection.request(.GET, "/events?after=0").status == .unauthorized)
+        #expect(try await connection.request(.GET, "/events?after=0", headers: [("Authorization", "Bearer ops-token-0123456789")]).status == .ok)
+        await connection.close()
+        server.signal(SIGINT)
+        #expect(await server.waitForExit() == 0)
+    }
+}
