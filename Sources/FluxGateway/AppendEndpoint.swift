@@ -10,6 +10,17 @@ extension GatewayRouter {
         {
             return .error(.unsupportedMediaType, "unsupported_media_type", "the body must be application/json, got \(contentType.prefix(60))")
         }
+        if let limiter = appendLimiter {
+            let caller = configuration.accessControl == nil ? "address " + (request.remoteAddress ?? "unknown") : "token " + grant.subject
+            if let wait = limiter.admit(caller) {
+                let seconds = max(1, Int((Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18).rounded(.up)))
+                return .error(
+                    .tooManyRequests, "rate_limited",
+                    "\(caller) may append \(limiter.rate == limiter.rate.rounded() ? String(Int(limiter.rate)) : String(limiter.rate)) times per second (bursts of \(Int(limiter.burst))); retry in \(seconds) s",
+                    headers: ["Retry-After": String(seconds)]
+                )
+            }
+        }
         let appendRequest = try Self.parseAppend(body: request.body, aggregateID: aggregateID)
         guard grant.write.covers(appendRequest.aggregateName) else {
             throw AccessDenied.forbidden(

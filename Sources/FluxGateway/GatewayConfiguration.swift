@@ -33,6 +33,20 @@ public struct GatewayConfiguration: Sendable {
     public var maxConnections: Int
     /// Open connections accepted from one client address (`nil`: no limit per address); more get `503`.
     public var maxConnectionsPerAddress: Int?
+    /// The largest request head (all header names and values); larger gets `431`.
+    public var maxHeaderSize: Int
+    /// How long a new connection has to send a complete request head, and a request its next body chunk; then
+    /// `408` and close (slowloris).
+    public var requestReadTimeout: Duration
+    /// How long a keep-alive connection may sit idle between requests before it is closed.
+    public var idleTimeout: Duration
+    /// Live subscriptions (WebSocket and SSE) at once (`nil`: bounded by connections only); more get close 1013 or
+    /// `503` with `Retry-After`.
+    public var maxSubscriptions: Int?
+    /// Appends per second per caller (token subject, or client address on an open gateway), with `appendBurst` at
+    /// once (`nil`: no limit); more get `429` with `Retry-After`.
+    public var appendRate: Double?
+    public var appendBurst: Double?
     /// Bearer-token authentication and scopes (`nil`: an open gateway, every request may read and append).
     public var accessControl: AccessControl?
     public var logger: Logger
@@ -42,8 +56,9 @@ public struct GatewayConfiguration: Sendable {
         defaultPageSize: Int = 100, maxPageSize: Int = 1000, maxWaitSeconds: Int = 60,
         subscriptionPageSize: Int = 500, subscriberHighWater: Int = 1 << 20, pingInterval: Duration = .seconds(30),
         pongTimeout: Duration = .seconds(30), allowedOrigins: Set<String> = [], maxConnections: Int = 16_000,
-        maxConnectionsPerAddress: Int? = nil, accessControl: AccessControl? = nil,
-        logger: Logger = Logger(label: "fluxgate.gateway")
+        maxConnectionsPerAddress: Int? = nil, maxHeaderSize: Int = 32 * 1024, requestReadTimeout: Duration = .seconds(10),
+        idleTimeout: Duration = .seconds(60), maxSubscriptions: Int? = nil, appendRate: Double? = nil, appendBurst: Double? = nil,
+        accessControl: AccessControl? = nil, logger: Logger = Logger(label: "fluxgate.gateway")
     ) {
         self.host = host
         self.port = port
@@ -59,6 +74,12 @@ public struct GatewayConfiguration: Sendable {
         self.allowedOrigins = Set(allowedOrigins.map(Self.normalizedOrigin))
         self.maxConnections = maxConnections
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
+        self.maxHeaderSize = maxHeaderSize
+        self.requestReadTimeout = requestReadTimeout
+        self.idleTimeout = idleTimeout
+        self.maxSubscriptions = maxSubscriptions
+        self.appendRate = appendRate
+        self.appendBurst = appendBurst
         self.accessControl = accessControl
         self.logger = logger
     }

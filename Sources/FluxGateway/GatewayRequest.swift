@@ -9,6 +9,11 @@ public struct GatewayRequest: Sendable {
     public var uri: String
     public var headers: HTTPHeaders
     public var body: ByteBuffer
+    /// The client's IP address (`nil` when unknown, e.g. in tests that call the router directly).
+    public var remoteAddress: String?
+    /// The request's id in logs and in the `X-Request-ID` response header: the client's own (`X-Request-ID`, when it
+    /// is short and printable) or `<connection>-<request number>`.
+    public var requestID: String?
     /// The decoded path segments (`/events/abc` → `["events", "abc"]`); `nil` when a segment's escape is malformed.
     public let pathSegments: [String]?
     /// The decoded query items in order; `nil` when an escape is malformed.

@@ -9,11 +9,15 @@ public struct GatewayRouter: Sendable {
     let configuration: GatewayConfiguration
     /// The live fan-out; `nil` serves no subscriptions.
     let hub: SubscriptionHub?
+    let subscriptionSlots: SubscriptionSlots
+    let appendLimiter: AppendRateLimiter?
 
     public init(store: any EventStore, configuration: GatewayConfiguration, hub: SubscriptionHub? = nil) {
         self.store = store
         self.configuration = configuration
         self.hub = hub
+        self.subscriptionSlots = SubscriptionSlots(maximum: configuration.maxSubscriptions)
+        self.appendLimiter = configuration.appendRate.map { AppendRateLimiter(rate: $0, burst: configuration.appendBurst ?? $0) }
     }
 
     /// Answers one request. Never throws: every failure becomes a JSON error response.
@@ -58,7 +62,7 @@ public struct GatewayRouter: Sendable {
         } catch is CancellationError {
             return .error(.serviceUnavailable, "unavailable", "the server is shutting down; retry")
         } catch {
-            configuration.logger.error("request failed", metadata: ["uri": "\(request.redactedURI)", "error": "\(error)"])
+            configuration.logger.error("request failed", metadata: ["uri": "\(request.redactedURI)", "request": "\(request.requestID ?? "-")", "error": "\(error)"])
             return .error(.internalServerError, "internal", "the request failed inside the server: \(error)")
         }
     }

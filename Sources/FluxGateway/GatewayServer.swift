@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// The gateway's HTTP server on SwiftNIO: the JSON feed, the append API, stream reads and health.
 ///
@@ -26,6 +27,8 @@ public final class GatewayServer: Service, Sendable {
     private let configuration: GatewayConfiguration
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
+    /// Numbers connections for logs (`connection` metadata, request ids).
+    private let connectionCounter = Atomic<UInt64>(0)
 
     public init(
         store: any EventStore, configuration: GatewayConfiguration,
@@ -56,6 +59,14 @@ public final class GatewayServer: Service, Sendable {
         let router = self.router
         let maxBodySize = configuration.maxRequestBodySize
         let highWater = configuration.subscriberHighWater
+        let (readTimeout, idleTimeout) = (configuration.requestReadTimeout, configuration.idleTimeout)
+        let decoderLimits = {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderListSize = $0
+            limits.maxHeaderFieldSize = $0
+            limits.maxHeaderFieldCount = 200
+            return limits
+        }(configuration.maxHeaderSize)
         let logger = configuration.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -64,12 +75,14 @@ public final class GatewayServer: Service, Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [weak self] channel in
                 let refusal: String? = self.map { $0.admit(channel) } ?? "the server is stopping"
+                let connectionID = self?.connectionCounter.wrappingAdd(1, ordering: .relaxed).oldValue ?? 0
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(HTTPResponseEncoder(), name: HandlerName.encoder)
                     // Bytes after a WebSocket handshake are forwarded to the push channel when the decoder leaves.
                     try pipeline.addHandler(
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)), name: HandlerName.decoder
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)),
+                        name: HandlerName.decoder
                     )
                     if let refusal {
                         // Over a connection limit: answer the first request with 503, then close.
@@ -78,7 +91,10 @@ public final class GatewayServer: Service, Sendable {
                     }
                     try pipeline.addHandler(HTTPServerPipelineHandler(), name: HandlerName.pipelining)
                     try pipeline.addHandler(
-                        HTTPServerHandler(router: router, maxBodySize: maxBodySize, streamHighWater: highWater, logger: logger),
+                        HTTPServerHandler(
+                            router: router, maxBodySize: maxBodySize, streamHighWater: highWater, requestReadTimeout: readTimeout,
+                            idleTimeout: idleTimeout, connectionID: connectionID + 1, logger: logger
+                        ),
                         name: HandlerName.handler
                     )
                 }

@@ -28,21 +28,89 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let router: GatewayRouter
     private let maxBodySize: Int
     private let streamHighWater: Int
-    private let logger: Logger
+    private var logger: Logger
+    private let connectionID: UInt64
+    private var requestCount = 0
+    private let requestReadTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
     private var state = State.idle
     private var closeAfterResponse = false
+    /// The last answer is written and our side closed: what the client still sends is dropped.
+    private var lingering = false
+    /// Closes a connection that is slow to send its request (slowloris) or idle between requests for too long.
+    private var readTimer: Scheduled<Void>?
 
-    init(router: GatewayRouter, maxBodySize: Int, streamHighWater: Int, logger: Logger) {
+    init(
+        router: GatewayRouter, maxBodySize: Int, streamHighWater: Int, requestReadTimeout: Duration, idleTimeout: Duration,
+        connectionID: UInt64, logger: Logger
+    ) {
         self.router = router
         self.maxBodySize = maxBodySize
         self.streamHighWater = streamHighWater
+        self.requestReadTimeout = TimeAmount(requestReadTimeout)
+        self.idleTimeout = TimeAmount(idleTimeout)
+        self.connectionID = connectionID
         self.logger = logger
+        self.logger[metadataKey: "connection"] = "\(connectionID)"
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { armReadTimer(context: context, idle: false) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armReadTimer(context: context, idle: false)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        readTimer?.cancel()
+        readTimer = nil
+    }
+
+    /// Starts the clock for the next piece of a request: a new connection's first head (or a body chunk) within
+    /// `requestReadTimeout` (else `408`), a kept-alive connection's next request within `idleTimeout` (else close).
+    private func armReadTimer(context: ChannelHandlerContext, idle: Bool) {
+        readTimer?.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        readTimer = context.eventLoop.scheduleTask(in: idle ? idleTimeout : requestReadTimeout) {
+            let (handler, context) = bound.value
+            handler.readTimer = nil
+            handler.readTimedOut(context: context, idle: idle)
+        }
+    }
+
+    private func readTimedOut(context: ChannelHandlerContext, idle: Bool) {
+        switch state {
+        case .idle where idle:
+            context.close(promise: nil)
+        case .idle, .receiving:
+            let headReceived: Bool
+            if case .receiving = state { headReceived = true } else { headReceived = false }
+            state = .discarding
+            closeAfterResponse = true
+            let seconds = max(1, requestReadTimeout.nanoseconds / 1_000_000_000)
+            let response = GatewayResponse.error(
+                .requestTimeout, "request_timeout", "the request did not arrive within \(seconds) s; send it whole, promptly"
+            )
+            if headReceived {
+                write(response, version: .http1_1, context: context)
+            } else if let pipelining = try? context.pipeline.syncOperations.context(name: GatewayServer.HandlerName.pipelining) {
+                // No request began, so the pipelining handler expects no response: write past it.
+                write(response, version: .http1_1, context: pipelining)
+            } else {
+                context.close(promise: nil)
+            }
+        default:
+            break
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = state else { return }
+            armReadTimer(context: context, idle: false)  // now for the body
             if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > maxBodySize {
                 refuseBody(context: context, head: head)
                 return
@@ -61,8 +129,11 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .idle  // drop the reference so the write below does not copy
             body.writeBuffer(&chunk)
             state = .receiving(head, body)
+            armReadTimer(context: context, idle: false)
         case .end:
             guard case .receiving(let head, let body) = state else { return }
+            readTimer?.cancel()
+            readTimer = nil
             dispatch(context: context, head: head, body: body)
         }
     }
@@ -82,15 +153,41 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         var headers = head.headers
         if head.method == .HEAD { headers.remove(name: "Upgrade") }
         let method: HTTPMethod = head.method == .HEAD ? .GET : head.method
-        let request = GatewayRequest(method: method, version: head.version, uri: head.uri, headers: headers, body: body)
+        var request = GatewayRequest(method: method, version: head.version, uri: head.uri, headers: headers, body: body)
+        request.remoteAddress = context.channel.remoteAddress?.ipAddress
+        requestCount += 1
+        if let given = head.headers.first(name: "X-Request-ID"), (1...128).contains(given.utf8.count),
+            given.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
+        {
+            request.requestID = given
+        } else {
+            request.requestID = "\(connectionID)-\(requestCount)"
+        }
+        let requestID = request.requestID!
+        let started = ContinuousClock.now
+        let logger = self.logger
         let router = self.router
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let task = Task {
-            let response = await router.respond(to: request)
+            var response = await router.respond(to: request)
+            response.headers.replaceOrAdd(name: "X-Request-ID", value: requestID)
+            if logger.logLevel <= .debug {
+                let elapsed = started.duration(to: .now)
+                let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                logger.debug(
+                    "request",
+                    metadata: [
+                        "request": "\(requestID)", "method": "\(request.method)", "uri": "\(request.redactedURI)",
+                        "status": "\(response.status.code)", "ms": "\(Int(milliseconds.rounded()))",
+                        "address": "\(request.remoteAddress ?? "-")",
+                    ]
+                )
+            }
+            let answer = response
             eventLoop.execute {
                 let (handler, context) = bound.value
-                handler.finish(response, context: context)
+                handler.finish(answer, context: context)
             }
         }
         state = .responding(head, task)
@@ -162,6 +259,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Writes a whole response; `withBody: false` for HEAD (the headers still say the GET's Content-Length).
     private func write(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext, withBody: Bool = true) {
+        let wrap = { (part: HTTPServerResponsePart) in NIOAny(part) }
         var headers = response.headers
         if response.stream == nil {
             headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
@@ -171,29 +269,42 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else if version.major == 1 && version.minor == 0 {
             headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        context.write(wrap(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
         if withBody && response.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+            context.write(wrap(.body(.byteBuffer(response.body))), promise: nil)
         }
         if closeAfterResponse {
+            // Close our side, then give the client a moment to read the answer and close its own: closing at once
+            // with its unread request bytes in our socket would reset the connection and lose the answer.
             let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            lingering = true
+            context.writeAndFlush(wrap(.end(nil))).whenComplete { _ in
+                channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+            }
         } else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(wrap(.end(nil)), promise: nil)
+            if case .idle = state { armReadTimer(context: context, idle: true) }
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if error is HTTPParserError, case .idle = state {
+        if let error = error as? HTTPParserError, case .idle = state {
             // Malformed HTTP: answer in JSON, then close (the byte stream cannot be trusted any more).
             state = .discarding
             closeAfterResponse = true
-            write(
-                .error(.badRequest, "bad_request", "the request is not valid HTTP/1.1: \(error)"),
-                version: .http1_1, context: context
-            )
+            readTimer?.cancel()
+            if error == .headerOverflow {
+                write(
+                    .error(.requestHeaderFieldsTooLarge, "headers_too_large", "the request's headers are larger than this gateway accepts; send fewer or smaller ones"),
+                    version: .http1_1, context: context
+                )
+            } else {
+                write(.error(.badRequest, "bad_request", "the request is not valid HTTP/1.1: \(error)"), version: .http1_1, context: context)
+            }
             return
         }
+        if lingering { return }  // bytes after our last answer (and the decoder's complaints about them)
         logger.debug("connection error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
@@ -217,6 +328,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        readTimer?.cancel()
+        readTimer = nil
         switch state {
         case .responding(_, let task):
             task.cancel()

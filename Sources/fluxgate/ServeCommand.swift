@@ -46,6 +46,24 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Open connections accepted from one client address (default: no limit per address).")
     var maxConnectionsPerAddress: Int?
 
+    @Option(help: "The largest request head (all headers), in bytes; larger gets 431.")
+    var maxHeaderSize = 32 * 1024
+
+    @Option(help: "Seconds a client has to send a request head (and each body chunk); then 408 and close.")
+    var requestTimeout = 10.0
+
+    @Option(help: "Seconds a keep-alive connection may stay idle between requests.")
+    var idleTimeout = 60.0
+
+    @Option(help: "Live subscriptions (WebSocket and SSE) at once (default: bounded by --max-connections); more get close 1013 or 503.")
+    var maxSubscriptions: Int?
+
+    @Option(help: "Appends per second per token (per client address on an open gateway); more get 429 with Retry-After (default: no limit).")
+    var appendRate: Double?
+
+    @Option(help: "Appends a token may make at once before --append-rate applies (default: the rate).")
+    var appendBurst: Double?
+
     @Option(
         help: ArgumentHelp(
             "A JSON file of static bearer tokens and their scopes (read, read:NAME, write, write:NAME, metrics).",
@@ -76,6 +94,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535, got \(port)") }
         guard maxBodySize > 0 else { throw ValidationError("--max-body-size must be positive") }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard maxHeaderSize >= 1024 else { throw ValidationError("--max-header-size must be at least 1024") }
+        guard requestTimeout > 0, idleTimeout > 0 else { throw ValidationError("--request-timeout and --idle-timeout must be positive") }
+        if let maxSubscriptions, maxSubscriptions <= 0 { throw ValidationError("--max-subscriptions must be positive") }
+        if let appendRate, appendRate <= 0 { throw ValidationError("--append-rate must be positive") }
+        if let appendBurst, appendBurst < 1 { throw ValidationError("--append-burst must be at least 1") }
+        if appendBurst != nil && appendRate == nil { throw ValidationError("--append-burst goes with --append-rate") }
         if let maxConnectionsPerAddress, maxConnectionsPerAddress <= 0 {
             throw ValidationError("--max-connections-per-address must be positive")
         }
@@ -135,7 +159,9 @@ struct ServeCommand: AsyncParsableCommand {
             store: opened.store,
             configuration: GatewayConfiguration(
                 host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
-                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, accessControl: accessControl,
+                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, maxHeaderSize: maxHeaderSize,
+                requestReadTimeout: .milliseconds(Int64(requestTimeout * 1000)), idleTimeout: .milliseconds(Int64(idleTimeout * 1000)),
+                maxSubscriptions: maxSubscriptions, appendRate: appendRate, appendBurst: appendBurst, accessControl: accessControl,
                 logger: logger
             )
         )

@@ -15,18 +15,17 @@ struct TestGateway {
     static func start(
         store: any EventStore = InMemoryEventStore(), maxBodySize: Int = 1 << 20, publicURL: String? = nil,
         allowedOrigins: Set<String> = [], maxConnections: Int = 16_000, maxConnectionsPerAddress: Int? = nil,
-        accessControl: AccessControl? = nil
+        accessControl: AccessControl? = nil, configure: (inout GatewayConfiguration) -> Void = { _ in }
     ) async throws -> TestGateway {
         var logger = Logger(label: "test.gateway")
         logger.logLevel = .warning
-        let server = GatewayServer(
-            store: store,
-            configuration: GatewayConfiguration(
-                host: "127.0.0.1", port: 0, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: allowedOrigins,
-                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, accessControl: accessControl,
-                logger: logger
-            )
+        var configuration = GatewayConfiguration(
+            host: "127.0.0.1", port: 0, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: allowedOrigins,
+            maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, accessControl: accessControl,
+            logger: logger
         )
+        configure(&configuration)
+        let server = GatewayServer(store: store, configuration: configuration)
         let port = try await server.start()
         return TestGateway(store: store, server: server, port: port)
     }

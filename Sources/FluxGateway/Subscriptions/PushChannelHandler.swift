@@ -32,6 +32,8 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var pongTimeout: Duration
         /// When the subscriber's access token expires: the subscription then closes with 1008.
         var expiresAt: ContinuousClock.Instant?
+        /// The subscription's place under the gateway's limit; given back when the connection ends.
+        var slot: SubscriptionSlots.Slot?
         var compressor: SharedDeflateCompressor
         var logger: Logger
     }
@@ -172,6 +174,7 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         machine.connectionClosed()
         timer?.cancel()
         expiry?.cancel()
+        settings.slot?.release()
         context.fireChannelInactive()
     }
 

@@ -36,6 +36,7 @@ extension GatewayRouter {
             acceptance = accepted
         }
         var closeFirst: (WebSocketCloseCode, String)?
+        let slot = subscriptionSlots.take()
         var query: SubscriptionQuery?
         do {
             var parsed = try SubscriptionQuery(request)
@@ -47,13 +48,19 @@ extension GatewayRouter {
         } catch let error as BadRequest {
             closeFirst = (PushChannelHandler.badQuery, error.message)
         }
+        if slot == nil {
+            closeFirst = (
+                .tryAgainLater,
+                "the gateway has its maximum of \(subscriptionSlots.maximum ?? 0) subscriptions; retry later or on another node"
+            )
+        }
         let driver = query.map {
             SubscriptionDriver(store: store, hub: hub, filter: $0.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize)
         }
         let settings = PushChannelHandler.Settings(
             after: query?.after ?? .start, deflate: acceptance.deflate, closeFirst: closeFirst,
             highWater: configuration.subscriberHighWater, pingInterval: configuration.pingInterval,
-            pongTimeout: configuration.pongTimeout, expiresAt: grant.expiresAt, compressor: hub.compressor,
+            pongTimeout: configuration.pongTimeout, expiresAt: grant.expiresAt, slot: slot, compressor: hub.compressor,
             logger: configuration.logger
         )
         var response = GatewayResponse(status: .switchingProtocols, headers: acceptance.headers)

@@ -22,6 +22,13 @@ extension GatewayRouter {
         }
         var query = try SubscriptionQuery(request, lastEventID: request.headers.first(name: "Last-Event-ID"))
         query.filter = try restrict(query.filter, to: grant)
+        guard let slot = subscriptionSlots.take() else {
+            return .error(
+                .serviceUnavailable, "overloaded",
+                "the gateway has its maximum of \(subscriptionSlots.maximum ?? 0) subscriptions; retry later or on another node",
+                headers: ["Retry-After": "5"]
+            )
+        }
         if let mismatch = try await query.mismatch(with: store) {
             return .error(.conflict, "epoch_mismatch", mismatch)
         }
@@ -35,6 +42,7 @@ extension GatewayRouter {
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
         ]
         return .streaming(headers: headers) { writer in
+            defer { slot.release() }
             let sink = ServerSentEventsSink(writer: writer)
             let transport = SubscriptionDriver.Transport(
                 sendPage: { page, encoder in
