@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// `fluxgate`: serve an event store's feed, run the demo, and the conformance testees.
 @main
@@ -12,4 +13,22 @@ struct Fluxgate: AsyncParsableCommand {
             """,
         subcommands: [ServeCommand.self, DemoCommand.self, TailCommand.self, EchoServerCommand.self, EchoClientCommand.self, AppendLoopCommand.self]
     )
+
+    /// Parses and runs a command; `serve --config FILE` is first expanded into the file's options.
+    static func main() async {
+        do {
+            let arguments = try ServeConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as ServeConfigFile.Failure {
+            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
+            Foundation.exit(64)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -19,6 +19,14 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
+    @Option(
+        help: ArgumentHelp(
+            "A JSON file of serve options: {\"port\": 8080, \"store\": \"…\", \"token-file\": \"…\"}; flags override it.",
+            valueName: "file"
+        )
+    )
+    var config: String?
+
     @Option(help: "The address to listen on.")
     var host = "127.0.0.1"
 

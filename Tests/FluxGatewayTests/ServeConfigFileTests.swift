@@ -1,0 +1,50 @@
+import FluxConsumer
+import FluxTesting
+import Foundation
+import Testing
+
+/// `fluxgate serve --config FILE`: the file's options apply, flags override them, bad files are refused clearly.
+@Suite struct ServeConfigFileTests {
+    func write(_ json: String) throws -> URL {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-config-\(UUID()).json")
+        try Data(json.utf8).write(to: file)
+        return file
+    }
+
+    @Test func theFilesOptionsApplyAndFlagsOverrideThem() async throws {
+        let tokens = try write(#"{"tokens": [{"name": "ops", "token": "ops-token-0123456789", "scopes": ["read"]}]}"#)
+        let config = try write(#"{"port": 1, "store": "memory", "token-file": "\#(tokens.path)", "max-header-size": 2048, "log-level": "info"}"#)
+        defer {
+            try? FileManager.default.removeItem(at: tokens)
+            try? FileManager.default.removeItem(at: config)
+        }
+        let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--config", config.path, "--port", "0"])
+        defer { server.signal(SIGKILL) }
+        let line = try await server.waitForLine(containing: "listening")
+        let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+        #expect(port != 1, "--port 0 overrode the file's port")
+        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        #expect(try await connection.request(.GET, "/events?after=0").status == .unauthorized, "the file's token-file applies")
+        await connection.close()
+        let big = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        let answer = try await big.request(.GET, "/health", headers: [("X-Big", String(repeating: "x", count: 4000))])
+        #expect(answer.status == .requestHeaderFieldsTooLarge, "the file's max-header-size applies")
+        await big.close()
+        server.signal(SIGINT)
+        #expect(await server.waitForExit() == 0)
+    }
+
+    @Test func badFilesAreRefusedWithTheReason() async throws {
+        let notAnObject = try write("[1, 2]")
+        let unknown = try write(#"{"no-such-option": 3}"#)
+        defer {
+            try? FileManager.default.removeItem(at: notAnObject)
+            try? FileManager.default.removeItem(at: unknown)
+        }
+        for (file, message) in [(notAnObject.path, "is not a JSON object"), (unknown.path, "no-such-option"), ("/nonexistent.json", "cannot read the config file")] {
+            let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--config", file])
+            #expect(await server.waitForExit() != 0)
+            #expect(server.errorOutput.contains(message), "\(server.errorOutput)")
+        }
+    }
+}
