@@ -140,7 +140,7 @@ let package = Package(
         ),
         .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore", "FluxTesting"]),
         .testTarget(name: "FluxSQLiteTests", dependencies: ["FluxSQLite", "FluxTesting", "fluxgate"]),
-        .testTarget(name: "FluxPostgresTests", dependencies: ["FluxPostgres", "FluxTesting"]),
+        .testTarget(name: "FluxPostgresTests", dependencies: ["FluxPostgres", "FluxTesting", "fluxgate"]),
         .testTarget(
             name: "FluxWebSocketTests",
             dependencies: [

@@ -52,10 +52,16 @@ start)
             || { cat "$dir.initdb.log" >&2; exit 1; }
     fi
     if ! as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-        detached as_owner "$bin/pg_ctl" -D "$dir" -w -t 30 -l "$dir/server.log" \
+        detached as_owner "$bin/pg_ctl" -D "$dir" -w -t 120 -l "$dir/server.log" \
             -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=${FLUXGATE_PG_FSYNC:-on}" start >/dev/null \
             || { tail -20 "$dir/server.log" >&2; exit 1; }
     fi
+    # A server that is up may still be recovering (after a crash it syncs its files first): wait until it accepts.
+    for _ in $(seq 1 240); do
+        "$bin/pg_isready" -q -U postgres -d postgres -h 127.0.0.1 -p "$port" && break
+        sleep 0.5
+    done
+    "$bin/pg_isready" -q -U postgres -d postgres -h 127.0.0.1 -p "$port" || { echo "postgres.sh: the server does not accept connections; see $dir/server.log" >&2; exit 1; }
     echo "$url"
     ;;
 stop)

@@ -23,7 +23,9 @@ actor TestPostgres {
             if let url = ProcessInfo.processInfo.environment["FLUXGATE_TEST_POSTGRES_URL"] {
                 return try PostgresLocation(url: url)
             }
-            return try await Self.start()
+            let server = try await Self.start()
+            try await Self.dropOldTestDatabases(on: server)
+            return server
         }
         server = task
         return try await task.value
@@ -43,6 +45,15 @@ actor TestPostgres {
     static func stop(directory: String) async throws {
         let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["bash", script, "stop", directory])
         _ = await process.waitForExit(timeout: .seconds(60))
+    }
+
+    /// Drops the databases earlier test runs left on the throwaway server (each test makes its own), so that they do
+    /// not pile up (a server restarted after a crash syncs every file of every database before it accepts connections).
+    static func dropOldTestDatabases(on server: PostgresLocation) async throws {
+        let url = "postgres://\(server.username)@\(server.host):\(server.port)/\(server.database)"
+        let sql = #"SELECT format('DROP DATABASE IF EXISTS %I', datname) FROM pg_database WHERE datname LIKE 'fluxgate\_test\_%' \gexec"#
+        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["bash", "-c", "echo \"$1\" | psql -X -q \"$2\" >/dev/null", "drop", sql, url])
+        _ = await process.waitForExit(timeout: .seconds(120))
     }
 
     /// A new, empty database on the server.
