@@ -93,6 +93,19 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
         run(action, context: context)
     }
 
+    /// ``WebSocketCloseRequest`` starts the closing handshake with its code and reason.
+    public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let request = event as? WebSocketCloseRequest else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        if machine?.isOpen == true {
+            let action = machine!.close(code: request.code, reason: request.reason, now: now(context))
+            run(action, context: context)
+        }
+        promise?.succeed(())
+    }
+
     // MARK: Actions and time
 
     private func run(_ action: WebSocketConnectionStateMachine<WebSocketEventLoopInstant>.Action, context: ChannelHandlerContext) {

@@ -32,23 +32,37 @@ public final class WebSocketDeflateCompressor {
 
     /// The configuration this compressor was created with.
     public let configuration: Configuration
-    private let stream: UnsafeMutablePointer<z_stream>
+    /// zlib's state (≈ 256 KiB at 15 window bits and memory level 8), made on the first message: a connection that
+    /// negotiated deflate but sends nothing costs no zlib memory.
+    private var lazyStream: UnsafeMutablePointer<z_stream>?
 
     /// Creates a compressor.
     public init(configuration: Configuration) {
         self.configuration = configuration
-        stream = .allocate(capacity: 1)
+        precondition((0...9).contains(configuration.level) && (1...9).contains(configuration.memoryLevel), "invalid deflate level or memory level")
+    }
+
+    deinit {
+        if let lazyStream {
+            deflateEnd(lazyStream)
+            lazyStream.deinitialize(count: 1)
+            lazyStream.deallocate()
+        }
+    }
+
+    /// Whether zlib's state exists (it is made on the first message).
+    public var isAllocated: Bool { lazyStream != nil }
+
+    private var stream: UnsafeMutablePointer<z_stream> {
+        if let lazyStream { return lazyStream }
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
         let windowBits = Int32(max(9, min(15, configuration.windowBits)))
         let result = fluxgate_deflateInit2(
             stream, Int32(configuration.level), Z_DEFLATED, -windowBits, Int32(configuration.memoryLevel), Z_DEFAULT_STRATEGY)
         precondition(result == Z_OK, "deflateInit2 failed with \(result): invalid level or memory level")
-    }
-
-    deinit {
-        deflateEnd(stream)
-        stream.deinitialize(count: 1)
-        stream.deallocate()
+        lazyStream = stream
+        return stream
     }
 
     /// Appends the compressed form of one whole message to `output` (RFC 7692 §7.2.1), without the tail.

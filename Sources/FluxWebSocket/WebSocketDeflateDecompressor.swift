@@ -28,24 +28,41 @@ public final class WebSocketDeflateDecompressor {
 
     /// The configuration this decompressor was created with.
     public let configuration: Configuration
-    private let stream: UnsafeMutablePointer<z_stream>
+    /// zlib's state, made on the first compressed message; with no context takeover it is freed after each message
+    /// (an idle connection holds no zlib memory, and inflate's state is cheap to make again).
+    private var lazyStream: UnsafeMutablePointer<z_stream>?
     /// The peer ended the DEFLATE stream (BFINAL) inside this message; the rest of it is ignored.
     private var streamEnded = false
 
     /// Creates a decompressor.
     public init(configuration: Configuration) {
         self.configuration = configuration
-        stream = .allocate(capacity: 1)
+    }
+
+    deinit {
+        release()
+    }
+
+    /// Whether zlib's state exists now.
+    public var isAllocated: Bool { lazyStream != nil }
+
+    private var stream: UnsafeMutablePointer<z_stream> {
+        if let lazyStream { return lazyStream }
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
         let windowBits = Int32(max(9, min(15, configuration.windowBits)))
         let result = fluxgate_inflateInit2(stream, -windowBits)
         precondition(result == Z_OK, "inflateInit2 failed with \(result)")
+        lazyStream = stream
+        return stream
     }
 
-    deinit {
-        inflateEnd(stream)
-        stream.deinitialize(count: 1)
-        stream.deallocate()
+    private func release() {
+        guard let lazyStream else { return }
+        inflateEnd(lazyStream)
+        lazyStream.deinitialize(count: 1)
+        lazyStream.deallocate()
+        self.lazyStream = nil
     }
 
     /// Inflates one frame's payload, appending to `output`, which may hold at most `limit` readable bytes.
@@ -63,7 +80,9 @@ public final class WebSocketDeflateDecompressor {
     /// Ends a message: inflates the implicit `00 00 ff ff` tail, then resets the context if negotiated.
     public func finishMessage(into output: inout ByteBuffer, limit: Int) throws(WebSocketError) {
         defer {
-            if configuration.noContextTakeover || streamEnded {
+            if configuration.noContextTakeover {
+                release()
+            } else if streamEnded {
                 inflateReset(stream)
             }
             streamEnded = false
@@ -76,7 +95,7 @@ public final class WebSocketDeflateDecompressor {
 
     /// Drops any partial message state (after a failed connection, or to reuse the object).
     public func reset() {
-        inflateReset(stream)
+        release()
         streamEnded = false
     }
 

@@ -1,0 +1,117 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Accepts server-role WebSocket connections (ws://) as ``WebSocketChannel``s.
+public enum WebSocketServer {
+    /// Binds `host:port` and returns the listening channel, whose inbound sequence yields one ``PendingWebSocket``
+    /// per accepted TCP connection; its ``PendingWebSocket/handshake()`` gives the ``WebSocketChannel`` once the
+    /// client's handshake is accepted (the connection must be read for that, so it cannot be awaited before it is
+    /// yielded). Plain HTTP requests and refused handshakes get an HTTP error (400, 426) and are closed; their
+    /// `handshake()` throws.
+    ///
+    /// ```swift
+    /// let server = try await WebSocketServer.bind(host: "127.0.0.1", port: 9001)
+    /// try await server.executeThenClose { connections in
+    ///     try await withThrowingDiscardingTaskGroup { group in
+    ///         for try await pending in connections {
+    ///             group.addTask {
+    ///                 guard let socket = try? await pending.handshake() else { return }
+    ///                 try await socket.executeThenClose { inbound, outbound in
+    ///                     for try await message in inbound { try await outbound.send(message) }
+    ///                 }
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    public static func bind(
+        host: String, port: Int, handshake: WebSocketServerHandshake = WebSocketServerHandshake(),
+        configuration: WebSocketConnectionConfiguration = WebSocketConnectionConfiguration(role: .server),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> NIOAsyncChannel<PendingWebSocket, Never> {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                let upgraded = channel.eventLoop.makePromise(of: WebSocketChannel.self)
+                channel.closeFuture.whenComplete { _ in
+                    upgraded.fail(WebSocketClientError(description: "the connection closed before a WebSocket handshake"))
+                }
+                let upgrader = WebSocketServerUpgrader(
+                    handshake: handshake, configuration: configuration, maxFrameSize: configuration.maxMessageSize,
+                    upgradePipelineHandler: { channel, request in
+                        channel.eventLoop.makeCompletedFuture {
+                            let deflate = handshake.evaluate(request).acceptedDeflate
+                            upgraded.succeed(try WebSocketChannel(wrapping: channel, deflate: deflate, path: request.uri))
+                        }
+                    }
+                )
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withServerUpgrade: (
+                            upgraders: [upgrader],
+                            completionHandler: { context in
+                                context.pipeline.syncOperations.removeHandler(name: NotAWebSocketHandler.name, promise: nil)
+                            }
+                        ))
+                    try channel.pipeline.syncOperations.addHandler(NotAWebSocketHandler(), name: NotAWebSocketHandler.name)
+                    return PendingWebSocket(upgraded: upgraded.futureResult)
+                }
+            }
+    }
+}
+
+/// An accepted TCP connection whose WebSocket handshake is under way.
+public struct PendingWebSocket: Sendable {
+    let upgraded: EventLoopFuture<WebSocketChannel>
+
+    /// The connection once its handshake is accepted; throws when the client sent something else or left.
+    public func handshake() async throws -> WebSocketChannel {
+        try await upgraded.get()
+    }
+}
+
+extension WebSocketServerHandshake.Decision {
+    /// The permessage-deflate parameters of an accepted handshake.
+    var acceptedDeflate: WebSocketDeflateParameters? {
+        if case .accept(let acceptance) = self { return acceptance.deflate }
+        return nil
+    }
+}
+
+/// Answers plain HTTP requests and refused handshakes with a JSON error, then closes.
+final class NotAWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
+    static let name = "fluxgate-not-a-websocket"
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = unwrapInboundIn(data) else { return }
+        respond(context: context, version: head.version, status: .badRequest, headers: [:], reason: "this endpoint speaks WebSocket: connect with a WebSocket handshake")
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let rejected = error as? WebSocketServerUpgrader.Rejected {
+            respond(context: context, version: .http1_1, status: rejected.rejection.status, headers: rejected.rejection.headers, reason: rejected.rejection.reason)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, reason: String) {
+        var headers = headers
+        var body = ByteBuffer(string: #"{"error":"bad_handshake","message":""#)
+        for scalar in reason.unicodeScalars where scalar != "\"" && scalar != "\\" && scalar.value >= 0x20 {
+            body.writeString(String(scalar))
+        }
+        body.writeString(#""}"#)
+        headers.replaceOrAdd(name: "Content-Type", value: "application/json")
+        headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
