@@ -33,6 +33,8 @@ public struct GatewayConfiguration: Sendable {
     public var maxConnections: Int
     /// Open connections accepted from one client address (`nil`: no limit per address); more get `503`.
     public var maxConnectionsPerAddress: Int?
+    /// Serve `https://` and `wss://` with this certificate (`nil`: plain HTTP, e.g. behind a TLS-terminating proxy).
+    public var tls: GatewayTLS? = nil
     public var logger: Logger
 
     public init(

@@ -57,6 +57,7 @@ public final class GatewayServer: Service, Sendable {
         let maxBodySize = configuration.maxRequestBodySize
         let highWater = configuration.subscriberHighWater
         let logger = configuration.logger
+        let tls = configuration.tls
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -66,6 +67,12 @@ public final class GatewayServer: Service, Sendable {
                 let refusal: String? = self.map { $0.admit(channel) } ?? "the server is stopping"
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    if let tls {
+                        // TLS first: everything after it (HTTP, the push channel upgrade) sees plain bytes.
+                        let (server, failures) = tls.makeHandlers(logger: logger)
+                        try pipeline.addHandler(server)
+                        try pipeline.addHandler(failures)
+                    }
                     try pipeline.addHandler(HTTPResponseEncoder(), name: HandlerName.encoder)
                     // Bytes after a WebSocket handshake are forwarded to the push channel when the decoder leaves.
                     try pipeline.addHandler(
@@ -109,7 +116,7 @@ public final class GatewayServer: Service, Sendable {
             $0.hubTask = hubTask
         }
         let port = channel.localAddress?.port ?? configuration.port
-        logger.info("fluxgate gateway listening", metadata: ["address": "http://\(configuration.host):\(port)"])
+        logger.info("fluxgate gateway listening", metadata: ["address": "\(tls == nil ? "http" : "https")://\(configuration.host):\(port)"])
         return port
     }
 

@@ -14,6 +14,7 @@ struct ServeCommand: AsyncParsableCommand {
               fluxgate serve                                  # sqlite:fluxgate-data/events.sqlite on 127.0.0.1:8080
               fluxgate serve --port 9000 --store memory
               fluxgate serve --host 0.0.0.0 --public-url https://feed.example.com
+              fluxgate serve --tls-cert server.pem --tls-key server-key.pem   # https:// and wss://
             Stop with Ctrl-C (SIGINT) or SIGTERM: in-flight appends finish, then the server exits.
             """
     )
@@ -45,6 +46,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Open connections accepted from one client address (default: no limit per address).")
     var maxConnectionsPerAddress: Int?
 
+    @Option(help: "Serve https:// and wss:// with this certificate chain (PEM: the server's certificate, then intermediates); needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "The private key of --tls-cert (PEM, unencrypted).")
+    var tlsKey: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -61,20 +68,24 @@ struct ServeCommand: AsyncParsableCommand {
         if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             throw ValidationError("--public-url must start with http:// or https://, got \(publicURL)")
         }
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together: pass both (the certificate chain and its private key, PEM) to serve TLS, or neither")
+        }
     }
 
     func run() async throws {
         var logger = Logger(label: "fluxgate")
         logger.logLevel = logLevel
+        // Load the certificate before opening the store: a bad file fails fast, with the file named.
+        let tls = try tlsCert.map { try GatewayTLS(certificateChainFile: $0, privateKeyFile: tlsKey ?? "") }
         let opened = try await store.open()
         logger.info("store opened", metadata: ["store": "\(store)", "epoch": "\(opened.store.epoch)"])
-        let server = GatewayServer(
-            store: opened.store,
-            configuration: GatewayConfiguration(
-                host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
-                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, logger: logger
-            )
+        var configuration = GatewayConfiguration(
+            host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
+            maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, logger: logger
         )
+        configuration.tls = tls
+        let server = GatewayServer(store: opened.store, configuration: configuration)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: server)],
