@@ -13,7 +13,8 @@ if [ "$purpose" = test ]; then
     # chromium and chromium-driver: the headless browser that checks the web UI (Tests/FluxGatewayTests/Browser).
     # postgresql: the server that the PostgreSQL store's tests start on loopback (scripts/postgres.sh), with psql.
     # nginx: the proxy in front of two gateway nodes in deploy/local-cluster.sh.
-    packages+=(chromium chromium-driver postgresql nginx)
+    # openssl: the CLI that makes the TLS tests' throwaway CA and server certificate (FluxTesting/TestCertificates).
+    packages+=(chromium chromium-driver postgresql nginx openssl)
 fi
 need_packages=()
 for package in "${packages[@]}"; do

@@ -12,6 +12,9 @@ public struct ConsumerError: Error, Sendable, CustomStringConvertible {
         public static let epochMismatch = Code("epoch mismatch")
         /// The gateway refused the subscription for good (bad query, not authorized).
         public static let refused = Code("refused")
+        /// TLS with the gateway failed in a way retrying cannot mend (its certificate is not trusted, does not
+        /// name the host, or it does not speak TLS); the message says which, and what to do.
+        public static let tlsFailed = Code("TLS failed")
     }
 
     public var code: Code
@@ -40,6 +43,9 @@ public final class EventConsumer: Sendable {
         public var transport: Transport = .automatic
         /// After the push channel was refused, how long to poll before trying it again.
         public var retryPushChannelAfter: Duration = .seconds(30)
+        /// Connect over TLS (`wss://`, `https://`) with these trust settings: `try ClientTLS()` for the system
+        /// trust store, `try ClientTLS(caFile: "ca.pem")` for a private CA; `nil` (the default) is plain TCP.
+        public var tls: ClientTLS? = nil
 
         /// How events reach the consumer.
         public enum Transport: Sendable {
@@ -156,7 +162,7 @@ public final class EventConsumer: Sendable {
         var progress = Progress(position: saved?.position ?? start, epoch: saved?.epoch)
         var backoff = configuration.initialBackoff
         var pollUntil: ContinuousClock.Instant?
-        let poller = FeedPoller(host: host, port: port, after: progress.position, filter: filter, pageSize: configuration.pageSize, waitSeconds: configuration.waitSeconds)
+        let poller = FeedPoller(host: host, port: port, after: progress.position, filter: filter, pageSize: configuration.pageSize, waitSeconds: configuration.waitSeconds, tls: configuration.tls)
         do {
             while !isStopped, !Task.isCancelled {
                 guard await waitWhilePaused() else { break }
@@ -172,6 +178,8 @@ public final class EventConsumer: Sendable {
                         continue
                     } catch let error as ConsumerError {
                         throw error
+                    } catch let error as ClientTLSError where !error.isRetryable {
+                        throw ConsumerError(code: .tlsFailed, message: "consumer \(name): \(error.message)")
                     } catch let failure as DeliveryFailure {
                         throw failure.underlying
                     } catch is CancellationError {
@@ -207,7 +215,7 @@ public final class EventConsumer: Sendable {
         for (name, values) in [("aggregate_name", filter.aggregateNames), ("event_type", filter.eventTypes), ("aggregate_id", filter.aggregateIDs)] {
             for value in values.sorted() { target += "&\(name)=\(value.addingPercentEscapes())" }
         }
-        let connection = try await PushChannelConnection.connect(host: host, port: port, target: target)
+        let connection = try await PushChannelConnection.connect(host: host, port: port, target: target, tls: configuration.tls)
         var delivered = false
         do {
             while let message = try await connection.next() {
@@ -279,6 +287,8 @@ public final class EventConsumer: Sendable {
             do {
                 page = try await poller.nextPage(after: progress.position)
                 backoff = configuration.initialBackoff
+            } catch let error as ClientTLSError where !error.isRetryable {
+                throw ConsumerError(code: .tlsFailed, message: "consumer \(name): \(error.message)")
             } catch {
                 if isStopped || Task.isCancelled { return }
                 configuration.logger.warning("feed unavailable; retrying", metadata: ["error": "\(error)", "backoff": "\(backoff)"])

@@ -12,6 +12,7 @@ public final class FeedPoller {
     private let filter: EventFilter
     private let pageSize: Int
     private let waitSeconds: Int
+    private let tls: ClientTLS?
     private var connection: HTTPConnection?
     /// The last position handed out; the next page starts after it.
     public private(set) var position: Position
@@ -19,7 +20,12 @@ public final class FeedPoller {
     /// - Parameters:
     ///   - after: the position to start after (0 for everything).
     ///   - waitSeconds: how long a request at the head waits for new events (long-poll).
-    public init(host: String, port: Int, after: Position = .start, filter: EventFilter = .all, pageSize: Int = 1000, waitSeconds: Int = 5) {
+    ///   - tls: poll over `https://` with these trust settings (`nil`: plain `http://`).
+    public init(
+        host: String, port: Int, after: Position = .start, filter: EventFilter = .all, pageSize: Int = 1000, waitSeconds: Int = 5,
+        tls: ClientTLS? = nil
+    ) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.position = after
@@ -61,7 +67,7 @@ public final class FeedPoller {
 
     private func connected() async throws -> HTTPConnection {
         if let connection { return connection }
-        let connection = try await HTTPConnection.connect(host: host, port: port)
+        let connection = try await HTTPConnection.connect(host: host, port: port, tls: tls)
         self.connection = connection
         return connection
     }

@@ -37,17 +37,20 @@ public final class HTTPConnection {
         self.hostHeader = hostHeader
     }
 
-    /// Connects to `host:port`.
+    /// Connects to `host:port`, over TLS (`https://`) when `tls` is given; then the TLS handshake is complete
+    /// when this returns, or it throws `ClientTLSError`.
     public static func connect(
-        host: String, port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        host: String, port: Int, tls: ClientTLS? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> HTTPConnection {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: HTTPResponse.self)
         let decoder = DecoderBox()
+        let handshake = PendingTLSHandshake()
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try handshake.start(tls, on: channel.pipeline.syncOperations, host: host, port: port)
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RawRequestResponseDecoder(inner: decoder.decoder))
                     )
@@ -55,6 +58,7 @@ public final class HTTPConnection {
                 }
             }
             .connect(host: host, port: port).get()
+        try await handshake.completed(on: channel)
         return HTTPConnection(channel: channel, decoder: decoder, responses: stream, hostHeader: "\(host):\(port)")
     }
 

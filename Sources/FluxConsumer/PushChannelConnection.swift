@@ -44,25 +44,29 @@ public final class PushChannelConnection {
     /// Connects and completes the opening handshake for `GET <target>` (path and query).
     ///
     /// Throws `PushChannelError` with `refusedStatus` when the answer is not `101` (a proxy without
-    /// WebSocket support, a gateway without the push channel): the caller can fall back to polling.
+    /// WebSocket support, a gateway without the push channel): the caller can fall back to polling. With `tls`
+    /// it speaks `wss://`, and throws `ClientTLSError` when the TLS handshake fails.
     public static func connect(
-        host: String, port: Int, target: String, deflate: Bool = true,
+        host: String, port: Int, target: String, deflate: Bool = true, tls: ClientTLS? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PushChannelConnection {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: WebSocketMessage.self)
         let (opened, openedContinuation) = AsyncThrowingStream.makeStream(of: Void.self)
         let handshake = WebSocketClientHandshake(deflate: deflate ? WebSocketDeflateOptions(serverNoContextTakeover: false) : nil)
+        let tlsHandshake = PendingTLSHandshake()
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try tlsHandshake.start(tls, on: channel.pipeline.syncOperations, host: host, port: port)
                     try channel.pipeline.syncOperations.addHandler(
                         PushChannelClientHandler(handshake: handshake, messages: continuation, opened: openedContinuation)
                     )
                 }
             }
             .connect(host: host, port: port).get()
+        try await tlsHandshake.completed(on: channel)
         let handler = try await channel.eventLoop.submit {
             NIOLoopBound(try channel.pipeline.syncOperations.handler(type: PushChannelClientHandler.self), eventLoop: channel.eventLoop)
         }.get()

@@ -49,6 +49,8 @@ public struct GatewayConfiguration: Sendable {
     public var appendBurst: Double?
     /// Bearer-token authentication and scopes (`nil`: an open gateway, every request may read and append).
     public var accessControl: AccessControl?
+    /// Serve `https://` and `wss://` with this certificate (`nil`: plain HTTP, e.g. behind a TLS-terminating proxy).
+    public var tls: GatewayTLS? = nil
     public var logger: Logger
 
     public init(

@@ -111,7 +111,7 @@ public struct GatewayRouter: Sendable {
         return .json(.ok, json.buffer, headers: ["Cache-Control": "no-store"])
     }
 
-    /// The base URL for envelope `url`s: configured, else forwarded by a proxy, else the `Host` header.
+    /// The base URL for envelope `url`s: configured, else forwarded by a proxy, else the `Host` header (`https` when serving TLS).
     func baseURL(for request: GatewayRequest) -> String {
         if let configured = configuration.publicURL { return configured }
         let forwardedHost = request.headers.first(name: "X-Forwarded-Host").flatMap { $0.split(separator: ",").first }
@@ -119,7 +119,7 @@ public struct GatewayRouter: Sendable {
         let forwardedProto = request.headers.first(name: "X-Forwarded-Proto").flatMap { $0.split(separator: ",").first }
             .map { $0.trimmingSpaces() }
         let host = forwardedHost ?? request.headers.first(name: "Host") ?? "\(configuration.host):\(configuration.port)"
-        let scheme = forwardedProto.flatMap { $0 == "https" || $0 == "http" ? $0 : nil } ?? "http"
+        let scheme = forwardedProto.flatMap { $0 == "https" || $0 == "http" ? $0 : nil } ?? (configuration.tls == nil ? "http" : "https")
         return "\(scheme)://\(host)"
     }
 }

@@ -68,6 +68,7 @@ public final class GatewayServer: Service, Sendable {
             return limits
         }(configuration.maxHeaderSize)
         let logger = configuration.logger
+        let tls = configuration.tls
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -78,6 +79,12 @@ public final class GatewayServer: Service, Sendable {
                 let connectionID = self?.connectionCounter.wrappingAdd(1, ordering: .relaxed).oldValue ?? 0
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    if let tls {
+                        // TLS first: everything after it (HTTP, the push channel upgrade) sees plain bytes.
+                        let (server, failures) = tls.makeHandlers(logger: logger)
+                        try pipeline.addHandler(server)
+                        try pipeline.addHandler(failures)
+                    }
                     try pipeline.addHandler(HTTPResponseEncoder(), name: HandlerName.encoder)
                     // Bytes after a WebSocket handshake are forwarded to the push channel when the decoder leaves.
                     try pipeline.addHandler(
@@ -125,7 +132,7 @@ public final class GatewayServer: Service, Sendable {
             $0.hubTask = hubTask
         }
         let port = channel.localAddress?.port ?? configuration.port
-        logger.info("fluxgate gateway listening", metadata: ["address": "http://\(configuration.host):\(port)"])
+        logger.info("fluxgate gateway listening", metadata: ["address": "\(tls == nil ? "http" : "https")://\(configuration.host):\(port)"])
         return port
     }
 

@@ -15,6 +15,7 @@ struct ServeCommand: AsyncParsableCommand {
               fluxgate serve                                  # sqlite:fluxgate-data/events.sqlite on 127.0.0.1:8080
               fluxgate serve --port 9000 --store memory
               fluxgate serve --host 0.0.0.0 --public-url https://feed.example.com
+              fluxgate serve --tls-cert server.pem --tls-key server-key.pem   # https:// and wss://
             Stop with Ctrl-C (SIGINT) or SIGTERM: in-flight appends finish, then the server exits.
             """
     )
@@ -95,6 +96,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("jwt-audience"), help: "Accept only JWTs whose aud includes this.")
     var jwtAudience: String?
 
+    @Option(help: "Serve https:// and wss:// with this certificate chain (PEM: the server's certificate, then intermediates); needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "The private key of --tls-cert (PEM, unencrypted).")
+    var tlsKey: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -116,6 +123,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             throw ValidationError("--public-url must start with http:// or https://, got \(publicURL)")
+        }
+        if (tlsCert == nil) != (tlsKey == nil) {
+            throw ValidationError("--tls-cert and --tls-key go together: pass both (the certificate chain and its private key, PEM) to serve TLS, or neither")
         }
     }
 
@@ -161,18 +171,19 @@ struct ServeCommand: AsyncParsableCommand {
         if accessControl == nil {
             logger.notice("no access control: every client may read and append (see --token-file, --jwt-secret-file, --jwt-public-key)")
         }
+        // Load the certificate before opening the store: a bad file fails fast, with the file named.
+        let tls = try tlsCert.map { try GatewayTLS(certificateChainFile: $0, privateKeyFile: tlsKey ?? "") }
         let opened = try await store.open()
         logger.info("store opened", metadata: ["store": "\(store)", "epoch": "\(opened.store.epoch)"])
-        let server = GatewayServer(
-            store: opened.store,
-            configuration: GatewayConfiguration(
-                host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
-                maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, maxHeaderSize: maxHeaderSize,
-                requestReadTimeout: .milliseconds(Int64(requestTimeout * 1000)), idleTimeout: .milliseconds(Int64(idleTimeout * 1000)),
-                maxSubscriptions: maxSubscriptions, appendRate: appendRate, appendBurst: appendBurst, accessControl: accessControl,
-                logger: logger
-            )
+        var configuration = GatewayConfiguration(
+            host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
+            maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, maxHeaderSize: maxHeaderSize,
+            requestReadTimeout: .milliseconds(Int64(requestTimeout * 1000)), idleTimeout: .milliseconds(Int64(idleTimeout * 1000)),
+            maxSubscriptions: maxSubscriptions, appendRate: appendRate, appendBurst: appendBurst, accessControl: accessControl,
+            logger: logger
         )
+        configuration.tls = tls
+        let server = GatewayServer(store: opened.store, configuration: configuration)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: server)],

@@ -15,11 +15,12 @@ struct TailCommand: AsyncParsableCommand {
             Examples:
               fluxgate tail http://127.0.0.1:8080
               fluxgate tail http://127.0.0.1:8080 --after 1000 --event-type account.AccountCredited
+              fluxgate tail https://feed.example.com --ca-file ca.pem     # TLS; --ca-file for a private CA
             Stop with Ctrl-C.
             """
     )
 
-    @Argument(help: "The gateway's URL (http://host:port or ws://host:port).")
+    @Argument(help: "The gateway's URL (http://host:port or ws://host:port; https:// or wss:// for TLS).")
     var url: String
 
     @Option(help: "Start after this position (0: everything).")
@@ -37,28 +38,33 @@ struct TailCommand: AsyncParsableCommand {
     @Option(help: "Exit after printing this many events (0: never).")
     var limit = 0
 
+    @Option(help: "With https:// or wss://: trust only the CA certificates in this PEM file instead of the system trust store.")
+    var caFile: String?
+
     func validate() throws {
         guard after >= 0 else { throw ValidationError("--after must be 0 or more") }
         _ = try endpoint()
     }
 
-    private func endpoint() throws -> (host: String, port: Int, base: String) {
+    private func endpoint() throws -> (host: String, port: Int, base: String, secure: Bool) {
         guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "ws", "https", "wss"].contains(scheme),
             let host = parsed.host
         else {
             throw ValidationError("URL must look like http://127.0.0.1:8080, got \(url)")
         }
-        guard scheme == "http" || scheme == "ws" else {
-            throw ValidationError("TLS (https/wss) is not supported by this build; use http:// or ws://")
+        let secure = scheme == "https" || scheme == "wss"
+        if caFile != nil, !secure {
+            throw ValidationError("--ca-file is for TLS: use an https:// or wss:// URL with it, got \(url)")
         }
-        let port = parsed.port ?? 80
-        return (host, port, "http://\(host):\(port)")
+        let port = parsed.port ?? (secure ? 443 : 80)
+        return (host, port, "\(secure ? "https" : "http")://\(host):\(port)", secure)
     }
 
     func run() async throws {
-        let (host, port, base) = try endpoint()
+        let (host, port, base, secure) = try endpoint()
         var configuration = EventConsumer.Configuration()
         configuration.logger.logLevel = .error
+        if secure { configuration.tls = try ClientTLS(caFile: caFile) }
         let consumer = EventConsumer(
             host: host, port: port, name: "tail", checkpoints: InMemoryCheckpointStore(),
             filter: EventFilter(aggregateNames: Set(aggregateNames), eventTypes: Set(eventTypes), aggregateIDs: Set(aggregateIDs)),
