@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Pure event-sourcing core: no I/O, no NIO.
@@ -64,7 +66,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        // The HTTP gateway: JSON feed, append API, long-poll, health.
+        // The HTTP gateway: JSON feed, append API, long-poll, health, Prometheus metrics.
         .target(
             name: "FluxGateway",
             dependencies: [
@@ -75,6 +77,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // The browser UI and the JS client module (clients/js/fluxgate.js links here), served at `/`.
             resources: [.copy("WebUI/Assets")]
@@ -157,7 +161,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FluxGatewayTests",
-            dependencies: ["FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate"],
+            dependencies: [
+                "FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate",
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
             exclude: ["Browser"]
         ),
     ],

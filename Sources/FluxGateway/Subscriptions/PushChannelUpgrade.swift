@@ -52,7 +52,7 @@ extension GatewayRouter {
         let settings = PushChannelHandler.Settings(
             after: query?.after ?? .start, deflate: acceptance.deflate, closeFirst: closeFirst,
             highWater: configuration.subscriberHighWater, pingInterval: configuration.pingInterval,
-            pongTimeout: configuration.pongTimeout, compressor: hub.compressor, logger: configuration.logger
+            pongTimeout: configuration.pongTimeout, compressor: hub.compressor, metrics: metrics, logger: configuration.logger
         )
         var response = GatewayResponse(status: .switchingProtocols, headers: acceptance.headers)
         response.upgrade = PushChannelUpgrade(headers: acceptance.headers) {
