@@ -4,7 +4,8 @@ import Synchronization
 
 /// Writes a subscriber's stream (a server-sent-events body, WebSocket frames) to a connection with bounded
 /// memory: it counts the bytes queued but not yet written to the socket, refuses offers past the high-water
-/// mark, and makes awaited writes wait until the backlog drains below the low-water mark.
+/// mark, and makes awaited writes wait until the backlog drains below the low-water mark. What it queues is
+/// counted in the gateway's metrics (bytes out, events delivered) before it reaches the socket.
 public final class BoundedOutboundWriter: Sendable {
     /// How bytes travel down the pipeline.
     enum Framing: Sendable {
@@ -25,36 +26,40 @@ public final class BoundedOutboundWriter: Sendable {
     private let highWater: Int
     private let lowWater: Int
     private let state = Mutex(State())
+    private let metrics: GatewayMetrics?
 
-    init(channel: any Channel, framing: Framing, highWater: Int, lowWater: Int) {
+    init(channel: any Channel, framing: Framing, highWater: Int, lowWater: Int, metrics: GatewayMetrics? = nil) {
         self.channel = channel
         self.framing = framing
         self.highWater = highWater
         self.lowWater = lowWater
+        self.metrics = metrics
     }
 
     /// Bytes queued and not yet written to the socket.
     public var pendingBytes: Int { state.withLock { $0.pending } }
 
     /// Queues bytes unless the backlog is over the high-water mark or the connection failed; never waits.
-    public func offer(_ bytes: ByteBuffer) -> Bool {
+    /// `events`: how many events the bytes carry (for the deliveries metric).
+    public func offer(_ bytes: ByteBuffer, events: Int = 0) -> Bool {
         let accepted = state.withLock { state -> Bool in
             guard state.failed == nil, state.pending < highWater else { return false }
             state.pending += bytes.readableBytes
             return true
         }
-        if accepted { send(bytes) }
+        if accepted { send(bytes, events: events) }
         return accepted
     }
 
     /// Waits for the backlog to drain below the low-water mark, then queues the bytes.
-    public func write(_ bytes: ByteBuffer) async throws {
+    /// `events`: how many events the bytes carry (for the deliveries metric).
+    public func write(_ bytes: ByteBuffer, events: Int = 0) async throws {
         try await waitForRoom()
         try state.withLock { state in
             if let failed = state.failed { throw failed }
             state.pending += bytes.readableBytes
         }
-        send(bytes)
+        send(bytes, events: events)
     }
 
     private func waitForRoom() async throws {
@@ -69,8 +74,9 @@ public final class BoundedOutboundWriter: Sendable {
         }
     }
 
-    private func send(_ bytes: ByteBuffer) {
+    private func send(_ bytes: ByteBuffer, events: Int) {
         let count = bytes.readableBytes
+        metrics?.recordSent(bytes: count, events: events)
         let written: EventLoopFuture<Void>
         switch framing {
         case .httpBody: written = channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(bytes)))

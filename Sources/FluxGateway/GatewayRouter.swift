@@ -11,17 +11,32 @@ public struct GatewayRouter: Sendable {
     let hub: SubscriptionHub?
     let subscriptionSlots: SubscriptionSlots
     let appendLimiter: AppendRateLimiter?
+    /// Where requests are counted and timed; rendered at `/metrics`.
+    let metrics: GatewayMetrics
 
-    public init(store: any EventStore, configuration: GatewayConfiguration, hub: SubscriptionHub? = nil) {
+    /// `metrics` defaults to the hub's, else a new set.
+    public init(
+        store: any EventStore, configuration: GatewayConfiguration, hub: SubscriptionHub? = nil, metrics: GatewayMetrics? = nil
+    ) {
         self.store = store
         self.configuration = configuration
         self.hub = hub
         self.subscriptionSlots = SubscriptionSlots(maximum: configuration.maxSubscriptions)
         self.appendLimiter = configuration.appendRate.map { AppendRateLimiter(rate: $0, burst: configuration.appendBurst ?? $0) }
+        self.metrics = metrics ?? hub?.metrics ?? GatewayMetrics()
     }
 
-    /// Answers one request. Never throws: every failure becomes a JSON error response.
+    /// Answers one request and counts it in `metrics` (route template, method, status, latency). Never throws:
+    /// every failure becomes a JSON error response.
     public func respond(to request: GatewayRequest) async -> GatewayResponse {
+        let started = ContinuousClock.now
+        let response = await dispatch(request)
+        metrics.recordRequest(route: HTTPRoute(request), method: request.method, status: response.status, duration: ContinuousClock.now - started)
+        return response
+    }
+
+    /// Finds the endpoint and answers. Never throws: every failure becomes a JSON error response.
+    func dispatch(_ request: GatewayRequest) async -> GatewayResponse {
         guard let segments = request.pathSegments else {
             return .error(.badRequest, "bad_request", "the path has a malformed percent-escape")
         }
@@ -48,10 +63,14 @@ public struct GatewayRouter: Sendable {
             case ("health", 1):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 return try await health()
+            case ("metrics", 1):
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
+                _ = try await authorize(request, for: .metrics)
+                return metricsExposition()  // Metrics/MetricsEndpoint.swift
             case (nil, 0), ("ui", _):
                 return webUI(request, segments: segments)  // the web UI: WebUI/WebUIEndpoint.swift
             default:
-                return .error(.notFound, "not_found", "no endpoint at \(request.method) /\(segments.joined(separator: "/")); see /health, /events, /streams/{aggregate_id}, or the web UI at /")
+                return .error(.notFound, "not_found", "no endpoint at \(request.method) /\(segments.joined(separator: "/")); see /health, /metrics, /events, /streams/{aggregate_id}, or the web UI at /")
             }
         } catch let denied as AccessDenied {
             return denied.response

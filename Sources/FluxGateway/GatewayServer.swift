@@ -24,6 +24,8 @@ public final class GatewayServer: Service, Sendable {
     private let router: GatewayRouter
     /// The live fan-out of new events to subscribers.
     public let hub: SubscriptionHub
+    /// This server's metrics (its own Prometheus registry), served at `GET /metrics`.
+    public let metrics: GatewayMetrics
     private let configuration: GatewayConfiguration
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
@@ -34,8 +36,11 @@ public final class GatewayServer: Service, Sendable {
         store: any EventStore, configuration: GatewayConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
-        self.hub = SubscriptionHub(store: store, logger: configuration.logger)
-        self.router = GatewayRouter(store: store, configuration: configuration, hub: hub)
+        let metrics = GatewayMetrics()
+        let store = MeteredEventStore(store, metrics: metrics)
+        self.metrics = metrics
+        self.hub = SubscriptionHub(store: store, logger: configuration.logger, metrics: metrics)
+        self.router = GatewayRouter(store: store, configuration: configuration, hub: hub, metrics: metrics)
         self.configuration = configuration
         self.group = group
     }
@@ -155,7 +160,10 @@ public final class GatewayServer: Service, Sendable {
             return nil
         }
         if refusal == nil {
+            metrics.connectionOpened()
+            let metrics = self.metrics
             channel.closeFuture.whenComplete { [weak self] _ in
+                metrics.connectionClosed()
                 self?.state.withLockedValue { state in
                     state.connections.removeValue(forKey: id)
                     state.perAddress[address, default: 1] -= 1
@@ -163,6 +171,7 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
         } else {
+            metrics.connectionRefused()
             configuration.logger.notice("refused a connection", metadata: ["address": "\(address)", "reason": "\(refusal!)"])
         }
         return refusal

@@ -242,7 +242,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         headers.remove(name: "Content-Length")
         headers.replaceOrAdd(name: "Connection", value: "close")
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-        let writer = BoundedOutboundWriter(channel: context.channel, framing: .httpBody, highWater: streamHighWater, lowWater: streamHighWater / 4)
+        let writer = BoundedOutboundWriter(
+            channel: context.channel, framing: .httpBody, highWater: streamHighWater, lowWater: streamHighWater / 4, metrics: router.metrics
+        )
         let channel = context.channel
         let logger = self.logger
         let task = Task {

@@ -35,6 +35,7 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// The subscription's place under the gateway's limit; given back when the connection ends.
         var slot: SubscriptionSlots.Slot?
         var compressor: SharedDeflateCompressor
+        var metrics: GatewayMetrics
         var logger: Logger
     }
 
@@ -48,6 +49,10 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var subscription: Task<Void, Never>?
     private var writer: BoundedOutboundWriter?
     private var closing = false
+    /// Counted in the subscribers gauge (its subscription runs).
+    private var subscribed = false
+    /// Its close code is counted (at most once per connection).
+    private var closeCounted = false
     /// The last position the subscriber acknowledged (feeds lag figures).
     private(set) var acknowledged: Position?
 
@@ -70,7 +75,9 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     struct Start: Sendable {}
 
     private func start(context: ChannelHandlerContext) {
-        let writer = BoundedOutboundWriter(channel: context.channel, framing: .raw, highWater: settings.highWater, lowWater: settings.highWater / 4)
+        let writer = BoundedOutboundWriter(
+            channel: context.channel, framing: .raw, highWater: settings.highWater, lowWater: settings.highWater / 4, metrics: settings.metrics
+        )
         self.writer = writer
         defer { if inbound.readableBytes > 0 { processInbound(context: context) } }
         if let (code, reason) = settings.closeFirst {
@@ -87,9 +94,9 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 sendPage: { page, encoder in
                     if deflate != nil {
                         let batch = DeliveryBatch(events: page.map { EncodedEvent($0, encoder: encoder) }, epoch: epoch)
-                        try await writer.write(batch.webSocketFrame(for: deflate, compressor: compressor))
+                        try await writer.write(batch.webSocketFrame(for: deflate, compressor: compressor), events: page.count)
                     } else {
-                        try await writer.write(DeliveryBatch.plainEventsFrame(page, epoch: epoch, encoder: encoder))
+                        try await writer.write(DeliveryBatch.plainEventsFrame(page, epoch: epoch, encoder: encoder), events: page.count)
                     }
                 },
                 sendCaughtUp: { head in
@@ -101,6 +108,8 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let eventLoop = context.eventLoop
             let logger = settings.logger
+            settings.metrics.subscriberJoined(.webSocket)
+            subscribed = true
             subscription = Task {
                 do {
                     try await driver.run(after: after, transport: transport)
@@ -171,6 +180,11 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         stopSubscription()
+        if !closeCounted {
+            // No Close frame went out: the connection ended without a closing handshake (RFC 6455 §7.1.5).
+            closeCounted = true
+            settings.metrics.recordWebSocketClose(code: WebSocketCloseCode.abnormalClosure.rawValue)
+        }
         machine.connectionClosed()
         timer?.cancel()
         expiry?.cancel()
@@ -192,6 +206,10 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func stopSubscription() {
+        if subscribed {
+            subscribed = false
+            settings.metrics.subscriberLeft(.webSocket)
+        }
         subscription?.cancel()
         subscription = nil
         writer?.fail(ChannelError.ioOnClosedChannel)
@@ -204,9 +222,13 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .deliver(let message):
             handleClientMessage(message, context: context)
         case .send(let frame):
-            if frame.opcode == .connectionClose { beginClosing() }
+            if frame.opcode == .connectionClose {
+                countClose(frame)
+                beginClosing()
+            }
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)), promise: nil)
         case .sendAndCloseConnection(let frame):
+            countClose(frame)
             beginClosing()
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)))
@@ -216,6 +238,14 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
         }
         scheduleTimer(context: context)
+    }
+
+    /// Counts the connection's close by the code of the Close frame we send: ours, or the client's echoed.
+    private func countClose(_ frame: WebSocketFrame) {
+        guard frame.opcode == .connectionClose, !closeCounted else { return }
+        closeCounted = true
+        let code = frame.data.getInteger(at: frame.data.readerIndex, as: UInt16.self)
+        settings.metrics.recordWebSocketClose(code: code ?? WebSocketCloseCode.noStatusReceived.rawValue)
     }
 
     private func beginClosing() {
@@ -231,6 +261,7 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let position = json["position"]?.int64Value, position >= 0
         {
             acknowledged = Position(position)
+            settings.metrics.recordAck(Position(position))
             return
         }
         closeWith(.policyViolation, #"subscribers may only send {"type": "ack", "position": N}"#, context: context)
@@ -264,6 +295,6 @@ final class PushChannelSink: SubscriberSink {
     }
 
     func offer(_ batch: DeliveryBatch) -> Bool {
-        writer.offer(batch.webSocketFrame(for: deflate, compressor: compressor))
+        writer.offer(batch.webSocketFrame(for: deflate, compressor: compressor), events: batch.events.count)
     }
 }

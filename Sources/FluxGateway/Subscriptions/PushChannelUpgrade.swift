@@ -61,7 +61,7 @@ extension GatewayRouter {
             after: query?.after ?? .start, deflate: acceptance.deflate, closeFirst: closeFirst,
             highWater: configuration.subscriberHighWater, pingInterval: configuration.pingInterval,
             pongTimeout: configuration.pongTimeout, expiresAt: grant.expiresAt, slot: slot, compressor: hub.compressor,
-            logger: configuration.logger
+            metrics: metrics, logger: configuration.logger
         )
         var response = GatewayResponse(status: .switchingProtocols, headers: acceptance.headers)
         response.upgrade = PushChannelUpgrade(headers: acceptance.headers) {

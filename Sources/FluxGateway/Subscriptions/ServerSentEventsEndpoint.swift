@@ -9,7 +9,7 @@ final class ServerSentEventsSink: SubscriberSink {
     init(writer: BoundedOutboundWriter) { self.writer = writer }
 
     func offer(_ batch: DeliveryBatch) -> Bool {
-        writer.offer(batch.serverSentEvents)
+        writer.offer(batch.serverSentEvents, events: batch.events.count)
     }
 }
 
@@ -41,15 +41,18 @@ extension GatewayRouter {
         let headers: HTTPHeaders = [
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
         ]
+        let metrics = self.metrics
         return .streaming(headers: headers) { writer in
             defer { slot.release() }
+            metrics.subscriberJoined(.serverSentEvents)
+            defer { metrics.subscriberLeft(.serverSentEvents) }
             let sink = ServerSentEventsSink(writer: writer)
             let transport = SubscriptionDriver.Transport(
                 sendPage: { page, encoder in
                     var buffer = ByteBuffer()
                     buffer.reserveCapacity(page.reduce(0) { $0 + $1.payload.bytes.count + 400 })
                     for event in page { EncodedEvent(event, encoder: encoder).writeServerSentEvent(into: &buffer) }
-                    try await writer.write(buffer)
+                    try await writer.write(buffer, events: page.count)
                 },
                 sendCaughtUp: { head in
                     try await writer.write(ByteBuffer(string: "event: caught_up\ndata: {\"head\":\(head.rawValue)}\n\n"))

@@ -34,7 +34,8 @@ struct SubscriptionDriver: Sendable {
                 // The head first: the read below sees at least everything up to it.
                 let head = try await store.head()
                 let page = try await store.read(after: position, limit: pageSize, filter: filter)
-                if !page.isEmpty {
+                if let last = page.last {
+                    hub.metrics.recordPageFromStore(through: last.position, head: head)
                     try await transport.sendPage(page, encoder)
                 }
                 if let last = page.last, page.count == pageSize {

@@ -43,11 +43,14 @@ public final class SubscriptionHub: Sendable {
     private let pageSize: Int
     private let logger: Logger
     private let state = Mutex(State())
+    /// The gateway's metrics: the hub counts subscribers falling behind; its subscription drivers, their lag.
+    public let metrics: GatewayMetrics
 
-    public init(store: any EventStore, pageSize: Int = 1000, logger: Logger) {
+    public init(store: any EventStore, pageSize: Int = 1000, logger: Logger, metrics: GatewayMetrics = GatewayMetrics()) {
         self.store = store
         self.pageSize = pageSize
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// A new subscriber id.
@@ -189,6 +192,7 @@ public final class SubscriptionHub: Sendable {
                         if !subscriber.sink.offer(send) {
                             // Falls behind: it resumes from the store after what it got.
                             state.fellBehind += 1
+                            metrics.recordFellBehind()
                             if let continuation = subscriber.onDetach {
                                 detached.append((continuation, subscriber.position))
                                 state.live[id] = nil

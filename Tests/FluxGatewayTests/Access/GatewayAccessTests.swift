@@ -54,6 +54,9 @@ import Testing
         #expect(try await gateway.append("a-1", events: [("t.E", "1")], headers: bearer(Self.writer)).status == .created)
         #expect(try await gateway.get("/events?after=0", headers: bearer(Self.reader)).status == .ok)
         #expect(try await gateway.get("/events?after=0", headers: bearer(Self.metrics)).status == .forbidden)
+        #expect(try await gateway.get("/metrics", headers: bearer(Self.reader)).status == .forbidden)
+        #expect(try await gateway.get("/metrics").status == .unauthorized)
+        #expect(try await gateway.get("/metrics", headers: bearer(Self.metrics)).status == .ok)
         // The query parameter works as well as the header (browsers' WebSocket and EventSource).
         #expect(try await gateway.get("/events?after=0&access_token=\(Self.reader)").status == .ok)
     }
