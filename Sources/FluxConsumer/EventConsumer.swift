@@ -15,6 +15,8 @@ public struct ConsumerError: Error, Sendable, CustomStringConvertible {
         /// TLS with the gateway failed in a way retrying cannot mend (its certificate is not trusted, does not
         /// name the host, or it does not speak TLS); the message says which, and what to do.
         public static let tlsFailed = Code("TLS failed")
+        /// The gateway refused the access token (401: none, bad or expired; 403: it lacks the read scope).
+        public static let unauthorized = Code("unauthorized")
     }
 
     public var code: Code
@@ -46,6 +48,9 @@ public final class EventConsumer: Sendable {
         /// Connect over TLS (`wss://`, `https://`) with these trust settings: `try ClientTLS()` for the system
         /// trust store, `try ClientTLS(caFile: "ca.pem")` for a private CA; `nil` (the default) is plain TCP.
         public var tls: ClientTLS? = nil
+        /// A bearer token for a gateway with access control (sent as `Authorization: Bearer …`); it needs the
+        /// `read` scope (or `read:NAME` for the aggregates the filter names).
+        public var accessToken: String? = nil
 
         /// How events reach the consumer.
         public enum Transport: Sendable {
@@ -162,7 +167,8 @@ public final class EventConsumer: Sendable {
         var progress = Progress(position: saved?.position ?? start, epoch: saved?.epoch)
         var backoff = configuration.initialBackoff
         var pollUntil: ContinuousClock.Instant?
-        let poller = FeedPoller(host: host, port: port, after: progress.position, filter: filter, pageSize: configuration.pageSize, waitSeconds: configuration.waitSeconds, tls: configuration.tls)
+        let poller = FeedPoller(host: host, port: port, after: progress.position, filter: filter, pageSize: configuration.pageSize, waitSeconds: configuration.waitSeconds, tls: configuration.tls,
+            accessToken: configuration.accessToken)
         do {
             while !isStopped, !Task.isCancelled {
                 guard await waitWhilePaused() else { break }
@@ -171,6 +177,11 @@ public final class EventConsumer: Sendable {
                         let delivered = try await subscribe(&progress, handler)
                         if delivered { backoff = configuration.initialBackoff }
                         // The gateway closed (restart, 1001) or the connection dropped: reconnect.
+                    } catch let error as PushChannelError where error.refusedStatus == 401 || error.refusedStatus == 403 {
+                        throw ConsumerError(
+                            code: .unauthorized,
+                            message: "consumer \(name): the gateway refused the access token (\(error.refusedStatus ?? 0)): \(error.message)"
+                        )
                     } catch let error as PushChannelError where error.refusedStatus != nil {
                         // No push channel on this path (a proxy refuses the upgrade): poll, try again later.
                         configuration.logger.info("push channel refused; polling the feed", metadata: ["status": "\(error.refusedStatus ?? 0)"])
@@ -215,7 +226,8 @@ public final class EventConsumer: Sendable {
         for (name, values) in [("aggregate_name", filter.aggregateNames), ("event_type", filter.eventTypes), ("aggregate_id", filter.aggregateIDs)] {
             for value in values.sorted() { target += "&\(name)=\(value.addingPercentEscapes())" }
         }
-        let connection = try await PushChannelConnection.connect(host: host, port: port, target: target, tls: configuration.tls)
+        let headers = configuration.accessToken.map { [("Authorization", "Bearer \($0)")] } ?? []
+        let connection = try await PushChannelConnection.connect(host: host, port: port, target: target, tls: configuration.tls, headers: headers)
         var delivered = false
         do {
             while let message = try await connection.next() {
@@ -289,6 +301,8 @@ public final class EventConsumer: Sendable {
                 backoff = configuration.initialBackoff
             } catch let error as ClientTLSError where !error.isRetryable {
                 throw ConsumerError(code: .tlsFailed, message: "consumer \(name): \(error.message)")
+            } catch let error as FeedRefusedError {
+                throw ConsumerError(code: .unauthorized, message: "consumer \(name): \(error.message)")
             } catch {
                 if isStopped || Task.isCancelled { return }
                 configuration.logger.warning("feed unavailable; retrying", metadata: ["error": "\(error)", "backoff": "\(backoff)"])

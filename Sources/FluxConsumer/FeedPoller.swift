@@ -13,6 +13,7 @@ public final class FeedPoller {
     private let pageSize: Int
     private let waitSeconds: Int
     private let tls: ClientTLS?
+    private let accessToken: String?
     private var connection: HTTPConnection?
     /// The last position handed out; the next page starts after it.
     public private(set) var position: Position
@@ -23,9 +24,10 @@ public final class FeedPoller {
     ///   - tls: poll over `https://` with these trust settings (`nil`: plain `http://`).
     public init(
         host: String, port: Int, after: Position = .start, filter: EventFilter = .all, pageSize: Int = 1000, waitSeconds: Int = 5,
-        tls: ClientTLS? = nil
+        tls: ClientTLS? = nil, accessToken: String? = nil
     ) {
         self.tls = tls
+        self.accessToken = accessToken
         self.host = host
         self.port = port
         self.position = after
@@ -51,11 +53,14 @@ public final class FeedPoller {
         let connection = try await connected()
         let response: HTTPResponse
         do {
-            response = try await connection.request(.GET, target)
+            response = try await connection.request(.GET, target, headers: accessToken.map { [("Authorization", "Bearer \($0)")] } ?? [])
         } catch {
             await connection.close()
             self.connection = nil
             throw error
+        }
+        if response.status == .unauthorized || response.status == .forbidden {
+            throw FeedRefusedError(message: "the gateway refused the access token (\(response.status.code)): \(response.text.prefix(300))")
         }
         guard response.status == .ok else {
             throw HTTPConnectionError(description: "the feed answered \(response.status.code): \(response.text.prefix(300))")
@@ -81,6 +86,12 @@ public final class FeedPoller {
 
 @available(*, unavailable)
 extension FeedPoller: Sendable {}
+
+/// The feed refused the request's token (`401`/`403`): retrying with the same token cannot help.
+public struct FeedRefusedError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
 
 extension String {
     func addingPercentEscapes() -> String {

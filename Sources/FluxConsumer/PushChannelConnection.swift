@@ -47,7 +47,7 @@ public final class PushChannelConnection {
     /// WebSocket support, a gateway without the push channel): the caller can fall back to polling. With `tls`
     /// it speaks `wss://`, and throws `ClientTLSError` when the TLS handshake fails.
     public static func connect(
-        host: String, port: Int, target: String, deflate: Bool = true, tls: ClientTLS? = nil,
+        host: String, port: Int, target: String, deflate: Bool = true, tls: ClientTLS? = nil, headers: [(String, String)] = [],
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PushChannelConnection {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: WebSocketMessage.self)
@@ -74,6 +74,7 @@ public final class PushChannelConnection {
         let head = handshake.requestHead(host: "\(host):\(port)", path: target)
         request.writeString("GET \(head.uri) HTTP/1.1\r\n")
         for (name, value) in head.headers { request.writeString("\(name): \(value)\r\n") }
+        for (name, value) in headers { request.writeString("\(name): \(value)\r\n") }
         request.writeString("\r\n")
         try await channel.writeAndFlush(request)
         var openedIterator = opened.makeAsyncIterator()

@@ -41,6 +41,9 @@ struct TailCommand: AsyncParsableCommand {
     @Option(help: "With https:// or wss://: trust only the CA certificates in this PEM file instead of the system trust store.")
     var caFile: String?
 
+    @Option(help: "A bearer token for a gateway with access control (default: $FLUXGATE_TOKEN).")
+    var token: String?
+
     func validate() throws {
         guard after >= 0 else { throw ValidationError("--after must be 0 or more") }
         _ = try endpoint()
@@ -65,6 +68,7 @@ struct TailCommand: AsyncParsableCommand {
         var configuration = EventConsumer.Configuration()
         configuration.logger.logLevel = .error
         if secure { configuration.tls = try ClientTLS(caFile: caFile) }
+        configuration.accessToken = token ?? ProcessInfo.processInfo.environment["FLUXGATE_TOKEN"]
         let consumer = EventConsumer(
             host: host, port: port, name: "tail", checkpoints: InMemoryCheckpointStore(),
             filter: EventFilter(aggregateNames: Set(aggregateNames), eventTypes: Set(eventTypes), aggregateIDs: Set(aggregateIDs)),

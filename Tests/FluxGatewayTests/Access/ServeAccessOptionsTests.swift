@@ -1,4 +1,5 @@
 import FluxConsumer
+import NIOCore
 import FluxTesting
 import Foundation
 import Testing
@@ -27,7 +28,7 @@ import Testing
 
     @Test func aTokenFileProtectsTheGateway() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID()).json")
-        try Data(#"{"tokens": [{"name": "ops", "token": "ops-token-0123456789", "scopes": ["read"]}]}"#.utf8).write(to: file)
+        try Data(#"{"tokens": [{"name": "ops", "token": "ops-token-0123456789", "scopes": ["read", "write"]}]}"#.utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let server = try serve(["--token-file", file.path])
         defer { server.signal(SIGKILL) }
@@ -36,7 +37,20 @@ import Testing
         let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
         #expect(try await connection.request(.GET, "/events?after=0").status == .unauthorized)
         #expect(try await connection.request(.GET, "/events?after=0", headers: [("Authorization", "Bearer ops-token-0123456789")]).status == .ok)
+        let body = ByteBuffer(string: #"{"aggregate_name": "A", "expected_version": "any", "events": [{"event_type": "t.E", "payload": 1}]}"#)
+        let appended = try await connection.request(
+            .POST, "/streams/a", headers: [("Authorization", "Bearer ops-token-0123456789"), ("Content-Type", "application/json")], body: body
+        )
+        #expect(appended.status == .created)
         await connection.close()
+
+        // fluxgate tail: with the token it prints the event; without, it stops with the reason.
+        let tail = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["tail", "http://127.0.0.1:\(port)", "--token", "ops-token-0123456789", "--limit", "1"])
+        #expect(await tail.waitForExit() == 0, "\(tail.errorOutput)")
+        #expect(tail.outputLines.count == 1 && tail.outputLines.first?.contains("\"position\":1") == true)
+        let refused = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["tail", "http://127.0.0.1:\(port)", "--limit", "1"])
+        #expect(await refused.waitForExit() != 0)
+        #expect(refused.errorOutput.contains("refused the access token"), "\(refused.errorOutput)")
         server.signal(SIGINT)
         #expect(await server.waitForExit() == 0)
     }
