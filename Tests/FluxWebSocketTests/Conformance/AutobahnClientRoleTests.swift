@@ -99,6 +99,9 @@ import Testing
         }
         await peer.run(testCase.script())
         if case .peerClosesNormally = testCase.outcome, !peer.transcript.receivedClose {
+            // As Autobahn, close only once the echoes are in: a testee's close timeout then never races a
+            // slow reader of a 16 MiB echo.
+            await peer.awaitEvents(testCase.expected?().count ?? 0)
             await peer.sendClose()
         }
         await peer.readUntilClose()

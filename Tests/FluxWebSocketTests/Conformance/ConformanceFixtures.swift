@@ -40,6 +40,8 @@ nonisolated(unsafe) private var echoServerProcessIdentifier: Int32 = 0
 actor ConformanceSlots {
     static let serverRole = ConformanceSlots(8)
     static let clientRole = ConformanceSlots(4)
+    /// Section 9 cases hold up to 16 MiB several times over each.
+    static let largeMessages = ConformanceSlots(3)
 
     private var available: Int
     private var waiting: [CheckedContinuation<Void, Never>] = []

@@ -233,6 +233,13 @@ final class ConformancePeer {
         return transcript.beforeClose.count > count ? transcript.beforeClose[count] : nil
     }
 
+    /// Reads until `count` events arrived before the testee's Close (or it closed, or the connection ended).
+    func awaitEvents(_ count: Int) async {
+        while transcript.beforeClose.count < count && !transcript.receivedClose && transcript.end == nil {
+            await readFrame()
+        }
+    }
+
     /// Reads until the testee's Close frame (or the end of the connection).
     func readUntilClose() async {
         while !transcript.receivedClose && transcript.end == nil {
