@@ -8,7 +8,7 @@ public final class RawTCPConnection {
     /// Bytes received and not yet consumed by `readUntil`.
     public private(set) var buffered = ByteBuffer()
 
-    private init(channel: any Channel, stream: AsyncThrowingStream<ByteBuffer, any Error>) {
+    init(channel: any Channel, stream: AsyncThrowingStream<ByteBuffer, any Error>) {
         self.channel = channel
         self.iterator = stream.makeAsyncIterator()
     }
@@ -74,7 +74,23 @@ public final class RawTCPConnection {
         try? await channel.close()
     }
 
-    private final class Collector: ChannelInboundHandler {
+    /// Closes the connection after `delay` unless the returned task is cancelled, calling `onTimeout` first:
+    /// a peer that never answers then fails the test instead of hanging the run.
+    public func closeAfter(_ delay: TimeAmount, onTimeout: @escaping @Sendable () -> Void) -> Scheduled<Void> {
+        let channel = self.channel
+        return channel.eventLoop.scheduleTask(in: delay) {
+            onTimeout()
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Sends a FIN (half-close): the peer reads end of stream while this side can still read.
+    public func shutdownOutput() async {
+        try? await channel.close(mode: .output)
+    }
+
+    /// Forwards received bytes (and the end of the stream, or a read error) to a `RawTCPConnection`'s stream.
+    final class Collector: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
 

@@ -117,13 +117,34 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
         case .send(let frame):
             context.writeAndFlush(Self.wrapOutboundOut(frame), promise: nil)
         case .sendAndCloseConnection(let frame):
-            context.writeAndFlush(Self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { [self] _ in
+                closeAfterPeer(context: context)
             }
         case .closeConnection:
             context.close(promise: nil)
         }
         updateTimer(context: context)
+    }
+
+    /// Closes TCP after our Close frame without destroying it: sends FIN first (the server closes first,
+    /// RFC 6455 §7.1.1), then reads and drops what the peer still sends until it closes too, at most
+    /// ``WebSocketConnectionConfiguration/closeTimeout``. Closing at once while the peer is still sending
+    /// (failing the connection in the middle of its message) leaves unread input, so the kernel answers
+    /// with a reset, and a reset makes the peer's stack drop our Close frame, code and reason, unread.
+    private func closeAfterPeer(context: ChannelHandlerContext) {
+        let timeout = configuration.closeTimeout
+        context.close(mode: .output).assumeIsolated().whenComplete { result in
+            guard case .success = result, context.channel.isActive else {
+                context.close(promise: nil)
+                return
+            }
+            let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+                context.close(promise: nil)
+            }
+            context.channel.closeFuture.whenComplete { _ in deadline.cancel() }
+            // Keep reading to the peer's end of stream, also where reads are on demand (autoRead off).
+            context.read()
+        }
     }
 
     private func now(_ context: ChannelHandlerContext) -> WebSocketEventLoopInstant {

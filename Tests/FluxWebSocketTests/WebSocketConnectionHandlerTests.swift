@@ -72,6 +72,35 @@ import Testing
         try Self.finish(channel)
     }
 
+    /// Records how the channel is asked to close, ahead of every other handler.
+    final class CloseModeRecorder: ChannelOutboundHandler {
+        typealias OutboundIn = NIOAny
+        var modes: [CloseMode] = []
+
+        func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+            modes.append(mode)
+            context.close(mode: mode, promise: promise)
+        }
+    }
+
+    /// Regression (Autobahn 3.4 and 5.14, octet-wise chops): failing the connection while the peer is still
+    /// sending closed TCP at once; the unread input made the kernel send a reset, and the reset made the
+    /// peer drop our Close frame unread. Now our side closes its output first (FIN) and reads on.
+    @Test func failingTheConnectionHalfClosesFirstSoThePeerReadsTheClose() throws {
+        let channel = try Self.makeServer()
+        let recorder = CloseModeRecorder()
+        try channel.pipeline.syncOperations.addHandler(recorder, position: .first)
+        // The error also reaches the end of the pipeline, where the embedded channel rethrows it.
+        #expect(throws: WebSocketError.reservedOpcode) {
+            try Self.send(WebSocketFrame(opcode: WebSocketOpcode(rawValue: 0x3)!, data: ByteBuffer()), to: channel)
+        }
+        channel.embeddedEventLoop.run()
+        #expect(try Self.sentFrames(channel).map(Self.closeCode(of:)) == [.protocolError])
+        #expect(recorder.modes.first == .output, "\(recorder.modes)")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        #expect(!channel.isActive)
+    }
+
     @Test func writesMessagesAsFrames() throws {
         let channel = try Self.makeServer()
         try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: ByteBuffer(bytes: [1, 2, 3])))

@@ -1,0 +1,175 @@
+import FluxTesting
+import Foundation
+import NIOCore
+import Testing
+
+/// Autobahn TestSuite cases in the client role: a scripted server (``ConformancePeer`` on a
+/// ``RawTCPServer``) accepts `fluxgate echo-client`, answers its handshake, plays the case and checks the
+/// echoes, the client's close code, that the client masks every frame, and its exit status: 0 after a clean
+/// closing handshake with 1000, 1 (not a crash) after failing the connection.
+@Suite struct AutobahnClientRoleTests {
+    /// 1.1.1–1.2.8: framing.
+    @Test("1 Framing", arguments: AutobahnCatalog.section1)
+    func framing(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 2.1–2.11: pings and pongs.
+    @Test("2 Pings and pongs", arguments: AutobahnCatalog.section2)
+    func pingsAndPongs(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 3.1–3.7: reserved bits.
+    @Test("3 Reserved bits", arguments: AutobahnCatalog.section3)
+    func reservedBits(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 4.1.1–4.2.5: reserved opcodes.
+    @Test("4 Opcodes", arguments: AutobahnCatalog.section4)
+    func opcodes(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 5.1–5.20, and masked server frames (1002).
+    @Test("5 Fragmentation and masking", arguments: AutobahnCatalog.section5 + AutobahnCatalog.clientOnly)
+    func fragmentation(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 6.1.x–6.4.x, and the first valid and first invalid sequence of each group 6.5–6.23.
+    @Test("6 UTF-8 (representative)", arguments: Self.utf8Subset)
+    func utf8(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 7.1.1–7.13.2: closing handshake and close codes.
+    @Test("7 Close handling", arguments: AutobahnCatalog.section7)
+    func closeHandling(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 9.1.6, 9.2.6 (16 MiB), 9.3.1 (4 MiB in 64-byte fragments), 9.7.6 (1000 messages).
+    @Test("9 Limits (representative)", .serialized, arguments: AutobahnCatalog.section9.filter { ["9.1.6", "9.2.6", "9.3.1", "9.7.6"].contains($0.id) })
+    func limits(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 10.1.1: an auto-fragmented message.
+    @Test("10 Miscellaneous", arguments: AutobahnCatalog.section10)
+    func miscellaneous(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
+
+    /// 12.1.x and 12.4.x: compressed messages with the server accepting the client's offer.
+    @Test("12 permessage-deflate payloads", arguments: AutobahnDeflateCatalog.section12ClientRole)
+    func deflatePayloads(_ testCase: AutobahnDeflateCase) async throws { try await Self.run(testCase) }
+
+    /// 13.1.x–13.6.x and 13.8+: every server answer; the client must keep to it, which the peer's inflater checks.
+    @Test("13 permessage-deflate parameters", arguments: AutobahnDeflateCatalog.section13ClientRole)
+    func deflateParameters(_ testCase: AutobahnDeflateCase) async throws { try await Self.run(testCase) }
+
+    static let utf8Subset: [AutobahnCase] = AutobahnCatalog.section6.filter { testCase in
+        let parts = testCase.id.split(separator: ".")
+        guard let group = Int(parts[1]) else { return false }
+        if group <= 4 { return true }
+        // The first case of a group, and its first case of the other validity.
+        let siblings = AutobahnCatalog.section6.filter { $0.id.hasPrefix("6.\(group).") }
+        let firstFailing = siblings.first { $0.failsConnection }
+        let firstPassing = siblings.first { !$0.failsConnection }
+        return testCase.id == firstFailing?.id || testCase.id == firstPassing?.id
+    }
+
+    // MARK: Running a case
+
+    static let timeout = Duration.seconds(60)
+
+    /// Starts the client against a fresh scripted server; returns the peer once the TCP connection is up.
+    private static func start(deflate: Bool) async throws -> (ChildProcess, RawTCPServer, ConformancePeer) {
+        let server = try await RawTCPServer.listen()
+        let client = try ChildProcess(
+            try ChildProcess.fluxgateExecutable(), ["echo-client", "--url", "ws://127.0.0.1:\(server.port)/"] + (deflate ? ["--deflate"] : []))
+        guard let connection = await server.accept(timeout: .seconds(30)) else {
+            throw ConformanceProblem(description: "echo-client did not connect; stderr: \(client.errorOutput)")
+        }
+        return (client, server, ConformancePeer(connection: connection, side: .server, timeout: timeout))
+    }
+
+    static func run(_ testCase: AutobahnCase) async throws {
+        await ConformanceSlots.clientRole.acquire()
+        do {
+            try await play(testCase)
+            await ConformanceSlots.clientRole.release()
+        } catch {
+            await ConformanceSlots.clientRole.release()
+            throw error
+        }
+    }
+
+    private static func play(_ testCase: AutobahnCase) async throws {
+        let (client, server, peer) = try await start(deflate: false)
+        do {
+            _ = try await peer.serverHandshake { _ in nil }
+        } catch {
+            let status = await client.waitForExit(timeout: .seconds(5))
+            throw ConformanceProblem(description: "\(error); echo-client exit status \(status.map(String.init) ?? "none"), stderr: \(client.errorOutput)")
+        }
+        await peer.run(testCase.script())
+        if case .peerClosesNormally = testCase.outcome, !peer.transcript.receivedClose {
+            // As Autobahn, close only once the echoes are in: a testee's close timeout then never races a
+            // slow reader of a 16 MiB echo.
+            await peer.awaitEvents(testCase.expected?().count ?? 0)
+            await peer.sendClose()
+        }
+        await peer.readUntilClose()
+        // After the closing handshake, or the client failing the connection, the server closes TCP first
+        // (RFC 6455 §7.1.1).
+        await peer.connection.shutdownOutput()
+        await peer.readToEnd()
+        await peer.finish()
+        await server.close()
+        ConformanceVerdict.check(peer.transcript, against: testCase)
+        let status = await client.waitForExit(timeout: .seconds(30))
+        switch testCase.outcome {
+        case .peerClosesNormally:
+            #expect(status == 0, "a clean close exits 0; stderr: \(client.errorOutput)")
+        case .testeeEchoesClose(let codes) where codes.allSatisfy({ $0 == 1000 || $0 == 1001 }):
+            #expect(status == 0, "a clean close exits 0; stderr: \(client.errorOutput)")
+        case .testeeEchoesClose:
+            // echo-client reports any other code as an unclean end (its documented contract), without crashing.
+            #expect(status == 0 || status == 1, "exits without crashing; stderr: \(client.errorOutput)")
+        case .testeeFails:
+            #expect(status == 1, "a failed connection exits 1, not a crash; stderr: \(client.errorOutput)")
+        }
+    }
+
+    static func run(_ testCase: AutobahnDeflateCase) async throws {
+        await ConformanceSlots.clientRole.acquire()
+        do {
+            try await play(testCase)
+            await ConformanceSlots.clientRole.release()
+        } catch {
+            await ConformanceSlots.clientRole.release()
+            throw error
+        }
+    }
+
+    private static func play(_ testCase: AutobahnDeflateCase) async throws {
+        let (client, server, peer) = try await start(deflate: true)
+        var offers: [DeflateExtension] = []
+        var offerProblem: (any Error)?
+        let request = try await peer.serverHandshake { headers in
+            do {
+                offers = try DeflateExtension.parse(headers["sec-websocket-extensions"] ?? "")
+            } catch {
+                offerProblem = error
+            }
+            return testCase.response
+        }
+        #expect(offerProblem == nil, "the client's offer \(request["sec-websocket-extensions"] ?? "none") is valid (RFC 7692 §7.1)")
+        let agreement = try DeflateAgreement.validate(response: testCase.response, offers: offers)
+        peer.enableDeflate(agreement)
+        for index in 0..<testCase.count {
+            let message = testCase.dataset.message(index, size: testCase.size)
+            await peer.sendMessage(binary: testCase.dataset.isBinary, payload: message, compressed: true, fragmentSize: testCase.fragmentSize)
+            let echo = await peer.nextEvent()
+            let expected: ConformanceEvent = testCase.dataset.isBinary ? .binary(message) : .text(message)
+            guard echo == expected else {
+                Issue.record("message \(index): got \(echo.map(String.init(describing:)) ?? "nothing"), expected \(expected); agreed \(agreement)")
+                break
+            }
+        }
+        await peer.sendClose()
+        await peer.readUntilClose()
+        await peer.connection.shutdownOutput()
+        await peer.readToEnd()
+        await peer.finish()
+        await server.close()
+        #expect(peer.transcript.closeCode == .some(1000))
+        #expect(peer.transcript.afterClose.isEmpty)
+        #expect(await client.waitForExit(timeout: .seconds(30)) == 0, "stderr: \(client.errorOutput)")
+    }
+}
