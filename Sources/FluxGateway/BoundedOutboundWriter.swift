@@ -40,16 +40,25 @@ public final class BoundedOutboundWriter: Sendable {
     public var pendingBytes: Int { state.withLock { $0.pending } }
 
     /// Queues bytes unless the backlog is over the high-water mark or the connection failed; never waits.
-    /// `events`: how many events the bytes carry (for the deliveries metric).
-    public func offer(_ bytes: ByteBuffer, events: Int = 0) -> Bool {
+    /// `events`: how many events the bytes carry (for the deliveries metric). With `batch`, the write itself is
+    /// left to the batch, which hands all writes for one event loop to it at once.
+    public func offer(_ bytes: ByteBuffer, events: Int = 0, batch: OutboundWriteBatch? = nil) -> Bool {
         let accepted = state.withLock { state -> Bool in
             guard state.failed == nil, state.pending < highWater else { return false }
             state.pending += bytes.readableBytes
             return true
         }
-        if accepted { send(bytes, events: events) }
-        return accepted
+        guard accepted else { return false }
+        if let batch {
+            batch.add(self, bytes, events: events)
+        } else {
+            send(bytes, events: events)
+        }
+        return true
     }
+
+    /// The channel's event loop (for ``OutboundWriteBatch``).
+    var eventLoop: any EventLoop { channel.eventLoop }
 
     /// Waits for the backlog to drain below the low-water mark, then queues the bytes.
     /// `events`: how many events the bytes carry (for the deliveries metric).
@@ -74,7 +83,8 @@ public final class BoundedOutboundWriter: Sendable {
         }
     }
 
-    private func send(_ bytes: ByteBuffer, events: Int) {
+    /// Writes bytes already counted in `pending` (from any thread; cheapest on the channel's event loop).
+    func send(_ bytes: ByteBuffer, events: Int) {
         let count = bytes.readableBytes
         metrics?.recordSent(bytes: count, events: events)
         let written: EventLoopFuture<Void>
@@ -108,3 +118,28 @@ public final class BoundedOutboundWriter: Sendable {
         for waiter in waiters { waiter.resume(throwing: error) }
     }
 }
+
+/// Writes gathered while the hub dispatches one page to many subscribers, handed to each event loop in one task
+/// instead of one cross-thread task per subscriber.
+public final class OutboundWriteBatch {
+    private var byLoop: [ObjectIdentifier: (loop: any EventLoop, writes: [(BoundedOutboundWriter, ByteBuffer, Int)])] = [:]
+
+    init() {}
+
+    func add(_ writer: BoundedOutboundWriter, _ bytes: ByteBuffer, events: Int) {
+        let loop = writer.eventLoop
+        byLoop[ObjectIdentifier(loop), default: (loop, [])].writes.append((writer, bytes, events))
+    }
+
+    /// Hands the gathered writes to their event loops.
+    func submit() {
+        for (_, entry) in byLoop {
+            let writes = entry.writes
+            entry.loop.execute {
+                for (writer, bytes, events) in writes { writer.send(bytes, events: events) }
+            }
+        }
+        byLoop.removeAll()
+    }
+}
+

@@ -4,12 +4,13 @@ import FluxGateway
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Fan-out: N push-channel subscribers, one writer at a steady rate; event deliveries/s and append→receive
 /// latency (p50/p99). Gateway and subscribers share this process and its 2 cores, so the figures include
-/// the subscribers' own cost; subscribers count envelopes without decoding them and sample one latency per
-/// message (the first event's send time).
+/// the subscribers' own cost, kept small: each subscriber is a frame reader on its event loop that counts
+/// envelopes without decoding them and samples one latency per message (the first event's send time).
 ///
 /// ```
 /// swift run -c release fluxgate-bench fanout [--subscribers 1000] [--rate 500] [--seconds 10]
@@ -28,23 +29,19 @@ enum FanOutBenchmark {
         let tally = Tally(subscribers: subscribers)
         let eventMarker = Array(#"{"event_id""#.utf8)
         let sentMarker = Array(#""sent":"#.utf8)
-        var connections: [Task<Void, any Error>] = []
+        // Lean subscribers: a WebSocket frame reader on the event loop (no task, no stream per message), so that the
+        // figures are the gateway's, not the cost of 1,000 consumer tasks sharing its 2 cores.
+        var channels: [any Channel] = []
         for index in 0..<subscribers {
-            connections.append(Task {
-                let connection = try await PushChannelConnection.connect(host: "127.0.0.1", port: port, target: "/events/subscribe?after=0", deflate: false)
-                tally.ready.withLock { $0 += 1 }
-                while !Task.isCancelled, let text = try await connection.nextText() {
-                    let bytes = text.readableBytesView
-                    let events = occurrences(of: eventMarker, in: bytes)
-                    if events == 0 { continue }
-                    if let sent = firstInteger(after: sentMarker, in: bytes) {
-                        let latency = Double(wallNanoseconds() - sent) / 1e6
-                        tally.latencies.withLock { $0.append(latency) }
-                    }
-                    tally.counts.withLock { $0[index] += events }
-                }
-                await connection.close()
-            })
+            let handler = LeanSubscriber(index: index, tally: tally, eventMarker: eventMarker, sentMarker: sentMarker)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) } }
+                .connect(host: "127.0.0.1", port: port).get()
+            let request = "GET /events/subscribe?after=0 HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            try await channel.writeAndFlush(ByteBuffer(string: request))
+            channels.append(channel)
             if index % 100 == 99 { try await Task.sleep(for: .milliseconds(20)) }
         }
         while tally.ready.withLock({ $0 }) < subscribers { try await Task.sleep(for: .milliseconds(50)) }
@@ -69,7 +66,7 @@ enum FanOutBenchmark {
         let elapsed = ContinuousClock.now - started
         let delivered = tally.counts.withLock { $0.reduce(0, +) }
         let complete = tally.counts.withLock { $0.allSatisfy { $0 == total } }
-        for connection in connections { connection.cancel() }
+        for channel in channels { channel.close(promise: nil) }
         await server.stop()
         let samples = tally.latencies.withLock { $0.sorted() }
         let elapsedSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -123,5 +120,69 @@ enum FanOutBenchmark {
             index = found + 1
         }
         return nil
+    }
+}
+
+/// A push-channel subscriber as lean as a client can be: reads the `101`, then server frames (unmasked, one text
+/// frame per batch), counting envelopes and sampling the first event's send time.
+final class LeanSubscriber: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let index: Int
+    let tally: FanOutBenchmark.Tally
+    let eventMarker: [UInt8]
+    let sentMarker: [UInt8]
+    private var buffer = ByteBuffer()
+    private var upgraded = false
+
+    init(index: Int, tally: FanOutBenchmark.Tally, eventMarker: [UInt8], sentMarker: [UInt8]) {
+        self.index = index
+        self.tally = tally
+        self.eventMarker = eventMarker
+        self.sentMarker = sentMarker
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        buffer.writeBuffer(&bytes)
+        if !upgraded {
+            guard let end = buffer.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+            let head = buffer.readString(length: end.upperBound - buffer.readerIndex) ?? ""
+            guard head.hasPrefix("HTTP/1.1 101") else {
+                context.close(promise: nil)
+                return
+            }
+            upgraded = true
+            tally.ready.withLock { $0 += 1 }
+        }
+        while buffer.readableBytes >= 2 {
+            let start = buffer.readerIndex
+            let first = buffer.getInteger(at: start, as: UInt8.self)!
+            let second = buffer.getInteger(at: start + 1, as: UInt8.self)! & 0x7F
+            var headerLength = 2
+            var length = Int(second)
+            if second == 126 {
+                guard buffer.readableBytes >= 4 else { return }
+                length = Int(buffer.getInteger(at: start + 2, as: UInt16.self)!)
+                headerLength = 4
+            } else if second == 127 {
+                guard buffer.readableBytes >= 10 else { return }
+                length = Int(buffer.getInteger(at: start + 2, as: UInt64.self)!)
+                headerLength = 10
+            }
+            guard buffer.readableBytes >= headerLength + length else { return }
+            let opcode = first & 0x0F
+            if opcode == 0x1 || opcode == 0x0, let payload = buffer.viewBytes(at: start + headerLength, length: length) {
+                let events = FanOutBenchmark.occurrences(of: eventMarker, in: payload)
+                if events > 0 {
+                    if let sent = FanOutBenchmark.firstInteger(after: sentMarker, in: payload) {
+                        let latency = Double(FanOutBenchmark.wallNanoseconds() - sent) / 1e6
+                        tally.latencies.withLock { $0.append(latency) }
+                    }
+                    tally.counts.withLock { $0[index] += events }
+                }
+            }
+            buffer.moveReaderIndex(forwardBy: headerLength + length)
+        }
+        buffer.discardReadBytes()
     }
 }

@@ -294,7 +294,7 @@ final class PushChannelSink: SubscriberSink {
         self.compressor = compressor
     }
 
-    func offer(_ batch: DeliveryBatch) -> Bool {
-        writer.offer(batch.webSocketFrame(for: deflate, compressor: compressor), events: batch.events.count)
+    func offer(_ batch: DeliveryBatch, writes: OutboundWriteBatch) -> Bool {
+        writer.offer(batch.webSocketFrame(for: deflate, compressor: compressor), events: batch.events.count, batch: writes)
     }
 }

@@ -8,8 +8,8 @@ final class ServerSentEventsSink: SubscriberSink {
 
     init(writer: BoundedOutboundWriter) { self.writer = writer }
 
-    func offer(_ batch: DeliveryBatch) -> Bool {
-        writer.offer(batch.serverSentEvents, events: batch.events.count)
+    func offer(_ batch: DeliveryBatch, writes: OutboundWriteBatch) -> Bool {
+        writer.offer(batch.serverSentEvents, events: batch.events.count, batch: writes)
     }
 }
 

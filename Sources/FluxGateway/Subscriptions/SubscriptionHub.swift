@@ -164,6 +164,8 @@ public final class SubscriptionHub: Sendable {
         var encodedByBase: [String: [EncodedEvent]] = [:]
         var batches: [GroupKey: DeliveryBatch?] = [:]
         let epoch = store.epoch
+        let writes = OutboundWriteBatch()
+        defer { writes.submit() }
         let detached: [(CheckedContinuation<Position, Never>, Position)] = state.withLock { state in
             var detached: [(CheckedContinuation<Position, Never>, Position)] = []
             for (id, subscriber) in state.live where subscriber.detachedAt == nil {
@@ -189,7 +191,7 @@ public final class SubscriptionHub: Sendable {
                     }
                     if let send {
                         guard send.lastPosition > subscriber.position else { continue }
-                        if !subscriber.sink.offer(send) {
+                        if !subscriber.sink.offer(send, writes: writes) {
                             // Falls behind: it resumes from the store after what it got.
                             state.fellBehind += 1
                             metrics.recordFellBehind()
