@@ -131,15 +131,19 @@ public final class OutboundWriteBatch {
         byLoop[ObjectIdentifier(loop), default: (loop, [])].writes.append((writer, bytes, events))
     }
 
-    /// Hands the gathered writes to their event loops.
-    func submit() {
+    /// Hands the gathered writes to their event loops; returns when every loop has issued them (not when the
+    /// bytes reached the sockets). The hub waits for that before its next page, so while the loops are busy,
+    /// new events gather into the next page: one write per subscriber then carries many events.
+    func submit() -> [EventLoopFuture<Void>] {
+        var issued: [EventLoopFuture<Void>] = []
         for (_, entry) in byLoop {
             let writes = entry.writes
-            entry.loop.execute {
+            issued.append(entry.loop.submit {
                 for (writer, bytes, events) in writes { writer.send(bytes, events: events) }
-            }
+            })
         }
         byLoop.removeAll()
+        return issued
     }
 }
 

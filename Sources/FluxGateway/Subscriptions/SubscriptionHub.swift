@@ -129,7 +129,7 @@ public final class SubscriptionHub: Sendable {
             while dispatched < head, !Task.isCancelled {
                 let page = try await store.read(after: dispatched, limit: pageSize)
                 guard let last = page.last else { break }
-                deliver(page)
+                for issued in deliver(page) { try? await issued.get() }
                 dispatched = last.position
             }
         }
@@ -159,13 +159,13 @@ public final class SubscriptionHub: Sendable {
     }
 
     /// Hands one page to the live subscribers; encodes each event once per base URL, each batch once per group.
-    private func deliver(_ page: [RecordedEvent]) {
-        guard let last = page.last else { return }
+    /// Returns when each event loop will have issued its writes.
+    private func deliver(_ page: [RecordedEvent]) -> [EventLoopFuture<Void>] {
+        guard let last = page.last else { return [] }
         var encodedByBase: [String: [EncodedEvent]] = [:]
         var batches: [GroupKey: DeliveryBatch?] = [:]
         let epoch = store.epoch
         let writes = OutboundWriteBatch()
-        defer { writes.submit() }
         let detached: [(CheckedContinuation<Position, Never>, Position)] = state.withLock { state in
             var detached: [(CheckedContinuation<Position, Never>, Position)] = []
             for (id, subscriber) in state.live where subscriber.detachedAt == nil {
@@ -213,5 +213,6 @@ public final class SubscriptionHub: Sendable {
             return detached
         }
         for (continuation, position) in detached { continuation.resume(returning: position) }
+        return writes.submit()
     }
 }
