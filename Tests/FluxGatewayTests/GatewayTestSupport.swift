@@ -24,6 +24,10 @@ struct TestGateway {
             maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, accessControl: accessControl,
             logger: logger
         )
+        // Generous read and idle timeouts: a loaded CI machine may take seconds between connecting and sending.
+        // Tests of those timeouts set their own.
+        configuration.requestReadTimeout = .seconds(120)
+        configuration.idleTimeout = .seconds(240)
         configure(&configuration)
         let server = GatewayServer(store: store, configuration: configuration)
         let port = try await server.start()

@@ -4,6 +4,10 @@ import FluxTesting
 import Foundation
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The PostgreSQL server of the tests: `FLUXGATE_TEST_POSTGRES_URL` when set, otherwise a throwaway server that
 /// `scripts/postgres.sh start` runs on loopback (and leaves running for the next test run; `scripts/postgres.sh stop`
 /// stops it). Each test gets its own database.
@@ -97,7 +101,19 @@ extension PostgresEventStore {
     }
 }
 
-/// A free TCP port on loopback (for a second PostgreSQL server).
+/// A TCP port on loopback that is free now (the kernel picks it), for a second PostgreSQL server.
 func freeLoopbackPort() -> Int {
-    Int.random(in: 40_000...49_999)
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return Int.random(in: 40_000...49_999) }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    guard bound else { return Int.random(in: 40_000...49_999) }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func aRequestHeadThatTricklesInGets408() async throws {
-        let gateway = try await TestGateway.start { $0.requestReadTimeout = .seconds(1) }
+        let gateway = try await TestGateway.start { $0.requestReadTimeout = .seconds(3) }
         defer { Task { await gateway.stop() } }
         async let trickling = answerToUnfinished("GET /health HTTP/1.1\r\nHost: x\r\n", port: gateway.port)
         async let silent = answerToUnfinished(nil, port: gateway.port)
@@ -57,8 +57,8 @@ import Testing
 
     @Test func idleKeepAliveConnectionsAreClosedButLongPollsAreNot() async throws {
         let gateway = try await TestGateway.start {
-            $0.requestReadTimeout = .seconds(2)
-            $0.idleTimeout = .seconds(3)
+            $0.requestReadTimeout = .seconds(5)
+            $0.idleTimeout = .seconds(6)
         }
         defer { Task { await gateway.stop() } }
         let connection = try await RawTCPConnection.connect(port: gateway.port)
@@ -69,8 +69,8 @@ import Testing
         await connection.close()
 
         // A long-poll waits longer than both timeouts and is answered when the event comes.
-        let page = Task { try await gateway.get("/events?after=0&wait=10") }
-        try await Task.sleep(for: .seconds(4))
+        let page = Task { try await gateway.get("/events?after=0&wait=30") }
+        try await Task.sleep(for: .seconds(7))
         try await append(gateway.store, "late")
         let response = try await page.value
         #expect(response.status == .ok)
