@@ -4,7 +4,9 @@ import FluxGateway
 import FluxTesting
 import Foundation
 import Logging
+import FluxWebSocket
 import NIOCore
+import NIOSSL
 import Testing
 
 /// A gateway serving TLS on a loopback port with the test CA's server certificate.
@@ -59,6 +61,32 @@ private func tlsGateway(_ certificates: TestCertificates, store: any EventStore 
         #expect(received.map(\.eventType) == ["t.Secure"])
         #expect(received.first?.position == Position(1))
         await subscription.close()
+    }
+
+    /// Our async WebSocket client (FluxWebSocket) over wss://, trusting the test CA.
+    @Test func theAsyncWebSocketClientSubscribesOverWSS() async throws {
+        let certificates = try await TestCertificates.shared()
+        let gateway = try await tlsGateway(certificates)
+        defer { Task { await gateway.stop() } }
+        try await append(gateway.store, "s", count: 3)
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(certificates.caFile)
+        let socket = try await WebSocketClient.connect(to: "localhost", port: gateway.port, path: "/events/subscribe?after=0", tls: tls)
+        let positions = try await socket.executeThenClose { inbound, _ in
+            var positions: [Int] = []
+            for try await message in inbound {
+                let json = try JSONSerialization.jsonObject(with: Data(message.data.readableBytesView)) as? [String: Any]
+                if json?["type"] as? String == "caught_up" { break }
+                positions += (json?["events"] as? [[String: Any]] ?? []).compactMap { $0["position"] as? Int }
+            }
+            return positions
+        }
+        #expect(positions == [1, 2, 3])
+        var untrusting = TLSConfiguration.makeClientConfiguration()
+        untrusting.trustRoots = .certificates([])
+        await #expect(throws: (any Error).self) {
+            _ = try await WebSocketClient.connect(to: "localhost", port: gateway.port, path: "/events/subscribe?after=0", tls: untrusting)
+        }
     }
 
     /// An independent TLS and WebSocket stack (Python's `ssl` on OpenSSL, the `websockets` package) as a wss subscriber.

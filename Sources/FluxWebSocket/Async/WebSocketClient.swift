@@ -1,13 +1,14 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Why ``WebSocketClient/connect(to:port:path:headers:handshake:configuration:group:)`` failed.
 public struct WebSocketClientError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
 
-/// Opens client-role WebSocket connections (ws://) as ``WebSocketChannel``s.
+/// Opens client-role WebSocket connections (ws://, and wss:// with `tls`) as ``WebSocketChannel``s.
 public enum WebSocketClient {
     /// Connects to `host:port`, asks for `path` with a WebSocket handshake (RFC 6455 §4.1) and returns the
     /// connection once the server accepted it with a valid `101`.
@@ -16,14 +17,19 @@ public enum WebSocketClient {
     ///   - headers: extra request headers (e.g. `Authorization`).
     ///   - handshake: the key, subprotocols and the permessage-deflate offer.
     ///   - configuration: limits and timers; its role must be ``WebSocketRole/client``.
+    ///   - tls: speak wss://: TLS with these settings (e.g. `TLSConfiguration.makeClientConfiguration()` for the system
+    ///     trust store, with `trustRoots = .file(caPEM)` for a private CA); SNI names `host` unless it is an IP address.
     /// - Throws: ``WebSocketClientError`` when the server refuses the upgrade or closes before it; NIO's errors when
     ///   it cannot connect.
     public static func connect(
         to host: String, port: Int, path: String = "/", headers: HTTPHeaders = [:],
         handshake: WebSocketClientHandshake = WebSocketClientHandshake(),
         configuration: WebSocketConnectionConfiguration = WebSocketConnectionConfiguration(role: .client),
+        tls: TLSConfiguration? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> WebSocketChannel {
+        let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
+        let isAddress = (try? SocketAddress(ipAddress: host, port: port)) != nil
         let upgraded = group.next().makePromise(of: WebSocketChannel.self)
         let upgrader = WebSocketClientUpgrader(
             handshake: handshake, configuration: configuration, maxFrameSize: configuration.maxMessageSize,
@@ -41,6 +47,11 @@ public enum WebSocketClient {
                 .connectTimeout(.seconds(10))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(
+                                try NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : host)
+                            )
+                        }
                         try channel.pipeline.syncOperations.addWebSocketClientHandlers(upgrader: upgrader)
                         try channel.pipeline.syncOperations.addHandler(RefusedUpgradeHandler(promise: upgraded))
                     }
@@ -54,7 +65,7 @@ public enum WebSocketClient {
             upgraded.fail(WebSocketClientError(description: "the server at \(host):\(port) closed the connection before accepting the WebSocket upgrade"))
         }
         var requestHeaders = headers
-        requestHeaders.replaceOrAdd(name: "Host", value: port == 80 ? host : "\(host):\(port)")
+        requestHeaders.replaceOrAdd(name: "Host", value: port == (tls == nil ? 80 : 443) ? host : "\(host):\(port)")
         channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: requestHeaders)), promise: nil)
         try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
         return try await upgraded.futureResult.get()
