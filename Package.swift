@@ -139,11 +139,15 @@ let package = Package(
                 "FluxPostgres",
                 "FluxGateway",
                 "FluxConsumer",
+                "FluxWebSocket",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                // The baseline of `fluxgate-bench websocket` only: the product itself never uses NIOWebSocket.
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore", "FluxTesting"]),

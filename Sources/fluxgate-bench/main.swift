@@ -5,6 +5,7 @@
 //   swift run -c release fluxgate-bench catchup   # events/s one consumer replays over the push channel
 //   swift run -c release fluxgate-bench fanout    # deliveries/s and latency, N subscribers, one writer
 //   swift run -c release fluxgate-bench postgres  # PostgreSQL appends/s vs plain INSERTs; cross-node latency
+//   swift run -c release fluxgate-bench websocket # decode MB/s, echo round trips/s, idle KiB/connection vs NIOWebSocket
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +22,9 @@ case "postgres":
     try await PostgresBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "catchup":
     try await CatchUpBenchmark.run(arguments: Array(arguments.dropFirst()))
+case "websocket":
+    try await WebSocketBenchmark.run(arguments: Array(arguments.dropFirst()))
 default:
-    print("usage: fluxgate-bench appends|feed|catchup|fanout|postgres [options]")
+    print("usage: fluxgate-bench appends|feed|catchup|fanout|postgres|websocket [options]")
     exit(2)
 }
