@@ -4,6 +4,8 @@ import FluxGateway
 import FluxSQLite
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 
 /// Catch-up: one consumer replays every stored event from position 0 over the WebSocket push channel
 /// (200-byte payloads, SQLite), beside a baseline in the same run: the same pages read straight from the store.
@@ -29,6 +31,7 @@ enum CatchUpBenchmark {
 
         var storeRates: [Double] = []
         var pushRates: [Double] = []
+        var leanRates: [Double] = []
         for _ in 0..<rounds {
             storeRates.append(try await FeedBenchmark.timed(events) {
                 var after = Position.start
@@ -53,12 +56,84 @@ enum CatchUpBenchmark {
                 }
                 await connection.close()
             })
+            // The gateway's side alone: a subscriber that only counts envelopes in the frames (no decoding).
+            leanRates.append(try await FeedBenchmark.timed(events) {
+                let done = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
+                let counter = EnvelopeCounter(expected: events, done: done)
+                let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(counter) } }
+                    .connect(host: "127.0.0.1", port: port).get()
+                try await channel.writeAndFlush(ByteBuffer(string: "GET /events/subscribe?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"))
+                try await done.futureResult.get()
+                try await channel.close()
+            })
         }
         await server.stop()
         try await store.close()
         report("store.read pages of 500, no network (baseline)", storeRates)
         report("push channel catch-up, decoded, checked", pushRates)
+        report("push channel catch-up, envelopes counted only (the gateway's side)", leanRates)
         print(String(format: "ratio push channel / store baseline: %.2f; target ≥ 200,000 events/s: %@",
                      median(pushRates) / median(storeRates), median(pushRates) >= 200_000 ? "met" : "NOT met"))
+    }
+}
+
+/// Reads the `101`, then counts envelopes (`"event_id"` keys) in the server's frames until `expected` arrived.
+final class EnvelopeCounter: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let expected: Int
+    private let done: EventLoopPromise<Void>
+    private var buffer = ByteBuffer()
+    private var upgraded = false
+    private var seen = 0
+    private var finished = false
+    private let marker = Array(#"{"event_id""#.utf8)
+
+    init(expected: Int, done: EventLoopPromise<Void>) {
+        self.expected = expected
+        self.done = done
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        buffer.writeBuffer(&bytes)
+        if !upgraded {
+            guard let end = buffer.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+            buffer.moveReaderIndex(to: end.upperBound)
+            upgraded = true
+        }
+        while buffer.readableBytes >= 2 {
+            let start = buffer.readerIndex
+            let second = buffer.getInteger(at: start + 1, as: UInt8.self)! & 0x7F
+            var header = 2
+            var length = Int(second)
+            if second == 126 {
+                guard buffer.readableBytes >= 4 else { break }
+                length = Int(buffer.getInteger(at: start + 2, as: UInt16.self)!)
+                header = 4
+            } else if second == 127 {
+                guard buffer.readableBytes >= 10 else { break }
+                length = Int(buffer.getInteger(at: start + 2, as: UInt64.self)!)
+                header = 10
+            }
+            guard buffer.readableBytes >= header + length else { break }
+            if let payload = buffer.viewBytes(at: start + header, length: length) {
+                seen += FanOutBenchmark.occurrences(of: marker, in: payload)
+            }
+            buffer.moveReaderIndex(forwardBy: header + length)
+        }
+        buffer.discardReadBytes()
+        if seen >= expected, !finished {
+            finished = true
+            done.succeed(())
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !finished {
+            finished = true
+            done.fail(BenchmarkError("the push channel closed after \(seen) events"))
+        }
     }
 }
