@@ -1,3 +1,4 @@
+import NIOCore
 import FluxCore
 import Foundation
 
@@ -55,4 +56,27 @@ func concurrentAppends(
     let elapsed = clock.now - start
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     return (Double(count) / seconds, count)
+}
+
+/// Takes the next complete unmasked server frame off `buffer` (the lean subscribers of the fan-out and catch-up
+/// benchmarks read frames without our WebSocket layer); `nil` when the buffer holds only part of one.
+func takeServerFrame(from buffer: inout ByteBuffer) -> (opcode: UInt8, payload: ByteBufferView)? {
+    guard buffer.readableBytes >= 2 else { return nil }
+    let start = buffer.readerIndex
+    let first = buffer.getInteger(at: start, as: UInt8.self)!
+    let second = buffer.getInteger(at: start + 1, as: UInt8.self)! & 0x7F
+    var header = 2
+    var length = Int(second)
+    if second == 126 {
+        guard buffer.readableBytes >= 4 else { return nil }
+        length = Int(buffer.getInteger(at: start + 2, as: UInt16.self)!)
+        header = 4
+    } else if second == 127 {
+        guard buffer.readableBytes >= 10 else { return nil }
+        length = Int(buffer.getInteger(at: start + 2, as: UInt64.self)!)
+        header = 10
+    }
+    guard buffer.readableBytes >= header + length, let payload = buffer.viewBytes(at: start + header, length: length) else { return nil }
+    buffer.moveReaderIndex(forwardBy: header + length)
+    return (first & 0x0F, payload)
 }

@@ -103,25 +103,8 @@ final class EnvelopeCounter: ChannelInboundHandler, @unchecked Sendable {
             buffer.moveReaderIndex(to: end.upperBound)
             upgraded = true
         }
-        while buffer.readableBytes >= 2 {
-            let start = buffer.readerIndex
-            let second = buffer.getInteger(at: start + 1, as: UInt8.self)! & 0x7F
-            var header = 2
-            var length = Int(second)
-            if second == 126 {
-                guard buffer.readableBytes >= 4 else { break }
-                length = Int(buffer.getInteger(at: start + 2, as: UInt16.self)!)
-                header = 4
-            } else if second == 127 {
-                guard buffer.readableBytes >= 10 else { break }
-                length = Int(buffer.getInteger(at: start + 2, as: UInt64.self)!)
-                header = 10
-            }
-            guard buffer.readableBytes >= header + length else { break }
-            if let payload = buffer.viewBytes(at: start + header, length: length) {
-                seen += FanOutBenchmark.occurrences(of: marker, in: payload)
-            }
-            buffer.moveReaderIndex(forwardBy: header + length)
+        while let frame = takeServerFrame(from: &buffer) {
+            seen += FanOutBenchmark.occurrences(of: marker, in: frame.payload)
         }
         buffer.discardReadBytes()
         if seen >= expected, !finished {

@@ -154,34 +154,16 @@ final class LeanSubscriber: ChannelInboundHandler, @unchecked Sendable {
             upgraded = true
             tally.ready.withLock { $0 += 1 }
         }
-        while buffer.readableBytes >= 2 {
-            let start = buffer.readerIndex
-            let first = buffer.getInteger(at: start, as: UInt8.self)!
-            let second = buffer.getInteger(at: start + 1, as: UInt8.self)! & 0x7F
-            var headerLength = 2
-            var length = Int(second)
-            if second == 126 {
-                guard buffer.readableBytes >= 4 else { return }
-                length = Int(buffer.getInteger(at: start + 2, as: UInt16.self)!)
-                headerLength = 4
-            } else if second == 127 {
-                guard buffer.readableBytes >= 10 else { return }
-                length = Int(buffer.getInteger(at: start + 2, as: UInt64.self)!)
-                headerLength = 10
-            }
-            guard buffer.readableBytes >= headerLength + length else { return }
-            let opcode = first & 0x0F
-            if opcode == 0x1 || opcode == 0x0, let payload = buffer.viewBytes(at: start + headerLength, length: length) {
-                let events = FanOutBenchmark.occurrences(of: eventMarker, in: payload)
-                if events > 0 {
-                    if let sent = FanOutBenchmark.firstInteger(after: sentMarker, in: payload) {
-                        let latency = Double(FanOutBenchmark.wallNanoseconds() - sent) / 1e6
-                        tally.latencies.withLock { $0.append(latency) }
-                    }
-                    tally.counts.withLock { $0[index] += events }
+        while let frame = takeServerFrame(from: &buffer) {
+            guard frame.opcode == 0x1 || frame.opcode == 0x0 else { continue }
+            let events = FanOutBenchmark.occurrences(of: eventMarker, in: frame.payload)
+            if events > 0 {
+                if let sent = FanOutBenchmark.firstInteger(after: sentMarker, in: frame.payload) {
+                    let latency = Double(FanOutBenchmark.wallNanoseconds() - sent) / 1e6
+                    tally.latencies.withLock { $0.append(latency) }
                 }
+                tally.counts.withLock { $0[index] += events }
             }
-            buffer.moveReaderIndex(forwardBy: headerLength + length)
         }
         buffer.discardReadBytes()
     }
