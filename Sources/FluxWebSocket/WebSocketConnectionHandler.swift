@@ -19,6 +19,8 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     private var compressor: WebSocketDeflateCompressor?
     private var timer: Scheduled<Void>?
     private var timerDeadline: WebSocketEventLoopInstant?
+    /// The peer's count of our bytes acknowledged at the last timer (``TCPDeliveryProgress``).
+    private var bytesAcknowledgedMark: UInt64 = 0
 
     /// Creates the handler for a connection whose handshake agreed on `deflate` (or nothing).
     public init(configuration: WebSocketConnectionConfiguration, deflate: WebSocketDeflateParameters? = nil) {
@@ -117,34 +119,13 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
         case .send(let frame):
             context.writeAndFlush(Self.wrapOutboundOut(frame), promise: nil)
         case .sendAndCloseConnection(let frame):
-            context.writeAndFlush(Self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { [self] _ in
-                closeAfterPeer(context: context)
+            context.writeAndFlush(Self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { [configuration] _ in
+                context.closeAfterWebSocketPeer(within: configuration.closeTimeout)
             }
         case .closeConnection:
             context.close(promise: nil)
         }
         updateTimer(context: context)
-    }
-
-    /// Closes TCP after our Close frame without destroying it: sends FIN first (the server closes first,
-    /// RFC 6455 §7.1.1), then reads and drops what the peer still sends until it closes too, at most
-    /// ``WebSocketConnectionConfiguration/closeTimeout``. Closing at once while the peer is still sending
-    /// (failing the connection in the middle of its message) leaves unread input, so the kernel answers
-    /// with a reset, and a reset makes the peer's stack drop our Close frame, code and reason, unread.
-    private func closeAfterPeer(context: ChannelHandlerContext) {
-        let timeout = configuration.closeTimeout
-        context.close(mode: .output).assumeIsolated().whenComplete { result in
-            guard case .success = result, context.channel.isActive else {
-                context.close(promise: nil)
-                return
-            }
-            let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
-                context.close(promise: nil)
-            }
-            context.channel.closeFuture.whenComplete { _ in deadline.cancel() }
-            // Keep reading to the peer's end of stream, also where reads are on demand (autoRead off).
-            context.read()
-        }
     }
 
     private func now(_ context: ChannelHandlerContext) -> WebSocketEventLoopInstant {
@@ -161,7 +142,19 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline.deadline) { [self] in
             timer = nil
             timerDeadline = nil
+            timerFired(context: context)
+        }
+    }
+
+    /// A ping is due or a pong overdue. A peer whose TCP took in more of our bytes since the last look is reading
+    /// its way to the ping behind a backlog, and gets more time (``TCPDeliveryProgress``).
+    private func timerFired(context: ChannelHandlerContext) {
+        TCPDeliveryProgress.bytesAcknowledged(on: context.channel).assumeIsolated().whenSuccess { [self] acknowledged in
             guard machine != nil else { return }
+            if let acknowledged, acknowledged != bytesAcknowledgedMark {
+                bytesAcknowledgedMark = acknowledged
+                machine!.peerShowedLife(now: now(context))
+            }
             let action = machine!.timerFired(now: now(context))
             run(action, context: context)
         }

@@ -120,7 +120,8 @@ public struct WebSocketConnectionStateMachine<Instant: InstantProtocol> where In
             // After our Close only the peer's Close matters (RFC 6455 §5.5.1); other frames are discarded.
             guard frame.opcode == .connectionClose else { return .none }
         case .open:
-            break
+            // Any frame shows the peer alive, also one it sent before reaching our ping.
+            peerShowedLife(now: now)
         }
         switch configuration.role {
         case .server where frame.maskKey == nil:
@@ -193,6 +194,15 @@ public struct WebSocketConnectionStateMachine<Instant: InstantProtocol> where In
             }
             return .none
         }
+    }
+
+    /// The peer is alive though the pong to our ping has not come: a frame from it arrived, or its TCP took in more
+    /// of what we sent. A peer that reads slowly reaches our ping only after the backlog queued before it, which
+    /// may take longer than ``WebSocketConnectionConfiguration/pongTimeout``; as long as it keeps reading it gets
+    /// another `pongTimeout` (a peer that stops reading shows no life and is failed when the timeout passes).
+    public mutating func peerShowedLife(now: Instant) {
+        guard case .open = state, pongDeadline != nil else { return }
+        pongDeadline = now.advanced(by: configuration.pongTimeout)
     }
 
     /// The TCP connection closed (by either side); nothing more will happen.

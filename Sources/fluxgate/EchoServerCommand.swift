@@ -2,7 +2,6 @@ import ArgumentParser
 import FluxWebSocket
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// `fluxgate echo-server`: the server-role conformance testee of our WebSocket layer (PROTOCOL.md
@@ -50,15 +49,7 @@ struct EchoServerCommand: AsyncParsableCommand {
                     }
                 )
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (
-                            upgraders: [upgrader],
-                            // Once upgraded, the plain-HTTP answerer leaves before any frame arrives.
-                            completionHandler: { context in
-                                context.pipeline.syncOperations.removeHandler(name: NotAWebSocketHandler.name, promise: nil)
-                            }
-                        ))
-                    try channel.pipeline.syncOperations.addHandler(NotAWebSocketHandler(), name: NotAWebSocketHandler.name)
+                    try channel.pipeline.syncOperations.configureWebSocketServerPipeline(upgrader: upgrader)
                 }
             }
             .bind(host: host, port: port).get()
@@ -74,38 +65,5 @@ final class EchoHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         context.writeAndFlush(data, promise: nil)
-    }
-}
-
-/// Answers plain HTTP requests and refused handshakes with an error, then closes.
-private final class NotAWebSocketHandler: ChannelInboundHandler, RemovableChannelHandler {
-    static let name = "not-a-websocket"
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(let head) = unwrapInboundIn(data) else { return }
-        respond(context: context, version: head.version, status: .badRequest, headers: [:],
-                reason: "this is a WebSocket echo server: connect with a WebSocket handshake")
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let rejected = error as? WebSocketServerUpgrader.Rejected {
-            respond(context: context, version: .http1_1, status: rejected.rejection.status, headers: rejected.rejection.headers, reason: rejected.rejection.reason)
-        } else {
-            context.close(promise: nil)
-        }
-    }
-
-    private func respond(context: ChannelHandlerContext, version: HTTPVersion, status: HTTPResponseStatus, headers: HTTPHeaders, reason: String) {
-        var headers = headers
-        let body = ByteBuffer(string: #"{"error":"bad_request","message":"\#(reason.replacingOccurrences(of: "\"", with: "'"))"}"#)
-        headers.replaceOrAdd(name: "Content-Type", value: "application/json")
-        headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
-        headers.replaceOrAdd(name: "Connection", value: "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

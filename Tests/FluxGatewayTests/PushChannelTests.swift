@@ -137,15 +137,62 @@ import Testing
         await client.close()
     }
 
+    /// PROTOCOL.md: a subscriber that merely reads slowly is not a dead peer. Its pong comes only after it has read
+    /// the backlog queued before the ping, long after the pong timeout; it is still reading, so it stays.
+    @Test func aSlowReaderIsNotClosedForALatePong() async throws {
+        // Pings every 200 ms, 1.5 s for the pong; ≥ 1 MiB (the low-water mark) is queued ahead of each ping.
+        let (server, port, store) = try await Self.keepAliveGateway(pongTimeout: .milliseconds(1500), highWater: 4 << 20)
+        defer { Task { await server.stop() } }
+        for index in 0..<400 { try await append(store, "slow\(index)", count: 5, payloadSize: 1000) }
+        let slow = try await PushChannelTestClient(port: port, query: "after=0", receiveBuffer: 4096)
+        // ≤ 8 KiB per read every 20 ms (≤ 400 KiB/s): reaching a ping takes ≥ 2.5 s, its pong is late.
+        try await slow.read(untilPositions: 2000, timeout: .seconds(240), pause: .milliseconds(20))
+        // Still subscribed: a live event follows the backlog (and the pings queued within it were answered).
+        try await append(store, "after")
+        try await slow.read(untilPositions: 2001)
+        #expect(slow.closeCode == nil, "closed with \(slow.closeCode.map(String.init) ?? "-") \(slow.closeReason)")
+        #expect(slow.positions.count == 2001 && slow.positions == Array(1...2001))
+        #expect(slow.pingsReceived >= 1)
+        await slow.close()
+    }
+
+    /// A peer that neither reads nor answers is closed with 1001 once the pong timeout passes.
+    @Test func aPeerThatStopsReadingIsClosedWhenNoPongComes() async throws {
+        let (server, port, store) = try await Self.keepAliveGateway(pongTimeout: .milliseconds(300), highWater: 16 * 1024)
+        defer { Task { await server.stop() } }
+        let stuck = try await PushChannelTestClient(port: port, query: "after=0", receiveBuffer: 4096)
+        try await stuck.read(untilPositions: 0)
+        for index in 0..<100 { try await append(store, "stuck\(index)", count: 5, payloadSize: 1000) }
+        try await Task.sleep(for: .seconds(3))  // no reads: no pong, no progress
+        try await stuck.readUntilClosed(timeout: .seconds(60))
+        #expect(stuck.closeCode == 1001)
+        #expect(stuck.closeReason == "no pong")
+        await stuck.close()
+    }
+
+    /// A gateway that pings every 200 ms (after the previous pong).
+    private static func keepAliveGateway(
+        pongTimeout: Duration, highWater: Int
+    ) async throws -> (server: GatewayServer, port: Int, store: InMemoryEventStore) {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let store = InMemoryEventStore()
+        let server = GatewayServer(
+            store: store,
+            configuration: GatewayConfiguration(
+                port: 0, subscriberHighWater: highWater, pingInterval: .milliseconds(200), pongTimeout: pongTimeout, logger: logger
+            )
+        )
+        let port = try await server.start()
+        return (server, port, store)
+    }
+
     @Test func aSlowSubscriberFallsBehindAndStillGetsEverythingOnce() async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         let store = InMemoryEventStore()
-        // Keep-alive pings off: a ping queued behind megabytes for this slow reader must not decide this test (on a
-        // loaded machine its pong came after the 30 s timeout and the gateway closed the connection; see issue 4 notes).
         let server = GatewayServer(
-            store: store,
-            configuration: GatewayConfiguration(port: 0, subscriberHighWater: 16 * 1024, pingInterval: .seconds(3600), logger: logger)
+            store: store, configuration: GatewayConfiguration(port: 0, subscriberHighWater: 16 * 1024, logger: logger)
         )
         let port = try await server.start()
         defer { Task { await server.stop() } }

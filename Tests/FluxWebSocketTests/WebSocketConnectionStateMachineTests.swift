@@ -186,10 +186,10 @@ extension WebSocketConnectionStateMachine.Action: Equatable {
             return
         }
         #expect(machine.nextDeadline == Self.t0 + .seconds(40))
-        // An unrelated pong does not count.
+        // An unrelated pong is not the answer; like any frame it shows the peer alive (another pong timeout).
         #expect(machine.frameReceived(Self.frame(.pong, [9]), now: Self.t0 + .seconds(31)) == .none)
-        #expect(machine.nextDeadline == Self.t0 + .seconds(40))
-        // The echo of our ping does; the next ping is due an interval later.
+        #expect(machine.nextDeadline == Self.t0 + .seconds(41))
+        // The echo of our ping is; the next ping is due an interval later.
         #expect(machine.frameReceived(Self.frame(.pong, ping.data.bytes), now: Self.t0 + .seconds(32)) == .none)
         #expect(machine.nextDeadline == Self.t0 + .seconds(62))
 
@@ -200,6 +200,30 @@ extension WebSocketConnectionStateMachine.Action: Equatable {
         #expect(second.data != ping.data, "each ping carries a fresh payload")
         Self.expectFailure(machine.timerFired(now: Self.t0 + .seconds(72)), .goingAway)
         #expect(!machine.isOpen && machine.nextDeadline == nil)
+    }
+
+    /// A slow reader reaches our ping only after its backlog: while it shows life (frames arrive, its TCP takes in
+    /// our bytes) it gets more time; once it stops, the pong timeout fails it.
+    @Test func aPeerThatShowsLifeGetsMoreTimeForItsPong() throws {
+        var machine = Machine(configuration: .init(role: .server, pingInterval: .seconds(30), pongTimeout: .seconds(10)), now: Self.t0)
+        machine.peerShowedLife(now: Self.t0 + .seconds(5))
+        #expect(machine.nextDeadline == Self.t0 + .seconds(30), "no pong awaited: nothing changes")
+        guard case .send(let ping) = machine.timerFired(now: Self.t0 + .seconds(30)) else {
+            Issue.record("expected a ping")
+            return
+        }
+        machine.peerShowedLife(now: Self.t0 + .seconds(38))
+        #expect(machine.nextDeadline == Self.t0 + .seconds(48))
+        #expect(machine.timerFired(now: Self.t0 + .seconds(40)) == .none)
+        #expect(machine.frameReceived(Self.text("ack"), now: Self.t0 + .seconds(47)) == .deliver(WebSocketMessage(opcode: .text, data: ByteBuffer(string: "ack"))))
+        #expect(machine.nextDeadline == Self.t0 + .seconds(57))
+        #expect(machine.frameReceived(Self.frame(.pong, ping.data.bytes), now: Self.t0 + .seconds(50)) == .none)
+        #expect(machine.nextDeadline == Self.t0 + .seconds(80))
+        guard case .send = machine.timerFired(now: Self.t0 + .seconds(80)) else {
+            Issue.record("expected a second ping")
+            return
+        }
+        Self.expectFailure(machine.timerFired(now: Self.t0 + .seconds(90)), .goingAway)
     }
 
     @Test func noPingsWhenDisabled() {

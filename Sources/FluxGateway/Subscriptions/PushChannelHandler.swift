@@ -49,6 +49,8 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var subscription: Task<Void, Never>?
     private var writer: BoundedOutboundWriter?
     private var closing = false
+    /// The peer's count of our bytes acknowledged at the last timer (``TCPDeliveryProgress``).
+    private var bytesAcknowledgedMark: UInt64 = 0
     /// Counted in the subscribers gauge (its subscription runs).
     private var subscribed = false
     /// Its close code is counted (at most once per connection).
@@ -230,9 +232,9 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .sendAndCloseConnection(let frame):
             countClose(frame)
             beginClosing()
-            let channel = context.channel
+            let closeTimeout = machine.configuration.closeTimeout
             context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)))
-                .whenComplete { _ in channel.close(promise: nil) }
+                .assumeIsolated().whenComplete { _ in context.closeAfterWebSocketPeer(within: closeTimeout) }
         case .closeConnection:
             beginClosing()
             context.close(promise: nil)
@@ -277,7 +279,19 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
             let (handler, context) = loopBound.value
             handler.timer = nil
-            handler.run(handler.machine.timerFired(now: .now), context: context)
+            handler.timerFired(context: context)
+        }
+    }
+
+    /// A ping is due or a pong overdue. A subscriber whose TCP took in more of our bytes since the last look is
+    /// reading its way to the ping (PROTOCOL.md: a slow reader is not a dead peer) and gets more time.
+    private func timerFired(context: ChannelHandlerContext) {
+        TCPDeliveryProgress.bytesAcknowledged(on: context.channel).assumeIsolated().whenSuccess { [self] acknowledged in
+            if let acknowledged, acknowledged != bytesAcknowledgedMark {
+                bytesAcknowledgedMark = acknowledged
+                machine.peerShowedLife(now: .now)
+            }
+            run(machine.timerFired(now: .now), context: context)
         }
     }
 }
