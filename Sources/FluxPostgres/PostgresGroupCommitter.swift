@@ -33,7 +33,7 @@ final class PostgresGroupCommitter: Sendable {
 
     private struct State {
         var queue: [Pending] = []
-        /// Drain loops running (at most `maximumInFlight`).
+        /// Drain loops running (at most `batchesInFlight`).
         var writers = 0
         var closed = false
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
@@ -45,9 +45,6 @@ final class PostgresGroupCommitter: Sendable {
 
     /// The most requests committed in one transaction.
     static let maximumBatch = 256
-    /// Batches in flight at once. With several, the next batch is already at the server, waiting for the head row's
-    /// lock, while the previous one commits: the round trip and this node's work overlap the other's commit.
-    static let maximumInFlight = 2
     /// The channel of the NOTIFY sent with every commit that moves the head (its payload is the new head).
     static let channel = "fluxgate_head"
 
@@ -57,17 +54,21 @@ final class PostgresGroupCommitter: Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let timeout: Duration
+    /// Batches at the server at once (`PostgresEventStore.Options.batchesInFlight`). With several, the next batch is
+    /// already at the server, waiting for the head row's lock, while the previous one commits.
+    private let batchesInFlight: Int
     private let state = Mutex(State())
 
     init(
         client: PostgresClient, location: PostgresLocation, signal: HeadSignal, clock: @escaping @Sendable () -> Int64,
-        timeout: Duration, logger: Logger
+        timeout: Duration, batchesInFlight: Int, logger: Logger
     ) {
         self.client = client
         self.location = location
         self.signal = signal
         self.clock = clock
         self.timeout = timeout
+        self.batchesInFlight = batchesInFlight
         self.logger = logger
     }
 
@@ -86,7 +87,7 @@ final class PostgresGroupCommitter: Sendable {
             let start: Bool? = state.withLock { state in
                 if state.closed { return nil }
                 state.queue.append(Pending(request: request, continuation: continuation))
-                if state.writers >= Self.maximumInFlight { return false }
+                if state.writers >= batchesInFlight { return false }
                 state.writers += 1
                 return true
             }
@@ -119,7 +120,7 @@ final class PostgresGroupCommitter: Sendable {
         for connection in connections { try? await connection.close() }
     }
 
-    /// A writer loop: one transaction per batch while requests are queued. Two loops may run; batches then commit
+    /// A writer loop: one transaction per batch while requests are queued. Several loops may run; batches then commit
     /// in the order they take the head row's lock, and a request's positions follow those of every request
     /// answered before it was queued.
     private func drain() async {

@@ -14,7 +14,8 @@ import PostgresNIO
 /// Every configuration runs on a fresh database of the same server, in this process:
 /// - baseline: plain single-row INSERTs into a table shaped like the store's, each committed on its own
 ///   (autocommit), one connection;
-/// - `PostgresEventStore` with 1 writer, and with 16 concurrent writers on 16 streams (exact expected versions);
+/// - `PostgresEventStore` with 1 writer, and with 16 concurrent writers on 16 streams (exact expected versions), with
+///   one batch in flight (the default) and with two;
 /// - cross-node latency: node A appends at a steady rate, node B (another store on the same database, woken by
 ///   LISTEN/NOTIFY) reads each event; p50/p99 of append start → read on B.
 enum PostgresBenchmark {
@@ -32,6 +33,7 @@ enum PostgresBenchmark {
         var baseline: [Double] = []
         var single: [Double] = []
         var sixteen: [Double] = []
+        var sixteenTwoInFlight: [Double] = []
         var batches: [String] = []
         for _ in 0..<rounds {
             baseline.append(try await plainLoop(try await freshDatabase(server, logger), duration: duration, logger: logger))
@@ -40,13 +42,19 @@ enum PostgresBenchmark {
             sixteen.append(rate)
             batches.append(String(format: "%.1f", Double(statistics.requests) / Double(max(statistics.transactions, 1))))
             if arguments.contains("--verbose") { print("    16 writers: \(statistics)") }
+            let (twoInFlight, twoStatistics) = try await storeLoop(
+                try await freshDatabase(server, logger), writers: 16, batchesInFlight: 2, duration: duration, logger: logger)
+            sixteenTwoInFlight.append(twoInFlight)
+            if arguments.contains("--verbose") { print("    16 writers, 2 batches in flight: \(twoStatistics)") }
         }
         report("baseline: 1 INSERT per transaction", baseline)
         report("PostgresEventStore, 1 writer", single)
         report("PostgresEventStore, 16 writers, 16 streams", sixteen)
+        report("  the same with 2 batches in flight", sixteenTwoInFlight)
         print("  appends per transaction with 16 writers, by round: \(batches.joined(separator: ", "))")
         print(String(format: "  ratio 16 writers / baseline: %.2fx; 1 writer / baseline: %.2fx",
                      median(sixteen) / median(baseline), median(single) / median(baseline)))
+        print(String(format: "  16 writers, 2 batches in flight / baseline: %.2fx", median(sixteenTwoInFlight) / median(baseline)))
 
         let latencies = try await crossNodeLatency(try await freshDatabase(server, logger), events: 2000, rate: 200, logger: logger)
         print(String(format: "cross-node delivery (append on A → read on B, %d events at 200/s): p50 %.2f ms, p99 %.2f ms, max %.2f ms",
@@ -111,9 +119,12 @@ enum PostgresBenchmark {
     }
 
     /// `writers` concurrent tasks appending 1-event appends until the time is up.
-    static func storeLoop(_ location: PostgresLocation, writers: Int, duration: Duration, logger: Logger) async throws -> (rate: Double, statistics: PostgresWriterStatistics) {
+    static func storeLoop(
+        _ location: PostgresLocation, writers: Int, batchesInFlight: Int = 1, duration: Duration, logger: Logger
+    ) async throws -> (rate: Double, statistics: PostgresWriterStatistics) {
         var options = PostgresEventStore.Options()
         options.maximumConnections = 4
+        options.batchesInFlight = batchesInFlight
         let store = try await PostgresEventStore.connect(to: location, options: options, logger: logger)
         let (rate, count) = try await concurrentAppends(to: store, writers: writers, payload: payload, duration: duration)
         let statistics = store.writerStatistics
