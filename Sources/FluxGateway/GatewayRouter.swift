@@ -27,11 +27,13 @@ public struct GatewayRouter: Sendable {
     }
 
     /// Answers one request and counts it in `metrics` (route template, method, status, latency). Never throws:
-    /// every failure becomes a JSON error response.
-    public func respond(to request: GatewayRequest) async -> GatewayResponse {
+    /// every failure becomes a JSON error response. `countedAs`: the method to count when it is not the request's
+    /// (a HEAD request is answered as its GET).
+    public func respond(to request: GatewayRequest, countedAs method: HTTPMethod? = nil) async -> GatewayResponse {
         let started = ContinuousClock.now
         let response = await dispatch(request)
-        metrics.recordRequest(route: HTTPRoute(request), method: request.method, status: response.status, duration: ContinuousClock.now - started)
+        metrics.recordRequest(
+            route: HTTPRoute(request), method: method ?? request.method, status: response.status, duration: ContinuousClock.now - started)
         return response
     }
 

@@ -85,14 +85,16 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .idle where idle:
             context.close(promise: nil)
         case .idle, .receiving:
-            let headReceived: Bool
-            if case .receiving = state { headReceived = true } else { headReceived = false }
+            var receivingHead: HTTPRequestHead?
+            if case .receiving(let head, _) = state { receivingHead = head }
+            let headReceived = receivingHead != nil
             state = .discarding
             closeAfterResponse = true
             let seconds = max(1, requestReadTimeout.nanoseconds / 1_000_000_000)
             let response = GatewayResponse.error(
                 .requestTimeout, "request_timeout", "the request did not arrive within \(seconds) s; send it whole, promptly"
             )
+            countUnfinished(response.status, head: headReceived ? receivingHead : nil)
             if headReceived {
                 write(response, version: .http1_1, context: context)
             } else if let pipelining = try? context.pipeline.syncOperations.context(name: GatewayServer.HandlerName.pipelining) {
@@ -145,6 +147,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             .payloadTooLarge, "payload_too_large",
             "the request body is larger than the limit of \(maxBodySize) bytes; split the append into smaller ones"
         )
+        countUnfinished(response.status, head: head)
         write(response, version: head.version, context: context)
     }
 
@@ -170,7 +173,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let task = Task {
-            var response = await router.respond(to: request)
+            var response = await router.respond(to: request, countedAs: head.method)
             response.headers.replaceOrAdd(name: "X-Request-ID", value: requestID)
             if logger.logLevel <= .debug {
                 let elapsed = started.duration(to: .now)
@@ -259,6 +262,13 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .streaming(task, writer)
     }
 
+    /// Counts an answer this handler gives before a request arrived whole (the router counts the others): by the
+    /// head's route and method when a head came, else as route `other`, method `other`.
+    private func countUnfinished(_ status: HTTPResponseStatus, head: HTTPRequestHead?) {
+        let route = head.map { HTTPRoute(GatewayRequest(method: $0.method, version: $0.version, uri: $0.uri, headers: [:], body: ByteBuffer())) }
+        router.metrics.recordRequest(route: route ?? .other, method: head?.method ?? .RAW(value: "-"), status: status, duration: nil)
+    }
+
     /// Writes a whole response; `withBody: false` for HEAD (the headers still say the GET's Content-Length).
     private func write(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext, withBody: Bool = true) {
         let wrap = { (part: HTTPServerResponsePart) in NIOAny(part) }
@@ -296,14 +306,12 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .discarding
             closeAfterResponse = true
             readTimer?.cancel()
-            if error == .headerOverflow {
-                write(
-                    .error(.requestHeaderFieldsTooLarge, "headers_too_large", "the request's headers are larger than this gateway accepts; send fewer or smaller ones"),
-                    version: .http1_1, context: context
-                )
-            } else {
-                write(.error(.badRequest, "bad_request", "the request is not valid HTTP/1.1: \(error)"), version: .http1_1, context: context)
-            }
+            let response: GatewayResponse =
+                error == .headerOverflow
+                ? .error(.requestHeaderFieldsTooLarge, "headers_too_large", "the request's headers are larger than this gateway accepts; send fewer or smaller ones")
+                : .error(.badRequest, "bad_request", "the request is not valid HTTP/1.1: \(error)")
+            countUnfinished(response.status, head: nil)
+            write(response, version: .http1_1, context: context)
             return
         }
         if lingering { return }  // bytes after our last answer (and the decoder's complaints about them)
@@ -323,7 +331,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .receiving:
             break  // answer this request, then close
         case .responding(let head, let task):
-            if head.method == .GET { task.cancel() }  // end long-polls; let appends finish
+            if head.method == .GET || head.method == .HEAD { task.cancel() }  // end long-polls; let appends finish
         case .streaming(let task, _):
             task.cancel()
         }

@@ -236,9 +236,26 @@ extension TestGateway {
         #expect(post.status == .methodNotAllowed)
         #expect(post.headers.first(name: "Allow") == "GET, HEAD")
         let metrics = try await gateway.metrics()
-        // HEAD is answered as GET.
-        #expect(metrics.value("fluxgate_http_requests_total", ["route": "/metrics", "method": "GET", "status": "200"]) == 1)
+        // HEAD is answered as GET and counted as HEAD.
+        #expect(metrics.value("fluxgate_http_requests_total", ["route": "/metrics", "method": "HEAD", "status": "200"]) == 1)
         #expect(metrics.value("fluxgate_http_requests_total", ["route": "/metrics", "method": "POST", "status": "405"]) == 1)
+    }
+
+    /// Answers the connection handler gives before a request arrived whole are counted too (not timed).
+    @Test func refusedAndMalformedRequestsAreCounted() async throws {
+        let gateway = try await TestGateway.start(maxBodySize: 64)
+        defer { Task { await gateway.stop() } }
+        let tooLarge = try await gateway.request(.POST, "/streams/a", json: String(repeating: " ", count: 100))
+        #expect(tooLarge.status == .payloadTooLarge)
+        let raw = try await RawTCPConnection.connect(port: gateway.port)
+        try await raw.send("NOT HTTP AT ALL\r\n\r\n")
+        let answer = try #require(try await raw.readUntil("\r\n\r\n"))
+        #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+        await raw.close()
+        let metrics = try await gateway.metrics()
+        #expect(metrics.value("fluxgate_http_requests_total", ["route": "/streams/{aggregate_id}", "method": "POST", "status": "413"]) == 1)
+        #expect(metrics.value("fluxgate_http_requests_total", ["route": "other", "method": "other", "status": "400"]) == 1)
+        #expect(metrics.value("fluxgate_http_request_duration_seconds_count", ["route": "/streams/{aggregate_id}"]) == 0, "counted, not timed")
     }
 
     @Test func unknownPathsShareOneRouteLabel() async throws {

@@ -120,8 +120,9 @@ public final class GatewayMetrics: Sendable {
 
     // MARK: HTTP
 
-    /// Counts one answered request and its latency, by route template (never the raw path).
-    func recordRequest(route: HTTPRoute, method: HTTPMethod, status: HTTPResponseStatus, duration: Duration) {
+    /// Counts one answered request and its latency, by route template (never the raw path). `duration` is `nil` for
+    /// a request answered before it arrived whole (408, 413, 431, malformed): it is counted, not timed.
+    func recordRequest(route: HTTPRoute, method: HTTPMethod, status: HTTPResponseStatus, duration: Duration?) {
         let key = RequestKey(route: route, method: Self.label(for: method), status: status.code)
         let series = requestSeries.withLock { cache in
             if let series = cache[key] { return series }
@@ -138,7 +139,7 @@ public final class GatewayMetrics: Sendable {
             return series
         }
         series.count.increment()
-        series.duration.record(duration)
+        if let duration { series.duration.record(duration) }
     }
 
     private func routeDuration(_ route: HTTPRoute) -> DurationHistogram {
