@@ -17,8 +17,6 @@ final class PushChannelTestClient {
     private(set) var closeCode: UInt16?
     private(set) var closeReason = ""
     private(set) var compressedFrames = 0
-    /// Keep-alive pings the server sent (each answered with a pong when it is read).
-    private(set) var pingsReceived = 0
 
     var status: Int { Int(responseHead.split(separator: " ").dropFirst().first ?? "0") ?? 0 }
 
@@ -57,12 +55,11 @@ final class PushChannelTestClient {
     }
 
     /// Reads until `count` event positions arrived, or the connection closed, or the timeout passed.
-    /// `pause`: how long to wait after each read from the socket (a slow reader).
-    func read(untilPositions count: Int, timeout: Duration = .seconds(30), pause: Duration? = nil) async throws {
+    func read(untilPositions count: Int, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
         while positions.count < count, closeCode == nil {
             guard ContinuousClock.now < deadline else { throw TestFailure("got \(positions.count) of \(count) events") }
-            if try await !step(pause: pause) { break }
+            if try await !step() { break }
         }
     }
 
@@ -75,12 +72,11 @@ final class PushChannelTestClient {
     }
 
     /// Parses what is buffered; reads more when nothing is. Returns `false` at end of stream.
-    private func step(pause: Duration? = nil) async throws -> Bool {
+    private func step() async throws -> Bool {
         while true {
             let step = try connection.withBuffered { buffer in try parser.parseStep(&buffer) }
             guard case .frame(let frame) = step else { break }
             if frame.rsv1 { compressedFrames += 1 }
-            if frame.opcode == .ping { pingsReceived += 1 }
             if frame.opcode == .connectionClose {
                 var data = frame.data
                 closeCode = data.readInteger(as: UInt16.self)
@@ -102,7 +98,6 @@ final class PushChannelTestClient {
             }
             return true
         }
-        if let pause { try await Task.sleep(for: pause) }
         return try await connection.readMore()
     }
 

@@ -140,20 +140,19 @@ import Testing
     /// PROTOCOL.md: a subscriber that merely reads slowly is not a dead peer. Its pong comes only after it has read
     /// the backlog queued before the ping, long after the pong timeout; it is still reading, so it stays.
     @Test func aSlowReaderIsNotClosedForALatePong() async throws {
-        // Pings every 200 ms, 1.5 s for the pong; ≥ 1 MiB (the low-water mark) is queued ahead of each ping.
-        let (server, port, store) = try await Self.keepAliveGateway(pongTimeout: .milliseconds(1500), highWater: 4 << 20)
+        // Pings every 200 ms, 3 s for the pong; ≥ 2 MiB (the low-water mark) of the 2.4 MB backlog is queued ahead
+        // of the first ping.
+        let (server, port, store) = try await Self.keepAliveGateway(pongTimeout: .seconds(3), highWater: 8 << 20)
         defer { Task { await server.stop() } }
         for index in 0..<400 { try await append(store, "slow\(index)", count: 5, payloadSize: 1000) }
-        let slow = try await PushChannelTestClient(port: port, query: "after=0", receiveBuffer: 4096)
-        // ≤ 8 KiB per read every 20 ms (≤ 400 KiB/s): reaching a ping takes ≥ 2.5 s, its pong is late.
-        try await slow.read(untilPositions: 2000, timeout: .seconds(240), pause: .milliseconds(20))
-        // Still subscribed: a live event follows the backlog (and the pings queued within it were answered).
-        try await append(store, "after")
-        try await slow.read(untilPositions: 2001)
-        #expect(slow.closeCode == nil, "closed with \(slow.closeCode.map(String.init) ?? "-") \(slow.closeReason)")
-        #expect(slow.positions.count == 2001 && slow.positions == Array(1...2001))
-        #expect(slow.pingsReceived >= 1)
-        await slow.close()
+        // ≤ 8 KiB per read every 20 ms (≤ 400 KiB/s): reaching the ping takes ≥ 5 s, its pong comes ≥ 2 s late; the
+        // subscriber's TCP keeps acknowledging what it reads meanwhile.
+        let slow = ThreadedSlowSubscriber(port: port, query: "after=0", pause: .milliseconds(20))
+        let outcome = await slow.run(events: 2000, linger: .seconds(2), timeout: .seconds(600))
+        #expect(outcome.failure == nil, "\(outcome.failure ?? "")")
+        #expect(outcome.closeCode == nil, "closed with \(outcome.closeCode.map(String.init) ?? "-") \(outcome.closeReason)")
+        #expect(outcome.positions.count == 2000 && outcome.positions == Array(1...2000))
+        #expect(outcome.pingsAfterBacklog >= 1, "the keep-alive cycle goes on after the late pongs (\(outcome.pings) pings)")
     }
 
     /// A peer that neither reads nor answers is closed with 1001 once the pong timeout passes.

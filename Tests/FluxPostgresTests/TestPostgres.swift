@@ -95,9 +95,19 @@ let quietLogger: Logger = {
 }()
 
 extension PostgresEventStore {
-    /// A store on `location` with the tests' quiet logger.
-    static func open(_ location: PostgresLocation, options: Options = Options()) async throws -> PostgresEventStore {
-        try await connect(to: location, options: options, logger: quietLogger)
+    /// A store on `location` with the tests' quiet logger and, unless `options` say otherwise, a 60 s operation
+    /// timeout: the whole suite runs in parallel beside other jobs, and a connection may take seconds then.
+    static func open(_ location: PostgresLocation, options: Options? = nil) async throws -> PostgresEventStore {
+        try await connect(to: location, options: options ?? .forTests, logger: quietLogger)
+    }
+}
+
+extension PostgresEventStore.Options {
+    /// The defaults with a generous operation timeout (60 s).
+    static var forTests: Self {
+        var options = Self()
+        options.operationTimeout = .seconds(60)
+        return options
     }
 }
 
