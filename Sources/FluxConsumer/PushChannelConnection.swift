@@ -44,11 +44,12 @@ public final class PushChannelConnection {
     /// Connects and completes the opening handshake for `GET <target>` (path and query).
     ///
     /// Throws `PushChannelError` with `refusedStatus` when the answer is not `101` (a proxy without
-    /// WebSocket support, a gateway without the push channel): the caller can fall back to polling. With `tls`
+    /// WebSocket support, a gateway without the push channel): the caller can fall back to polling; without one
+    /// when no answer came within `handshakeTimeoutSeconds`. With `tls`
     /// it speaks `wss://`, and throws `ClientTLSError` when the TLS handshake fails.
     public static func connect(
         host: String, port: Int, target: String, deflate: Bool = true, tls: ClientTLS? = nil, headers: [(String, String)] = [],
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        handshakeTimeoutSeconds: Int = 10, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PushChannelConnection {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: WebSocketMessage.self)
         let (opened, openedContinuation) = AsyncThrowingStream.makeStream(of: Void.self)
@@ -76,10 +77,17 @@ public final class PushChannelConnection {
         for (name, value) in head.headers { request.writeString("\(name): \(value)\r\n") }
         for (name, value) in headers { request.writeString("\(name): \(value)\r\n") }
         request.writeString("\r\n")
+        // A server (or proxy) that takes the connection and never answers must not hold the subscriber forever.
+        let handshakeTimeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(handshakeTimeoutSeconds))) {
+            handler.value.handshakeTimedOut()
+        }
+        defer { handshakeTimeout.cancel() }
         try await channel.writeAndFlush(request)
         var openedIterator = opened.makeAsyncIterator()
         do {
-            _ = try await openedIterator.next()
+            guard try await openedIterator.next() != nil else {
+                throw PushChannelError(message: "the WebSocket handshake was cancelled")
+            }
         } catch {
             try? await channel.close()
             throw error
@@ -237,6 +245,12 @@ final class PushChannelClientHandler: ChannelInboundHandler {
             fail(PushChannelError(refusedStatus: code, message: "the server's handshake answer is invalid: \(error)"), context: context)
             return false
         }
+    }
+
+    /// No answer to the opening handshake in time: the connection fails (the caller reconnects or falls back).
+    func handshakeTimedOut() {
+        guard opened != nil, let context else { return }
+        fail(PushChannelError(message: "the server did not answer the WebSocket handshake in time"), context: context)
     }
 
     private func fail(_ error: PushChannelError, context: ChannelHandlerContext) {

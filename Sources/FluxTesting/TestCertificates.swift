@@ -66,7 +66,8 @@ public struct TestCertificates: Sendable {
         return certificates
     }
 
-    private static func openssl(_ arguments: [String]) async throws {
+    /// Runs the `openssl` command-line tool (for keys tests make themselves); throws with its error output when it fails.
+    public static func openssl(_ arguments: [String]) async throws {
         let executable = URL(fileURLWithPath: "/usr/bin/openssl")
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw ConformanceFailure(description: "TLS tests need the openssl command-line tool at /usr/bin/openssl (apt-get install openssl)")

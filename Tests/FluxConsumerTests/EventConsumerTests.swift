@@ -14,7 +14,7 @@ private final class Received: Sendable {
     var all: [Int64] { positions.withLock { $0 } }
     func add(_ event: RecordedEvent) { positions.withLock { $0.append(event.position.rawValue) } }
 
-    func wait(for count: Int, timeout: Duration = .seconds(20)) async throws {
+    func wait(for count: Int, timeout: Duration = .seconds(120)) async throws {  // generous: the whole suite runs in parallel
         let deadline = ContinuousClock.now + timeout
         while self.count < count {
             guard ContinuousClock.now < deadline else { throw ConformanceTimeout(count: self.count, wanted: count) }

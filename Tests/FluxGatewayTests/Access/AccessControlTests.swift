@@ -1,4 +1,5 @@
 @testable import FluxGateway
+import FluxTesting
 import Foundation
 import JWTKit
 import Testing
@@ -85,8 +86,8 @@ struct TestIssuer {
         defer { try? FileManager.default.removeItem(at: directory) }
         let privatePath = directory.appendingPathComponent("private.pem").path
         let publicPath = directory.appendingPathComponent("public.pem").path
-        try runOpenSSL(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", privatePath])
-        try runOpenSSL(["pkey", "-in", privatePath, "-pubout", "-out", publicPath])
+        try await TestCertificates.openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", privatePath])
+        try await TestCertificates.openssl(["pkey", "-in", privatePath, "-pubout", "-out", publicPath])
         let signer = JWTKeyCollection()
         await signer.add(rsa: try Insecure.RSA.PrivateKey(pem: String(contentsOfFile: privatePath, encoding: .utf8)), digestAlgorithm: .sha256)
         let token = try await signer.sign(TestClaims(scope: "write"))
@@ -133,20 +134,5 @@ struct TestIssuer {
         let header = GatewayRequest(method: .GET, uri: "/events", headers: ["Authorization": "Bearer  abc "], body: .init())
         #expect(header.bearerToken == "abc")
         #expect(GatewayRequest(method: .GET, uri: "/x?access_token=t", headers: [:], body: .init()).redactedURI == "/x?access_token=REDACTED")
-    }
-}
-
-/// Runs the openssl CLI; throws with its error output when it fails.
-private func runOpenSSL(_ arguments: [String]) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-    process.arguments = arguments
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw TestFailure("openssl \(arguments.joined(separator: " ")) failed: \(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
     }
 }
