@@ -56,9 +56,10 @@ import Testing
     }
 
     @Test func idleKeepAliveConnectionsAreClosedButLongPollsAreNot() async throws {
+        // Not shorter: on a loaded machine seconds may pass between connecting and sending the request.
         let gateway = try await TestGateway.start {
-            $0.requestReadTimeout = .seconds(5)
-            $0.idleTimeout = .seconds(6)
+            $0.requestReadTimeout = .seconds(8)
+            $0.idleTimeout = .seconds(10)
         }
         defer { Task { await gateway.stop() } }
         let connection = try await RawTCPConnection.connect(port: gateway.port)
@@ -70,7 +71,7 @@ import Testing
 
         // A long-poll waits longer than both timeouts and is answered when the event comes.
         let page = Task { try await gateway.get("/events?after=0&wait=30") }
-        try await Task.sleep(for: .seconds(7))
+        try await Task.sleep(for: .seconds(11))
         try await append(gateway.store, "late")
         let response = try await page.value
         #expect(response.status == .ok)
