@@ -187,11 +187,12 @@ final class SQLiteGroupCommitter: Sendable {
     /// error (I/O, disk full) is thrown and fails the whole transaction.
     private static func apply(_ requests: [AppendRequest], recordedAt: Int64, _ db: Database) throws -> ([Outcome], Int64) {
         var head = try SQLiteEventQueries.head(db)
+        let statements = try SQLiteAppendStatements(db)
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(requests.count)
         for request in requests {
             do {
-                let (result, inserted) = try appendOne(request, head: head, recordedAt: recordedAt, db)
+                let (result, inserted) = try appendOne(request, head: head, recordedAt: recordedAt, statements, db)
                 head += Int64(inserted)
                 outcomes.append(Outcome(result: .success(result), storedEvents: inserted))
             } catch let error as StoreError {
@@ -211,26 +212,30 @@ final class SQLiteGroupCommitter: Sendable {
     /// Appends one request after `head`; returns its result and how many events it inserted.
     ///
     /// The checks (idempotency, expected version) write nothing, so a request they reject leaves nothing to undo.
-    /// The inserts of a multi-event request run in a SAVEPOINT, rolled back if one fails; a single INSERT needs
-    /// none: SQLite undoes a failed statement by itself and keeps the transaction (errors that abort the whole
-    /// transaction are not constraint errors, and fail the whole batch).
-    private static func appendOne(_ request: AppendRequest, head: Int64, recordedAt: Int64, _ db: Database) throws -> (AppendResult, Int) {
-        let stored = try request.events.map { try SQLiteEventQueries.event(id: $0.eventID, db) }
-        if case .alreadyStored(let result) = try request.idempotencyOutcome(stored: stored) {
-            return (result, 0)
+    /// The ids of a new append are not stored: one index seek per event tells, and only a retry or a clash reads
+    /// the stored events. The inserts of a multi-event request run in a SAVEPOINT, rolled back if one fails; a
+    /// single INSERT needs none: SQLite undoes a failed statement by itself and keeps the transaction (errors
+    /// that abort the whole transaction are not constraint errors, and fail the whole batch).
+    private static func appendOne(
+        _ request: AppendRequest, head: Int64, recordedAt: Int64, _ statements: SQLiteAppendStatements, _ db: Database
+    ) throws -> (AppendResult, Int) {
+        if try request.events.contains(where: { try statements.isStored(eventID: $0.eventID) }) {
+            let stored = try request.events.map { try SQLiteEventQueries.event(id: $0.eventID, db) }
+            if case .alreadyStored(let result) = try request.idempotencyOutcome(stored: stored) {
+                return (result, 0)
+            }
         }
-        let current = try SQLiteEventQueries.currentVersion(of: request.aggregateID, db)
+        let current = try statements.currentVersion(of: request.aggregateID)
         guard request.expectedVersion.isSatisfied(byCurrentVersion: current) else {
             throw StoreError.versionConflict(aggregateID: request.aggregateID, expected: request.expectedVersion, current: current)
         }
-        let insert = try db.cachedStatement(sql: SQLiteEventQueries.insertSQL)
         func insertAll() throws {
             for (offset, event) in request.events.enumerated() {
                 let offset = Int64(offset)
-                try insert.execute(arguments: [
-                    head + 1 + offset, event.eventID, request.aggregateID, request.aggregateName, current + 1 + offset,
-                    event.eventType, recordedAt, Data(event.payload.bytes),
-                ])
+                try statements.insert(
+                    position: head + 1 + offset, event: event, aggregateID: request.aggregateID, aggregateName: request.aggregateName,
+                    version: current + 1 + offset, recordedAt: recordedAt
+                )
             }
         }
         if request.events.count == 1 {
