@@ -36,6 +36,8 @@ let package = Package(
             dependencies: [
                 "FluxCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The SQLite C API under GRDB, for the writer's per-append statements (SQLiteAppendStatements).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -5,7 +5,8 @@ import GRDB
 /// The event store's SQL: statements, the feed query for a filter, and rows decoded into events.
 ///
 /// Every statement of a hot path is a cached (prepared once per connection) statement and rows are decoded by
-/// column index, straight from the SQLite statement.
+/// column index, straight from the SQLite statement; the writer's per-append statements are run by
+/// `SQLiteAppendStatements`.
 enum SQLiteEventQueries {
     static let columns = "position, event_id, aggregate_id, aggregate_name, version, event_type, recorded_at, payload"
 
@@ -15,6 +16,7 @@ enum SQLiteEventQueries {
         """
     static let headSQL = "SELECT COALESCE(MAX(position), 0) FROM events"
     static let streamVersionSQL = "SELECT version FROM events WHERE aggregate_id = ? ORDER BY version DESC LIMIT 1"
+    static let eventIDStoredSQL = "SELECT 1 FROM events WHERE event_id = ?"
     static let eventByIDSQL = "SELECT \(columns) FROM events WHERE event_id = ?"
     static let streamSQL = "SELECT \(columns) FROM events WHERE aggregate_id = ? AND version >= ? ORDER BY version LIMIT ?"
     static let pageSQL = "SELECT \(columns) FROM events WHERE position > ? ORDER BY position LIMIT ?"
@@ -49,11 +51,6 @@ enum SQLiteEventQueries {
     /// The event stored with `id`, if any.
     static func event(id: String, _ db: Database) throws -> RecordedEvent? {
         try events(db.cachedStatement(sql: eventByIDSQL), [id]).first
-    }
-
-    /// The version of the last event of a stream, `-1` when it has none.
-    static func currentVersion(of aggregateID: String, _ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db.cachedStatement(sql: streamVersionSQL), arguments: [aggregateID]) ?? -1
     }
 
     /// The position of the last event, `0` when the store is empty.

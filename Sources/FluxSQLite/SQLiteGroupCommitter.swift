@@ -5,7 +5,8 @@ import Logging
 import Synchronization
 
 /// The single writer of an SQLite event store: queues concurrent appends and commits everything queued in
-/// one transaction (group commit), so one `fsync` serves many appenders.
+/// one transaction (group commit), so one `fsync` serves many appenders. Between batches the writer waits a
+/// moment for the appenders it has just answered to come back (see `gather`), so that they share the next sync.
 ///
 /// Per-request atomicity is that of one transaction per request: a request's checks write nothing and its
 /// inserts run in their own SAVEPOINT (a single INSERT is atomic by itself), so a request that fails (conflict,
@@ -28,18 +29,24 @@ final class SQLiteGroupCommitter: Sendable {
         var queue: [Pending] = []
         var writing = false
         var closed = false
+        /// While the writer gathers a batch: the number of queued requests that wakes it before its window ends.
+        var gatherTarget: Int?
         var drainWaiters: [CheckedContinuation<Void, Never>] = []
         var statistics = SQLiteWriterStatistics()
     }
 
     /// The most requests committed in one transaction: bounds a transaction's duration and memory.
     static let maximumBatch = 1024
+    /// The longest the writer waits for the requests it expects in the next batch (see `gather`).
+    static let maximumGatherWindow = Duration.milliseconds(1)
 
     private let pool: DatabasePool
     private let signal: HeadSignal
     private let clock: @Sendable () -> Int64
     private let logger: Logger
     private let state = Mutex(State())
+    /// Signalled when the queue reaches `gatherTarget`.
+    private let gathered = DispatchSemaphore(value: 0)
 
     init(pool: DatabasePool, signal: HeadSignal, clock: @escaping @Sendable () -> Int64, logger: Logger) {
         self.pool = pool
@@ -72,20 +79,27 @@ final class SQLiteGroupCommitter: Sendable {
     }
 
     private func enqueue(_ pendings: [Pending]) {
-        let startWriter: Bool? = state.withLock { state in
-            if state.closed { return nil }
+        enum Action { case refuse, startWriter, wakeWriter, none }
+        let action: Action = state.withLock { state in
+            if state.closed { return .refuse }
             state.queue += pendings
-            if state.writing { return false }
+            if let target = state.gatherTarget, state.queue.count >= target {
+                state.gatherTarget = nil
+                return .wakeWriter
+            }
+            if state.writing { return .none }
             state.writing = true
-            return true
+            return .startWriter
         }
-        switch startWriter {
-        case nil:
+        switch action {
+        case .refuse:
             let error = StoreError(.storeUnavailable, "the event store is closed; open it again to append")
             for pending in pendings { pending.complete(.failure(error)) }
-        case true?:
+        case .startWriter:
             pool.asyncWriteWithoutTransaction { db in self.drain(db) }
-        case false?:
+        case .wakeWriter:
+            gathered.signal()
+        case .none:
             break  // the running writer takes them in its next batch
         }
     }
@@ -106,7 +120,10 @@ final class SQLiteGroupCommitter: Sendable {
     /// The writer loop, on GRDB's writer queue (a dispatch queue, not the Swift concurrency pool, so syncing to
     /// disk blocks no task): runs while requests are queued, one transaction per batch.
     private func drain(_ db: Database) {
+        var expected = 0
+        var window = Duration.zero
         while true {
+            gather(expected, within: window)
             let batch: [Pending] = state.withLock { state in
                 if state.queue.count <= Self.maximumBatch {
                     defer { state.queue = [] }
@@ -117,7 +134,12 @@ final class SQLiteGroupCommitter: Sendable {
                 return batch
             }
             if !batch.isEmpty {
-                commit(batch, db)
+                let started = ContinuousClock.now
+                let results = commit(batch, db)
+                window = min((ContinuousClock.now - started) / 2, Self.maximumGatherWindow)
+                // The requests queued during the transaction, and as many again once their appenders have their answers.
+                expected = state.withLock { min($0.queue.count + batch.count, Self.maximumBatch) }
+                for (pending, result) in zip(batch, results) { pending.complete(result) }
                 continue
             }
             let waiters: [CheckedContinuation<Void, Never>]? = state.withLock { state in
@@ -133,8 +155,35 @@ final class SQLiteGroupCommitter: Sendable {
         }
     }
 
-    /// Commits one batch in one transaction and answers each of its requests.
-    private func commit(_ batch: [Pending], _ db: Database) {
+    /// Waits until `count` requests are queued, for at most `window`, before the writer takes a batch.
+    ///
+    /// Appenders answered by a batch often append again at once (a command handler, a client with requests in
+    /// flight): taking the next batch before they are back would commit a few requests alone and leave the
+    /// others to wait for a whole further transaction, whose sync to disk costs the same for one request as for
+    /// many. So the writer waits for as many requests as the last batch answered plus those queued meanwhile,
+    /// but never longer than half the last transaction took (at most `maximumGatherWindow`): requests already
+    /// queued are delayed by less than the transaction they would otherwise wait for (the trade-off of
+    /// PostgreSQL's `commit_delay`).
+    private func gather(_ count: Int, within window: Duration) {
+        let waiting = state.withLock { state in
+            guard state.queue.count < count, !state.closed else { return false }
+            state.gatherTarget = count
+            return true
+        }
+        guard waiting else { return }
+        guard gathered.wait(timeout: .now() + .nanoseconds(Int(window / .nanoseconds(1)))) == .timedOut else { return }
+        let signalled = state.withLock { state in
+            // An enqueue that reached the target as the window ended has signalled, or is about to: take its signal.
+            if state.gatherTarget == nil { return true }
+            state.gatherTarget = nil
+            state.statistics.expiredGatherWindows += 1
+            return false
+        }
+        if signalled { gathered.wait() }
+    }
+
+    /// Commits one batch in one transaction and publishes the new head; returns each request's result.
+    private func commit(_ batch: [Pending], _ db: Database) -> [Result<AppendResult, any Error>] {
         let requests = batch.map(\.request)
         let recordedAt = clock()
         let started = ContinuousClock.now
@@ -147,15 +196,13 @@ final class SQLiteGroupCommitter: Sendable {
                 return .commit
             }
         } catch {
-            applied = nil
             state.withLock { $0.statistics.failedTransactions += 1 }
             logger.error("event store transaction failed", metadata: ["requests": "\(batch.count)", "error": "\(SQLiteFile.describe(error))"])
             let failure = StoreError(
                 .storeUnavailable,
                 "the event store could not commit (\(SQLiteFile.describe(error))); nothing of this append was stored: retry it later"
             )
-            for pending in batch { pending.complete(.failure(failure)) }
-            return
+            return batch.map { _ in .failure(failure) }
         }
         guard let (outcomes, head) = applied else { preconditionFailure("a committed transaction always has outcomes") }
         let writeTime = ContinuousClock.now - started
@@ -167,11 +214,9 @@ final class SQLiteGroupCommitter: Sendable {
             state.statistics.largestBatch = max(state.statistics.largestBatch, batch.count)
             state.statistics.events += outcomes.reduce(0) { $0 + $1.storedEvents }
         }
-        // Publish before answering: when an append returns, waiters on the head already see its events.
+        // Published before the answers: when an append returns, waiters on the head already see its events.
         signal.publish(Position(head))
-        for (pending, outcome) in zip(batch, outcomes) {
-            pending.complete(outcome.result)
-        }
+        return outcomes.map(\.result)
     }
 
     /// What one request of a batch came to.
@@ -187,11 +232,12 @@ final class SQLiteGroupCommitter: Sendable {
     /// error (I/O, disk full) is thrown and fails the whole transaction.
     private static func apply(_ requests: [AppendRequest], recordedAt: Int64, _ db: Database) throws -> ([Outcome], Int64) {
         var head = try SQLiteEventQueries.head(db)
+        let statements = try SQLiteAppendStatements(db)
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(requests.count)
         for request in requests {
             do {
-                let (result, inserted) = try appendOne(request, head: head, recordedAt: recordedAt, db)
+                let (result, inserted) = try appendOne(request, head: head, recordedAt: recordedAt, statements, db)
                 head += Int64(inserted)
                 outcomes.append(Outcome(result: .success(result), storedEvents: inserted))
             } catch let error as StoreError {
@@ -211,26 +257,30 @@ final class SQLiteGroupCommitter: Sendable {
     /// Appends one request after `head`; returns its result and how many events it inserted.
     ///
     /// The checks (idempotency, expected version) write nothing, so a request they reject leaves nothing to undo.
-    /// The inserts of a multi-event request run in a SAVEPOINT, rolled back if one fails; a single INSERT needs
-    /// none: SQLite undoes a failed statement by itself and keeps the transaction (errors that abort the whole
-    /// transaction are not constraint errors, and fail the whole batch).
-    private static func appendOne(_ request: AppendRequest, head: Int64, recordedAt: Int64, _ db: Database) throws -> (AppendResult, Int) {
-        let stored = try request.events.map { try SQLiteEventQueries.event(id: $0.eventID, db) }
-        if case .alreadyStored(let result) = try request.idempotencyOutcome(stored: stored) {
-            return (result, 0)
+    /// The ids of a new append are not stored: one index seek per event tells, and only a retry or a clash reads
+    /// the stored events. The inserts of a multi-event request run in a SAVEPOINT, rolled back if one fails; a
+    /// single INSERT needs none: SQLite undoes a failed statement by itself and keeps the transaction (errors
+    /// that abort the whole transaction are not constraint errors, and fail the whole batch).
+    private static func appendOne(
+        _ request: AppendRequest, head: Int64, recordedAt: Int64, _ statements: SQLiteAppendStatements, _ db: Database
+    ) throws -> (AppendResult, Int) {
+        if try request.events.contains(where: { try statements.isStored(eventID: $0.eventID) }) {
+            let stored = try request.events.map { try SQLiteEventQueries.event(id: $0.eventID, db) }
+            if case .alreadyStored(let result) = try request.idempotencyOutcome(stored: stored) {
+                return (result, 0)
+            }
         }
-        let current = try SQLiteEventQueries.currentVersion(of: request.aggregateID, db)
+        let current = try statements.currentVersion(of: request.aggregateID)
         guard request.expectedVersion.isSatisfied(byCurrentVersion: current) else {
             throw StoreError.versionConflict(aggregateID: request.aggregateID, expected: request.expectedVersion, current: current)
         }
-        let insert = try db.cachedStatement(sql: SQLiteEventQueries.insertSQL)
         func insertAll() throws {
             for (offset, event) in request.events.enumerated() {
                 let offset = Int64(offset)
-                try insert.execute(arguments: [
-                    head + 1 + offset, event.eventID, request.aggregateID, request.aggregateName, current + 1 + offset,
-                    event.eventType, recordedAt, Data(event.payload.bytes),
-                ])
+                try statements.insert(
+                    position: head + 1 + offset, event: event, aggregateID: request.aggregateID, aggregateName: request.aggregateName,
+                    version: current + 1 + offset, recordedAt: recordedAt
+                )
             }
         }
         if request.events.count == 1 {

@@ -10,6 +10,9 @@ public struct SQLiteWriterStatistics: Hashable, Sendable, CustomStringConvertibl
     public var largestBatch: Int = 0
     /// Transactions that failed as a whole (every request of the batch got `StoreError.storeUnavailable`).
     public var failedTransactions: Int = 0
+    /// Times the writer, gathering the requests it expected in the next batch, took the batch when its window
+    /// ended with fewer queued.
+    public var expiredGatherWindows: Int = 0
 
     /// Time spent applying batches inside their transactions (lookups, savepoints, inserts), before COMMIT.
     public var applyTime: Duration = .zero
@@ -21,6 +24,6 @@ public struct SQLiteWriterStatistics: Hashable, Sendable, CustomStringConvertibl
     public init() {}
 
     public var description: String {
-        "\(transactions) transactions for \(requests) requests (\(events) events, largest batch \(largestBatch), \(failedTransactions) failed; \(applyTime) applying, \(writeTime) in transactions)"
+        "\(transactions) transactions for \(requests) requests (\(events) events, largest batch \(largestBatch), \(failedTransactions) failed, \(expiredGatherWindows) gather windows expired; \(applyTime) applying, \(writeTime) in transactions)"
     }
 }

@@ -11,6 +11,8 @@ import GRDB
 /// ```
 /// Configurations, each on a fresh temporary file per round:
 /// - baseline: a plain GRDB loop, one INSERT per committed transaction, one writer;
+/// - ceiling: the same loop with 16 INSERTs (on 16 streams) per transaction, what group commit of 16 appends
+///   could reach at best on this machine (no lookups, no waiting for appenders);
 /// - `SQLiteEventStore` with 1 writer;
 /// - `SQLiteEventStore` with 16 concurrent writers of 1-event appends, on 16 streams (exact expected versions);
 /// - the same on one stream with `.any`.
@@ -23,32 +25,43 @@ enum AppendBenchmark {
         print("durable appends (WAL, synchronous=FULL), \(rounds) rounds of \(seconds) s, 1-event appends with 200-byte payloads")
 
         var baseline: [Double] = []
+        var ceiling: [Double] = []
         var single: [Double] = []
         var sixteen: [Double] = []
         var sixteenOneStream: [Double] = []
         var batches: [String] = []
         for _ in 0..<rounds {
-            baseline.append(try await inTemporaryDirectory { try plainLoop(path: $0, duration: duration) })
+            baseline.append(try await inTemporaryDirectory { try plainLoop(path: $0, perTransaction: 1, duration: duration) })
+            ceiling.append(try await inTemporaryDirectory { try plainLoop(path: $0, perTransaction: 16, duration: duration) })
             single.append(try await inTemporaryDirectory { try await storeLoop(path: $0, writers: 1, oneStream: false, duration: duration).rate })
             let (rate, statistics) = try await inTemporaryDirectory { try await storeLoop(path: $0, writers: 16, oneStream: false, duration: duration) }
             sixteen.append(rate)
             batches.append(String(format: "%.1f", Double(statistics.requests) / Double(max(statistics.transactions, 1))))
-            if arguments.contains("--verbose") { print("    16 writers: \(statistics)") }
             sixteenOneStream.append(try await inTemporaryDirectory { try await storeLoop(path: $0, writers: 16, oneStream: true, duration: duration).rate })
+            if arguments.contains("--verbose") {
+                // Per round, to tell a round disturbed by other work on the machine (the configurations run one after another).
+                print(String(format: "    round %d: baseline %.0f, ceiling %.0f, 1 writer %.0f, 16 writers %.0f (%.1fx), 1 stream %.0f; ",
+                             baseline.count, baseline.last!, ceiling.last!, single.last!, rate, rate / baseline.last!, sixteenOneStream.last!)
+                      + "16 writers: \(statistics)")
+            }
         }
         report("baseline: 1 INSERT per transaction", baseline)
+        report("ceiling: 16 INSERTs per transaction", ceiling)
         report("SQLiteEventStore, 1 writer", single)
         report("SQLiteEventStore, 16 writers, 16 streams", sixteen)
         report("SQLiteEventStore, 16 writers, 1 stream (.any)", sixteenOneStream)
         print("  appends per transaction with 16 writers, by round: \(batches.joined(separator: ", "))")
         print(String(format: "  ratio 16 writers / baseline: %.1fx (16 streams), %.1fx (1 stream); 1 writer / baseline: %.2fx",
                      median(sixteen) / median(baseline), median(sixteenOneStream) / median(baseline), median(single) / median(baseline)))
+        print(String(format: "  ceiling / baseline: %.1fx; 16 writers (16 streams) / ceiling: %.2f",
+                     median(ceiling) / median(baseline), median(sixteen) / median(ceiling)))
     }
 
     static let payload = EventPayload(trustedJSON: Array((#"{"data":""# + String(repeating: "x", count: 189) + #""}"#).utf8))
 
-    /// One INSERT per committed transaction with plain GRDB, on a table shaped like the store's.
-    static func plainLoop(path: String, duration: Duration) throws -> Double {
+    /// `perTransaction` INSERTs per committed transaction (one per stream, on as many streams) with plain GRDB,
+    /// on a table shaped like the store's; returns rows per second.
+    static func plainLoop(path: String, perTransaction: Int, duration: Duration) throws -> Double {
         let pool = try DatabasePool(path: path)
         defer { try? pool.close() }
         try pool.writeWithoutTransaction { db in
@@ -69,13 +82,20 @@ enum AppendBenchmark {
         let start = clock.now
         let deadline = start + duration
         var count: Int64 = 0
+        var version: Int64 = 0
         while clock.now < deadline {
-            count += 1
             try pool.write { db in
-                try db.cachedStatement(
+                let insert = try db.cachedStatement(
                     sql: "INSERT INTO events (position, event_id, aggregate_id, aggregate_name, version, event_type, recorded_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                ).execute(arguments: [count, EventID.make(), "bench", "Bench", count - 1, "bench.Appended", Timestamp.nowMilliseconds(), bytes])
+                )
+                for stream in 0..<perTransaction {
+                    try insert.execute(arguments: [
+                        count + Int64(stream) + 1, EventID.make(), "bench-\(stream)", "Bench", version, "bench.Appended", Timestamp.nowMilliseconds(), bytes,
+                    ])
+                }
             }
+            count += Int64(perTransaction)
+            version += 1
         }
         return Double(count) / seconds(clock.now - start)
     }

@@ -104,6 +104,21 @@ import Testing
         #expect(try await store.head() == Position(1))
         try await store.close()
     }
+
+    /// The writer binds strings itself (SQLiteAppendStatements): multi-byte UTF-8 must be stored and matched whole.
+    @Test func nonASCIIIdsRoundTrip() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteEventStore(path: directory.path("events.sqlite"))
+        let request = appendRequest("zürich-✓", .noStream, [newEvent("événement-🚀", type: "bücher.Geliefert")], name: "Straße")
+        let first = try await store.append(request)
+        #expect(try await store.append(request) == first, "the retry finds the stored event id")
+        await #expect(throws: StoreError.self) { try await store.append(appendRequest("zürich-✓", .noStream, [newEvent()])) }
+        let stored = try #require(try await store.event(id: "événement-🚀"))
+        #expect(stored.aggregateID == "zürich-✓" && stored.aggregateName == "Straße" && stored.eventType == "bücher.Geliefert")
+        #expect(try await store.readStream("zürich-✓", fromVersion: 0, limit: 10).map(\.eventID) == ["événement-🚀"])
+        try await store.close()
+    }
 }
 
 /// Failures raised by SQLite itself inside a batch, injected with temporary triggers on the writer connection.
