@@ -262,17 +262,21 @@ public struct JSONParser {
         mutating func parseString() throws(Error) -> String {
             index += 1  // opening quote
             let start = index
-            // Fast path: no escapes.
+            // Fast path: no escapes. ASCII needs no UTF-8 validation (`String(validating:as:)` is generic and
+            // looks its metadata up at run time on every call: the larger part of parsing short strings).
+            var anyBits: UInt8 = 0  // the bits set in some byte: below 0x80, all ASCII
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-                    guard let string = String(validating: slice, as: UTF8.self) else { throw fail("invalid UTF-8 in a string") }
+                    let string = anyBits < 0x80 ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+                    guard let string else { throw fail("invalid UTF-8 in a string") }
                     index += 1
                     return string
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw fail("control character in a string") }
+                anyBits |= byte
                 index += 1
             }
             var scalars = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
