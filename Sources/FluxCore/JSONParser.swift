@@ -22,7 +22,7 @@ public struct JSONParser {
         let array = Array(bytes)
         return try array.withUnsafeBufferPointer { buffer throws(Error) -> JSONValue in
             var parser = Cursor(bytes: buffer)
-            parser.opaqueKeys = opaqueKeys
+            parser.opaqueKeys = Array(opaqueKeys)
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)
             parser.skipWhitespace()
@@ -41,7 +41,8 @@ public struct JSONParser {
     private struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
-        var opaqueKeys: Set<String> = []
+        /// Compared one by one: there are one or two, and hashing every key of a document cost more.
+        var opaqueKeys: [String] = []
 
         init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
