@@ -179,6 +179,8 @@ public struct JSONParser {
         mutating func skipString() throws(Error) {
             index += 1
             while index < bytes.count {
+                skipPlainASCII()
+                guard index < bytes.count else { break }
                 switch bytes[index] {
                 case UInt8(ascii: "\""):
                     index += 1
@@ -204,6 +206,25 @@ public struct JSONParser {
                 }
             }
             throw fail("unterminated string")
+        }
+
+        /// Moves past string bytes that need no attention (ASCII, not `"`, `\\` or a control character), eight at
+        /// a time: payload strings are copied on as they are, and most event strings are plain ASCII.
+        mutating func skipPlainASCII() {
+            guard let base = bytes.baseAddress else { return }
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highBits: UInt64 = 0x8080_8080_8080_8080
+            while index + 8 <= bytes.count {
+                let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                // Per byte lane, the high bit flags: a zero after XOR (`"`, `\\`), a byte below 0x20, or non-ASCII.
+                // Each test is exact about whether some lane matches, which is all this needs.
+                let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+                let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+                let special =
+                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
+                if special & highBits != 0 { return }
+                index += 8
+            }
         }
 
         mutating func expectLiteral(_ literal: StaticString) throws(Error) {
@@ -267,6 +288,8 @@ public struct JSONParser {
             // looks its metadata up at run time on every call: the larger part of parsing short strings).
             var anyBits: UInt8 = 0  // the bits set in some byte: below 0x80, all ASCII
             while index < bytes.count {
+                skipPlainASCII()
+                guard index < bytes.count else { break }
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
