@@ -23,7 +23,7 @@ struct EnvelopeEncoder {
     private static let fixedSize = 320
 
     /// The most bytes ``write(_:includePayload:into:)`` writes for `event`.
-    func maximumSize(of event: RecordedEvent, includePayload: Bool) -> Int {
+    private func maximumSize(of event: RecordedEvent, includePayload: Bool) -> Int {
         Self.fixedSize + urlPrefix.count + 3 * event.eventID.utf8.count
             + JSONCursor.maximumSize(ofString: event.eventID) + JSONCursor.maximumSize(ofString: event.aggregateName)
             + JSONCursor.maximumSize(ofString: event.eventType) + JSONCursor.maximumSize(ofString: event.aggregateID)
