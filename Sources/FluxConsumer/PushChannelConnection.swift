@@ -115,8 +115,9 @@ public final class PushChannelConnection {
             self.iterator = iterator
             guard let message else { return nil }
             let bytes = Array(message.data.readableBytesView)
-            // Text messages are valid UTF-8 (checked by the WebSocket layer); payloads are only sliced, not built.
-            guard message.isText, let json = try? JSONParser.parse(bytes, opaqueKeys: ["payload"]) else { continue }
+            // Text messages are valid UTF-8 (checked by the WebSocket layer); payloads are only sliced, and the
+            // envelope fields a RecordedEvent has no place for (`url`, `created`) only checked, never built.
+            guard message.isText, let json = try? JSONParser.parse(bytes, opaqueKeys: ["payload", "url", "created"]) else { continue }
             switch json["type"]?.stringValue {
             case "events":
                 guard let epoch = json["epoch"]?.stringValue, let values = json["events"]?.arrayValue else { continue }

@@ -22,7 +22,7 @@ public struct JSONParser {
         let array = Array(bytes)
         return try array.withUnsafeBufferPointer { buffer throws(Error) -> JSONValue in
             var parser = Cursor(bytes: buffer)
-            parser.opaqueKeys = opaqueKeys
+            parser.opaqueKeys = Array(opaqueKeys)
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)
             parser.skipWhitespace()
@@ -41,7 +41,8 @@ public struct JSONParser {
     private struct Cursor {
         let bytes: UnsafeBufferPointer<UInt8>
         var index = 0
-        var opaqueKeys: Set<String> = []
+        /// Compared one by one: there are one or two, and hashing every key of a document cost more.
+        var opaqueKeys: [String] = []
 
         init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
@@ -178,6 +179,8 @@ public struct JSONParser {
         mutating func skipString() throws(Error) {
             index += 1
             while index < bytes.count {
+                skipPlainASCII()
+                guard index < bytes.count else { break }
                 switch bytes[index] {
                 case UInt8(ascii: "\""):
                     index += 1
@@ -203,6 +206,25 @@ public struct JSONParser {
                 }
             }
             throw fail("unterminated string")
+        }
+
+        /// Moves past string bytes that need no attention (ASCII, not `"`, `\\` or a control character), eight at
+        /// a time: payload strings are copied on as they are, and most event strings are plain ASCII.
+        mutating func skipPlainASCII() {
+            guard let base = bytes.baseAddress else { return }
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highBits: UInt64 = 0x8080_8080_8080_8080
+            while index + 8 <= bytes.count {
+                let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                // Per byte lane, the high bit flags: a zero after XOR (`"`, `\\`), a byte below 0x20, or non-ASCII.
+                // Each test is exact about whether some lane matches, which is all this needs.
+                let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+                let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+                let special =
+                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
+                if special & highBits != 0 { return }
+                index += 8
+            }
         }
 
         mutating func expectLiteral(_ literal: StaticString) throws(Error) {
@@ -262,17 +284,23 @@ public struct JSONParser {
         mutating func parseString() throws(Error) -> String {
             index += 1  // opening quote
             let start = index
-            // Fast path: no escapes.
+            // Fast path: no escapes. ASCII needs no UTF-8 validation (`String(validating:as:)` is generic and
+            // looks its metadata up at run time on every call: the larger part of parsing short strings).
+            var anyBits: UInt8 = 0  // the bits set in some byte: below 0x80, all ASCII
             while index < bytes.count {
+                skipPlainASCII()
+                guard index < bytes.count else { break }
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     let slice = UnsafeBufferPointer(rebasing: bytes[start..<index])
-                    guard let string = String(validating: slice, as: UTF8.self) else { throw fail("invalid UTF-8 in a string") }
+                    let string = anyBits < 0x80 ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+                    guard let string else { throw fail("invalid UTF-8 in a string") }
                     index += 1
                     return string
                 }
                 if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw fail("control character in a string") }
+                anyBits |= byte
                 index += 1
             }
             var scalars = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))

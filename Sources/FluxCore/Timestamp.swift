@@ -63,7 +63,11 @@ public enum Timestamp {
 
     /// Parses the RFC 3339 form this module writes (`2026-11-26T15:02:12.345Z`, fraction optional, UTC only).
     public static func parseRFC3339(_ text: String) -> Int64? {
-        let bytes = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parseRFC3339(utf8: $0) }
+    }
+
+    private static func parseRFC3339(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
         guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z") else { return nil }
         func number(_ range: Range<Int>) -> Int64? {
             var value: Int64 = 0

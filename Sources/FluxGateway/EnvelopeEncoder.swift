@@ -4,35 +4,61 @@ import NIOCore
 /// Encodes stored events as the feed's JSON envelopes (PROTOCOL.md "Event envelope").
 ///
 /// The first six fields are the original flux feed's, with its names and types; the payload bytes are
-/// copied as stored, never re-encoded.
+/// copied as stored, never re-encoded. An envelope is written through one ``JSONCursor`` (one `ByteBuffer`
+/// call per event), and the `url` prefix is escaped once per encoder, not per event.
 struct EnvelopeEncoder {
     /// The public base URL (scheme, host and port, no trailing slash) used for each envelope's `url`.
-    var baseURL: String
+    let baseURL: String
+    /// `<baseURL>/events/` as it appears inside the JSON string of `url` (escaped).
+    private let urlPrefix: [UInt8]
+
+    init(baseURL: String) {
+        self.baseURL = baseURL
+        var json = JSONWriter(buffer: ByteBuffer())
+        json.string(baseURL + "/events/")
+        urlPrefix = Array(json.buffer.readableBytesView.dropFirst().dropLast())
+    }
+
+    /// Keys, punctuation, both integers and both timestamps (years of any `Int64` millisecond count) fit in this.
+    private static let fixedSize = 320
+
+    /// The most bytes ``write(_:includePayload:into:)`` writes for `event`.
+    private func maximumSize(of event: RecordedEvent, includePayload: Bool) -> Int {
+        Self.fixedSize + urlPrefix.count + 3 * event.eventID.utf8.count
+            + JSONCursor.maximumSize(ofString: event.eventID) + JSONCursor.maximumSize(ofString: event.aggregateName)
+            + JSONCursor.maximumSize(ofString: event.eventType) + JSONCursor.maximumSize(ofString: event.aggregateID)
+            + (includePayload ? event.payload.bytes.count : 0)
+    }
 
     func write(_ event: RecordedEvent, includePayload: Bool, into json: inout JSONWriter) {
-        json.raw("{")
-        json.key("event_id"); json.string(event.eventID)
-        json.raw(",")
-        json.key("url"); json.url(base: baseURL, eventID: event.eventID)
-        json.raw(",")
-        json.key("aggregate_name"); json.string(event.aggregateName)
-        json.raw(",")
-        json.key("aggregate_version"); json.integer(event.version)
-        json.raw(",")
-        json.key("event_type"); json.string(event.eventType)
-        json.raw(",")
-        json.key("created"); json.quoted { Timestamp.writeAsctime(milliseconds: event.recordedAtMilliseconds, $0) }
-        json.raw(",")
-        json.key("aggregate_id"); json.string(event.aggregateID)
-        json.raw(",")
-        json.key("position"); json.integer(event.position.rawValue)
-        json.raw(",")
-        json.key("recorded_at"); json.quoted { Timestamp.writeRFC3339(milliseconds: event.recordedAtMilliseconds, $0) }
-        if includePayload {
-            json.raw(",")
-            json.key("payload"); json.raw(bytes: event.payload.bytes)
+        json.write(reserving: maximumSize(of: event, includePayload: includePayload)) { out in
+            out.raw(#"{"event_id":"#); out.string(event.eventID)
+            out.raw(#","url":""#); out.raw(urlPrefix); Self.writePathSegment(event.eventID, into: &out)
+            out.raw(#"","aggregate_name":"#); out.string(event.aggregateName)
+            out.raw(#","aggregate_version":"#); out.integer(event.version)
+            out.raw(#","event_type":"#); out.string(event.eventType)
+            out.raw(#","created":""#); Timestamp.writeAsctime(milliseconds: event.recordedAtMilliseconds) { out.raw($0) }
+            out.raw(#"","aggregate_id":"#); out.string(event.aggregateID)
+            out.raw(#","position":"#); out.integer(event.position.rawValue)
+            out.raw(#","recorded_at":""#); Timestamp.writeRFC3339(milliseconds: event.recordedAtMilliseconds) { out.raw($0) }
+            if includePayload {
+                out.raw(#"","payload":"#); out.raw(event.payload.bytes)
+                out.raw("}")
+            } else {
+                out.raw(#""}"#)
+            }
         }
-        json.raw("}")
+    }
+
+    /// Writes `id` percent-encoded as a path segment (at most three bytes per byte; nothing to escape in JSON).
+    private static func writePathSegment(_ id: String, into out: inout JSONCursor) {
+        var id = id
+        let unreserved = id.withUTF8 { utf8 in
+            guard utf8.allSatisfy(URLEncoding.isUnreserved) else { return false }
+            out.raw(UnsafeRawBufferPointer(utf8))
+            return true
+        }
+        if !unreserved { out.raw(Array(URLEncoding.encodePathSegment(id).utf8)) }
     }
 }
 

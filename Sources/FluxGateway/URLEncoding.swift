@@ -1,13 +1,12 @@
 /// Percent-encoding for paths and query strings (RFC 3986), and query-string parsing.
 enum URLEncoding {
+    /// RFC 3986 §2.3: ALPHA, DIGIT, `-`, `.`, `_`, `~`; one bit per byte value (the envelope's `url` checks every
+    /// byte of every event id).
     static func isUnreserved(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
+        let below64: UInt64 = 0x03FF_6000_0000_0000  // "-", ".", "0"…"9"
+        let from64: UInt64 = 0x47FF_FFFE_87FF_FFFE  // "A"…"Z", "_", "a"…"z", "~"
+        let bits = byte < 64 ? below64 : byte < 128 ? from64 : 0
+        return bits >> (byte & 63) & 1 == 1
     }
 
     private static let hex: [UInt8] = Array("0123456789ABCDEF".utf8)

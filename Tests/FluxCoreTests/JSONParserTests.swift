@@ -23,6 +23,24 @@ import Testing
         #expect(!JSONParser.isValid([0x22, 0xFF, 0x22]))
     }
 
+    /// Strings are scanned eight bytes at a time: a quote, escape, control character or non-ASCII byte at any
+    /// offset of a word must still be seen, in parsed strings and in skipped (opaque) ones.
+    @Test(arguments: 0..<20)
+    func seesSpecialBytesAtEveryOffset(offset: Int) throws {
+        let padding = String(repeating: "x", count: offset)
+        let tail = String(repeating: "y", count: 19 - offset)
+        for (json, decoded) in [(#"\""#, "\""), (#"\n"#, "\n"), (#"\u00e9"#, "é"), ("é", "é"), ("🚀", "🚀")] {
+            let text = "\"" + padding + json + tail + "\""
+            #expect(try JSONParser.parse(Array(text.utf8)).stringValue == padding + decoded + tail)
+            let opaque = try JSONParser.parse(Array(("{\"p\":" + text + "}").utf8), opaqueKeys: ["p"])
+            #expect(opaque["p"]?.range == 5..<(5 + text.utf8.count))
+        }
+        #expect(!JSONParser.isValid(Array(("\"" + padding + "\u{1}" + tail + "\"").utf8)))
+        #expect(!JSONParser.isValid(Array(("{\"p\":\"" + padding + "\t" + tail + "\"}").utf8)))
+        #expect(!JSONParser.isValid([0x22] + Array(padding.utf8) + [0xFF] + Array(tail.utf8) + [0x22]))
+        #expect(!JSONParser.isValid(Array(("\"" + padding + tail).utf8)))
+    }
+
     @Test func limitsNesting() {
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
         #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(deep.utf8)) }

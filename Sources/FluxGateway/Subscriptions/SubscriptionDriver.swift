@@ -28,22 +28,25 @@ struct SubscriptionDriver: Sendable {
         var position = start
         var caughtUpSent = false
         while !Task.isCancelled {
-            // Catch up from the store, page by page.
+            // Catch up from the store, page by page: while a full page is encoded and handed to the transport,
+            // the next one is read (one page ahead at most; the one after waits until the transport took this one).
+            var (head, page) = try await headAndPage(after: position)
             while true {
                 try Task.checkCancellation()
-                // The head first: the read below sees at least everything up to it.
-                let head = try await store.head()
-                let page = try await store.read(after: position, limit: pageSize, filter: filter)
-                if let last = page.last {
-                    hub.metrics.recordPageFromStore(through: last.position, head: head)
+                guard let last = page.last else {
+                    position = max(position, head)
+                    break
+                }
+                hub.metrics.recordPageFromStore(through: last.position, head: head)
+                guard page.count == pageSize else {
                     try await transport.sendPage(page, encoder)
+                    position = max(position, head, last.position)
+                    break
                 }
-                if let last = page.last, page.count == pageSize {
-                    position = last.position
-                    continue
-                }
-                position = max(position, head, page.last?.position ?? .start)
-                break
+                async let following = headAndPage(after: last.position)
+                try await transport.sendPage(page, encoder)
+                position = last.position
+                (head, page) = try await following
             }
             if !caughtUpSent {
                 try await transport.sendCaughtUp(position)
@@ -59,5 +62,11 @@ struct SubscriptionDriver: Sendable {
                 }
             }
         }
+    }
+
+    /// The store's head, then a page after `position`: the page sees at least everything up to that head.
+    private func headAndPage(after position: Position) async throws -> (head: Position, page: [RecordedEvent]) {
+        let head = try await store.head()
+        return (head, try await store.read(after: position, limit: pageSize, filter: filter))
     }
 }
