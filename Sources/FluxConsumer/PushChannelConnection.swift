@@ -57,6 +57,9 @@ public final class PushChannelConnection {
         let tlsHandshake = PendingTLSHandshake()
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Reads on demand: the handler stops reading while messages wait unconsumed (bounded client memory;
+            // the gateway then serves this subscriber at its own pace).
+            .channelOption(.autoRead, value: false)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -99,9 +102,7 @@ public final class PushChannelConnection {
     /// only count or sample (load generators), where decoding every envelope would measure the client.
     public func nextText() async throws -> ByteBuffer? {
         while true {
-            var iterator = self.iterator
-            let message = try await iterator.next()
-            self.iterator = iterator
+            let message = try await nextMessage()
             guard let message else { return nil }
             if message.isText { return message.data }
         }
@@ -110,9 +111,7 @@ public final class PushChannelConnection {
     /// The next message; `nil` once the connection closed (see `close`).
     public func next() async throws -> PushMessage? {
         while true {
-            var iterator = self.iterator
-            let message = try await iterator.next()
-            self.iterator = iterator
+            let message = try await nextMessage()
             guard let message else { return nil }
             let bytes = Array(message.data.readableBytesView)
             // Text messages are valid UTF-8 (checked by the WebSocket layer); payloads are only sliced, and the
@@ -129,6 +128,18 @@ public final class PushChannelConnection {
                 continue  // a newer server may send more; ignore what we do not know
             }
         }
+    }
+
+    /// The next message off the queue; tells the handler, which reads more once few are left.
+    private func nextMessage() async throws -> WebSocketMessage? {
+        var iterator = self.iterator
+        let message = try await iterator.next()
+        self.iterator = iterator
+        if message != nil {
+            let handler = self.handler
+            channel.eventLoop.execute { handler.value.messageConsumed() }
+        }
+        return message
     }
 
     /// Acknowledges handled events (optional; feeds the gateway's lag figures).
@@ -172,6 +183,14 @@ final class PushChannelClientHandler: ChannelInboundHandler {
     private var machine: WebSocketConnectionStateMachine<ContinuousClock.Instant>?
     private var context: ChannelHandlerContext?
     private(set) var closeReceived: (code: UInt16?, reason: String)?
+    /// Messages yielded and not yet taken by the connection's reader.
+    private var queued = 0
+    /// A read is due once the queue drains below `maximumQueued`.
+    private var readPending = false
+    /// Our Close is sent: read to the end regardless of the queue.
+    private var closing = false
+    /// Messages the client holds before it stops reading the socket (each may carry many events).
+    static let maximumQueued = 4
 
     init(
         handshake: WebSocketClientHandshake, messages: AsyncThrowingStream<WebSocketMessage, any Error>.Continuation,
@@ -182,7 +201,32 @@ final class PushChannelClientHandler: ChannelInboundHandler {
         self.opened = opened
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { context.read() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if closing || queued < Self.maximumQueued {
+            context.read()
+        } else {
+            readPending = true
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// The connection's reader took a message: read on when the queue has room again.
+    func messageConsumed() {
+        queued -= 1
+        guard readPending, queued < Self.maximumQueued, let context else { return }
+        readPending = false
+        context.read()
+    }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -269,6 +313,10 @@ final class PushChannelClientHandler: ChannelInboundHandler {
         let action = machine.close(code: .normalClosure, reason: "", now: .now)
         self.machine = machine
         run(action, context: context)
+        // Read on to the server's Close, whatever is still queued.
+        closing = true
+        readPending = false
+        context.read()
     }
 
     private func run(_ action: WebSocketConnectionStateMachine<ContinuousClock.Instant>.Action, context: ChannelHandlerContext) {
@@ -276,6 +324,7 @@ final class PushChannelClientHandler: ChannelInboundHandler {
         case .none:
             break
         case .deliver(let message):
+            queued += 1
             messages.yield(message)
         case .send(var frame):
             frame.maskKey = .random()

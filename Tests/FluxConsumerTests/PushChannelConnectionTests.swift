@@ -1,5 +1,8 @@
 import FluxConsumer
+import FluxCore
+import FluxGateway
 import FluxTesting
+import Logging
 import Testing
 
 @Suite struct PushChannelConnectionTests {
@@ -19,5 +22,39 @@ import Testing
         #expect(request?.hasPrefix("GET /events/subscribe?after=0 HTTP/1.1") == true)
         await connection?.close()
         await server.close()
+    }
+}
+
+@Suite struct PushChannelConnectionBackpressureTests {
+    /// A subscriber that does not take its messages stops reading its socket: its memory stays bounded and the
+    /// gateway meets a full socket (the subscriber falls behind and is served from the store), and every event
+    /// still arrives once, in order, when it reads on.
+    @Test func aSubscriberThatDoesNotConsumeStopsReading() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let store = InMemoryEventStore()
+        let server = GatewayServer(store: store, configuration: GatewayConfiguration(port: 0, subscriberHighWater: 16 * 1024, logger: logger))
+        let port = try await server.start()
+        let connection = try await PushChannelConnection.connect(host: "127.0.0.1", port: port, target: "/events/subscribe?after=0", deflate: false)
+        guard case .caughtUp = try await connection.next() else {
+            Issue.record("expected caught_up first")
+            return
+        }
+        let payload = EventPayload(trustedJSON: Array(("{\"x\":\"" + String(repeating: "y", count: 1000) + "\"}").utf8))
+        for index in 0..<2000 {
+            try await store.append(AppendRequest(aggregateID: "s\(index % 7)", aggregateName: "T", expectedVersion: .any,
+                                                 events: (0..<5).map { _ in NewEvent(eventType: "t.E", payload: payload) }))
+        }
+        // 12 MB the subscriber does not take: the gateway must meet its full socket.
+        let deadline = ContinuousClock.now + .seconds(120)
+        while server.hub.fellBehindCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(server.hub.fellBehindCount >= 1, "the subscriber kept reading what it did not consume")
+        var positions: [Int64] = []
+        while positions.count < 10_000, let message = try await connection.next() {
+            if case .events(_, let events) = message { positions += events.map(\.position.rawValue) }
+        }
+        #expect(positions == Array(1...10_000))
+        await connection.close()
+        await server.stop()
     }
 }
