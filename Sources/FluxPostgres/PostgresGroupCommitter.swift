@@ -41,10 +41,17 @@ final class PostgresGroupCommitter: Sendable {
         /// Connections of writer loops that ended, kept for the next ones.
         var idleConnections: [PostgresConnection] = []
         var nextConnectionID = 0
+        /// While a writer gathers its next batch: the queue length that wakes it before its window ends.
+        var gatherTarget: Int?
+        var gatherWaiter: CheckedContinuation<Void, Never>?
+        /// Counts gathers, so that a window's timer ends only its own.
+        var gatherGeneration = 0
     }
 
     /// The most requests committed in one transaction.
     static let maximumBatch = 256
+    /// The longest a writer waits for the appenders it has just answered (see `gather`).
+    static let maximumGatherWindow = Duration.milliseconds(1)
     /// The channel of the NOTIFY sent with every commit that moves the head (its payload is the new head).
     static let channel = "fluxgate_head"
 
@@ -84,13 +91,20 @@ final class PostgresGroupCommitter: Sendable {
     /// Queues a validated request and waits for the commit of the batch that carries it.
     func append(_ request: AppendRequest) async throws -> AppendResult {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
-            let start: Bool? = state.withLock { state in
-                if state.closed { return nil }
+            let (start, gathered): (Bool?, CheckedContinuation<Void, Never>?) = state.withLock { state in
+                if state.closed { return (nil, nil) }
                 state.queue.append(Pending(request: request, continuation: continuation))
-                if state.writers >= batchesInFlight { return false }
+                var gathered: CheckedContinuation<Void, Never>?
+                if let target = state.gatherTarget, state.queue.count >= target {
+                    gathered = state.gatherWaiter
+                    state.gatherTarget = nil
+                    state.gatherWaiter = nil
+                }
+                if state.writers >= batchesInFlight { return (false, gathered) }
                 state.writers += 1
-                return true
+                return (true, gathered)
             }
+            gathered?.resume()
             switch start {
             case nil:
                 continuation.resume(throwing: StoreError(.storeUnavailable, "the event store is closed; open it again to append"))
@@ -134,7 +148,11 @@ final class PostgresGroupCommitter: Sendable {
                 return Array(state.queue.prefix(count))
             }
             if !batch.isEmpty {
+                let started = ContinuousClock.now
                 connection = await commit(batch, over: connection)
+                if batchesInFlight == 1 {
+                    await gather(batch.count, within: min((ContinuousClock.now - started) / 2, Self.maximumGatherWindow))
+                }
                 continue
             }
             let waiters: [CheckedContinuation<Void, Never>]? = state.withLock { state in
@@ -148,6 +166,39 @@ final class PostgresGroupCommitter: Sendable {
             guard let waiters else { continue }
             for waiter in waiters { waiter.resume() }
             return
+        }
+    }
+
+    /// Before the next batch, waits until the queue holds as many requests as the last batch answered plus those
+    /// that queued meanwhile, but never longer than `window` (half the last transaction, at most
+    /// `maximumGatherWindow`). Appenders in a loop come back as soon as they are answered; without the wait the
+    /// first to return would start a batch alone and the others the one after: alternating half batches, each
+    /// waiting for the head row's lock and a WAL flush of its own. (PostgreSQL's `commit_delay` does the same for
+    /// WAL flushes.) Only with one batch in flight: with several, another loop takes what queues meanwhile.
+    private func gather(_ answered: Int, within window: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let generation: Int? = state.withLock { state in
+                let target = min(answered + state.queue.count, Self.maximumBatch)
+                if state.closed || state.queue.count >= target { return nil }
+                state.gatherTarget = target
+                state.gatherWaiter = continuation
+                state.gatherGeneration += 1
+                return state.gatherGeneration
+            }
+            guard let generation else {
+                continuation.resume()
+                return
+            }
+            Task {
+                try? await Task.sleep(for: window)
+                let expired: CheckedContinuation<Void, Never>? = state.withLock { state in
+                    guard state.gatherGeneration == generation, let waiter = state.gatherWaiter else { return nil }
+                    state.gatherTarget = nil
+                    state.gatherWaiter = nil
+                    return waiter
+                }
+                expired?.resume()
+            }
         }
     }
 
