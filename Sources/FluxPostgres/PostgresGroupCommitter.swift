@@ -151,7 +151,10 @@ final class PostgresGroupCommitter: Sendable {
                 let started = ContinuousClock.now
                 connection = await commit(batch, over: connection)
                 if batchesInFlight == 1 {
-                    await gather(batch.count, within: min((ContinuousClock.now - started) / 2, Self.maximumGatherWindow))
+                    let committed = ContinuousClock.now
+                    await gather(batch.count, within: min((committed - started) / 2, Self.maximumGatherWindow))
+                    let waited = ContinuousClock.now - committed
+                    state.withLock { $0.statistics.gatherTime += waited }
                 }
                 continue
             }
@@ -320,6 +323,11 @@ final class PostgresGroupCommitter: Sendable {
             """
         // postgres-nio may never answer a query written to a connection that the server has just closed: the
         // timeout ends the wait without waiting for the query (the caller then closes the connection).
+        let called = ContinuousClock.now
+        defer {
+            let elapsed = ContinuousClock.now - called
+            state.withLock { $0.statistics.callTime += elapsed }
+        }
         let answers = try await withTimeout(timeout, "an append (whether it was stored is unknown: retry it with the same event ids)") {
             var answers: [Answer] = []
             answers.reserveCapacity(requests.count)

@@ -10,11 +10,20 @@ public struct PostgresWriterStatistics: Hashable, Sendable, CustomStringConverti
     public var largestBatch: Int = 0
     /// Batches rolled back by a server error and retried request by request.
     public var splitBatches: Int = 0
+    /// Time spent waiting for the answers of append calls (the round trip: the server's work, its WAL flush, the
+    /// network and the client's encoding and decoding), summed over transactions.
+    public var callTime: Duration = .zero
+    /// Time the writer spent gathering its next batch after a commit (see `PostgresGroupCommitter`), summed.
+    public var gatherTime: Duration = .zero
 
     /// All counters at zero.
     public init() {}
 
     public var description: String {
-        "\(transactions) transactions for \(requests) requests (\(events) events, largest batch \(largestBatch), \(splitBatches) batches split)"
+        let perTransaction = { (total: Duration) -> String in
+            let microseconds = (total.components.seconds * 1_000_000 + total.components.attoseconds / 1_000_000_000_000) / Int64(max(transactions, 1))
+            return "\(microseconds) µs"
+        }
+        return "\(transactions) transactions for \(requests) requests (\(events) events, largest batch \(largestBatch), \(splitBatches) batches split; per transaction: call \(perTransaction(callTime)), gather \(perTransaction(gatherTime)))"
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// PostgreSQL: appends/s against a plain baseline, and append → receive latency across two nodes.
 ///
@@ -20,14 +21,23 @@ import PostgresNIO
 ///   LISTEN/NOTIFY) reads each event; p50/p99 of append start → read on B.
 enum PostgresBenchmark {
     static func run(arguments: [String]) async throws {
-        let url = value(of: "--url", in: arguments) ?? "postgres://postgres@127.0.0.1:54329/postgres"
+        let server = try PostgresLocation(url: value(of: "--url", in: arguments) ?? "postgres://postgres@127.0.0.1:54329/postgres")
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        do {
+            try await measure(on: server, arguments: arguments, logger: logger)
+        } catch {
+            try? await dropDatabases(on: server, logger)
+            throw error
+        }
+        try await dropDatabases(on: server, logger)
+    }
+
+    static func measure(on server: PostgresLocation, arguments: [String], logger: Logger) async throws {
         let rounds = Int(value(of: "--rounds", in: arguments) ?? "5") ?? 5
         let seconds = Double(value(of: "--seconds", in: arguments) ?? "2") ?? 2
         guard rounds > 0, seconds > 0 else { throw BenchmarkError("--rounds and --seconds must be positive") }
-        let server = try PostgresLocation(url: url)
         let duration = Duration.milliseconds(Int64(seconds * 1000))
-        var logger = Logger(label: "bench")
-        logger.logLevel = .error
         print("PostgreSQL appends at \(server), \(rounds) rounds of \(seconds) s, 1-event appends with 200-byte payloads")
 
         var baseline: [Double] = []
@@ -68,13 +78,31 @@ enum PostgresBenchmark {
         return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(fraction * Double(sorted.count)))]
     }
 
+    /// The databases this run made (dropped at its end).
+    static let databases = Mutex<[String]>([])
+
     /// A new database on `server`.
     static func freshDatabase(_ server: PostgresLocation, _ logger: Logger) async throws -> PostgresLocation {
         let name = "fluxgate_bench_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         _ = try await withClient(server, logger) { client in
             try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger)
         }
+        databases.withLock { $0.append(name) }
         return server.database(name)
+    }
+
+    /// Drops the databases this run made, so that runs do not pile them up on the server.
+    static func dropDatabases(on server: PostgresLocation, _ logger: Logger) async throws {
+        let names = databases.withLock { names in
+            defer { names = [] }
+            return names
+        }
+        guard !names.isEmpty else { return }
+        _ = try await withClient(server, logger) { client in
+            for name in names {
+                try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+            }
+        }
     }
 
     static func withClient<T: Sendable>(_ location: PostgresLocation, _ logger: Logger, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {

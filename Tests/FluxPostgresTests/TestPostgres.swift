@@ -74,11 +74,18 @@ actor TestPostgres {
 
     /// Runs one SQL command with psql.
     static func psql(_ location: PostgresLocation, _ sql: String) async throws {
+        _ = try await psqlMessages(location, sql)
+    }
+
+    /// Runs SQL (one or more commands, in one session) with psql and returns what the server said besides the
+    /// results: notices and, after `SET client_min_messages = log`, log messages.
+    static func psqlMessages(_ location: PostgresLocation, _ sql: String) async throws -> String {
         let url = "postgres://\(location.username)@\(location.host):\(location.port)/\(location.database)"
         let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
         guard await process.waitForExit(timeout: .seconds(60)) == 0 else {
             throw TestSetupError("psql failed on \(sql): \(process.errorOutput)")
         }
+        return process.errorOutput
     }
 }
 
