@@ -8,8 +8,8 @@ import NIOHTTP1
 ///
 /// It adds the handshake headers of ``WebSocketClientHandshake`` to that request (RFC 6455 §4.1), accepts
 /// the upgrade only if the response passes ``WebSocketClientHandshake/validate(_:)``, then installs
-/// ``WebSocketFrameDecoder``, ``WebSocketFrameEncoderHandler`` (masking every frame) and
-/// ``WebSocketConnectionHandler`` in the client role, and calls `upgradePipelineHandler`.
+/// ``WebSocketConnectionHandler`` in the client role (masking every frame it writes), and calls
+/// `upgradePipelineHandler`.
 public final class WebSocketClientUpgrader: NIOHTTPClientProtocolUpgrader, Sendable {
     /// Installs the application's handler(s) after ours; called on the channel's event loop.
     public typealias UpgradePipelineHandler = @Sendable (Channel, HTTPResponseHead) -> EventLoopFuture<Void>
@@ -75,7 +75,7 @@ extension ChannelPipeline.SynchronousOperations {
     /// connection is then open), so they often arrive in the same TCP read as the response. NIOHTTP1's
     /// `addHTTPClientHandlers(withClientUpgrade:)` drops such bytes by default (`RemoveAfterUpgradeStrategy
     /// .dropBytes`): the server's first message is then lost and the connection hangs waiting for it. This
-    /// uses `.forwardBytes`, which hands those bytes to the ``WebSocketFrameDecoder`` the upgrade installs.
+    /// uses `.forwardBytes`, which hands those bytes to the ``WebSocketConnectionHandler`` the upgrade installs.
     ///
     /// Call it on the channel's event loop (in a `channelInitializer`).
     ///

@@ -1,20 +1,33 @@
 import NIOCore
 
-/// Drives ``WebSocketConnectionStateMachine`` in a channel pipeline: one machine call per event, one
-/// ``run(_:context:)`` switch that carries the action out.
+/// A WebSocket connection in a channel pipeline: parses the peer's bytes into frames (``WebSocketFrameParser``),
+/// drives ``WebSocketConnectionStateMachine`` with them (one machine call per event, one ``run(_:context:)``
+/// switch that carries the action out) and writes frames as bytes (``WebSocketFrameEncoder``).
 ///
-/// Inbound it takes ``WebSocketFrame``s (from ``WebSocketFrameDecoder``) and passes on complete
-/// ``WebSocketMessage``s; outbound it takes ``WebSocketMessage``s, compresses them when permessage-deflate
-/// was negotiated (RFC 7692 §7.2.1), and writes ``WebSocketFrame``s (to ``WebSocketFrameEncoderHandler``).
-/// Closing the channel starts the closing handshake (RFC 6455 §7.1.2); the close completes when TCP closes.
+/// Inbound it takes the connection's bytes and passes on complete ``WebSocketMessage``s; outbound it takes
+/// ``WebSocketMessage``s, compresses them when permessage-deflate was negotiated (RFC 7692 §7.2.1) and writes
+/// their frames, masked with a fresh key in the client role (RFC 6455 §5.3). Closing the channel starts the
+/// closing handshake (RFC 6455 §7.1.2); the close completes when TCP closes.
+///
+/// Parsing and encoding happen here rather than in handlers of their own: every hop between handlers boxes a
+/// frame in `NIOAny` and casts it back, which cost more per message than the parsing itself.
 public final class WebSocketConnectionHandler: ChannelDuplexHandler {
-    public typealias InboundIn = WebSocketFrame
+    public typealias InboundIn = ByteBuffer
     public typealias InboundOut = WebSocketMessage
     public typealias OutboundIn = WebSocketMessage
-    public typealias OutboundOut = WebSocketFrame
+    public typealias OutboundOut = ByteBuffer
+
+    /// Unmasked payloads up to this size are copied next to their header (one buffer); larger ones are written as
+    /// they are, after a buffer holding the header.
+    static let copyThreshold = 1024
 
     private let configuration: WebSocketConnectionConfiguration
     private let deflate: WebSocketDeflateParameters?
+    private var parser: WebSocketFrameParser
+    /// Bytes of a frame that has not fully arrived yet.
+    private var unparsed: ByteBuffer?
+    /// A protocol error failed the connection: nothing after it is read (RFC 6455 §7.1.7).
+    private var inputFailed = false
     private var machine: WebSocketConnectionStateMachine<WebSocketEventLoopInstant>?
     private var compressor: WebSocketDeflateCompressor?
     private var timer: Scheduled<Void>?
@@ -23,9 +36,14 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     private var bytesAcknowledgedMark: UInt64 = 0
 
     /// Creates the handler for a connection whose handshake agreed on `deflate` (or nothing).
-    public init(configuration: WebSocketConnectionConfiguration, deflate: WebSocketDeflateParameters? = nil) {
+    ///
+    /// - Parameter maxFrameSize: the largest frame payload accepted (RFC 6455 §10.4); a larger one fails the
+    ///   connection with 1009.
+    public init(configuration: WebSocketConnectionConfiguration, deflate: WebSocketDeflateParameters? = nil, maxFrameSize: Int = 1 << 24) {
         self.configuration = configuration
         self.deflate = deflate
+        self.parser = WebSocketFrameParser(
+            configuration: WebSocketFrameParser.Configuration(maxFrameSize: maxFrameSize, allowedReservedBits: deflate == nil ? [] : .rsv1))
     }
 
     /// The close code that ended the connection, once it is closing or closed (RFC 6455 §7.1.5).
@@ -54,18 +72,33 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard machine != nil else { return }
-        let frame = Self.unwrapInboundIn(data)
-        let action = machine!.frameReceived(frame, now: now(context))
-        run(action, context: context)
-    }
-
-    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? WebSocketError, machine != nil {
-            let action = machine!.errorCaught(error, now: now(context))
-            run(action, context: context)
+        guard machine != nil, !inputFailed else { return }
+        var bytes = Self.unwrapInboundIn(data)
+        var buffer: ByteBuffer
+        if var pending = unparsed.take() {
+            pending.writeBuffer(&bytes)
+            buffer = pending
+        } else {
+            buffer = bytes
         }
-        context.fireErrorCaught(error)
+        while true {
+            let step: WebSocketFrameParser.Step
+            do {
+                step = try parser.parseStep(&buffer)
+            } catch {
+                inputFailed = true
+                run(machine!.errorCaught(error, now: now(context)), context: context)
+                context.fireErrorCaught(error)
+                return
+            }
+            guard case .frame(let frame) = step else { break }
+            run(machine!.frameReceived(frame, now: now(context)), context: context)
+        }
+        if buffer.readableBytes > 0 {
+            // Part of a frame: keep it (without the frames before it once they take up most of the buffer).
+            if buffer.readerIndex > buffer.readableBytes { buffer.discardReadBytes() }
+            unparsed = buffer
+        }
     }
 
     // MARK: Outbound
@@ -81,7 +114,25 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
             frame.data = compressor.compress(message.data, allocator: context.channel.allocator)
             frame.rsv1 = true
         }
-        context.write(Self.wrapOutboundOut(frame), promise: promise)
+        write(frame, context: context, promise: promise)
+    }
+
+    /// Writes `frame` as bytes: masked with a fresh key in the client role, unmasked in the server role.
+    private func write(_ frame: WebSocketFrame, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        var frame = frame
+        frame.maskKey = configuration.role == .client ? .random() : nil
+        let length = frame.data.readableBytes
+        if frame.maskKey != nil || length <= Self.copyThreshold {
+            var buffer = context.channel.allocator.buffer(
+                capacity: WebSocketFrameEncoder.headerSize(payloadLength: length, masked: frame.maskKey != nil) + length)
+            WebSocketFrameEncoder.encode(frame, into: &buffer)
+            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        } else {
+            var header = context.channel.allocator.buffer(capacity: WebSocketFrameEncoder.headerSize(payloadLength: length, masked: false))
+            WebSocketFrameEncoder.writeHeader(of: frame, into: &header)
+            context.write(Self.wrapOutboundOut(header), promise: nil)
+            context.write(Self.wrapOutboundOut(frame.data), promise: promise)
+        }
     }
 
     /// Closing the channel sends our Close frame first and closes TCP when the handshake ends or times out.
@@ -117,9 +168,13 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
         case .deliver(let message):
             context.fireChannelRead(Self.wrapInboundOut(message))
         case .send(let frame):
-            context.writeAndFlush(Self.wrapOutboundOut(frame), promise: nil)
+            write(frame, context: context, promise: nil)
+            context.flush()
         case .sendAndCloseConnection(let frame):
-            context.writeAndFlush(Self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { [configuration] _ in
+            let written = context.eventLoop.makePromise(of: Void.self)
+            write(frame, context: context, promise: written)
+            context.flush()
+            written.futureResult.assumeIsolated().whenComplete { [configuration] _ in
                 context.closeAfterWebSocketPeer(within: configuration.closeTimeout)
             }
         case .closeConnection:

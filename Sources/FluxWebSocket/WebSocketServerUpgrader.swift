@@ -5,8 +5,8 @@ import NIOHTTP1
 /// `configureHTTPServerPipeline(withServerUpgrade:)`.
 ///
 /// It validates the handshake with ``WebSocketServerHandshake`` (RFC 6455 §4.2), answers 101 with the
-/// negotiated subprotocol and permessage-deflate (RFC 7692), then installs ``WebSocketFrameDecoder``,
-/// ``WebSocketFrameEncoderHandler`` and ``WebSocketConnectionHandler``, and finally calls
+/// negotiated subprotocol and permessage-deflate (RFC 7692), then installs ``WebSocketConnectionHandler``, and
+/// finally calls
 /// `upgradePipelineHandler` so the application adds its handler (which reads and writes ``WebSocketMessage``s).
 ///
 /// A refused handshake fails with ``Rejected``: NIOHTTP1 then fires it through `errorCaught` and passes the
@@ -83,7 +83,7 @@ public final class WebSocketServerUpgrader: HTTPServerProtocolUpgrader, Sendable
         return upgradePipelineHandler(context.channel, upgradeRequest)
     }
 
-    /// Adds the decoder, encoder and connection handler for an established WebSocket connection.
+    /// Adds the connection handler (frames in and out, the connection's state) for an established WebSocket connection.
     /// Also usable for a client connection after ``WebSocketClientHandshake/validate(_:)``.
     public static func addHandlers(
         to pipeline: ChannelPipeline.SynchronousOperations,
@@ -91,10 +91,6 @@ public final class WebSocketServerUpgrader: HTTPServerProtocolUpgrader, Sendable
         deflate: WebSocketDeflateParameters?,
         maxFrameSize: Int = 1 << 24
     ) throws {
-        let parserConfiguration = WebSocketFrameParser.Configuration(
-            maxFrameSize: maxFrameSize, allowedReservedBits: deflate == nil ? [] : .rsv1)
-        try pipeline.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(configuration: parserConfiguration)))
-        try pipeline.addHandler(WebSocketFrameEncoderHandler(maskFrames: configuration.role == .client))
-        try pipeline.addHandler(WebSocketConnectionHandler(configuration: configuration, deflate: deflate))
+        try pipeline.addHandler(WebSocketConnectionHandler(configuration: configuration, deflate: deflate, maxFrameSize: maxFrameSize))
     }
 }

@@ -200,6 +200,24 @@ struct LoadClient {
             cpuNanoseconds: zip(cpuAfter, cpuBefore).map { $0 &- $1 })
     }
 
+    /// Ping-pongs on every connection until `roundTrips` round trips are done (a fixed amount of work, for timing a
+    /// whole process), then waits for the messages still in flight.
+    func run(roundTrips: Int) async throws {
+        let before = control.roundTrips.load(ordering: .relaxed)
+        control.running.store(true, ordering: .relaxed)
+        for channel in channels {
+            control.outstanding.wrappingAdd(1, ordering: .relaxed)
+            channel.writeAndFlush(request, promise: nil)
+        }
+        while control.roundTrips.load(ordering: .relaxed) - before < roundTrips {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        control.running.store(false, ordering: .relaxed)
+        while control.outstanding.load(ordering: .relaxed) > 0 {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
     /// Closes every connection (TCP close, no closing handshake: the servers do not care, and it is quick).
     func close() async {
         let closed = channels.map { $0.close() }

@@ -6,14 +6,15 @@ import Testing
 @Suite struct WebSocketConnectionHandlerTests {
     static let key = WebSocketMaskingKey(0x11, 0x22, 0x33, 0x44)
 
-    /// A server-side pipeline on an embedded channel: decoder, encoder, connection handler.
+    /// A server-side (or client-side) connection handler on an embedded channel, as the upgraders install it.
     static func makeServer(
         pingInterval: Duration? = nil,
         pongTimeout: Duration = .seconds(10),
-        deflate: WebSocketDeflateParameters? = nil
+        deflate: WebSocketDeflateParameters? = nil,
+        role: WebSocketRole = .server
     ) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        let configuration = WebSocketConnectionConfiguration(role: .server, pingInterval: pingInterval, pongTimeout: pongTimeout)
+        let configuration = WebSocketConnectionConfiguration(role: role, pingInterval: pingInterval, pongTimeout: pongTimeout)
         try WebSocketServerUpgrader.addHandlers(to: channel.pipeline.syncOperations, configuration: configuration, deflate: deflate)
         channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
         return channel
@@ -187,5 +188,98 @@ import Testing
         try Self.send(WebSocketFrame(opcode: .connectionClose, data: ByteBuffer(bytes: [0x0F, 0xA0])), to: channel)
         #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == WebSocketCloseCode(rawValue: 4000))
         #expect(!channel.isActive)
+    }
+
+    // MARK: Bytes in and out
+
+    /// Frames cut anywhere (one byte at a time, in two halves at every point, in random pieces) come out as the
+    /// same messages, pings answered in between.
+    @Test func parsesInputSplitAnywhere() throws {
+        var wire = ByteBuffer()
+        let fragments = [
+            WebSocketFrame(fin: false, opcode: .binary, maskKey: Self.key, data: ByteBuffer(bytes: randomBytes(300))),
+            WebSocketFrame(opcode: .ping, maskKey: Self.key, data: ByteBuffer(string: "p")),
+            WebSocketFrame(opcode: .continuation, maskKey: Self.key, data: ByteBuffer(bytes: randomBytes(3000, seed: 5))),
+            WebSocketFrame(opcode: .text, maskKey: Self.key, data: ByteBuffer(string: "Hello")),
+        ]
+        for frame in fragments { WebSocketFrameEncoder.encode(frame, into: &wire) }
+        let bytes = Array(wire.readableBytesView)
+        let expected = [
+            WebSocketMessage(opcode: .binary, data: ByteBuffer(bytes: randomBytes(300) + randomBytes(3000, seed: 5))),
+            WebSocketMessage(opcode: .text, data: ByteBuffer(string: "Hello")),
+        ]
+        var generator = SystemRandomNumberGenerator()
+        var splits: [[Int]] = [Array(1..<bytes.count)]  // every byte on its own
+        for cut in stride(from: 1, to: bytes.count, by: 97) { splits.append([cut]) }
+        for _ in 0..<20 { splits.append((0..<8).map { _ in Int.random(in: 1..<bytes.count, using: &generator) }.sorted()) }
+        for cuts in splits {
+            let channel = try Self.makeServer()
+            var start = 0
+            for end in Set(cuts + [bytes.count]).sorted() where end > start {
+                try channel.writeInbound(ByteBuffer(bytes: bytes[start..<end]))
+                start = end
+            }
+            var messages: [WebSocketMessage] = []
+            while let message = try channel.readInbound(as: WebSocketMessage.self) { messages.append(message) }
+            #expect(messages == expected, "cut at \(cuts.prefix(8))")
+            #expect(try Self.sentFrames(channel) == [WebSocketFrame(opcode: .pong, data: ByteBuffer(string: "p"))])
+            try Self.finish(channel)
+        }
+    }
+
+    /// After a protocol error nothing more is read: the frame behind the bad one in the same read, and later
+    /// reads, deliver no message and no second error.
+    @Test func nothingIsReadAfterAProtocolError() throws {
+        let channel = try Self.makeServer()
+        var wire = ByteBuffer(bytes: [0x82, 0xFE, 0x00, 0x01])  // a non-minimal 16-bit length
+        WebSocketFrameEncoder.encode(WebSocketFrame(opcode: .text, maskKey: Self.key, data: ByteBuffer(string: "late")), into: &wire)
+        #expect(throws: WebSocketError.nonMinimalLength) { try channel.writeInbound(wire) }
+        try Self.send(WebSocketFrame(opcode: .text, data: ByteBuffer(string: "later")), to: channel)
+        #expect(try channel.readInbound(as: WebSocketMessage.self) == nil)
+        #expect(try Self.sentFrames(channel).map(Self.closeCode(of:)) == [.protocolError])
+    }
+
+    /// RSV1 means a compressed message only when permessage-deflate was negotiated; otherwise it fails the
+    /// connection with 1002.
+    @Test func rsv1WithoutDeflateIsAProtocolError() throws {
+        let channel = try Self.makeServer()
+        #expect(throws: WebSocketError.reservedBitsNotNegotiated) {
+            try Self.send(WebSocketFrame(rsv1: true, opcode: .text, data: ByteBuffer(string: "x")), to: channel)
+        }
+        #expect(try Self.sentFrames(channel).map(Self.closeCode(of:)) == [.protocolError])
+    }
+
+    @Test func theServerWritesUnmaskedFrames() throws {
+        let channel = try Self.makeServer()
+        try channel.writeOutbound(WebSocketMessage(opcode: .text, data: ByteBuffer(string: "Hello")))
+        #expect(try channel.readOutbound(as: ByteBuffer.self)?.bytes == [0x81, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F])
+        try Self.finish(channel)
+    }
+
+    /// A large unmasked payload is not copied: its header goes out in a buffer of its own, then the payload itself.
+    @Test func largePayloadsAreWrittenWithoutCopying() throws {
+        let channel = try Self.makeServer()
+        let payload = ByteBuffer(bytes: randomBytes(5000))
+        try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: payload))
+        #expect(try channel.readOutbound(as: ByteBuffer.self)?.bytes == [0x82, 0x7E, 0x13, 0x88])
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == payload)
+        try Self.finish(channel)
+    }
+
+    @Test func theClientMasksEveryFrameWithAFreshKey() throws {
+        let channel = try Self.makeServer(role: .client)
+        let payload = ByteBuffer(bytes: randomBytes(3000))
+        try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: payload))
+        try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: payload))
+        var wire = ByteBuffer()
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { wire.writeImmutableBuffer(buffer) }
+        var parser = WebSocketFrameParser()
+        guard case .frame(let first) = try parser.parseStep(&wire), case .frame(let second) = try parser.parseStep(&wire) else {
+            Issue.record("expected two frames")
+            return
+        }
+        #expect(first.maskKey != nil && second.maskKey != nil && first.maskKey != second.maskKey)
+        #expect(first.data == payload && second.data == payload)
+        try Self.finish(channel)
     }
 }
