@@ -17,7 +17,8 @@ import Glibc
 ///   chunks (like socket reads); ours also as a bare parser loop (no channel), and `memcpy` of the bytes as the
 ///   physical ceiling. Text: ours validates UTF-8, theirs cannot.
 /// - echo: round trips/s, 100 connections × 512-byte binary messages on loopback, our echo server vs an
-///   NIOWebSocket one (`NIOWebSocketBaseline`), the same client (`LoadClient`), alternating runs. Also the
+///   NIOWebSocket one (`NIOWebSocketBaseline`), the same client (`LoadClient`, on two threads so that it is not the
+///   bottleneck), alternating runs, with the median of per-round ratios. Also the
 ///   server thread's CPU time per round trip (steadier than round trips/s on a shared machine) and both
 ///   pipelines' cost per message without sockets, which shows how much of a round trip is the WebSocket layer.
 /// - idle: RSS growth per idle connection of each server running as a child process, 10,000 connections.
@@ -51,10 +52,10 @@ enum WebSocketBenchmark {
             try await group.shutdownGracefully()
             return
         case "echo-work":
-            // Hidden: a fixed amount of echo work against one server (`--server ours|nio`, `--round-trips N`), server
-            // and client on one event-loop thread each as in `echo`, to time whole processes side by side.
+            // A fixed amount of echo work against one server (`--server ours|nio`, `--round-trips N`), threads as in
+            // `echo`, to time whole processes side by side.
             let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: Int(value(of: "--client-threads", in: arguments) ?? "") ?? 2)
             let server = value(of: "--server", in: arguments) == "nio"
                 ? try await NIOWebSocketBaseline.startEchoServer(group: serverGroup, host: "127.0.0.1", port: 0, maxFrameSize: maxFrameSize)
                 : try await startOurEchoServer(group: serverGroup, port: 0)
@@ -74,7 +75,7 @@ enum WebSocketBenchmark {
                 usage: fluxgate-bench websocket [decode|echo|idle|echo-work|drive] [--rounds N] [--seconds S] [--connections N] [--message-size B]
                                                 [--megabytes M] [--chunk B] [--idle-connections N]
                   decode: --rounds (15), --megabytes of binary frames (64; a quarter of it as text), --chunk bytes per read (65536)
-                  echo:   --rounds (5) of --seconds (3) per server, --connections (100), --message-size (512)
+                  echo:   --rounds (5) of --seconds (3) per server, --connections (100), --message-size (512), --client-threads (2)
                   idle:   --idle-connections (10000); uses `fluxgate echo-server` when built next to this binary
                   echo-work --server ours|nio --round-trips N: a fixed amount of echo work against one server, to time
                           whole processes side by side; drive --port P: the echo client against a server in another
@@ -95,7 +96,8 @@ enum WebSocketBenchmark {
                 rounds: Int(value(of: "--rounds", in: arguments) ?? "") ?? 5,
                 seconds: Double(value(of: "--seconds", in: arguments) ?? "") ?? 3,
                 connections: Int(value(of: "--connections", in: arguments) ?? "") ?? 100,
-                messageSize: Int(value(of: "--message-size", in: arguments) ?? "") ?? 512)
+                messageSize: Int(value(of: "--message-size", in: arguments) ?? "") ?? 512,
+                clientThreads: Int(value(of: "--client-threads", in: arguments) ?? "") ?? 2)
         }
         if part == "all" || part == "idle" {
             summary += try await idle(connections: Int(value(of: "--idle-connections", in: arguments) ?? "") ?? 10_000)
@@ -277,21 +279,24 @@ enum WebSocketBenchmark {
 
     // MARK: Echo
 
-    static func echo(rounds: Int, seconds: Double, connections: Int, messageSize: Int) async throws -> [String] {
-        // One event-loop thread for the servers and one for the client: the two cores of the build machine.
+    static func echo(rounds: Int, seconds: Double, connections: Int, messageSize: Int, clientThreads: Int) async throws -> [String] {
+        // One event-loop thread for the servers and two for the client, on the two cores of the build machine: the
+        // server thread is then the one the round trips wait for. (With one client thread, the faster server
+        // makes the client the bottleneck: `--client-threads 1` shows it near 100% busy.)
         let serverGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: clientThreads)
         let ourServer = try await startOurEchoServer(group: serverGroup, port: 0)
         let theirServer = try await NIOWebSocketBaseline.startEchoServer(group: serverGroup, host: "127.0.0.1", port: 0, maxFrameSize: maxFrameSize)
         let ourClient = try await LoadClient.connect(group: clientGroup, port: ourServer.localAddress!.port!, connections: connections, messageSize: messageSize)
         let theirClient = try await LoadClient.connect(group: clientGroup, port: theirServer.localAddress!.port!, connections: connections, messageSize: messageSize)
-        print("websocket echo: \(connections) connections × \(messageSize)-byte masked binary messages on loopback, one in flight each; \(rounds) rounds of \(seconds) s per server, alternating; server and client on one event-loop thread each")
+        print("websocket echo: \(connections) connections × \(messageSize)-byte masked binary messages on loopback, one in flight each; \(rounds) rounds of \(seconds) s per server, alternating; server on one event-loop thread, client on \(clientThreads)")
 
         // CPU time of the server's and the client's event-loop threads (/proc/self/task/TID/schedstat), to tell
         // the servers' cost per round trip apart from what the shared machine lets them run.
         let serverThread = try await threadID(of: serverGroup.next())
-        let clientThread = try await threadID(of: clientGroup.next())
-        let cpuTime = { [threadCPUNanoseconds(serverThread), threadCPUNanoseconds(clientThread)] }
+        var clientThreads: [Int] = []
+        for loop in clientGroup.makeIterator() { clientThreads.append(try await threadID(of: loop)) }
+        let cpuTime = { [threadCPUNanoseconds(serverThread), clientThreads.reduce(0) { $0 + threadCPUNanoseconds($1) }] }
 
         _ = try await ourClient.run(seconds: 1)  // warm-up
         _ = try await theirClient.run(seconds: 1)
@@ -318,7 +323,7 @@ enum WebSocketBenchmark {
             let serverMicroseconds = runs.map { Double($0.cpuNanoseconds[0]) / 1e3 / Double(max($0.roundTrips, 1)) }
             let serverBusy = runs.map { Double($0.cpuNanoseconds[0]) / 1e9 / $0.seconds * 100 }
             let clientBusy = runs.map { Double($0.cpuNanoseconds[1]) / 1e9 / $0.seconds * 100 }
-            print(String(format: "    server thread CPU per round trip: median %.2f µs; server thread busy %.0f%%, client thread busy %.0f%%",
+            print(String(format: "    server thread CPU per round trip: median %.2f µs; server thread busy %.0f%%, client threads busy %.0f%% (of one core)",
                          median(serverMicroseconds), median(serverBusy), median(clientBusy)))
         }
         let pipeline = try echoPipelineCost(messageSize: messageSize, rounds: rounds)
