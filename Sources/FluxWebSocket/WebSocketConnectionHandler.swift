@@ -28,6 +28,8 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     private var unparsed: ByteBuffer?
     /// A protocol error failed the connection: nothing after it is read (RFC 6455 §7.1.7).
     private var inputFailed = false
+    /// `channelRead` is parsing (a nested call only queues its bytes in `unparsed`).
+    private var parsing = false
     private var machine: WebSocketConnectionStateMachine<WebSocketEventLoopInstant>?
     private var compressor: WebSocketDeflateCompressor?
     private var timer: Scheduled<Void>?
@@ -81,17 +83,29 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
         } else {
             buffer = bytes
         }
+        if parsing {
+            // Called again from a handler of a message being delivered: the running loop parses these bytes next.
+            unparsed = buffer
+            return
+        }
+        parsing = true
+        defer { parsing = false }
         while true {
             let step: WebSocketFrameParser.Step
             do {
                 step = try parser.parseStep(&buffer)
             } catch {
                 inputFailed = true
+                unparsed = nil
                 run(machine!.errorCaught(error, now: now(context)), context: context)
                 context.fireErrorCaught(error)
                 return
             }
-            guard case .frame(let frame) = step else { break }
+            guard case .frame(let frame) = step else {
+                guard var more = unparsed.take() else { break }
+                buffer.writeBuffer(&more)
+                continue
+            }
             run(machine!.frameReceived(frame, now: now(context)), context: context)
         }
         if buffer.readableBytes > 0 {

@@ -227,6 +227,34 @@ import Testing
         }
     }
 
+    /// Feeds more bytes into the pipeline from inside the delivery of the first message (a nested `channelRead`).
+    final class ReentrantFeeder: ChannelInboundHandler {
+        typealias InboundIn = WebSocketMessage
+        var more: ByteBuffer?
+        var received: [WebSocketMessage] = []
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            received.append(unwrapInboundIn(data))
+            if let bytes = more.take() { context.pipeline.fireChannelRead(NIOAny(bytes)) }
+        }
+    }
+
+    /// Bytes fed again while a message is being delivered are parsed after the bytes already read, in order.
+    @Test func bytesFedDuringADeliveryComeAfterTheCurrentRead() throws {
+        let channel = try Self.makeServer()
+        let feeder = ReentrantFeeder()
+        try channel.pipeline.syncOperations.addHandler(feeder)
+        var wire = ByteBuffer()
+        for text in ["A", "B-" + String(repeating: "b", count: 200), "C"] {
+            WebSocketFrameEncoder.encode(WebSocketFrame(opcode: .text, maskKey: Self.key, data: ByteBuffer(string: text)), into: &wire)
+        }
+        let cut = 7 + 20  // frame A (7 bytes) and the start of frame B
+        feeder.more = wire.getSlice(at: cut, length: wire.readableBytes - cut)
+        try channel.writeInbound(wire.getSlice(at: 0, length: cut)!)
+        #expect(feeder.received.map { String(buffer: $0.data) } == ["A", "B-" + String(repeating: "b", count: 200), "C"])
+        try Self.finish(channel)
+    }
+
     /// After a protocol error nothing more is read: the frame behind the bad one in the same read, and later
     /// reads, deliver no message and no second error.
     @Test func nothingIsReadAfterAProtocolError() throws {
