@@ -47,7 +47,9 @@ enum PostgresBenchmark {
         var batches: [String] = []
         for _ in 0..<rounds {
             baseline.append(try await plainLoop(try await freshDatabase(server, logger), duration: duration, logger: logger))
-            single.append(try await storeLoop(try await freshDatabase(server, logger), writers: 1, duration: duration, logger: logger).rate)
+            let (singleRate, singleStatistics) = try await storeLoop(try await freshDatabase(server, logger), writers: 1, duration: duration, logger: logger)
+            single.append(singleRate)
+            if arguments.contains("--verbose") { print("    1 writer: \(singleStatistics)") }
             let (rate, statistics) = try await storeLoop(try await freshDatabase(server, logger), writers: 16, duration: duration, logger: logger)
             sixteen.append(rate)
             batches.append(String(format: "%.1f", Double(statistics.requests) / Double(max(statistics.transactions, 1))))
