@@ -87,15 +87,14 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .idle, .receiving:
             var receivingHead: HTTPRequestHead?
             if case .receiving(let head, _) = state { receivingHead = head }
-            let headReceived = receivingHead != nil
             state = .discarding
             closeAfterResponse = true
             let seconds = max(1, requestReadTimeout.nanoseconds / 1_000_000_000)
             let response = GatewayResponse.error(
                 .requestTimeout, "request_timeout", "the request did not arrive within \(seconds) s; send it whole, promptly"
             )
-            countUnfinished(response.status, head: headReceived ? receivingHead : nil)
-            if headReceived {
+            countUnfinished(response.status, head: receivingHead)
+            if receivingHead != nil {
                 write(response, version: .http1_1, context: context)
             } else if let pipelining = try? context.pipeline.syncOperations.context(name: GatewayServer.HandlerName.pipelining) {
                 // No request began, so the pipelining handler expects no response: write past it.

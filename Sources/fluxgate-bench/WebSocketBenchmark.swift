@@ -38,12 +38,10 @@ enum WebSocketBenchmark {
                 try await NIOWebSocketBaseline.startEchoServer(group: MultiThreadedEventLoopGroup.singleton, host: "127.0.0.1", port: port, maxFrameSize: maxFrameSize))
             return
         case "drive":
-            // Hidden: the echo benchmark's client against a server in another process (serve-ours, serve-nio or
+            // The echo benchmark's client against a server in another process (serve-ours, serve-nio or
             // `fluxgate echo-server`), so that each server can be profiled on its own (perf, strace -p).
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            let client = try await LoadClient.connect(
-                group: group, port: port, connections: Int(value(of: "--connections", in: arguments) ?? "") ?? 100,
-                messageSize: Int(value(of: "--message-size", in: arguments) ?? "") ?? 512)
+            let client = try await loadClient(arguments, group: group, port: port)
             for _ in 0..<(Int(value(of: "--rounds", in: arguments) ?? "") ?? 3) {
                 let run = try await client.run(seconds: Double(value(of: "--seconds", in: arguments) ?? "") ?? 3)
                 print(String(format: "%.0f round trips/s", run.roundTripsPerSecond))
@@ -59,9 +57,7 @@ enum WebSocketBenchmark {
             let server = value(of: "--server", in: arguments) == "nio"
                 ? try await NIOWebSocketBaseline.startEchoServer(group: serverGroup, host: "127.0.0.1", port: 0, maxFrameSize: maxFrameSize)
                 : try await startOurEchoServer(group: serverGroup, port: 0)
-            let client = try await LoadClient.connect(
-                group: clientGroup, port: server.localAddress!.port!, connections: Int(value(of: "--connections", in: arguments) ?? "") ?? 100,
-                messageSize: Int(value(of: "--message-size", in: arguments) ?? "") ?? 512)
+            let client = try await loadClient(arguments, group: clientGroup, port: server.localAddress!.port!)
             try await client.run(roundTrips: Int(value(of: "--round-trips", in: arguments) ?? "") ?? 300_000)
             await client.close()
             try await server.close()
@@ -279,6 +275,13 @@ enum WebSocketBenchmark {
 
     // MARK: Echo
 
+    /// The echo client of `drive` and `echo-work`, with `--connections` (100) and `--message-size` (512).
+    static func loadClient(_ arguments: [String], group: EventLoopGroup, port: Int) async throws -> LoadClient {
+        try await LoadClient.connect(
+            group: group, port: port, connections: Int(value(of: "--connections", in: arguments) ?? "") ?? 100,
+            messageSize: Int(value(of: "--message-size", in: arguments) ?? "") ?? 512)
+    }
+
     static func echo(rounds: Int, seconds: Double, connections: Int, messageSize: Int, clientThreads: Int) async throws -> [String] {
         // One event-loop thread for the servers and two for the client, on the two cores of the build machine: the
         // server thread is then the one the round trips wait for. (With one client thread, the faster server
@@ -294,9 +297,9 @@ enum WebSocketBenchmark {
         // CPU time of the server's and the client's event-loop threads (/proc/self/task/TID/schedstat), to tell
         // the servers' cost per round trip apart from what the shared machine lets them run.
         let serverThread = try await threadID(of: serverGroup.next())
-        var clientThreads: [Int] = []
-        for loop in clientGroup.makeIterator() { clientThreads.append(try await threadID(of: loop)) }
-        let cpuTime = { [threadCPUNanoseconds(serverThread), clientThreads.reduce(0) { $0 + threadCPUNanoseconds($1) }] }
+        var clientThreadIDs: [Int] = []
+        for loop in clientGroup.makeIterator() { clientThreadIDs.append(try await threadID(of: loop)) }
+        let cpuTime = { [threadCPUNanoseconds(serverThread), clientThreadIDs.reduce(0) { $0 + threadCPUNanoseconds($1) }] }
 
         _ = try await ourClient.run(seconds: 1)  // warm-up
         _ = try await theirClient.run(seconds: 1)
