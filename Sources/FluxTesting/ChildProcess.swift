@@ -11,6 +11,8 @@ public final class ChildProcess: Sendable {
         let lines = Mutex<[String]>([])
         let errorText = Mutex<String>("")
         let pending = Mutex<Data>(Data())
+        /// Output streams read to their end (0, 1 or 2): what the process wrote is all in `lines` and `errorText`.
+        let streamsAtEnd = Atomic<Int>(0)
     }
 
     private let process: Process
@@ -47,6 +49,7 @@ public final class ChildProcess: Sendable {
             let data = handle.availableData
             guard !data.isEmpty else {
                 handle.readabilityHandler = nil
+                output.streamsAtEnd.add(1, ordering: .releasing)
                 return
             }
             let complete: [String] = output.pending.withLock { buffer in
@@ -64,6 +67,7 @@ public final class ChildProcess: Sendable {
             let data = handle.availableData
             guard !data.isEmpty else {
                 handle.readabilityHandler = nil
+                output.streamsAtEnd.add(1, ordering: .releasing)
                 return
             }
             output.errorText.withLock { $0 += String(decoding: data, as: UTF8.self) }
@@ -98,12 +102,19 @@ public final class ChildProcess: Sendable {
         kill(process.processIdentifier, signal)
     }
 
-    /// Waits for the process to exit; returns its status, or `nil` after `timeout`.
+    /// Waits for the process to exit and for what it wrote to be read (`outputLines` and `errorOutput` are then
+    /// complete, unless a child it left running still holds its output); returns its status, or `nil` after `timeout`.
     public func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if ContinuousClock.now >= deadline { return nil }
             try? await Task.sleep(for: .milliseconds(20))
+        }
+        // The pipes' last bytes may still be on their way to the readability handlers. A server the process started
+        // and left running (scripts/postgres.sh) may hold the pipes open: wait a moment, not for ever.
+        let drained = min(deadline, ContinuousClock.now + .seconds(2))
+        while output.streamsAtEnd.load(ordering: .acquiring) < 2, ContinuousClock.now < drained {
+            try? await Task.sleep(for: .milliseconds(5))
         }
         return process.terminationStatus
     }
