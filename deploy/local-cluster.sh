@@ -35,7 +35,7 @@ wait_for() {  # URL, what
 
 start_node() {  # name port
     local bin=$1 name=$2 port=$3
-    nohup "$bin" serve --host 127.0.0.1 --port "$port" --store "$database" >"$dir/node-$name.log" 2>&1 </dev/null &
+    nohup "$bin" serve --host 127.0.0.1 --port "$port" --store "$database" --trusted-proxy 127.0.0.1 >"$dir/node-$name.log" 2>&1 </dev/null &
     echo $! >"$dir/node-$name.pid"
     wait_for "http://127.0.0.1:$port/health" "node $name"
 }

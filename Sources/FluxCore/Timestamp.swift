@@ -86,8 +86,12 @@ public enum Timestamp {
         else { return nil }
         var millis: Int64 = 0
         if bytes.count > 20 {
-            guard bytes[19] == UInt8(ascii: "."), bytes.count > 21, let fraction = number(20..<(bytes.count - 1)) else { return nil }
-            let digits = bytes.count - 21
+            // Digits past the ninth are checked but not added up: an endless fraction must not overflow.
+            let end = bytes.count - 1
+            guard bytes[19] == UInt8(ascii: "."), bytes.count > 21, let fraction = number(20..<min(end, 29)),
+                bytes[min(end, 29)..<end].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+            else { return nil }
+            let digits = min(end, 29) - 20
             millis = fraction
             if digits < 3 {
                 for _ in digits..<3 { millis *= 10 }

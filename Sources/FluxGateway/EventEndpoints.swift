@@ -6,10 +6,10 @@ extension GatewayRouter {
     /// `GET /events/{event_id}`: the bare payload, as the original feed served it; `?envelope=true` for the envelope.
     func singleEvent(_ request: GatewayRequest, id: String, grant: AccessGrant) async throws -> GatewayResponse {
         let envelope = try request.booleanParameter("envelope") ?? false
-        guard let event = try await store.event(id: id) else {
+        // An event the caller may not read is answered as one that does not exist: a 403 would tell it the id is taken.
+        guard let event = try await store.event(id: id), grant.read.covers(event.aggregateName) else {
             return .error(.notFound, "not_found", "no event with id \(id.prefix(300))")
         }
-        try checkRead(event.aggregateName, grant: grant)
         // A stored event never changes: clients may cache it for good.
         let headers: HTTPHeaders = ["Cache-Control": immutableCacheControl]
         if !envelope {
@@ -25,10 +25,12 @@ extension GatewayRouter {
         let fromVersion = try request.integerParameter("from_version", minimum: 0) ?? 0
         let limit = Int(min(try request.integerParameter("limit", minimum: 1) ?? Int64(configuration.defaultPageSize), Int64(configuration.maxPageSize)))
         let events = try await store.readStream(aggregateID, fromVersion: fromVersion, limit: limit)
-        if events.isEmpty, try await store.readStream(aggregateID, fromVersion: 0, limit: 1).isEmpty {
+        let first = fromVersion == 0 ? events.first : try await store.readStream(aggregateID, fromVersion: 0, limit: 1).first
+        // A stream the caller may not read is answered as one that does not exist (past its end too): a 403, or an
+        // empty page, would tell it the aggregate id is taken.
+        guard let first, grant.read.covers(first.aggregateName), events.allSatisfy({ grant.read.covers($0.aggregateName) }) else {
             return .error(.notFound, "not_found", "no stream with aggregate_id \(aggregateID.prefix(300))")
         }
-        for event in events { try checkRead(event.aggregateName, grant: grant) }
         let base = baseURL(for: request)
         let encoder = EnvelopeEncoder(baseURL: base)
         var json = JSONWriter(buffer: ByteBuffer())

@@ -7,8 +7,13 @@ public struct GatewayConfiguration: Sendable {
     /// The port to bind; `0` picks a free one (see `GatewayServer.localPort`).
     public var port: Int
     /// The base URL written into each envelope's `url` (e.g. `https://feed.example.com`); when `nil`, it is
-    /// taken from the request's `X-Forwarded-Proto`/`X-Forwarded-Host`, else its `Host` header.
+    /// taken from the request's `X-Forwarded-Proto`/`X-Forwarded-Host` when it comes from a trusted proxy, else
+    /// from its `Host` header. Set it on a gateway that faces the internet.
     public var publicURL: String?
+    /// Client addresses (`127.0.0.1`, `::1`) of reverse proxies whose `X-Forwarded-Proto`/`X-Forwarded-Host`
+    /// are believed. From anyone else those headers are ignored: a client could otherwise make envelope URLs,
+    /// cached pages and the WebSocket origin check point at a host of its choosing.
+    public var trustedProxies: Set<String> = []
     /// The largest request body accepted; larger bodies get `413` (1 MiB by default).
     public var maxRequestBodySize: Int
     /// The default and the largest `limit` of a feed page.

@@ -132,15 +132,17 @@ public struct GatewayRouter: Sendable {
         return .json(.ok, json.buffer, headers: ["Cache-Control": "no-store"])
     }
 
-    /// The base URL for envelope `url`s: configured, else forwarded by a proxy, else the `Host` header (`https` when serving TLS).
+    /// The base URL for envelope `url`s: configured, else forwarded by a trusted proxy, else the `Host` header
+    /// (`https` when serving TLS). `X-Forwarded-*` from a client that is not a trusted proxy are ignored.
     func baseURL(for request: GatewayRequest) -> String {
         if let configured = configuration.publicURL { return configured }
-        let forwardedHost = request.headers.first(name: "X-Forwarded-Host").flatMap { $0.split(separator: ",").first }
-            .map { $0.trimmingSpaces() }
-        let forwardedProto = request.headers.first(name: "X-Forwarded-Proto").flatMap { $0.split(separator: ",").first }
-            .map { $0.trimmingSpaces() }
-        let host = forwardedHost ?? request.headers.first(name: "Host") ?? "\(configuration.host):\(configuration.port)"
-        let scheme = forwardedProto.flatMap { $0 == "https" || $0 == "http" ? $0 : nil } ?? (configuration.tls == nil ? "http" : "https")
+        let trusted = request.remoteAddress.map { configuration.trustedProxies.contains($0) } ?? false
+        func forwarded(_ name: String) -> String? {
+            guard trusted else { return nil }
+            return request.headers.first(name: name).flatMap { $0.split(separator: ",").first }.map { $0.trimmingSpaces() }
+        }
+        let host = forwarded("X-Forwarded-Host") ?? request.headers.first(name: "Host") ?? "\(configuration.host):\(configuration.port)"
+        let scheme = forwarded("X-Forwarded-Proto").flatMap { $0 == "https" || $0 == "http" ? $0 : nil } ?? (configuration.tls == nil ? "http" : "https")
         return "\(scheme)://\(host)"
     }
 }

@@ -31,6 +31,10 @@ public final class GatewayServer: Service, Sendable {
     private let state = NIOLockedValueBox(State())
     /// Numbers connections for logs (`connection` metadata, request ids).
     private let connectionCounter = Atomic<UInt64>(0)
+    /// Refused connections lingering for their `503` to be read.
+    private let refusals = RefusalBudget()
+    /// Connections admitted at once: the configured maximum, lowered to what the descriptor limit leaves room for.
+    private let maxConnections: Int
 
     public init(
         store: any EventStore, configuration: GatewayConfiguration,
@@ -43,13 +47,24 @@ public final class GatewayServer: Service, Sendable {
         self.router = GatewayRouter(store: store, configuration: configuration, hub: hub, metrics: metrics)
         self.configuration = configuration
         self.group = group
+        let descriptorLimit = DescriptorBudget.raiseSoftLimit() ?? Int.max
+        self.maxConnections = DescriptorBudget.connections(configured: configuration.maxConnections, descriptorLimit: descriptorLimit)
+        if maxConnections < configuration.maxConnections {
+            configuration.logger.warning(
+                "admitting at most \(maxConnections) connections (not \(configuration.maxConnections)): the process may open \(descriptorLimit) descriptors and keeps \(DescriptorBudget.reserve(forLimit: descriptorLimit)) in reserve; raise the limit (ulimit -n, LimitNOFILE=) for more"
+            )
+        }
     }
+
+    /// The most connections admitted at once (``GatewayConfiguration/maxConnections`` within the descriptor limit).
+    public var connectionLimit: Int { maxConnections }
 
     /// Names of the HTTP handlers, which a WebSocket upgrade removes.
     enum HandlerName {
         static let encoder = "http-encoder"
         static let decoder = "http-decoder"
         static let pipelining = "http-pipelining"
+        static let gate = "http-request-gate"
         static let handler = "http-handler"
     }
 
@@ -74,7 +89,16 @@ public final class GatewayServer: Service, Sendable {
         }(configuration.maxHeaderSize)
         let logger = configuration.logger
         let tls = configuration.tls
+        let refusals = self.refusals
         let bootstrap = ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                // Out of descriptors (EMFILE/ENFILE) or memory on accept: stop accepting for a moment and keep
+                // serving the connections we have, instead of spinning on the failing accept.
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: true))
+                    try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger))
+                }
+            }
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -90,17 +114,18 @@ public final class GatewayServer: Service, Sendable {
                         try pipeline.addHandler(server)
                         try pipeline.addHandler(failures)
                     }
+                    if let refusal {
+                        // Over a connection limit: answer 503 at once and close, whether or not a request came.
+                        try pipeline.addHandler(RefusedConnectionHandler(message: refusal, budget: refusals))
+                        return
+                    }
                     try pipeline.addHandler(HTTPResponseEncoder(), name: HandlerName.encoder)
                     // Bytes after a WebSocket handshake are forwarded to the push channel when the decoder leaves.
                     try pipeline.addHandler(
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)),
                         name: HandlerName.decoder
                     )
-                    if let refusal {
-                        // Over a connection limit: answer the first request with 503, then close.
-                        try pipeline.addHandler(OverloadedHandler(message: refusal))
-                        return
-                    }
+                    try pipeline.addHandler(PipelinedRequestGate(), name: HandlerName.gate)
                     try pipeline.addHandler(HTTPServerPipelineHandler(), name: HandlerName.pipelining)
                     try pipeline.addHandler(
                         HTTPServerHandler(
@@ -146,7 +171,7 @@ public final class GatewayServer: Service, Sendable {
     private func admit(_ channel: any Channel) -> String? {
         let id = ObjectIdentifier(channel)
         let address = channel.remoteAddress?.ipAddress ?? "unknown"
-        let (maximum, perAddressMaximum) = (configuration.maxConnections, configuration.maxConnectionsPerAddress)
+        let (maximum, perAddressMaximum) = (maxConnections, configuration.maxConnectionsPerAddress)
         let refusal: String? = state.withLockedValue { state in
             if state.stopped { return "the server is stopping; retry on another node or later" }
             if state.connections.count >= maximum {
@@ -215,30 +240,23 @@ public final class GatewayServer: Service, Sendable {
     }
 }
 
-/// Answers every request of a connection refused by a connection limit with `503` and `Retry-After`, then closes it.
-final class OverloadedHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+/// Logs what made an accept fail (after ``AcceptBackoffHandler`` has paused accepting), at most once a second.
+final class AcceptErrorLogger: ChannelInboundHandler {
+    typealias InboundIn = any Channel
 
-    private let message: String
-    private var answered = false
+    private let logger: Logger
+    private var lastLogged: NIODeadline?
 
-    init(message: String) { self.message = message }
+    init(logger: Logger) { self.logger = logger }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .end = unwrapInboundIn(data), !answered else { return }
-        answered = true
-        let response = GatewayResponse.error(.serviceUnavailable, "overloaded", message, headers: ["Retry-After": "1"])
-        var headers = response.headers
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
-        headers.replaceOrAdd(name: "Connection", value: "close")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        context.fireChannelRead(data)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        let now = NIODeadline.now()
+        if let lastLogged, now - lastLogged < .seconds(1) { return }
+        lastLogged = now
+        logger.error("accepting a connection failed; pausing accepts briefly and serving the open connections", metadata: ["error": "\(error)"])
     }
 }

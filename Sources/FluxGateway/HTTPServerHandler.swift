@@ -17,6 +17,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case idle
         /// Reading a request's body.
         case receiving(HTTPRequestHead, ByteBuffer)
+        /// A request arrived whole while the connection's unsent answers are past the write high-water mark: it
+        /// is answered once the client has read some of them (a client that never reads holds one request, not
+        /// an ever-growing queue of answers).
+        case waitingForWritability(HTTPRequestHead, ByteBuffer)
         /// The request was refused before its end (body too large); the connection closes after the answer.
         case discarding
         /// The router is working on a request.
@@ -37,6 +41,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var closeAfterResponse = false
     /// The last answer is written and our side closed: what the client still sends is dropped.
     private var lingering = false
+    /// Malformed bytes followed the request being answered: once its answer is written, they get a `400`.
+    private var pendingParserError: HTTPParserError?
     /// Closes a connection that is slow to send its request (slowloris) or idle between requests for too long.
     private var readTimer: Scheduled<Void>?
 
@@ -116,6 +122,16 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 refuseBody(context: context, head: head)
                 return
             }
+            let codings = head.headers[canonicalForm: "Transfer-Encoding"].map { $0.lowercased() }
+            if !codings.isEmpty, codings != ["chunked"] {
+                // RFC 9112 §6.1: a transfer coding the server does not understand is answered with 501. Only
+                // chunked is understood here; a body's length cannot be trusted otherwise, so the connection closes.
+                refuse(
+                    context: context, head: head, status: .notImplemented, code: "not_implemented",
+                    message: "Transfer-Encoding \(codings.joined(separator: ", ").prefix(100)) is not supported; send the body with Content-Length or Transfer-Encoding: chunked"
+                )
+                return
+            }
             state = .receiving(head, context.channel.allocator.buffer(capacity: 0))
             if head.headers[canonicalForm: "Expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 // curl and others wait for this before sending a large body (RFC 9110 §10.1.1).
@@ -135,19 +151,37 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard case .receiving(let head, let body) = state else { return }
             readTimer?.cancel()
             readTimer = nil
-            dispatch(context: context, head: head, body: body)
+            if context.channel.isWritable {
+                dispatch(context: context, head: head, body: body)
+            } else {
+                state = .waitingForWritability(head, body)
+            }
         }
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, case .waitingForWritability(let head, let body) = state {
+            dispatch(context: context, head: head, body: body)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     private func refuseBody(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        refuse(
+            context: context, head: head, status: .payloadTooLarge, code: "payload_too_large",
+            message: "the request body is larger than the limit of \(maxBodySize) bytes; split the append into smaller ones"
+        )
+    }
+
+    /// Answers a request that cannot be read to its end, and closes the connection after the answer.
+    private func refuse(context: ChannelHandlerContext, head: HTTPRequestHead?, status: HTTPResponseStatus, code: String, message: String) {
         state = .discarding
         closeAfterResponse = true
-        let response = GatewayResponse.error(
-            .payloadTooLarge, "payload_too_large",
-            "the request body is larger than the limit of \(maxBodySize) bytes; split the append into smaller ones"
-        )
+        readTimer?.cancel()
+        readTimer = nil
+        let response = GatewayResponse.error(status, code, message)
         countUnfinished(response.status, head: head)
-        write(response, version: head.version, context: context)
+        write(response, version: head?.version ?? .http1_1, context: context)
     }
 
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
@@ -199,9 +233,18 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard case .responding(let head, _) = state else { return }
         state = .idle
         if !head.isKeepAlive { closeAfterResponse = true }
-        if head.method == .HEAD {
-            var response = response
-            if response.stream != nil { response.headers.remove(name: "Content-Length") }
+        if head.method == .HEAD, response.stream != nil {
+            // A stream's GET has no length, so its HEAD ends by closing: its head and no body at all (the encoder
+            // would end a chunked message with `0\r\n\r\n`, which a keep-alive client reads as the next answer).
+            closeAfterResponse = true
+            var headers = response.headers
+            headers.remove(name: "Content-Length")
+            headers.replaceOrAdd(name: "Connection", value: "close")
+            let channel = context.channel
+            lingering = true
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))))
+                .whenComplete { _ in Self.closeLingering(channel) }
+        } else if head.method == .HEAD {
             write(response, version: head.version, context: context, withBody: false)
         } else if let upgrade = response.upgrade {
             switchToPushChannel(upgrade, version: head.version, context: context)
@@ -209,6 +252,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             startStreaming(response, stream: stream, version: head.version, context: context)
         } else {
             write(response, version: head.version, context: context)
+        }
+        if let error = pendingParserError, case .idle = state, !closeAfterResponse {
+            pendingParserError = nil
+            errorCaught(context: context, error: error)
         }
     }
 
@@ -224,6 +271,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             let pipeline = context.pipeline.syncOperations
             try pipeline.addHandler(upgrade.makeHandler())
             _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.pipelining)
+            _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.gate)
             _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.encoder)
             pipeline.removeHandler(context: context, promise: nil)
             _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.decoder)
@@ -285,33 +333,46 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.write(wrap(.body(.byteBuffer(response.body))), promise: nil)
         }
         if closeAfterResponse {
-            // Close our side, then give the client a moment to read the answer and close its own: closing at once
-            // with its unread request bytes in our socket would reset the connection and lose the answer.
             let channel = context.channel
             lingering = true
-            context.writeAndFlush(wrap(.end(nil))).whenComplete { _ in
-                channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
-                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
-            }
+            context.writeAndFlush(wrap(.end(nil))).whenComplete { _ in Self.closeLingering(channel) }
         } else {
             context.writeAndFlush(wrap(.end(nil)), promise: nil)
             if case .idle = state { armReadTimer(context: context, idle: true) }
         }
     }
 
+    /// Closes our side, then gives the client a moment to read the answer and close its own: closing at once with
+    /// its unread request bytes in our socket would reset the connection and lose the answer.
+    static func closeLingering(_ channel: any Channel) {
+        channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? HTTPParserError, case .idle = state {
-            // Malformed HTTP: answer in JSON, then close (the byte stream cannot be trusted any more).
-            state = .discarding
-            closeAfterResponse = true
-            readTimer?.cancel()
-            let response: GatewayResponse =
-                error == .headerOverflow
-                ? .error(.requestHeaderFieldsTooLarge, "headers_too_large", "the request's headers are larger than this gateway accepts; send fewer or smaller ones")
-                : .error(.badRequest, "bad_request", "the request is not valid HTTP/1.1: \(error)")
-            countUnfinished(response.status, head: nil)
-            write(response, version: .http1_1, context: context)
-            return
+        if let error = error as? HTTPParserError {
+            switch state {
+            case .idle, .receiving:
+                // Malformed HTTP (a head, or the body of the request being read, e.g. a bad chunk size): answer in
+                // JSON, then close (the byte stream cannot be trusted any more).
+                var head: HTTPRequestHead?
+                if case .receiving(let receiving, _) = state { head = receiving }
+                if error == .headerOverflow {
+                    refuse(
+                        context: context, head: head, status: .requestHeaderFieldsTooLarge, code: "headers_too_large",
+                        message: "the request's headers are larger than this gateway accepts; send fewer or smaller ones"
+                    )
+                } else {
+                    refuse(context: context, head: head, status: .badRequest, code: "bad_request", message: "the request is not valid HTTP/1.1: \(error)")
+                }
+                return
+            case .responding, .waitingForWritability:
+                // The bytes after a whole request are malformed: answer that request first, then this.
+                pendingParserError = error
+                return
+            case .discarding, .streaming:
+                break
+            }
         }
         if lingering { return }  // bytes after our last answer (and the decoder's complaints about them)
         logger.debug("connection error", metadata: ["error": "\(error)"])
@@ -325,7 +386,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         closeAfterResponse = true
         switch state {
-        case .idle, .discarding:
+        case .idle, .discarding, .waitingForWritability:
             context.close(promise: nil)
         case .receiving:
             break  // answer this request, then close

@@ -18,8 +18,15 @@ public final class ChildProcess: Sendable {
     private let process: Process
     private let output = Output()
 
-    /// The `fluxgate` executable built next to the running test bundle.
+    /// The `fluxgate` executable built next to the running test bundle, or the one `FLUXGATE_TEST_EXECUTABLE`
+    /// names (to run the end-to-end tests against another build, e.g. a release build or an older commit).
     public static func fluxgateExecutable() throws -> URL {
+        if let path = ProcessInfo.processInfo.environment["FLUXGATE_TEST_EXECUTABLE"], !path.isEmpty {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw ConformanceFailure(description: "FLUXGATE_TEST_EXECUTABLE=\(path) is not an executable file")
+            }
+            return URL(fileURLWithPath: path)
+        }
         var candidates: [URL] = []
         let argument0 = URL(fileURLWithPath: CommandLine.arguments[0])
         candidates.append(argument0.deletingLastPathComponent().appendingPathComponent("fluxgate"))

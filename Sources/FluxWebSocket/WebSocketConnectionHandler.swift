@@ -30,6 +30,8 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     private var inputFailed = false
     /// `channelRead` is parsing (a nested call only queues its bytes in `unparsed`).
     private var parsing = false
+    /// A `read` held back while the connection is not writable; passed on when it is again.
+    private var readHeld = false
     private var machine: WebSocketConnectionStateMachine<WebSocketEventLoopInstant>?
     private var compressor: WebSocketDeflateCompressor?
     private var timer: Scheduled<Void>?
@@ -88,9 +90,16 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
             unparsed = buffer
             return
         }
+        parse(&buffer, context: context)
+    }
+
+    /// Parses frames out of `buffer` and acts on them until it holds no whole frame, or until our unsent bytes
+    /// pass the channel's high-water mark: then the rest waits (and the connection is not read) until the peer
+    /// has read some, so a peer that sends pings and never reads the pongs cannot make us queue without bound.
+    private func parse(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
         parsing = true
         defer { parsing = false }
-        while true {
+        while context.channel.isWritable {
             let step: WebSocketFrameParser.Step
             do {
                 step = try parser.parseStep(&buffer)
@@ -108,10 +117,32 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
             }
             run(machine!.frameReceived(frame, now: now(context)), context: context)
         }
+        if var more = unparsed.take() { buffer.writeBuffer(&more) }
         if buffer.readableBytes > 0 {
-            // Part of a frame: keep it (without the frames before it once they take up most of the buffer).
+            // Part of a frame, or frames waiting for writability: keep them (without the frames before them once
+            // they take up most of the buffer).
             if buffer.readerIndex > buffer.readableBytes { buffer.discardReadBytes() }
             unparsed = buffer
+        }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.fireChannelWritabilityChanged()
+        guard context.channel.isWritable, machine != nil else { return }
+        if !parsing, !inputFailed, var buffer = unparsed.take() {
+            parse(&buffer, context: context)
+        }
+        if readHeld, context.channel.isWritable {
+            readHeld = false
+            context.read()
         }
     }
 

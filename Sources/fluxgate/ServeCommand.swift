@@ -37,8 +37,14 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The event store: sqlite:PATH or memory.")
     var store = StoreLocation.sqlite(path: StoreLocation.defaultSQLitePath)
 
-    @Option(help: "The base URL written into each event's url (default: from the request's Host or X-Forwarded-* headers).")
+    @Option(help: "The base URL written into each event's url (default: the request's Host header, or X-Forwarded-* from a --trusted-proxy). Set it on a gateway that faces the internet.")
     var publicURL: String?
+
+    @Option(
+        name: .customLong("trusted-proxy"),
+        help: "The address (127.0.0.1, ::1) of a reverse proxy whose X-Forwarded-Host and X-Forwarded-Proto are believed; repeat it. Others' are ignored."
+    )
+    var trustedProxies: [String] = []
 
     @Option(help: "The largest request body accepted, in bytes.")
     var maxBodySize = 1 << 20
@@ -110,10 +116,14 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxBodySize > 0 else { throw ValidationError("--max-body-size must be positive") }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard maxHeaderSize >= 1024 else { throw ValidationError("--max-header-size must be at least 1024") }
-        guard requestTimeout > 0, idleTimeout > 0 else { throw ValidationError("--request-timeout and --idle-timeout must be positive") }
+        guard (0.001...86_400).contains(requestTimeout), (0.001...86_400).contains(idleTimeout) else {
+            throw ValidationError("--request-timeout and --idle-timeout must be between 0.001 and 86400 seconds")
+        }
         if let maxSubscriptions, maxSubscriptions <= 0 { throw ValidationError("--max-subscriptions must be positive") }
-        if let appendRate, appendRate <= 0 { throw ValidationError("--append-rate must be positive") }
-        if let appendBurst, appendBurst < 1 { throw ValidationError("--append-burst must be at least 1") }
+        if let appendRate, !(0.001...1_000_000_000).contains(appendRate) {
+            throw ValidationError("--append-rate must be between 0.001 and 1000000000 appends per second")
+        }
+        if let appendBurst, !(1...1_000_000_000).contains(appendBurst) { throw ValidationError("--append-burst must be between 1 and 1000000000") }
         if appendBurst != nil && appendRate == nil { throw ValidationError("--append-burst goes with --append-rate") }
         if let maxConnectionsPerAddress, maxConnectionsPerAddress <= 0 {
             throw ValidationError("--max-connections-per-address must be positive")
@@ -183,6 +193,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger
         )
         configuration.tls = tls
+        configuration.trustedProxies = Set(trustedProxies)
         let server = GatewayServer(store: opened.store, configuration: configuration)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -32,6 +32,13 @@ import Testing
             #expect(Timestamp.parseRFC3339(text) == nil, "\(text)")
         }
     }
+
+    /// A timestamp comes from a peer (a gateway's feed): a fraction of any length is read, never overflowed.
+    @Test func longFractionsAreCutNotOverflowed() {
+        #expect(Timestamp.parseRFC3339("2026-11-26T15:02:12.345678901Z") == 1_795_705_332_345)
+        #expect(Timestamp.parseRFC3339("2026-11-26T15:02:12." + String(repeating: "9", count: 40) + "Z") == 1_795_705_332_999)
+        #expect(Timestamp.parseRFC3339("2026-11-26T15:02:12." + String(repeating: "9", count: 40) + "xZ") == nil)
+    }
 }
 
 @Suite struct TimestampWritingTests {

@@ -3,13 +3,15 @@ import FluxTesting
 import Foundation
 import Testing
 
-/// Connection limits: a connection over a limit gets `503` with `Retry-After` and a JSON body, then is closed;
+/// Connection limits: a connection over a limit gets `503` with `Retry-After` and a JSON body at once, without
+/// waiting for a request, then is closed;
 /// the gateway keeps serving the others and admits new connections once some close.
 @Suite struct ConnectionLimitTests {
     /// Sends `GET /health` on a new connection; returns the status line and the JSON body.
     func health(_ gateway: TestGateway) async throws -> (head: String, body: [String: Any]) {
         let connection = try await RawTCPConnection.connect(port: gateway.port)
-        try await connection.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        // A refused connection is answered and closed at once, maybe before the request goes out.
+        try? await connection.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         let head = try #require(try await connection.readUntil("\r\n\r\n"))
         let match = try #require(head.firstMatch(of: /(?i)content-length: (\d+)/))
         let length = try #require(Int(match.1))

@@ -155,10 +155,27 @@ import Testing
         let url = try #require((first["events"] as? [[String: Any]])?.first?["url"] as? String)
         #expect(url.hasPrefix("https://feed.example.com/events/"))
 
-        let proxied = try await seeded(1)
+        let forwarded = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "public.example.org")]
+        let proxied = try await TestGateway.start { $0.trustedProxies = ["127.0.0.1"] }
         defer { Task { await proxied.stop() } }
-        let body = try await proxied.get("/events?offset=0", headers: [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "public.example.org")]).jsonObject()
+        try await proxied.append("a", events: [("t", "1")])
+        let body = try await proxied.get("/events?offset=0", headers: forwarded).jsonObject()
         let proxiedURL = try #require((body["events"] as? [[String: Any]])?.first?["url"] as? String)
         #expect(proxiedURL.hasPrefix("https://public.example.org/events/"))
+    }
+
+    /// A client that is not a trusted proxy cannot choose the host of envelope URLs in pages a shared cache keeps
+    /// (cache poisoning), nor pass the WebSocket origin check with a forged X-Forwarded-Host.
+    @Test func forwardedHeadersFromAnUntrustedClientAreIgnored() async throws {
+        let gateway = try await seeded(1)
+        defer { Task { await gateway.stop() } }
+        let forwarded = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "attacker.example")]
+        let response = try await gateway.get("/events?offset=0&limit=1", headers: forwarded)
+        let text = String(buffer: response.body)
+        #expect(!text.contains("attacker.example"), "\(text)")
+        #expect(text.contains("http://127.0.0.1:\(gateway.port)/events/"), "\(text)")
+        let event = try #require(try await gateway.store.read(after: .start, limit: 1).first)
+        let single = try await gateway.get("/events/\(event.eventID)", headers: forwarded)
+        #expect(!String(buffer: single.body).contains("attacker.example"))
     }
 }

@@ -62,8 +62,10 @@ public struct AccessControl: Sendable {
     }
 
     private let staticTokens: [[UInt8]: AccessGrant]
-    private let keys: JWTKeyCollection?
-    private let algorithms: Set<String>
+    /// The verification keys by the `alg` they serve: a token is checked only against keys of its header's
+    /// algorithm, so an HS256 secret never verifies a token headed `RS256` (RFC 8725 §3.1, algorithm confusion).
+    private let keysByAlgorithm: [String: JWTKeyCollection]
+    private var algorithms: Set<String> { Set(keysByAlgorithm.keys) }
     private let issuer: String?
     private let audience: String?
     private let leeway: Duration
@@ -78,35 +80,35 @@ public struct AccessControl: Sendable {
         self.issuer = jwt?.issuer
         self.audience = jwt?.audience
         self.leeway = jwt?.leeway ?? .seconds(60)
-        guard let jwt, !(jwt.hmacSecrets.isEmpty && jwt.publicKeys.isEmpty) else {
-            self.keys = nil
-            self.algorithms = []
-            return
+        var keysByAlgorithm: [String: JWTKeyCollection] = [:]
+        func collection(_ algorithm: String) -> JWTKeyCollection {
+            if let keys = keysByAlgorithm[algorithm] { return keys }
+            let keys = JWTKeyCollection()
+            keysByAlgorithm[algorithm] = keys
+            return keys
         }
-        let keys = JWTKeyCollection()
-        var algorithms: Set<String> = []
-        for (index, secret) in jwt.hmacSecrets.enumerated() {
+        for (index, secret) in (jwt?.hmacSecrets ?? []).enumerated() {
             guard secret.count >= 32 else {
                 throw AccessControlError("an HS256 secret must be at least 32 bytes (256 bits); generate one with: openssl rand -base64 48")
             }
-            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: JWKIdentifier(string: "hs256-\(index)"))
-            algorithms.insert("HS256")
+            await collection("HS256").add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: JWKIdentifier(string: "hs256-\(index)"))
         }
-        for (kid, pem) in jwt.publicKeys {
+        for (kid, pem) in jwt?.publicKeys ?? [] {
             let isCertificate = pem.contains("BEGIN CERTIFICATE")
             if let rsa = try? (isCertificate ? Insecure.RSA.PublicKey(certificatePEM: pem) : Insecure.RSA.PublicKey(pem: pem)) {
-                await keys.add(rsa: rsa, digestAlgorithm: .sha256, kid: JWKIdentifier(string: kid))
-                algorithms.insert("RS256")
+                await collection("RS256").add(rsa: rsa, digestAlgorithm: .sha256, kid: JWKIdentifier(string: kid))
             } else if let ec = try? (isCertificate ? ES256PublicKey(certificate: pem) : ES256PublicKey(pem: pem)) {
-                await keys.add(ecdsa: ec, kid: JWKIdentifier(string: kid))
-                algorithms.insert("ES256")
+                await collection("ES256").add(ecdsa: ec, kid: JWKIdentifier(string: kid))
             } else {
                 throw AccessControlError("the JWT key \(kid) is neither an RSA nor a P-256 (ES256) public key or certificate in PEM")
             }
         }
-        self.keys = keys
-        self.algorithms = algorithms
+        self.keysByAlgorithm = keysByAlgorithm
     }
+
+    /// The longest a token's grant is kept, whatever its `exp` says: a far-future or absurd `exp` (a number
+    /// beyond any clock) is valid but never converted unchecked.
+    static let longestGrant: Double = 10 * 365 * 24 * 3600
 
     /// The grant of a bearer token, or why it is refused.
     public func authenticate(_ token: String) async -> Result<AccessGrant, Rejection> {
@@ -114,13 +116,13 @@ public struct AccessControl: Sendable {
             return .success(grant)
         }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard let keys, parts.count == 3 else {
+        guard !keysByAlgorithm.isEmpty, parts.count == 3 else {
             return .failure(Rejection(description: "the token is not valid here"))
         }
         guard let alg = Self.algorithm(ofHeader: parts[0]) else {
             return .failure(Rejection(description: "the token is not a well-formed JWT"))
         }
-        guard algorithms.contains(alg) else {
+        guard let keys = keysByAlgorithm[alg] else {
             return .failure(Rejection(description: "JWTs signed with \(alg.prefix(20)) are not accepted; this gateway accepts \(algorithms.sorted().joined(separator: ", "))"))
         }
         let claims: AccessClaims
@@ -148,10 +150,12 @@ public struct AccessControl: Sendable {
         }
         var scopes = claims.scopes ?? []
         scopes += (claims.scope ?? "").split(separator: " ").map(String.init)
+        // Every claim is a number from outside: bound it before it becomes an integer (a huge `exp` trapped here).
         let remaining = expiration.timeIntervalSince(now) + leewaySeconds
+        let bounded = remaining.isFinite ? min(max(0, remaining), Self.longestGrant) : Self.longestGrant
         let grant = AccessGrant(
             subject: claims.sub?.value ?? "jwt", scopes: scopes,
-            expiresAt: ContinuousClock.now + .milliseconds(Int64(max(0, remaining) * 1000))
+            expiresAt: ContinuousClock.now + .milliseconds(Int64(bounded * 1000))
         )
         return .success(grant)
     }

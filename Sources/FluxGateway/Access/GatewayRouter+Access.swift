@@ -92,13 +92,6 @@ extension GatewayRouter {
         return filter
     }
 
-    /// Refuses an event of an aggregate the grant may not read.
-    func checkRead(_ aggregateName: String, grant: AccessGrant) throws(AccessDenied) {
-        guard grant.read.covers(aggregateName) else {
-            throw .forbidden("the token of \(grant.subject) may not read events of aggregate_name \(aggregateName.prefix(100))")
-        }
-    }
-
     /// `Cache-Control` of a response that never changes: `public` on an open gateway, `private` when a token was needed
     /// (a shared cache must not serve it to callers without one).
     var immutableCacheControl: String {

@@ -57,6 +57,8 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeCounted = false
     /// The last position the subscriber acknowledged (feeds lag figures).
     private(set) var acknowledged: Position?
+    /// A `read` held back while the connection is not writable; passed on when it is again.
+    private var readHeld = false
 
     init(driver: SubscriptionDriver?, settings: Settings) {
         self.driver = driver
@@ -145,8 +147,11 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         processInbound(context: context)
     }
 
+    /// Parses and answers the client's frames. While our unsent bytes are past the channel's high-water mark no
+    /// more frames are taken (their answers, pongs and the like, would queue without bound behind a client that
+    /// sends and never reads) and the connection is not read: the rest waits for ``channelWritabilityChanged``.
     private func processInbound(context: ChannelHandlerContext) {
-        while true {
+        while context.channel.isWritable {
             let step: WebSocketFrameParser.Step
             do {
                 step = try parser.parseStep(&inbound)
@@ -159,6 +164,24 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !context.channel.isActive { return }
         }
         inbound.discardReadBytes()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.fireChannelWritabilityChanged()
+        guard context.channel.isWritable else { return }
+        if writer != nil, inbound.readableBytes > 0, machine.isOpen { processInbound(context: context) }
+        if readHeld, context.channel.isWritable {
+            readHeld = false
+            context.read()
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

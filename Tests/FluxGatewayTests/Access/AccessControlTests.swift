@@ -1,5 +1,6 @@
 @testable import FluxGateway
 import FluxTesting
+import Crypto
 import Foundation
 import JWTKit
 import Testing
@@ -120,6 +121,46 @@ struct TestIssuer {
         #expect(await outcome(access, "\(noneHeader).\(unsigned[1]).").contains("none are not accepted"))
         #expect(await outcome(access, "not-a-token").contains("not valid"))
         #expect(await outcome(access, "a.b.c").contains("not a well-formed JWT"))
+    }
+
+    /// A JWT put together by hand: any header and claims, signed with HMAC-SHA256 over `header.claims`.
+    static func forged(header: String, claims: String, secret: [UInt8] = TestIssuer.secret) -> String {
+        func base64URL(_ bytes: some Sequence<UInt8>) -> String {
+            Data(bytes).base64EncodedString().replacing("+", with: "-").replacing("/", with: "_").replacing("=", with: "")
+        }
+        let signingInput = base64URL(Array(header.utf8)) + "." + base64URL(Array(claims.utf8))
+        let signature = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: SymmetricKey(data: secret))
+        return signingInput + "." + base64URL(signature)
+    }
+
+    @Test func numericClaimsBeyondAnyClockAreBoundedNotTrapped() async throws {
+        let access = try await TestIssuer().accessControl()
+        let header = #"{"alg":"HS256","typ":"JWT"}"#
+        // Far in the future (the gateway died converting this to Int64 milliseconds): valid, its grant bounded.
+        for exp in ["1e300", "9223372036854775807", "1.7976931348623157e308"] {
+            let token = Self.forged(header: header, claims: #"{"sub":"far","exp":\#(exp),"scope":"read"}"#)
+            guard case .success(let grant) = await access.authenticate(token) else {
+                Issue.record("exp \(exp) was refused")
+                continue
+            }
+            let expiresAt = try #require(grant.expiresAt)
+            #expect(expiresAt <= .now + .seconds(AccessControl.longestGrant + 60), "exp \(exp)")
+        }
+        // Not numbers a clock can hold: refused with 401's reason, never a trap.
+        for claims in [#"{"exp":1e400,"scope":"read"}"#, #"{"exp":-1e300,"scope":"read"}"#, #"{"exp":"soon"}"#, #"{"exp":1,"nbf":1e300}"#] {
+            if case .success = await access.authenticate(Self.forged(header: header, claims: claims)) {
+                Issue.record("\(claims) was accepted")
+            }
+        }
+    }
+
+    @Test func aTokenIsVerifiedOnlyWithKeysOfItsHeadersAlgorithm() async throws {
+        let issuer = TestIssuer()
+        let access = try await issuer.accessControl()  // an HS256 secret and an ES256 public key
+        let claims = #"{"sub":"mallory","exp":\#(Int(Date().timeIntervalSince1970) + 300),"scope":"write"}"#
+        #expect(await outcome(access, Self.forged(header: #"{"alg":"HS256","typ":"JWT"}"#, claims: claims)) == "ok mallory")
+        // Signed with the HS256 secret but headed ES256 (algorithm confusion): the EC key does not verify it.
+        #expect(await outcome(access, Self.forged(header: #"{"alg":"ES256","typ":"JWT"}"#, claims: claims)).contains("signature does not verify"))
     }
 
     @Test func shortSecretsAndUnusableKeysAreRefusedAtStartup() async {

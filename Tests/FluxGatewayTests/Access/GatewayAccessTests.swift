@@ -80,10 +80,17 @@ import Testing
         #expect(try await gateway.get("/events?offset=0", headers: bearer(Self.accountOnly)).status == .ok)
 
         let orderID = try #require(try await gateway.get("/events?after=1&limit=1", headers: bearer(Self.writer)).jsonObject()["events"] as? [[String: Any]])[0]["event_id"] as? String
-        #expect(try await gateway.get("/events/\(try #require(orderID))", headers: bearer(Self.accountOnly)).status == .forbidden)
+        // What the token may not read is answered as what does not exist: the same 404, so it cannot probe ids.
+        let hidden = try await gateway.get("/events/\(try #require(orderID))", headers: bearer(Self.accountOnly))
+        let missing = try await gateway.get("/events/no-such-event", headers: bearer(Self.accountOnly))
+        #expect(hidden.status == .notFound && missing.status == .notFound)
+        #expect(try hidden.jsonObject()["error"] as? String == "not_found")
         #expect(try await gateway.get("/events/\(orderID!)", headers: bearer(Self.writer)).status == .ok)
-        #expect(try await gateway.get("/streams/ord-1", headers: bearer(Self.accountOnly)).status == .forbidden)
+        for target in ["/streams/ord-1", "/streams/ord-1?from_version=5", "/streams/ord-1?from_version=1", "/streams/no-such-stream?from_version=5"] {
+            #expect(try await gateway.get(target, headers: bearer(Self.accountOnly)).status == .notFound, "\(target)")
+        }
         #expect(try await gateway.get("/streams/acc-1", headers: bearer(Self.accountOnly)).status == .ok)
+        #expect(try await gateway.get("/streams/acc-1?from_version=5", headers: bearer(Self.accountOnly)).status == .ok, "its own stream, past its end")
     }
 
     @Test func subscriptionsAreRefusedAtTheHandshakeAndFilteredByScope() async throws {
