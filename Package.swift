@@ -53,6 +53,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // glibc's allocator controls (malloc.h) for the gateway's MemoryReclaimer.
+        .systemLibrary(name: "CMalloc"),
         // System zlib for RFC 7692 permessage-deflate.
         .systemLibrary(
             name: "CZlib",
@@ -76,6 +78,7 @@ let package = Package(
             dependencies: [
                 "FluxCore",
                 "FluxWebSocket",
+                "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -142,6 +145,8 @@ let package = Package(
                 "FluxGateway",
                 "FluxConsumer",
                 "FluxWebSocket",
+                // ChildProcess and RawTCPConnection: the memory benchmark runs the gateway in a child process.
+                "FluxTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -46,11 +46,14 @@ extension GatewayRouter {
         var scanned = query.after
         var head: Position
         var events: [RecordedEvent]
+        var continues: Bool
         while true {
             // The head is read first: the read that follows sees at least every event up to it, so when
             // nothing matches, nothing up to `head` can match later (positions are dense, in commit order).
             head = try await store.head()
-            events = try await store.read(after: scanned, limit: query.limit, filter: query.filter)
+            // At most `limit` events and about `maxPageBytes` of them: large events make a page of fewer events,
+            // which continues after its last event like a full one.
+            (events, continues) = try await feedPages.read(from: store, after: scanned, limit: query.limit, filter: query.filter)
             let remaining = deadline - ContinuousClock.now
             if !events.isEmpty || remaining <= .zero { break }
             scanned = max(scanned, head)
@@ -58,7 +61,7 @@ extension GatewayRouter {
             try Task.checkCancellation()
         }
         if let last = events.last { head = max(head, last.position) }
-        let isFull = events.count == query.limit
+        let isFull = continues
 
         let base = baseURL(for: request)
         let encoder = EnvelopeEncoder(baseURL: base)

@@ -23,6 +23,10 @@ public struct GatewayConfiguration: Sendable {
     public var maxWaitSeconds: Int
     /// Events per page when a subscriber catches up from the store.
     public var subscriptionPageSize: Int
+    /// About how many bytes of events one page may hold — a feed response, a catch-up frame, a live batch —
+    /// whatever `limit` or the page size says (1 MiB by default; at least one event is always sent). Large events
+    /// make pages of fewer events, which continue (`next`) like full ones.
+    public var maxPageBytes: Int = 1 << 20
     /// Outbound bytes a subscriber may have pending before it falls behind and is served from the store.
     public var subscriberHighWater: Int
     /// How often an idle subscription gets a keep-alive (SSE comment, WebSocket ping).

@@ -13,6 +13,10 @@ public struct GatewayRouter: Sendable {
     let appendLimiter: AppendRateLimiter?
     /// Where requests are counted and timed; rendered at `/metrics`.
     let metrics: GatewayMetrics
+    /// Feed pages, by bytes as well as by count.
+    let feedPages: PageSizer
+    /// Catch-up pages of subscribers (many may catch up at once: a quarter of a feed page's bytes each).
+    let subscriptionPages: PageSizer
 
     /// `metrics` defaults to the hub's, else a new set.
     public init(
@@ -24,6 +28,8 @@ public struct GatewayRouter: Sendable {
         self.subscriptionSlots = SubscriptionSlots(maximum: configuration.maxSubscriptions)
         self.appendLimiter = configuration.appendRate.map { AppendRateLimiter(rate: $0, burst: configuration.appendBurst ?? $0) }
         self.metrics = metrics ?? hub?.metrics ?? GatewayMetrics()
+        self.feedPages = PageSizer(byteBudget: configuration.maxPageBytes)
+        self.subscriptionPages = PageSizer(byteBudget: max(1, configuration.maxPageBytes / 4))
     }
 
     /// Answers one request and counts it in `metrics` (route template, method, status, latency). Never throws:

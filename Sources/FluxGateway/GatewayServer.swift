@@ -43,7 +43,7 @@ public final class GatewayServer: Service, Sendable {
         let metrics = GatewayMetrics()
         let store = MeteredEventStore(store, metrics: metrics)
         self.metrics = metrics
-        self.hub = SubscriptionHub(store: store, logger: configuration.logger, metrics: metrics)
+        self.hub = SubscriptionHub(store: store, maxPageBytes: configuration.maxPageBytes, logger: configuration.logger, metrics: metrics)
         self.router = GatewayRouter(store: store, configuration: configuration, hub: hub, metrics: metrics)
         self.configuration = configuration
         self.group = group

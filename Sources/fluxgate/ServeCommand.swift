@@ -175,6 +175,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        MemoryReclaimer.configureAllocator()
         var logger = Logger(label: "fluxgate")
         logger.logLevel = logLevel
         let accessControl = try await accessControl()
@@ -197,7 +198,11 @@ struct ServeCommand: AsyncParsableCommand {
         let server = GatewayServer(store: opened.store, configuration: configuration)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: server)],
+                services: [
+                    .init(service: server),
+                    // Freed memory goes back to the system after a burst (it ends with the gateway, quietly).
+                    .init(service: MemoryReclaimer(), successTerminationBehavior: .ignore),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -73,6 +73,40 @@ import Testing
         try Self.finish(channel)
     }
 
+    /// A peer that sends pings and never reads the pongs: while our unsent bytes are past the high-water mark
+    /// (the channel is not writable) no more frames are answered and the connection is not read; the rest are
+    /// answered, in order, once it is writable again.
+    @Test func aPingFloodIsAnsweredOnlyWhileTheChannelIsWritable() throws {
+        let channel = try Self.makeServer()
+        final class ReadCounter: ChannelOutboundHandler {
+            typealias OutboundIn = NIOAny
+            var reads = 0
+            func read(context: ChannelHandlerContext) {
+                reads += 1
+                context.read()
+            }
+        }
+        let counter = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        channel.isWritable = false
+        var pings = ByteBuffer()
+        for index in 0..<100 {
+            var frame = WebSocketFrame(opcode: .ping, data: ByteBuffer(string: "\(index)"))
+            frame.maskKey = Self.key
+            WebSocketFrameEncoder.encode(frame, into: &pings)
+        }
+        try channel.writeInbound(pings)
+        #expect(try Self.sentFrames(channel).isEmpty, "no pong queued while the channel is not writable")
+        channel.read()
+        #expect(counter.reads == 0, "the connection is not read while its answers cannot be written")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        let pongs = try Self.sentFrames(channel)
+        #expect(pongs.map { String(buffer: $0.data) } == (0..<100).map { "\($0)" })
+        #expect(counter.reads == 1, "the held read goes out once the channel is writable")
+        try Self.finish(channel)
+    }
+
     /// Records how the channel is asked to close, ahead of every other handler.
     final class CloseModeRecorder: ChannelOutboundHandler {
         typealias OutboundIn = NIOAny

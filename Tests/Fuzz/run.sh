@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the FluxWebSocket libFuzzer targets (AddressSanitizer + libFuzzer) and runs each one for a bounded
+# Builds the Fluxgate libFuzzer targets (AddressSanitizer + libFuzzer) and runs each one for a bounded
 # time. Exits non-zero if any target finds a crash, a leak, a timeout or an out-of-memory, or fails to build.
 #
 #   Tests/Fuzz/run.sh [SECONDS_PER_TARGET]      (default 30)
@@ -18,11 +18,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 scratch="${FUZZ_SCRATCH:-$root/.build-fuzz}"
 work="${FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/fluxgate-fuzz.XXXXXX")}"
-targets=(${FUZZ_TARGETS:-FuzzFrameParser FuzzServerHandshake FuzzDeflateDecompressor FuzzExtensionHeader FuzzUTF8Validator})
+targets=(${FUZZ_TARGETS:-FuzzFrameParser FuzzServerHandshake FuzzDeflateDecompressor FuzzExtensionHeader FuzzUTF8Validator FuzzGatewayRequest})
 # Swift 6.3's `-sanitize=fuzzer` links libFuzzer but adds no coverage instrumentation to Swift code (no
 # __sancov sections in the objects; libFuzzer then warns "no interesting inputs ... Is the code instrumented
 # for coverage?" and fuzzes blind). Ask for the same instrumentation clang's -fsanitize=fuzzer uses, for every
-# Swift module including FluxWebSocket (a dependency, which the fuzz package's own settings cannot reach).
+# Swift module including FluxWebSocket and FluxGateway (dependencies, which the fuzz package's own settings cannot reach).
 flags=(--scratch-path "$scratch" --sanitize=fuzzer --sanitize=address
     -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table)
 
@@ -38,10 +38,12 @@ for target in "${targets[@]}"; do
     log="$work/$target.log"
     mkdir -p "$corpus" "$artifacts"
     cp Corpus/"$target"/* "$corpus"/   # start from the committed seeds; new inputs stay in $work
+    dict=()   # a target's libFuzzer dictionary (Corpus/<target>.dict), when it has one
+    if [ -f "Corpus/$target.dict" ]; then dict=(-dict="$here/Corpus/$target.dict"); fi
     echo "== $target for ${seconds}s"
     if SWIFT_BACKTRACE=enable=no "$bin/$target" "$corpus" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
-        -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1; then
+        -print_final_stats=1 -artifact_prefix="$artifacts/" ${dict[@]+"${dict[@]}"} >"$log" 2>&1; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
         rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")"
         echo "   ok: ${runs:-?} executions, ${rate:-?} exec/s"

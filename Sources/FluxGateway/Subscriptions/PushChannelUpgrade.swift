@@ -55,7 +55,10 @@ extension GatewayRouter {
             )
         }
         let driver = query.map {
-            SubscriptionDriver(store: store, hub: hub, filter: $0.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize)
+            SubscriptionDriver(
+                store: store, hub: hub, filter: $0.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize,
+                pages: subscriptionPages
+            )
         }
         let settings = PushChannelHandler.Settings(
             after: query?.after ?? .start, deflate: acceptance.deflate, closeFirst: closeFirst,

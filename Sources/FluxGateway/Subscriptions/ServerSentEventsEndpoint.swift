@@ -33,7 +33,8 @@ extension GatewayRouter {
             return .error(.conflict, "epoch_mismatch", mismatch)
         }
         let driver = SubscriptionDriver(
-            store: store, hub: hub, filter: query.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize
+            store: store, hub: hub, filter: query.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize,
+            pages: subscriptionPages
         )
         let after = query.after
         let keepAlive = configuration.pingInterval

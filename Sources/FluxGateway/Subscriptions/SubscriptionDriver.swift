@@ -10,6 +10,8 @@ struct SubscriptionDriver: Sendable {
     let filter: EventFilter
     let baseURL: String
     let pageSize: Int
+    /// Sizes catch-up pages by bytes as well (large events make pages of fewer events).
+    let pages: PageSizer
 
     /// How a transport sends what the driver reads itself (catch-up); each call returns once the bytes are
     /// accepted by a transport that is not over its high-water mark.
@@ -30,7 +32,7 @@ struct SubscriptionDriver: Sendable {
         while !Task.isCancelled {
             // Catch up from the store, page by page: while a full page is encoded and handed to the transport,
             // the next one is read (one page ahead at most; the one after waits until the transport took this one).
-            var (head, page) = try await headAndPage(after: position)
+            var (head, page, continues) = try await headAndPage(after: position)
             while true {
                 try Task.checkCancellation()
                 guard let last = page.last else {
@@ -38,7 +40,7 @@ struct SubscriptionDriver: Sendable {
                     break
                 }
                 hub.metrics.recordPageFromStore(through: last.position, head: head)
-                guard page.count == pageSize else {
+                guard continues else {
                     try await transport.sendPage(page, encoder)
                     position = max(position, head, last.position)
                     break
@@ -46,7 +48,7 @@ struct SubscriptionDriver: Sendable {
                 async let following = headAndPage(after: last.position)
                 try await transport.sendPage(page, encoder)
                 position = last.position
-                (head, page) = try await following
+                (head, page, continues) = try await following
             }
             if !caughtUpSent {
                 try await transport.sendCaughtUp(position)
@@ -65,8 +67,10 @@ struct SubscriptionDriver: Sendable {
     }
 
     /// The store's head, then a page after `position`: the page sees at least everything up to that head.
-    private func headAndPage(after position: Position) async throws -> (head: Position, page: [RecordedEvent]) {
+    /// `continues`: more may follow right after the page's last event.
+    private func headAndPage(after position: Position) async throws -> (head: Position, page: [RecordedEvent], continues: Bool) {
         let head = try await store.head()
-        return (head, try await store.read(after: position, limit: pageSize, filter: filter))
+        let (page, continues) = try await pages.read(from: store, after: position, limit: pageSize, filter: filter)
+        return (head, page, continues)
     }
 }

@@ -41,14 +41,20 @@ public final class SubscriptionHub: Sendable {
     /// Compresses each WebSocket batch once for every subscriber that negotiated permessage-deflate.
     let compressor = SharedDeflateCompressor()
     private let pageSize: Int
+    /// Live batches by bytes as well: one batch is shared by every subscriber, but 1,000 large events are still large.
+    private let pages: PageSizer
     private let logger: Logger
     private let state = Mutex(State())
     /// The gateway's metrics: the hub counts subscribers falling behind; its subscription drivers, their lag.
     public let metrics: GatewayMetrics
 
-    public init(store: any EventStore, pageSize: Int = 1000, logger: Logger, metrics: GatewayMetrics = GatewayMetrics()) {
+    /// - Parameter maxPageBytes: about how many bytes of events one batch holds (at least one event).
+    public init(
+        store: any EventStore, pageSize: Int = 1000, maxPageBytes: Int = 1 << 20, logger: Logger, metrics: GatewayMetrics = GatewayMetrics()
+    ) {
         self.store = store
         self.pageSize = pageSize
+        self.pages = PageSizer(byteBudget: maxPageBytes)
         self.logger = logger
         self.metrics = metrics
     }
@@ -127,7 +133,7 @@ public final class SubscriptionHub: Sendable {
         while !Task.isCancelled {
             let head = try await store.waitForHead(beyond: dispatched, timeout: safetyPoll)
             while dispatched < head, !Task.isCancelled {
-                let page = try await store.read(after: dispatched, limit: pageSize)
+                let (page, _) = try await pages.read(from: store, after: dispatched, limit: pageSize, filter: .all)
                 guard let last = page.last else { break }
                 for issued in deliver(page) { try? await issued.get() }
                 dispatched = last.position

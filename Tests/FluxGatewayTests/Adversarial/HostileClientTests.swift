@@ -12,8 +12,12 @@ import Glibc
 /// serving everyone else. Memory bounds are on the child's resident set (`/proc/PID/status`), sampled during the
 /// attack: growth over the attack stays under ``memoryBound``.
 @Suite(.serialized) struct HostileClientTests {
-    /// What an attack may add to the gateway's resident memory.
+    /// What an attack may add to the gateway's resident memory (the issue's ceiling for any one peer).
     static let memoryBound = 64.0
+    /// What pipelining may add: the gateway holds at most 16 unanswered requests and one answer (≤ 1 MiB) past the
+    /// write high-water mark, so a tighter bound than ``memoryBound`` still leaves room (a debug build of the
+    /// unbounded gateway grew 61 MiB in this test's 20 s, a release build gigabytes).
+    static let pipeliningBound = 32.0
 
     /// Runs `attack` on its own thread (blocking sockets) while sampling the gateway's memory every 100 ms;
     /// returns the largest growth over `baseline` seen.
@@ -43,21 +47,25 @@ import Glibc
         try await withChildGateway(gateway) {
             try await gateway.seed(events: 2000, payloadBytes: 1000)
             // Warm up: the page is built once, so its buffers and caches are in the baseline.
-            #expect(try await gateway.request(.GET, "/events?offset=0&limit=1000").status == .ok)
+            #expect(try await gateway.request(.GET, "/events?after=0&limit=1000&embed=payload").status == .ok)
             let baseline = try #require(gateway.residentMiB())
             let port = gateway.port
             let growth = await peakGrowth(of: gateway, baseline: baseline) {
-                guard let attacker = try? HostileSocket(port: port, receiveBuffer: 4096) else { return }
-                // 1.2 MB answers, 100 asked at a time, none read: about 120 MB of answers per round.
-                let requests = Array(String(repeating: "GET /events?offset=0&limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n", count: 100).utf8)
-                let deadline = ContinuousClock.now + .seconds(10)
-                var refusedRounds = 0
-                while ContinuousClock.now < deadline, refusedRounds < 3 {
-                    refusedRounds = attacker.send(requests, timeout: .seconds(1)) == 0 ? refusedRounds + 1 : 0
+                // Pipelined requests, 100 at a time, none of the answers read; each connection kept open and fed
+                // (whenever the gateway reads) for 10 s: a gateway that goes on answering what it read grows while
+                // the attacker sits still. First the web UI's page (no token needed even with access control on),
+                // then 1 MiB feed pages.
+                for target in ["/", "/events?after=0&limit=1000&embed=payload"] {
+                    guard let attacker = try? HostileSocket(port: port, receiveBuffer: 4096) else { return }
+                    let requests = Array(String(repeating: "GET \(target) HTTP/1.1\r\nHost: x\r\n\r\n", count: 100).utf8)
+                    let deadline = ContinuousClock.now + .seconds(10)
+                    while ContinuousClock.now < deadline {
+                        if attacker.send(requests, timeout: .seconds(1)) == 0 { Thread.sleep(forTimeInterval: 0.2) }
+                    }
                 }
             }
-            print("hostile client: pipelined unread answers grew the gateway by \(Int(growth.rounded())) MiB (bound \(Int(Self.memoryBound)))")
-            #expect(growth < Self.memoryBound, "the gateway grew by \(Int(growth)) MiB for one client that never reads")
+            print("hostile client: pipelined unread answers grew the gateway by \(Int(growth.rounded())) MiB (bound \(Int(Self.pipeliningBound)))")
+            #expect(growth < Self.pipeliningBound, "the gateway grew by \(Int(growth)) MiB for one client that never reads")
             try await expectStillServing(gateway)
         }
     }
@@ -80,9 +88,8 @@ import Glibc
                 ping += (0..<125).map { UInt8(truncatingIfNeeded: $0) ^ [1, 2, 3, 4][$0 % 4] }
                 let flood = Array((0..<500).map { _ in ping }.joined())
                 let deadline = ContinuousClock.now + .seconds(10)
-                var refusedRounds = 0
-                while ContinuousClock.now < deadline, refusedRounds < 3 {
-                    refusedRounds = attacker.send(flood, timeout: .seconds(1)) == 0 ? refusedRounds + 1 : 0
+                while ContinuousClock.now < deadline {
+                    if attacker.send(flood, timeout: .seconds(1)) == 0 { Thread.sleep(forTimeInterval: 0.2) }
                 }
             }
             #expect(handshake.value.hasPrefix("HTTP/1.1 101"), "\(handshake.value)")
@@ -98,10 +105,9 @@ import Glibc
     @Test func silentConnectionsPastTheDescriptorLimitAreRefusedAndClosed() async throws {
         let gateway = try await ChildGateway.start(["--request-timeout", "2"], descriptorLimit: 256)
         try await withChildGateway(gateway) {
-            let warning = try await gateway.process.waitForLine(containing: "admitting at most")
-            let match = try #require(warning.firstMatch(of: /admitting at most (\d+) connections/))
-            let admitted = try #require(Int(match.1))
-            #expect(admitted < 256 - 64, "\(warning)")
+            let warning = try? await gateway.process.waitForLine(containing: "admitting at most", timeout: .seconds(5))
+            let admitted = warning.flatMap { $0.firstMatch(of: /admitting at most (\d+) connections/) }.flatMap { Int($0.1) }
+            #expect(admitted.map { $0 < 256 - 64 } == true, "the gateway says how many connections its descriptors allow: \(warning ?? "nothing")")
             var sockets: [HostileSocket] = []
             for _ in 0..<400 {
                 sockets.append(try HostileSocket(port: gateway.port, receiveBuffer: nil))
@@ -127,7 +133,7 @@ import Glibc
                 open = stillOpen
             }
             #expect(open.isEmpty, "\(open.count) silent connections still open after 30 s")
-            #expect(answers["HTTP/1.1 503", default: 0] >= 400 - admitted, "\(answers)")
+            #expect(answers["HTTP/1.1 503", default: 0] >= 400 - (admitted ?? 256), "\(answers)")
             #expect(answers["HTTP/1.1 408", default: 0] + answers["HTTP/1.1 503", default: 0] == 400, "\(answers)")
             print("hostile client: 400 silent connections under nofile 256: \(answers), descriptors peaked at \(peakDescriptors)")
             #expect(peakDescriptors < 256, "descriptors in use peaked at \(peakDescriptors)")
