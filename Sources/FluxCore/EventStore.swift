@@ -24,6 +24,8 @@ public protocol EventReader: Sendable {
 public protocol EventWriter: Sendable {
     /// Stores the request's events atomically, with consecutive versions and consecutive positions, or
     /// throws: `StoreError.conflict` when the stream's version is not the expected one (nothing is stored),
+    /// `StoreError.aggregateNameMismatch` when the stream's events have another aggregate name (a stream belongs
+    /// to one aggregate name for life; checked before the version, nothing is stored),
     /// `StoreError.duplicateEventID` when an event id is already stored elsewhere, `StoreError.invalidAppend`
     /// for a malformed request. Retrying a stored append (same event ids) returns the original result.
     @discardableResult

@@ -91,6 +91,8 @@ public enum StoreConformance {
         ConformanceCase(name: "expected version conflicts store nothing", body: conflicts),
         ConformanceCase(name: "multi-event appends are atomic and consecutive", body: multiEventAppend),
         ConformanceCase(name: "idempotent retries by event id", body: idempotency),
+        ConformanceCase(name: "a stream belongs to one aggregate name", body: aggregateNameMismatch),
+        ConformanceCase(name: "a name mismatch in a concurrent batch fails alone", body: aggregateNameMismatchInABatch),
         ConformanceCase(name: "invalid appends are rejected", body: invalidAppends),
         ConformanceCase(name: "paging", body: paging),
         ConformanceCase(name: "filters", body: filters),
@@ -191,6 +193,70 @@ public enum StoreConformance {
         }
         try await expectDense(store, count: 3)
         try expect(try await store.event(id: "id-9") == nil, "nothing of a rejected append is stored")
+    }
+
+    static func aggregateNameMismatch(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("order-1", .noStream, [event(id: "o1"), event(id: "o2")], name: "Order"))
+        for expected in [ExpectedVersion.any, .exact(1), .exact(0), .noStream] {
+            let error = try await expectError(.aggregateNameMismatch, "another aggregate name, expected version \(expected)") {
+                _ = try await store.append(request("order-1", expected, [event(id: "a-\(expected)")], name: "Account"))
+            }
+            try expect(error.storedAggregateName == "Order", "the error carries the stored name: \(String(describing: error.storedAggregateName))")
+            try expect(
+                error.message.contains("order-1") && error.message.contains("Order") && error.message.contains("Account"),
+                "the message names the stream and both names: \(error.message)"
+            )
+            try expect(try await store.event(id: "a-\(expected)") == nil, "nothing of a refused append is stored")
+        }
+        let stream = try await store.readStream("order-1", fromVersion: 0, limit: 10)
+        try expect(stream.map(\.eventID) == ["o1", "o2"], "the stream keeps only its own events: \(stream.map(\.eventID))")
+        try expect(stream.allSatisfy { $0.aggregateName == "Order" }, "one aggregate name per stream")
+        try await expectDense(store, count: 2)
+        let same = try await store.append(request("order-1", .exact(1), [event(id: "o3")], name: "Order"))
+        try expect(same.version == 2 && same.firstPosition == Position(3), "the stream's own name is accepted: \(same)")
+        let other = try await store.append(request("account-1", .noStream, [event()], name: "Account"))
+        try expect(other.version == 0, "another stream takes the other name: \(other)")
+        try await expectDense(store, count: 4)
+    }
+
+    static func aggregateNameMismatchInABatch(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("order-1", .noStream, [event()], name: "Order"))
+        // Concurrent appends share the writer's batches (group commit): the refused ones must fail alone.
+        let outcomes = try await withThrowingTaskGroup(of: (String, Result<AppendResult, StoreError>).self) { group in
+            for index in 0..<16 {
+                let (aggregateID, name) = switch index % 4 {
+                case 0: ("order-1", "Account")  // refused
+                case 1: ("order-1", "Order")
+                default: ("new-\(index)", "Other")
+                }
+                group.addTask {
+                    do {
+                        return (name, .success(try await store.append(request(aggregateID, .any, [event(), event()], name: name))))
+                    } catch let error as StoreError {
+                        return (name, .failure(error))
+                    }
+                }
+            }
+            return try await group.reduce(into: [(String, Result<AppendResult, StoreError>)]()) { $0.append($1) }
+        }
+        for (name, outcome) in outcomes {
+            switch (name, outcome) {
+            case ("Account", .failure(let error)):
+                try expect(error.code == .aggregateNameMismatch, "a mismatch in a batch: \(error)")
+            case ("Account", .success(let result)):
+                throw ConformanceFailure(description: "an append under another name was stored: \(result)")
+            case (_, .failure(let error)):
+                throw ConformanceFailure(description: "an append of the batch failed with the mismatch beside it: \(error)")
+            case (_, .success):
+                break
+            }
+        }
+        try await expectDense(store, count: 1 + 12 * 2)
+        let stream = try await store.readStream("order-1", fromVersion: 0, limit: 100)
+        try expect(stream.count == 9 && stream.allSatisfy { $0.aggregateName == "Order" }, "order-1 holds its own appends only")
+        try expect(stream.map(\.version) == Array(0..<9), "versions \(stream.map(\.version))")
     }
 
     static func invalidAppends(_ harness: StoreHarness) async throws {

@@ -60,6 +60,21 @@ import Testing
         #expect(try elsewhere.jsonObject()["error"] as? String == "duplicate_event_id")
     }
 
+    @Test func anotherAggregateNameIs409AndStoresNothing() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        try await gateway.append("order-1", name: "Order", expected: "-1", events: [("t.A", "1")])
+        for expected in [#""any""#, "0", "-1"] {
+            let response = try await gateway.append("order-1", name: "Account", expected: expected, events: [("t.B", "2")])
+            #expect(response.status == .conflict, "expected_version \(expected)")
+            let body = try response.jsonObject()
+            #expect(body["error"] as? String == "aggregate_name_mismatch", "expected_version \(expected)")
+            #expect((body["message"] as? String)?.contains("Order") == true, "\(body)")
+        }
+        #expect(try await gateway.store.head() == Position(1))
+        #expect(try await gateway.append("order-1", name: "Order", expected: "0", events: [("t.B", "2")]).status == .created)
+    }
+
     @Test(arguments: [
         ("not json", "{nope"),
         ("empty body", ""),
