@@ -94,6 +94,8 @@ public enum StoreConformance {
         ConformanceCase(name: "a stream belongs to one aggregate name", body: aggregateNameMismatch),
         ConformanceCase(name: "a name mismatch in a concurrent batch fails alone", body: aggregateNameMismatchInABatch),
         ConformanceCase(name: "invalid appends are rejected", body: invalidAppends),
+        ConformanceCase(name: "control characters in ids and names: refused, and reads do not alias", body: controlCharacters),
+        ConformanceCase(name: "names and event ids over 256 bytes are rejected", body: longNames),
         ConformanceCase(name: "paging", body: paging),
         ConformanceCase(name: "filters", body: filters),
         ConformanceCase(name: "stream reads", body: streamReads),
@@ -279,6 +281,57 @@ public enum StoreConformance {
         let longest = String(repeating: "y", count: 256)
         let ok = try await store.append(request(longest, .noStream, [event()]))
         try expect(ok.firstPosition == Position(1), "a 256-byte aggregate id is accepted and nothing before it was stored")
+    }
+
+    static func controlCharacters(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("acc-1", .noStream, [event("t.A", id: "E1")], name: "Account"))
+        let refused: [(field: String, request: AppendRequest, message: String)] = [
+            ("aggregate_id", request("acc-1\u{0}x", .any, [event()]), "aggregate_id contains a control character (U+0000 at byte 5)"),
+            ("aggregate_id", request("\u{7F}", .any, [event()]), "aggregate_id contains a control character (U+007F at byte 0)"),
+            ("aggregate_name", request("s", .any, [event()], name: "Acc\u{1F}"), "aggregate_name contains a control character (U+001F at byte 3)"),
+            ("event_type", request("s", .any, [event("t.\nA")]), "event_type contains a control character (U+000A at byte 2)"),
+            ("event_id", request("s", .any, [event(id: "ok"), event(id: "E1\u{0}")]), "event_id contains a control character (U+0000 at byte 2)"),
+            ("event_id", request("s", .any, [event(id: "é\t")]), "event_id contains a control character (U+0009 at byte 2)"),
+        ]
+        // Reads by an id or name with a control character find nothing, even where a store's text handling would
+        // cut it at a NUL (SQLite's C strings) and find "acc-1" or "E1".
+        try expect(try await store.readStream("acc-1\u{0}x", fromVersion: 0, limit: 10).isEmpty, "a stream read with a NUL aliases acc-1")
+        try expect(try await store.event(id: "E1\u{0}") == nil, "an event read with a NUL aliases E1")
+        try expect(try await store.event(id: "E1\u{0}x") == nil, "an event read with a NUL aliases E1")
+        for filter in [
+            EventFilter(aggregateIDs: ["acc-1\u{0}x"]), EventFilter(aggregateNames: ["Account\u{0}"]), EventFilter(eventTypes: ["t.A\u{0}"]),
+            EventFilter(aggregateNames: ["Account"], eventTypes: ["t.A\u{1}"]),
+        ] {
+            try expect(try await store.read(after: .start, limit: 10, filter: filter).isEmpty, "a filter with a control character matches: \(filter)")
+        }
+        let mixed = EventFilter(aggregateIDs: ["acc-1", "acc-1\u{0}"])
+        try expect(try await store.read(after: .start, limit: 10, filter: mixed).map(\.eventID) == ["E1"], "the other values of a filter still match")
+        try expect(try await store.readStream("acc-1", fromVersion: 0, limit: 10).map(\.eventID) == ["E1"], "acc-1 itself is read")
+        for (field, refusedRequest, message) in refused {
+            let error = try await expectError(.invalidAppend, "a control character in \(field)") {
+                _ = try await store.append(refusedRequest)
+            }
+            try expect(error.message.contains(message), "the message names the field and the byte: \(error.message)")
+        }
+        try await expectDense(store, count: 1)
+        let printable = try await store.append(request("zürich ✓ 🚀", .noStream, [event("t.é", id: "~ü")], name: "Straße"))
+        try expect(printable.firstPosition == Position(2), "printable non-ASCII text is accepted")
+    }
+
+    static func longNames(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        let long = String(repeating: "n", count: 257)
+        for (field, refused) in [
+            ("aggregate_name", request("s", .any, [event()], name: long)), ("event_type", request("s", .any, [event(long)])),
+            ("event_id", request("s", .any, [event(id: long)])),
+        ] {
+            let error = try await expectError(.invalidAppend, "\(field) over 256 bytes") { _ = try await store.append(refused) }
+            try expect(error.message.contains(field) && error.message.contains("256"), "the message names the field and the limit: \(error.message)")
+        }
+        let longest = String(repeating: "m", count: 256)
+        let ok = try await store.append(request("s", .noStream, [event(longest, id: longest)], name: longest))
+        try expect(ok.firstPosition == Position(1), "256-byte names and ids are accepted and nothing before them was stored")
     }
 
     static func paging(_ harness: StoreHarness) async throws {
