@@ -96,6 +96,7 @@ public enum StoreConformance {
         ConformanceCase(name: "invalid appends are rejected", body: invalidAppends),
         ConformanceCase(name: "control characters in ids and names: refused, and reads do not alias", body: controlCharacters),
         ConformanceCase(name: "names and event ids over 256 bytes are rejected", body: longNames),
+        ConformanceCase(name: "a retry with other content is a duplicate event id", body: retryWithOtherContent),
         ConformanceCase(name: "paging", body: paging),
         ConformanceCase(name: "filters", body: filters),
         ConformanceCase(name: "stream reads", body: streamReads),
@@ -332,6 +333,35 @@ public enum StoreConformance {
         let longest = String(repeating: "m", count: 256)
         let ok = try await store.append(request("s", .noStream, [event(longest, id: longest)], name: longest))
         try expect(ok.firstPosition == Position(1), "256-byte names and ids are accepted and nothing before them was stored")
+    }
+
+    static func retryWithOtherContent(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        let original = request("s", .noStream, [event("t.A", id: "r1", json: #"{"n":1}"#), event("t.B", id: "r2", json: #"[1,2]"#)], name: "Thing")
+        let first = try await store.append(original)
+        try expect(try await store.append(original) == first, "a retry with the same content answers as the first append did")
+        var otherPayload = original
+        otherPayload.events[1].payload = EventPayload(trustedJSON: Array(#"[1,3]"#.utf8))
+        var respacedPayload = original
+        respacedPayload.events[0].payload = EventPayload(trustedJSON: Array(#"{"n": 1}"#.utf8))
+        var otherType = original
+        otherType.events[0].eventType = "t.C"
+        var otherName = original
+        otherName.aggregateName = "Other"
+        for (what, retry, clash, differs) in [
+            ("another payload", otherPayload, "r2", "payload differs"), ("the payload's bytes respaced", respacedPayload, "r1", "payload differs"),
+            ("another event type", otherType, "r1", "event_type differs"), ("another aggregate name", otherName, "r1", "aggregate_name differs"),
+        ] {
+            let error = try await expectError(.duplicateEventID, "a retry with \(what)") { _ = try await store.append(retry) }
+            try expect(
+                error.message.contains("event_id \(clash) is already stored with other content (\(differs))"),
+                "the message names the event and what differs: \(error.message)"
+            )
+        }
+        try await expectDense(store, count: 2)
+        let stored = try await store.readStream("s", fromVersion: 0, limit: 10)
+        try expect(stored.map(\.payload.description) == [#"{"n":1}"#, "[1,2]"] && stored.allSatisfy { $0.aggregateName == "Thing" }, "the stored events are unchanged")
+        try expect(try await store.append(original) == first, "the original retry still answers as the first append did")
     }
 
     static func paging(_ harness: StoreHarness) async throws {

@@ -59,6 +59,10 @@ import Testing
             .POST, "/streams/other", json: #"{"aggregate_name": "A", "expected_version": "any", "events": [{"event_type": "t", "payload": {}, "event_id": "e-1"}]}"#)
         #expect(elsewhere.status == .conflict)
         #expect(try elsewhere.jsonObject()["error"] as? String == "duplicate_event_id")
+        let otherPayload = try await gateway.request(.POST, "/streams/s", json: body.replacingOccurrences(of: #""payload": {}, "event_id": "e-2""#, with: #""payload": {"x": 1}, "event_id": "e-2""#))
+        #expect(otherPayload.status == .conflict, "a retry with another payload is not the same append")
+        #expect(try otherPayload.jsonObject()["error"] as? String == "duplicate_event_id")
+        #expect(try await gateway.store.head() == Position(2))
     }
 
     @Test func anotherAggregateNameIs409AndStoresNothing() async throws {
