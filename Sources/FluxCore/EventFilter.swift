@@ -17,6 +17,22 @@ public struct EventFilter: Hashable, Sendable {
     /// Whether the filter lets every event through.
     public var isEmpty: Bool { aggregateNames.isEmpty && eventTypes.isEmpty && aggregateIDs.isEmpty }
 
+    /// The filter without the values no stored event can have (ids and names holding a control character, see
+    /// `EventKey`), for stores that would match such a value against other text (SQLite cuts text at a NUL); `nil`
+    /// when a set held only such values, so that the filter matches nothing. The filter itself when every value is
+    /// printable.
+    public var printableValues: EventFilter? {
+        func printable(_ values: Set<String>) -> Set<String>? {
+            if values.allSatisfy(EventKey.isPrintable) { return values }
+            let kept = values.filter(EventKey.isPrintable)
+            return kept.isEmpty ? nil : kept
+        }
+        guard let names = printable(aggregateNames), let types = printable(eventTypes), let ids = printable(aggregateIDs) else {
+            return nil
+        }
+        return EventFilter(aggregateNames: names, eventTypes: types, aggregateIDs: ids)
+    }
+
     public func matches(_ event: RecordedEvent) -> Bool {
         (aggregateNames.isEmpty || aggregateNames.contains(event.aggregateName))
             && (eventTypes.isEmpty || eventTypes.contains(event.eventType))

@@ -24,8 +24,11 @@ public protocol EventReader: Sendable {
 public protocol EventWriter: Sendable {
     /// Stores the request's events atomically, with consecutive versions and consecutive positions, or
     /// throws: `StoreError.conflict` when the stream's version is not the expected one (nothing is stored),
+    /// `StoreError.aggregateNameMismatch` when the stream's events have another aggregate name (a stream belongs
+    /// to one aggregate name for life; checked before the version, nothing is stored),
     /// `StoreError.duplicateEventID` when an event id is already stored elsewhere, `StoreError.invalidAppend`
-    /// for a malformed request. Retrying a stored append (same event ids) returns the original result.
+    /// for a malformed request. Retrying a stored append (same event ids, same content) returns the original
+    /// result; the same ids with other content are a `StoreError.duplicateEventID` (see `idempotencyOutcome`).
     @discardableResult
     func append(_ request: AppendRequest) async throws -> AppendResult
 }
@@ -51,20 +54,37 @@ public enum IdempotencyOutcome: Hashable, Sendable {
 extension AppendRequest {
     /// Decides whether this request is new, a retry of a stored append, or a clash with other events.
     ///
-    /// `stored` holds, for each event of the request in order, the stored event with that id (or `nil`).
+    /// `stored` holds, for each event of the request in order, the stored event with that id (or `nil`). A retry
+    /// finds every id stored, in this stream, at consecutive positions, with the same content: event type,
+    /// aggregate name and payload bytes (stores keep payloads byte for byte, so a payload re-encoded with other
+    /// spacing is other content). Anything else is `StoreError.duplicateEventID`: answering it with the stored
+    /// append's result would drop the new content silently. The aggregate name is compared here, so a retry under
+    /// another name is a duplicate event id, not an aggregate name mismatch: the ids are what clash.
     public func idempotencyOutcome(stored: [RecordedEvent?]) throws(StoreError) -> IdempotencyOutcome {
         precondition(stored.count == events.count)
         if stored.allSatisfy({ $0 == nil }) { return .fresh }
         let found = stored.compactMap { $0 }
-        let isSameAppend = found.count == events.count
-            && zip(found, events).allSatisfy { $0.aggregateID == aggregateID && $0.eventType == $1.eventType }
+        let isSamePlace = found.count == events.count
+            && found.allSatisfy { $0.aggregateID.utf8.elementsEqual(aggregateID.utf8) }
             && zip(found, found.dropFirst()).allSatisfy { $1.version == $0.version + 1 && $1.position == $0.position.next }
-        guard isSameAppend, let first = found.first, let last = found.last else {
+        guard isSamePlace, let first = found.first, let last = found.last else {
             let clash = found.first?.eventID ?? ""
             throw StoreError(
                 .duplicateEventID,
                 "event_id \(clash) is already stored with other events (stream \(found.first?.aggregateID ?? "?")); use new event ids for a new append"
             )
+        }
+        for (storedEvent, event) in zip(found, events) {
+            var differing: [String] = []
+            if !storedEvent.eventType.utf8.elementsEqual(event.eventType.utf8) { differing.append("event_type") }
+            if !storedEvent.aggregateName.utf8.elementsEqual(aggregateName.utf8) { differing.append("aggregate_name") }
+            if storedEvent.payload.bytes != event.payload.bytes { differing.append("payload") }
+            if !differing.isEmpty {
+                throw StoreError(
+                    .duplicateEventID,
+                    "event_id \(event.eventID) is already stored with other content (\(differing.joined(separator: " and ")) \(differing.count == 1 ? "differs" : "differ")); a retry must resend the same events, a new append needs new event ids"
+                )
+            }
         }
         return .alreadyStored(
             AppendResult(aggregateID: aggregateID, firstPosition: first.position, lastPosition: last.position, version: last.version)

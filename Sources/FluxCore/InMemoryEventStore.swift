@@ -73,11 +73,15 @@ public final class InMemoryEventStore: EventStore {
             if case .alreadyStored(let result) = try request.idempotencyOutcome(stored: stored) {
                 return result
             }
-            let current = Int64(state.streams[request.aggregateID]?.eventIndices.count ?? 0) - 1
+            var stream = state.streams[request.aggregateID] ?? Stream(aggregateName: request.aggregateName)
+            // Byte for byte, as the other stores compare (String's == would equate canonically equivalent names).
+            guard stream.aggregateName.utf8.elementsEqual(request.aggregateName.utf8) else {
+                throw StoreError.nameMismatch(aggregateID: request.aggregateID, storedName: stream.aggregateName, appendedName: request.aggregateName)
+            }
+            let current = Int64(stream.eventIndices.count) - 1
             guard request.expectedVersion.isSatisfied(byCurrentVersion: current) else {
                 throw StoreError.versionConflict(aggregateID: request.aggregateID, expected: request.expectedVersion, current: current)
             }
-            var stream = state.streams[request.aggregateID] ?? Stream(aggregateName: request.aggregateName)
             let firstPosition = Position(Int64(state.events.count) + 1)
             for (offset, event) in request.events.enumerated() {
                 let index = state.events.count

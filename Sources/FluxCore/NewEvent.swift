@@ -28,34 +28,50 @@ public struct AppendRequest: Hashable, Sendable {
         self.events = events
     }
 
-    /// The longest aggregate id accepted, in UTF-8 bytes.
-    public static let maximumAggregateIDLength = 256
+    /// The longest aggregate id accepted, in UTF-8 bytes (the limit of every id and name, `EventKey.maximumLength`).
+    public static let maximumAggregateIDLength = EventKey.maximumLength
 
     /// Checks what every store requires of a request before it touches storage.
+    ///
+    /// `aggregate_id`, `aggregate_name`, and each event's `event_type` and `event_id` must be non-empty, at most
+    /// 256 UTF-8 bytes, and printable: a C0 control character (U+0000–U+001F) or DEL (U+007F) is refused, the
+    /// message naming the field and the character's byte offset, e.g. `aggregate_id contains a control character
+    /// (U+0000 at byte 5); ids and names must be printable`. A NUL, from `%00` in a URL path or `\u0000` in JSON,
+    /// would otherwise make another stream's id on SQLite, which cuts text at a NUL (see `EventKey`). Event ids
+    /// must also differ within the request.
+    ///
+    /// - Throws: `StoreError.invalidAppend`, which the gateway answers with `400`.
     public func validate() throws(StoreError) {
-        if aggregateID.isEmpty {
-            throw StoreError(.invalidAppend, "aggregate_id must not be empty")
-        }
-        if aggregateID.utf8.count > Self.maximumAggregateIDLength {
-            throw StoreError(.invalidAppend, "aggregate_id is \(aggregateID.utf8.count) bytes; the limit is \(Self.maximumAggregateIDLength)")
-        }
-        if aggregateName.isEmpty {
-            throw StoreError(.invalidAppend, "aggregate_name must not be empty")
-        }
+        try Self.check(aggregateID, "aggregate_id")
+        try Self.check(aggregateName, "aggregate_name")
         if events.isEmpty {
             throw StoreError(.invalidAppend, "an append needs at least one event")
         }
         var seen = Set<String>()
-        for event in events {
-            if event.eventType.isEmpty {
-                throw StoreError(.invalidAppend, "event_type must not be empty")
-            }
-            if event.eventID.isEmpty {
-                throw StoreError(.invalidAppend, "event_id must not be empty")
-            }
+        for (index, event) in events.enumerated() {
+            try Self.check(event.eventType, "events[\(index)].event_type")
+            try Self.check(event.eventID, "events[\(index)].event_id")
             if !seen.insert(event.eventID).inserted {
                 throw StoreError(.invalidAppend, "event_id \(event.eventID) appears twice in one append")
             }
+        }
+    }
+
+    /// Checks one id or name against `EventKey`'s rule; `field` names it in the message.
+    private static func check(_ text: String, _ field: @autoclosure () -> String) throws(StoreError) {
+        if text.isEmpty {
+            throw StoreError(.invalidAppend, "\(field()) must not be empty")
+        }
+        let length = text.utf8.count
+        if length > EventKey.maximumLength {
+            throw StoreError(.invalidAppend, "\(field()) is \(length) bytes; the limit is \(EventKey.maximumLength)")
+        }
+        if let (value, offset) = EventKey.firstControlCharacter(in: text) {
+            let code = String(value, radix: 16, uppercase: true)
+            throw StoreError(
+                .invalidAppend,
+                "\(field()) contains a control character (U+\(String(repeating: "0", count: 4 - code.count) + code) at byte \(offset)); ids and names must be printable"
+            )
         }
     }
 }

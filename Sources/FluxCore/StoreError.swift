@@ -6,7 +6,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is. An open set: new codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
-            case conflict, duplicateEventID, invalidAppend, storeUnavailable, corrupted
+            case conflict, duplicateEventID, invalidAppend, storeUnavailable, corrupted, aggregateNameMismatch
         }
 
         private let base: Base
@@ -22,6 +22,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let storeUnavailable = Code(.storeUnavailable)
         /// The stored data does not satisfy the store's invariants.
         public static let corrupted = Code(.corrupted)
+        /// The append's aggregate name is not the name of the stream's stored events: a stream belongs to one
+        /// aggregate name for life. Not a conflict: reloading and retrying fails again; append under another
+        /// aggregate id instead.
+        public static let aggregateNameMismatch = Code(.aggregateNameMismatch)
 
         public var description: String {
             switch base {
@@ -30,6 +34,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
             case .invalidAppend: return "invalid append"
             case .storeUnavailable: return "store unavailable"
             case .corrupted: return "corrupted store"
+            case .aggregateNameMismatch: return "aggregate name mismatch"
             }
         }
     }
@@ -39,11 +44,15 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// For conflicts: the stream's current version (`-1` when it does not exist).
     public var currentVersion: Int64?
+    /// For aggregate name mismatches: the aggregate name of the stream's stored events. The message names it too;
+    /// a caller that may not learn it (an access-controlled gateway) can tell it apart here and word its own answer.
+    public var storedAggregateName: String?
 
-    public init(_ code: Code, _ message: String, currentVersion: Int64? = nil) {
+    public init(_ code: Code, _ message: String, currentVersion: Int64? = nil, storedAggregateName: String? = nil) {
         self.code = code
         self.message = message
         self.currentVersion = currentVersion
+        self.storedAggregateName = storedAggregateName
     }
 
     public static let conflict = Code.conflict
@@ -51,6 +60,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public static let invalidAppend = Code.invalidAppend
     public static let storeUnavailable = Code.storeUnavailable
     public static let corrupted = Code.corrupted
+    public static let aggregateNameMismatch = Code.aggregateNameMismatch
 
     public var description: String { "\(code): \(message)" }
 
@@ -61,6 +71,16 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
             .conflict,
             "stream \(aggregateID) \(currentText) but the append expected \(expected); reload the aggregate and retry",
             currentVersion: current
+        )
+    }
+
+    /// The error for an append under `appendedName` into a stream whose events have `storedName` (`nil` when the
+    /// store could not read it back).
+    public static func nameMismatch(aggregateID: String, storedName: String?, appendedName: String) -> StoreError {
+        StoreError(
+            .aggregateNameMismatch,
+            "stream \(aggregateID) belongs to \(storedName.map { "aggregate_name \($0)" } ?? "another aggregate_name"); an append with aggregate_name \(appendedName) cannot go into it: use another aggregate id",
+            storedAggregateName: storedName
         )
     }
 }

@@ -83,9 +83,8 @@ extension GatewayRouter {
             guard let payload = value["payload"] else { throw BadRequest("events[\(index)].payload is missing") }
             var eventID: String?
             if let idValue = value["event_id"] {
-                guard let id = idValue.stringValue, !id.isEmpty, id.utf8.count <= 256 else {
-                    throw BadRequest("events[\(index)].event_id must be a non-empty string of at most 256 bytes")
-                }
+                // Its length and characters are checked with the other ids and names, by validate() below.
+                guard let id = idValue.stringValue else { throw BadRequest("events[\(index)].event_id must be a string") }
                 eventID = id
             }
             events.append(

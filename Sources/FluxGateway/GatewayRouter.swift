@@ -117,6 +117,8 @@ public struct GatewayRouter: Sendable {
             return .error(.conflict, "conflict", error.message, extra: [("current_version", error.currentVersion ?? -1)])
         case .duplicateEventID:
             return .error(.conflict, "duplicate_event_id", error.message)
+        case .aggregateNameMismatch:
+            return .error(.conflict, "aggregate_name_mismatch", error.message)
         case .invalidAppend:
             return .error(.badRequest, "bad_request", error.message)
         default:

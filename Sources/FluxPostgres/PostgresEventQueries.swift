@@ -42,6 +42,15 @@ enum PostgresEventQueries {
         )
     }
 
+    /// The aggregate name of a stream (that of its last event), `nil` when it has no events.
+    static func aggregateName(of aggregateID: String, _ connection: PostgresConnection, logger: Logger) async throws -> String? {
+        let rows = try await connection.query(
+            "SELECT aggregate_name FROM fluxgate_events WHERE aggregate_id = \(aggregateID) ORDER BY version DESC LIMIT 1", logger: logger
+        )
+        for try await name in rows.decode(String.self) { return name }
+        return nil
+    }
+
     /// A page of the feed: events after `position` matching `filter`, in position order.
     static func page(after position: Position, limit: Int, filter: EventFilter) -> PostgresQuery {
         var sql = "SELECT \(columns) FROM fluxgate_events WHERE position > $1"

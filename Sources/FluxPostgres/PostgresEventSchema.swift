@@ -141,6 +141,91 @@ enum PostgresEventSchema {
                 """
             ]
         ),
+        (
+            // A stream belongs to one aggregate name for life: a request whose aggregate name is not that of its
+            // stream's last event gets outcome 3 (with the stream's current version) and stores nothing, like a
+            // conflict, while the other requests of the call go on. The name comes from the lookup that finds the
+            // stream's version (its last event's row). The result type stays (CREATE OR REPLACE cannot change it):
+            // the caller reads the stored name after the call, as it reads stored events for outcome 2. CREATE OR
+            // REPLACE also replaces the function's settings, so events-v3's SET enable_seqscan = off is repeated.
+            "events-v4-append-aggregate-name",
+            [
+                """
+                CREATE OR REPLACE FUNCTION fluxgate_append_v1(
+                    aggregate_ids TEXT[], aggregate_names TEXT[], lowest BIGINT[], highest BIGINT[], counts INTEGER[],
+                    event_ids TEXT[], event_types TEXT[], payloads BYTEA[], event_requests INTEGER[], event_offsets INTEGER[],
+                    recorded BIGINT
+                ) RETURNS TABLE (outcome INTEGER, first_position BIGINT, last_version BIGINT)
+                LANGUAGE plpgsql SET enable_seqscan = off AS $$
+                DECLARE
+                    head BIGINT;
+                    start_head BIGINT;
+                    skip INTEGER := 0;
+                    requests INTEGER := coalesce(array_length(aggregate_ids, 1), 0);
+                    stream_ids TEXT[];
+                    stream_versions BIGINT[];
+                    stream_names TEXT[];
+                    first_positions BIGINT[] := array_fill(NULL::BIGINT, ARRAY[requests]);
+                    first_versions BIGINT[] := array_fill(NULL::BIGINT, ARRAY[requests]);
+                    stream INTEGER;
+                    current_version BIGINT;
+                    n INTEGER;
+                    any_stored BOOLEAN;
+                BEGIN
+                    SELECT h.position INTO head FROM fluxgate_head h WHERE h.id = 1 FOR UPDATE;
+                    IF head IS NULL THEN
+                        RAISE EXCEPTION 'fluxgate_head has no row';
+                    END IF;
+                    start_head := head;
+                    -- One lookup of event ids for the whole batch; only when one is stored are requests checked one by
+                    -- one. (Two requests of one batch sharing a new id make the INSERT fail: the caller then retries
+                    -- them one per call, and the second is answered as a retry of the first.)
+                    any_stored := EXISTS (SELECT 1 FROM fluxgate_events e WHERE e.event_id = ANY (event_ids));
+                    -- One lookup of the last event of every stream of the batch: its version and aggregate name.
+                    SELECT array_agg(s.id), array_agg(coalesce(tail.version, -1)), array_agg(tail.aggregate_name)
+                    INTO stream_ids, stream_versions, stream_names
+                    FROM (SELECT DISTINCT unnest(aggregate_ids) AS id) s
+                    LEFT JOIN LATERAL (
+                        SELECT e.version, e.aggregate_name FROM fluxgate_events e WHERE e.aggregate_id = s.id ORDER BY e.version DESC LIMIT 1
+                    ) tail ON true;
+                    -- Decide every request in order, in memory, each seeing the streams left by those before it.
+                    FOR r IN 1 .. requests LOOP
+                        n := counts[r];
+                        stream := array_position(stream_ids, aggregate_ids[r]);
+                        current_version := stream_versions[stream];
+                        IF any_stored AND EXISTS (SELECT 1 FROM fluxgate_events e WHERE e.event_id = ANY (event_ids[skip + 1 : skip + n])) THEN
+                            outcome := 2; first_position := NULL; last_version := NULL;
+                        ELSIF stream_names[stream] <> aggregate_names[r] THEN  -- NULL for a new stream: no mismatch
+                            outcome := 3; first_position := NULL; last_version := current_version;
+                        ELSIF current_version < lowest[r] OR current_version > highest[r] THEN
+                            outcome := 1; first_position := NULL; last_version := current_version;
+                        ELSE
+                            first_positions[r] := head + 1;
+                            first_versions[r] := current_version + 1;
+                            outcome := 0; first_position := head + 1; last_version := current_version + n;
+                            head := head + n;
+                            stream_versions[stream] := current_version + n;
+                            stream_names[stream] := aggregate_names[r];
+                        END IF;
+                        RETURN NEXT;
+                        skip := skip + n;
+                    END LOOP;
+                    IF head <> start_head THEN
+                        -- One INSERT for every event of every accepted request.
+                        INSERT INTO fluxgate_events (position, event_id, aggregate_id, aggregate_name, version, event_type, recorded_at, payload)
+                        SELECT first_positions[event_requests[k]] + event_offsets[k], event_ids[k], aggregate_ids[event_requests[k]],
+                               aggregate_names[event_requests[k]], first_versions[event_requests[k]] + event_offsets[k],
+                               event_types[k], recorded, payloads[k]
+                        FROM generate_subscripts(event_ids, 1) AS k
+                        WHERE first_positions[event_requests[k]] IS NOT NULL;
+                        UPDATE fluxgate_head SET position = head WHERE id = 1;
+                        PERFORM pg_notify('fluxgate_head', head::text);
+                    END IF;
+                END
+                $$
+                """
+            ]
+        ),
     ]
 
     /// Brings the database's schema up to date and returns the store's epoch (made by the first migration run).

@@ -132,8 +132,10 @@ public final class PostgresEventStore: EventStore {
         return Position(try await reading { connection in try await PostgresEventQueries.head(connection, logger: logger) })
     }
 
+    // Reads by ids and names with a control character find nothing (`EventKey`): PostgreSQL would refuse a NUL.
+
     public func read(after position: Position, limit: Int, filter: EventFilter) async throws -> [RecordedEvent] {
-        guard limit > 0 else { return [] }
+        guard limit > 0, let filter = filter.printableValues else { return [] }
         let logger = self.logger
         let query = PostgresEventQueries.page(after: position, limit: limit, filter: filter)
         return try await reading { connection in
@@ -142,7 +144,7 @@ public final class PostgresEventStore: EventStore {
     }
 
     public func readStream(_ aggregateID: String, fromVersion: Int64, limit: Int) async throws -> [RecordedEvent] {
-        guard limit > 0 else { return [] }
+        guard limit > 0, EventKey.isPrintable(aggregateID) else { return [] }
         let logger = self.logger
         let query = PostgresEventQueries.stream(aggregateID, fromVersion: fromVersion, limit: limit)
         return try await reading { connection in
@@ -151,6 +153,7 @@ public final class PostgresEventStore: EventStore {
     }
 
     public func event(id: String) async throws -> RecordedEvent? {
+        guard EventKey.isPrintable(id) else { return nil }
         let logger = self.logger
         return try await reading { connection in
             try await PostgresEventQueries.events(connection.query(PostgresEventQueries.event(id: id), logger: logger)).first

@@ -20,9 +20,10 @@ import Synchronization
 /// `events-v2-append-function`), a single statement committed on its own: it locks the head, applies the requests in
 /// queue order (each seeing the effects of those before it), moves the head and queues the NOTIFY.
 ///
-/// **Per-request atomicity.** For each request the function checks that none of its event ids is stored and that
-/// the stream's version meets the expectation, then inserts all of its events with one INSERT; a request that fails a
-/// check writes nothing and gets its own outcome while the others of the batch are stored. Should a statement still
+/// **Per-request atomicity.** For each request the function checks that none of its event ids is stored, that the
+/// stream's aggregate name is the request's (migration `events-v4-append-aggregate-name`) and that its version meets
+/// the expectation, then inserts all of its events with one INSERT; a request that fails a check writes nothing and
+/// gets its own outcome while the others of the batch are stored. Should a statement still
 /// fail (a server error aborts the whole transaction), nothing of the batch is stored and its requests are committed
 /// again one per transaction, so that the failure stays with its own request.
 final class PostgresGroupCommitter: Sendable {
@@ -354,6 +355,10 @@ final class PostgresGroupCommitter: Sendable {
             case (1, _, let current?):
                 let conflict = StoreError.versionConflict(aggregateID: request.aggregateID, expected: request.expectedVersion, current: current)
                 outcomes.append(Outcome(result: .failure(conflict), storedEvents: 0))
+            case (3, _, _):
+                // The stream's aggregate name is not the request's (migration events-v4-append-aggregate-name). A
+                // stream keeps its name, so reading it after the commit gives the one the function compared.
+                outcomes.append(Outcome(result: .failure(await nameMismatch(of: request)), storedEvents: 0))
             default:
                 // An event id is stored already: a retry of a stored append, or a clash. Stored events never change,
                 // so reading them after the commit tells which.
@@ -379,6 +384,15 @@ final class PostgresGroupCommitter: Sendable {
         } catch {
             return .failure(Self.storeError(error, request))
         }
+    }
+
+    /// The error for a request whose aggregate name is not its stream's, naming the stored name when it can be read.
+    private func nameMismatch(of request: AppendRequest) async -> StoreError {
+        let logger = self.logger
+        let storedName = try? await client.withConnection { connection in
+            try await PostgresEventQueries.aggregateName(of: request.aggregateID, connection, logger: logger)
+        }
+        return StoreError.nameMismatch(aggregateID: request.aggregateID, storedName: storedName, appendedName: request.aggregateName)
     }
 
     /// The error a request gets when its transaction failed.

@@ -2,7 +2,7 @@ import FluxCore
 import GRDB
 import GRDBSQLite
 
-/// The statements the writer runs for every append (is an event id stored, a stream's version, the insert),
+/// The statements the writer runs for every append (is an event id stored, a stream's version and name, the insert),
 /// bound and stepped with the SQLite C API, for one batch.
 ///
 /// Through `StatementArguments` and row cursors, GRDB's per-statement work (boxing each argument, building a
@@ -12,14 +12,14 @@ import GRDBSQLite
 struct SQLiteAppendStatements {
     private let db: Database
     private let isStored: Statement
-    private let version: Statement
+    private let tail: Statement
     private let insert: Statement
 
     /// The statements of `db`, the writer connection, inside the batch's transaction.
     init(_ db: Database) throws {
         self.db = db
         isStored = try db.cachedStatement(sql: SQLiteEventQueries.eventIDStoredSQL)
-        version = try db.cachedStatement(sql: SQLiteEventQueries.streamVersionSQL)
+        tail = try db.cachedStatement(sql: SQLiteEventQueries.streamTailSQL)
         insert = try db.cachedStatement(sql: SQLiteEventQueries.insertSQL)
     }
 
@@ -30,11 +30,24 @@ struct SQLiteAppendStatements {
         return try step(isStored)
     }
 
-    /// The version of the last event of a stream, `-1` when it has none.
-    func currentVersion(of aggregateID: String) throws -> Int64 {
-        defer { sqlite3_reset(version.sqliteStatement) }
-        try bind(aggregateID, at: 1, version)
-        return try step(version) ? sqlite3_column_int64(version.sqliteStatement, 0) : -1
+    /// The version of the last event of a stream (`-1` when it has none) and, when that event's aggregate name is
+    /// not `aggregateName`, the stored name. One statement reads both: the `(aggregate_id, version)` index finds the
+    /// last event as it did for the version alone, and one lookup by rowid gives its row's name (the index does not
+    /// cover it), compared where it lies: a matching name is not copied.
+    func stream(_ aggregateID: String, appendedAs aggregateName: String) throws -> (version: Int64, otherName: String?) {
+        let statement = tail.sqliteStatement
+        defer { sqlite3_reset(statement) }
+        try bind(aggregateID, at: 1, tail)
+        guard try step(tail) else { return (-1, nil) }
+        let version = sqlite3_column_int64(statement, 0)
+        // The text stays valid until the statement is reset; ask its length after it (SQLite's rule). A NOT NULL
+        // column's text is nil only when SQLite is out of memory.
+        guard let text = sqlite3_column_text(statement, 1) else {
+            throw DatabaseError(resultCode: .SQLITE_NOMEM, message: db.lastErrorMessage, sql: tail.sql)
+        }
+        let stored = UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(statement, 1)))
+        if stored.elementsEqual(aggregateName.utf8) { return (version, nil) }
+        return (version, String(decoding: stored, as: UTF8.self))
     }
 
     /// Inserts one event. A constraint violation throws a `DatabaseError` and, as for any failed statement,

@@ -15,7 +15,8 @@ enum SQLiteEventQueries {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         """
     static let headSQL = "SELECT COALESCE(MAX(position), 0) FROM events"
-    static let streamVersionSQL = "SELECT version FROM events WHERE aggregate_id = ? ORDER BY version DESC LIMIT 1"
+    /// A stream's last event: its version and aggregate name (a stream has one name, see `SQLiteAppendStatements.stream`).
+    static let streamTailSQL = "SELECT version, aggregate_name FROM events WHERE aggregate_id = ? ORDER BY version DESC LIMIT 1"
     static let eventIDStoredSQL = "SELECT 1 FROM events WHERE event_id = ?"
     static let eventByIDSQL = "SELECT \(columns) FROM events WHERE event_id = ?"
     static let streamSQL = "SELECT \(columns) FROM events WHERE aggregate_id = ? AND version >= ? ORDER BY version LIMIT ?"

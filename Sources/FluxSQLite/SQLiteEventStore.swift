@@ -120,18 +120,22 @@ public final class SQLiteEventStore: EventStore {
         Position(try await reading { db in try SQLiteEventQueries.head(db) })
     }
 
+    // Reads by ids and names with a control character find nothing (`EventKey`): GRDB binds text as a C string,
+    // so `acc-1\0x` would be looked up as `acc-1`.
+
     public func read(after position: Position, limit: Int, filter: EventFilter) async throws -> [RecordedEvent] {
-        guard limit > 0 else { return [] }
+        guard limit > 0, let filter = filter.printableValues else { return [] }
         return try await reading { db in try SQLiteEventQueries.page(after: position, limit: limit, filter: filter, db) }
     }
 
     public func readStream(_ aggregateID: String, fromVersion: Int64, limit: Int) async throws -> [RecordedEvent] {
-        guard limit > 0 else { return [] }
+        guard limit > 0, EventKey.isPrintable(aggregateID) else { return [] }
         return try await reading { db in try SQLiteEventQueries.stream(aggregateID, fromVersion: fromVersion, limit: limit, db) }
     }
 
     public func event(id: String) async throws -> RecordedEvent? {
-        try await reading { db in try SQLiteEventQueries.event(id: id, db) }
+        guard EventKey.isPrintable(id) else { return nil }
+        return try await reading { db in try SQLiteEventQueries.event(id: id, db) }
     }
 
     public func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {

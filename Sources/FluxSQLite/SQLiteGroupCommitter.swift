@@ -10,8 +10,8 @@ import Synchronization
 ///
 /// Per-request atomicity is that of one transaction per request: a request's checks write nothing and its
 /// inserts run in their own SAVEPOINT (a single INSERT is atomic by itself), so a request that fails (conflict,
-/// duplicate event id, constraint) rolls back exactly its own rows and gets its own error while the others of
-/// the batch commit. Requests are applied in queue order, each
+/// aggregate name mismatch, duplicate event id, constraint) rolls back exactly its own rows and gets its own error
+/// while the others of the batch commit. Requests are applied in queue order, each
 /// seeing the effects of those before it, exactly as if they had been committed one by one in that order.
 ///
 /// Positions are assigned here, by the only writer, as the committed head + 1, inside the write transaction:
@@ -228,8 +228,8 @@ final class SQLiteGroupCommitter: Sendable {
 
     /// Applies the requests in order; returns their outcomes and the new head.
     ///
-    /// A `StoreError` (conflict, duplicate event id) or a constraint violation fails only its request; any other
-    /// error (I/O, disk full) is thrown and fails the whole transaction.
+    /// A `StoreError` (conflict, aggregate name mismatch, duplicate event id) or a constraint violation fails only its
+    /// request; any other error (I/O, disk full) is thrown and fails the whole transaction.
     private static func apply(_ requests: [AppendRequest], recordedAt: Int64, _ db: Database) throws -> ([Outcome], Int64) {
         var head = try SQLiteEventQueries.head(db)
         let statements = try SQLiteAppendStatements(db)
@@ -256,7 +256,8 @@ final class SQLiteGroupCommitter: Sendable {
 
     /// Appends one request after `head`; returns its result and how many events it inserted.
     ///
-    /// The checks (idempotency, expected version) write nothing, so a request they reject leaves nothing to undo.
+    /// The checks (idempotency, aggregate name, expected version) write nothing, so a request they reject leaves
+    /// nothing to undo.
     /// The ids of a new append are not stored: one index seek per event tells, and only a retry or a clash reads
     /// the stored events. The inserts of a multi-event request run in a SAVEPOINT, rolled back if one fails; a
     /// single INSERT needs none: SQLite undoes a failed statement by itself and keeps the transaction (errors
@@ -270,7 +271,10 @@ final class SQLiteGroupCommitter: Sendable {
                 return (result, 0)
             }
         }
-        let current = try statements.currentVersion(of: request.aggregateID)
+        let (current, otherName) = try statements.stream(request.aggregateID, appendedAs: request.aggregateName)
+        if let otherName {
+            throw StoreError.nameMismatch(aggregateID: request.aggregateID, storedName: otherName, appendedName: request.aggregateName)
+        }
         guard request.expectedVersion.isSatisfied(byCurrentVersion: current) else {
             throw StoreError.versionConflict(aggregateID: request.aggregateID, expected: request.expectedVersion, current: current)
         }

@@ -91,7 +91,12 @@ public enum StoreConformance {
         ConformanceCase(name: "expected version conflicts store nothing", body: conflicts),
         ConformanceCase(name: "multi-event appends are atomic and consecutive", body: multiEventAppend),
         ConformanceCase(name: "idempotent retries by event id", body: idempotency),
+        ConformanceCase(name: "a stream belongs to one aggregate name", body: aggregateNameMismatch),
+        ConformanceCase(name: "a name mismatch in a concurrent batch fails alone", body: aggregateNameMismatchInABatch),
         ConformanceCase(name: "invalid appends are rejected", body: invalidAppends),
+        ConformanceCase(name: "control characters in ids and names: refused, and reads do not alias", body: controlCharacters),
+        ConformanceCase(name: "names and event ids over 256 bytes are rejected", body: longNames),
+        ConformanceCase(name: "a retry with other content is a duplicate event id", body: retryWithOtherContent),
         ConformanceCase(name: "paging", body: paging),
         ConformanceCase(name: "filters", body: filters),
         ConformanceCase(name: "stream reads", body: streamReads),
@@ -193,6 +198,70 @@ public enum StoreConformance {
         try expect(try await store.event(id: "id-9") == nil, "nothing of a rejected append is stored")
     }
 
+    static func aggregateNameMismatch(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("order-1", .noStream, [event(id: "o1"), event(id: "o2")], name: "Order"))
+        for expected in [ExpectedVersion.any, .exact(1), .exact(0), .noStream] {
+            let error = try await expectError(.aggregateNameMismatch, "another aggregate name, expected version \(expected)") {
+                _ = try await store.append(request("order-1", expected, [event(id: "a-\(expected)")], name: "Account"))
+            }
+            try expect(error.storedAggregateName == "Order", "the error carries the stored name: \(String(describing: error.storedAggregateName))")
+            try expect(
+                error.message.contains("order-1") && error.message.contains("Order") && error.message.contains("Account"),
+                "the message names the stream and both names: \(error.message)"
+            )
+            try expect(try await store.event(id: "a-\(expected)") == nil, "nothing of a refused append is stored")
+        }
+        let stream = try await store.readStream("order-1", fromVersion: 0, limit: 10)
+        try expect(stream.map(\.eventID) == ["o1", "o2"], "the stream keeps only its own events: \(stream.map(\.eventID))")
+        try expect(stream.allSatisfy { $0.aggregateName == "Order" }, "one aggregate name per stream")
+        try await expectDense(store, count: 2)
+        let same = try await store.append(request("order-1", .exact(1), [event(id: "o3")], name: "Order"))
+        try expect(same.version == 2 && same.firstPosition == Position(3), "the stream's own name is accepted: \(same)")
+        let other = try await store.append(request("account-1", .noStream, [event()], name: "Account"))
+        try expect(other.version == 0, "another stream takes the other name: \(other)")
+        try await expectDense(store, count: 4)
+    }
+
+    static func aggregateNameMismatchInABatch(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("order-1", .noStream, [event()], name: "Order"))
+        // Concurrent appends share the writer's batches (group commit): the refused ones must fail alone.
+        let outcomes = try await withThrowingTaskGroup(of: (String, Result<AppendResult, StoreError>).self) { group in
+            for index in 0..<16 {
+                let (aggregateID, name) = switch index % 4 {
+                case 0: ("order-1", "Account")  // refused
+                case 1: ("order-1", "Order")
+                default: ("new-\(index)", "Other")
+                }
+                group.addTask {
+                    do {
+                        return (name, .success(try await store.append(request(aggregateID, .any, [event(), event()], name: name))))
+                    } catch let error as StoreError {
+                        return (name, .failure(error))
+                    }
+                }
+            }
+            return try await group.reduce(into: [(String, Result<AppendResult, StoreError>)]()) { $0.append($1) }
+        }
+        for (name, outcome) in outcomes {
+            switch (name, outcome) {
+            case ("Account", .failure(let error)):
+                try expect(error.code == .aggregateNameMismatch, "a mismatch in a batch: \(error)")
+            case ("Account", .success(let result)):
+                throw ConformanceFailure(description: "an append under another name was stored: \(result)")
+            case (_, .failure(let error)):
+                throw ConformanceFailure(description: "an append of the batch failed with the mismatch beside it: \(error)")
+            case (_, .success):
+                break
+            }
+        }
+        try await expectDense(store, count: 1 + 12 * 2)
+        let stream = try await store.readStream("order-1", fromVersion: 0, limit: 100)
+        try expect(stream.count == 9 && stream.allSatisfy { $0.aggregateName == "Order" }, "order-1 holds its own appends only")
+        try expect(stream.map(\.version) == Array(0..<9), "versions \(stream.map(\.version))")
+    }
+
     static func invalidAppends(_ harness: StoreHarness) async throws {
         let store = try await harness.make()
         _ = try await expectError(.invalidAppend, "no events") {
@@ -213,6 +282,86 @@ public enum StoreConformance {
         let longest = String(repeating: "y", count: 256)
         let ok = try await store.append(request(longest, .noStream, [event()]))
         try expect(ok.firstPosition == Position(1), "a 256-byte aggregate id is accepted and nothing before it was stored")
+    }
+
+    static func controlCharacters(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try await store.append(request("acc-1", .noStream, [event("t.A", id: "E1")], name: "Account"))
+        let refused: [(field: String, request: AppendRequest, message: String)] = [
+            ("aggregate_id", request("acc-1\u{0}x", .any, [event()]), "aggregate_id contains a control character (U+0000 at byte 5)"),
+            ("aggregate_id", request("\u{7F}", .any, [event()]), "aggregate_id contains a control character (U+007F at byte 0)"),
+            ("aggregate_name", request("s", .any, [event()], name: "Acc\u{1F}"), "aggregate_name contains a control character (U+001F at byte 3)"),
+            ("event_type", request("s", .any, [event("t.\nA")]), "event_type contains a control character (U+000A at byte 2)"),
+            ("event_id", request("s", .any, [event(id: "ok"), event(id: "E1\u{0}")]), "event_id contains a control character (U+0000 at byte 2)"),
+            ("event_id", request("s", .any, [event(id: "é\t")]), "event_id contains a control character (U+0009 at byte 2)"),
+        ]
+        // Reads by an id or name with a control character find nothing, even where a store's text handling would
+        // cut it at a NUL (SQLite's C strings) and find "acc-1" or "E1".
+        try expect(try await store.readStream("acc-1\u{0}x", fromVersion: 0, limit: 10).isEmpty, "a stream read with a NUL aliases acc-1")
+        try expect(try await store.event(id: "E1\u{0}") == nil, "an event read with a NUL aliases E1")
+        try expect(try await store.event(id: "E1\u{0}x") == nil, "an event read with a NUL aliases E1")
+        for filter in [
+            EventFilter(aggregateIDs: ["acc-1\u{0}x"]), EventFilter(aggregateNames: ["Account\u{0}"]), EventFilter(eventTypes: ["t.A\u{0}"]),
+            EventFilter(aggregateNames: ["Account"], eventTypes: ["t.A\u{1}"]),
+        ] {
+            try expect(try await store.read(after: .start, limit: 10, filter: filter).isEmpty, "a filter with a control character matches: \(filter)")
+        }
+        let mixed = EventFilter(aggregateIDs: ["acc-1", "acc-1\u{0}"])
+        try expect(try await store.read(after: .start, limit: 10, filter: mixed).map(\.eventID) == ["E1"], "the other values of a filter still match")
+        try expect(try await store.readStream("acc-1", fromVersion: 0, limit: 10).map(\.eventID) == ["E1"], "acc-1 itself is read")
+        for (field, refusedRequest, message) in refused {
+            let error = try await expectError(.invalidAppend, "a control character in \(field)") {
+                _ = try await store.append(refusedRequest)
+            }
+            try expect(error.message.contains(message), "the message names the field and the byte: \(error.message)")
+        }
+        try await expectDense(store, count: 1)
+        let printable = try await store.append(request("zürich ✓ 🚀", .noStream, [event("t.é", id: "~ü")], name: "Straße"))
+        try expect(printable.firstPosition == Position(2), "printable non-ASCII text is accepted")
+    }
+
+    static func longNames(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        let long = String(repeating: "n", count: 257)
+        for (field, refused) in [
+            ("aggregate_name", request("s", .any, [event()], name: long)), ("event_type", request("s", .any, [event(long)])),
+            ("event_id", request("s", .any, [event(id: long)])),
+        ] {
+            let error = try await expectError(.invalidAppend, "\(field) over 256 bytes") { _ = try await store.append(refused) }
+            try expect(error.message.contains(field) && error.message.contains("256"), "the message names the field and the limit: \(error.message)")
+        }
+        let longest = String(repeating: "m", count: 256)
+        let ok = try await store.append(request("s", .noStream, [event(longest, id: longest)], name: longest))
+        try expect(ok.firstPosition == Position(1), "256-byte names and ids are accepted and nothing before them was stored")
+    }
+
+    static func retryWithOtherContent(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        let original = request("s", .noStream, [event("t.A", id: "r1", json: #"{"n":1}"#), event("t.B", id: "r2", json: #"[1,2]"#)], name: "Thing")
+        let first = try await store.append(original)
+        try expect(try await store.append(original) == first, "a retry with the same content answers as the first append did")
+        var otherPayload = original
+        otherPayload.events[1].payload = EventPayload(trustedJSON: Array(#"[1,3]"#.utf8))
+        var respacedPayload = original
+        respacedPayload.events[0].payload = EventPayload(trustedJSON: Array(#"{"n": 1}"#.utf8))
+        var otherType = original
+        otherType.events[0].eventType = "t.C"
+        var otherName = original
+        otherName.aggregateName = "Other"
+        for (what, retry, clash, differs) in [
+            ("another payload", otherPayload, "r2", "payload differs"), ("the payload's bytes respaced", respacedPayload, "r1", "payload differs"),
+            ("another event type", otherType, "r1", "event_type differs"), ("another aggregate name", otherName, "r1", "aggregate_name differs"),
+        ] {
+            let error = try await expectError(.duplicateEventID, "a retry with \(what)") { _ = try await store.append(retry) }
+            try expect(
+                error.message.contains("event_id \(clash) is already stored with other content (\(differs))"),
+                "the message names the event and what differs: \(error.message)"
+            )
+        }
+        try await expectDense(store, count: 2)
+        let stored = try await store.readStream("s", fromVersion: 0, limit: 10)
+        try expect(stored.map(\.payload.description) == [#"{"n":1}"#, "[1,2]"] && stored.allSatisfy { $0.aggregateName == "Thing" }, "the stored events are unchanged")
+        try expect(try await store.append(original) == first, "the original retry still answers as the first append did")
     }
 
     static func paging(_ harness: StoreHarness) async throws {

@@ -1,6 +1,7 @@
 import FluxConsumer
 import FluxCore
 import FluxGateway
+import FluxSQLite
 import Foundation
 import NIOCore
 import Testing
@@ -58,6 +59,25 @@ import Testing
             .POST, "/streams/other", json: #"{"aggregate_name": "A", "expected_version": "any", "events": [{"event_type": "t", "payload": {}, "event_id": "e-1"}]}"#)
         #expect(elsewhere.status == .conflict)
         #expect(try elsewhere.jsonObject()["error"] as? String == "duplicate_event_id")
+        let otherPayload = try await gateway.request(.POST, "/streams/s", json: body.replacingOccurrences(of: #""payload": {}, "event_id": "e-2""#, with: #""payload": {"x": 1}, "event_id": "e-2""#))
+        #expect(otherPayload.status == .conflict, "a retry with another payload is not the same append")
+        #expect(try otherPayload.jsonObject()["error"] as? String == "duplicate_event_id")
+        #expect(try await gateway.store.head() == Position(2))
+    }
+
+    @Test func anotherAggregateNameIs409AndStoresNothing() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        try await gateway.append("order-1", name: "Order", expected: "-1", events: [("t.A", "1")])
+        for expected in [#""any""#, "0", "-1"] {
+            let response = try await gateway.append("order-1", name: "Account", expected: expected, events: [("t.B", "2")])
+            #expect(response.status == .conflict, "expected_version \(expected)")
+            let body = try response.jsonObject()
+            #expect(body["error"] as? String == "aggregate_name_mismatch", "expected_version \(expected)")
+            #expect((body["message"] as? String)?.contains("Order") == true, "\(body)")
+        }
+        #expect(try await gateway.store.head() == Position(1))
+        #expect(try await gateway.append("order-1", name: "Order", expected: "0", events: [("t.B", "2")]).status == .created)
     }
 
     @Test(arguments: [
@@ -105,6 +125,41 @@ import Testing
         #expect((try response.jsonObject()["message"] as? String)?.contains("256") == true)
         let exactly = try await gateway.append(String(repeating: "a", count: 256), events: [("t", "1")])
         #expect(exactly.status == .created)
+    }
+
+    /// A NUL (or any C0 control character or DEL) in an id or name is refused: on SQLite, `acc-1\0x` was stored
+    /// whole but read back as `acc-1`, another stream. Reads by such ids find nothing.
+    @Test func controlCharactersInIdsAndNamesAre400() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-nul-\(UUID().uuidString)")
+        let store = try SQLiteEventStore(path: directory.appendingPathComponent("events.sqlite").path)
+        let gateway = try await TestGateway.start(store: store)
+        defer {
+            Task {
+                await gateway.stop()
+                try? await store.close()
+                try? FileManager.default.removeItem(at: directory)
+            }
+        }
+        let body = #"{"aggregate_name": "Account", "expected_version": "any", "events": [{"event_type": "t.A", "payload": 1, "event_id": "E1"}]}"#
+        #expect(try await gateway.request(.POST, "/streams/acc-1", json: body).status == .created)
+        let refused = try await gateway.request(.POST, "/streams/acc-1%00x", json: body.replacingOccurrences(of: "E1", with: "E2"))
+        #expect(refused.status == .badRequest)
+        let json = try refused.jsonObject()
+        #expect(json["error"] as? String == "bad_request")
+        #expect(json["message"] as? String == "aggregate_id contains a control character (U+0000 at byte 5); ids and names must be printable")
+        for (field, bad) in [
+            ("event_type", #""t.A\u0000""#), ("event_id", #""E3\u0000""#), ("aggregate_name", #""Account\u0000""#), ("event_type", #""t.\u007f""#),
+        ] {
+            let badBody = #"{"aggregate_name": "Account", "expected_version": "any", "events": [{"event_type": "t.A", "payload": 1, "event_id": "E3"}]}"#
+                .replacingOccurrences(of: field == "aggregate_name" ? #""Account""# : field == "event_id" ? #""E3""# : #""t.A""#, with: bad)
+            let response = try await gateway.request(.POST, "/streams/acc-2", json: badBody)
+            #expect(response.status == .badRequest, "\(field): \(badBody)")
+            #expect((try response.jsonObject()["message"] as? String)?.contains("\(field) contains a control character") == true, "\(field)")
+        }
+        #expect(try await store.head() == Position(1), "nothing but the first append is stored")
+        #expect(try await gateway.get("/streams/acc-1%00x").status == .notFound, "a stream read with a NUL must not find acc-1")
+        #expect(try await gateway.get("/events/E1%00").status == .notFound, "an event read with a NUL must not find E1")
+        #expect(try await gateway.get("/streams/acc-1").status == .ok)
     }
 
     @Test func percentEncodedAggregateIDs() async throws {

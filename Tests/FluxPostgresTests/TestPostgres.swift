@@ -80,12 +80,21 @@ actor TestPostgres {
     /// Runs SQL (one or more commands, in one session) with psql and returns what the server said besides the
     /// results: notices and, after `SET client_min_messages = log`, log messages.
     static func psqlMessages(_ location: PostgresLocation, _ sql: String) async throws -> String {
+        try await runPsql(location, sql).errorOutput
+    }
+
+    /// Runs SQL with psql and returns its results: unaligned, without headers, one line per row.
+    static func psqlOutput(_ location: PostgresLocation, _ sql: String) async throws -> String {
+        try await runPsql(location, sql, options: ["-A", "-t"]).outputLines.joined(separator: "\n")
+    }
+
+    private static func runPsql(_ location: PostgresLocation, _ sql: String, options: [String] = []) async throws -> ChildProcess {
         let url = "postgres://\(location.username)@\(location.host):\(location.port)/\(location.database)"
-        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"] + options + [url, "-c", sql])
         guard await process.waitForExit(timeout: .seconds(60)) == 0 else {
             throw TestSetupError("psql failed on \(sql): \(process.errorOutput)")
         }
-        return process.errorOutput
+        return process
     }
 }
 

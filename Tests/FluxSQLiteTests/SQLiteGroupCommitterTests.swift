@@ -105,6 +105,32 @@ import Testing
         try await store.close()
     }
 
+    /// A request under another aggregate name than its stream's fails alone, and sees the name that an earlier
+    /// request of the same batch gave a new stream.
+    @Test func aNameMismatchInABatchFailsAlone() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteEventStore(path: directory.path("events.sqlite"))
+        try await store.append(appendRequest("order-1", .noStream, [newEvent("o0")], name: "Order"))
+        let results = await store.appendTogether([
+            appendRequest("order-1", .any, [newEvent("x0")], name: "Account"),  // refused: order-1 is an Order
+            appendRequest("new", .noStream, [newEvent("n0"), newEvent("n1")], name: "Basket"),  // ok: positions 2, 3
+            appendRequest("new", .exact(1), [newEvent("y0")], name: "Order"),  // refused: the request before made new a Basket
+            appendRequest("order-1", .exact(0), [newEvent("o1")], name: "Order"),  // ok: position 4
+        ])
+        for index in [0, 2] {
+            if case .failure(let error as StoreError) = results[index] {
+                #expect(error.code == .aggregateNameMismatch, "\(error)")
+            } else {
+                Issue.record("request \(index) must fail with a name mismatch: \(results[index])")
+            }
+        }
+        #expect(try results[1].get() == AppendResult(aggregateID: "new", firstPosition: Position(2), lastPosition: Position(3), version: 1))
+        #expect(try results[3].get() == AppendResult(aggregateID: "order-1", firstPosition: Position(4), lastPosition: Position(4), version: 1))
+        #expect(try await store.read(after: .start, limit: 10).map(\.eventID) == ["o0", "n0", "n1", "o1"])
+        try await store.close()
+    }
+
     /// The writer binds strings itself (SQLiteAppendStatements): multi-byte UTF-8 must be stored and matched whole.
     @Test func nonASCIIIdsRoundTrip() async throws {
         let directory = try TemporaryDirectory()
