@@ -27,7 +27,12 @@ extension GatewayRouter {
                 "the token of \(grant.subject) may not append to aggregate_name \(appendRequest.aggregateName.prefix(100))"
             )
         }
-        let result = try await store.append(appendRequest)
+        let result: AppendResult
+        do {
+            result = try await store.append(appendRequest)
+        } catch let error as StoreError {
+            throw Self.hidingUnreadable(error, request: appendRequest, grant: grant)
+        }
         var json = JSONWriter(buffer: ByteBuffer())
         json.raw("{")
         json.key("aggregate_id"); json.string(result.aggregateID)
@@ -41,6 +46,32 @@ extension GatewayRouter {
         json.key("epoch"); json.string(store.epoch.rawValue)
         json.raw("}")
         return .json(.created, json.buffer)
+    }
+
+    /// A refused append tells no more about a stream than the caller may read: a caller that may not read the
+    /// stream (its stored aggregate name, or for a conflict the append's own) learns that the append conflicts, not
+    /// the stream's version or name.
+    static func hidingUnreadable(_ error: StoreError, request: AppendRequest, grant: AccessGrant) -> StoreError {
+        switch error.code {
+        case .aggregateNameMismatch where !grant.read.covers(error.storedAggregateName ?? ""):
+            return StoreError(
+                .aggregateNameMismatch,
+                "stream \(request.aggregateID.prefix(300)) belongs to another aggregate_name; use another aggregate id"
+            )
+        case .conflict where !grant.read.covers(request.aggregateName):
+            return StoreError(
+                .conflict,
+                "the append to stream \(request.aggregateID.prefix(300)) conflicts with its current version; reload the aggregate and retry"
+            )
+        case .duplicateEventID where grant.read != .all:
+            // The clash may be with another stream's events, which the caller may not read.
+            return StoreError(
+                .duplicateEventID,
+                "an event_id of this append is already stored with other events or content; a retry must resend the same events, a new append needs new event ids"
+            )
+        default:
+            return error
+        }
     }
 
     /// Parses and checks an append body; payloads keep the exact bytes the client sent.

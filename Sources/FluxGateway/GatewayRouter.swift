@@ -114,7 +114,8 @@ public struct GatewayRouter: Sendable {
     func storeErrorResponse(_ error: StoreError) -> GatewayResponse {
         switch error.code {
         case .conflict:
-            return .error(.conflict, "conflict", error.message, extra: [("current_version", error.currentVersion ?? -1)])
+            // No current_version when the caller may not read the stream (AppendEndpoint hides it).
+            return .error(.conflict, "conflict", error.message, extra: error.currentVersion.map { version -> [(StaticString, Int64)] in [("current_version", version)] } ?? [])
         case .duplicateEventID:
             return .error(.conflict, "duplicate_event_id", error.message)
         case .aggregateNameMismatch:

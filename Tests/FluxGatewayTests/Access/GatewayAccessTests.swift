@@ -12,6 +12,7 @@ import Testing
     static let writer = "writer-token-0123456789"
     static let accountOnly = "account-token-0123456789"
     static let metrics = "metrics-token-0123456789"
+    static let blindWriter = "blind-writer-token-0123456789"
 
     func gateway(jwt: AccessControl.JWTSettings? = nil) async throws -> TestGateway {
         let access = try await AccessControl(
@@ -20,6 +21,7 @@ import Testing
                 .init(name: "writer", token: Self.writer, scopes: ["write", "read"]),
                 .init(name: "account", token: Self.accountOnly, scopes: ["read:Account", "write:Account"]),
                 .init(name: "metrics", token: Self.metrics, scopes: ["metrics"]),
+                .init(name: "blind", token: Self.blindWriter, scopes: ["write:Account"]),
             ],
             jwt: jwt
         )
@@ -91,6 +93,31 @@ import Testing
         }
         #expect(try await gateway.get("/streams/acc-1", headers: bearer(Self.accountOnly)).status == .ok)
         #expect(try await gateway.get("/streams/acc-1?from_version=5", headers: bearer(Self.accountOnly)).status == .ok, "its own stream, past its end")
+    }
+
+    /// A scoped writer cannot write into another aggregate's stream (a stream has one aggregate name for life),
+    /// and a refused append tells it nothing it may not read: not the stream's name, not its version.
+    @Test func aRefusedAppendTellsACallerNothingItMayNotRead() async throws {
+        let gateway = try await gateway()
+        defer { Task { await gateway.stop() } }
+        #expect(try await gateway.append("ord-1", name: "Order", events: [("t.E", "1"), ("t.E", "2")], headers: bearer(Self.writer)).status == .created)
+        let intruder = try await gateway.append("ord-1", name: "Account", events: [("t.E", "3")], headers: bearer(Self.accountOnly))
+        #expect(intruder.status == .conflict)
+        let body = try intruder.jsonObject()
+        #expect(body["error"] as? String == "aggregate_name_mismatch")
+        #expect(!(body["message"] as? String ?? "Order").contains("Order"), "\(body)")
+        #expect(try await gateway.store.readStream("ord-1", fromVersion: 0, limit: 10).count == 2, "nothing was stored")
+        // The stream's own writer, who may read it, is told why.
+        let own = try await gateway.append("ord-1", name: "Account", events: [("t.E", "3")], headers: bearer(Self.writer))
+        #expect((try own.jsonObject()["message"] as? String)?.contains("Order") == true)
+
+        // A writer that may not read learns that its append conflicts, not the version it conflicts with.
+        #expect(try await gateway.append("acc-1", name: "Account", events: [("t.E", "1")], headers: bearer(Self.blindWriter)).status == .created)
+        let stale = try await gateway.append("acc-1", name: "Account", expected: "5", events: [("t.E", "2")], headers: bearer(Self.blindWriter))
+        #expect(stale.status == .conflict)
+        #expect(try stale.jsonObject()["current_version"] == nil, "\(stale.text)")
+        let reader = try await gateway.append("acc-1", name: "Account", expected: "5", events: [("t.E", "2")], headers: bearer(Self.accountOnly))
+        #expect(try reader.jsonObject()["current_version"] as? Int == 0, "a writer that may read the stream gets its version")
     }
 
     @Test func subscriptionsAreRefusedAtTheHandshakeAndFilteredByScope() async throws {
