@@ -49,6 +49,10 @@ private let webSocketKey = "dGhlIHNhbXBsZSBub25jZQ=="
 private let maxRequestsPerInput = 8
 private let verbose = ProcessInfo.processInfo.environment["FUZZ_VERBOSE"] != nil
 
+private func log(_ line: String) {
+    FileHandle.standardError.write(Data("[fuzz] \(line)\n".utf8))
+}
+
 /// A value handed out of a task; written once before the semaphore is signalled, read after it is waited on.
 private final class Box<Value>: @unchecked Sendable {
     var value: Value?
@@ -170,6 +174,7 @@ private func wireExchanges(_ bytes: [UInt8], lengths: [UInt8], configuration: Ga
             try channel.writeInbound(ByteBuffer(bytes: chunk))
         } catch {
             failed = true  // a parser error: the server answers 400 (after the requests already whole) and closes
+            if verbose { log("decoder error: \(error)") }
         }
         while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
             parts.append(part)
@@ -335,9 +340,7 @@ private func check(_ outcome: Outcome, configuration: GatewayConfiguration) {
     let request = outcome.request
     let status = response.status.code
     let what = "\(outcome.head.method) \(request.uri.prefix(300)) → \(status) \(String(buffer: response.body).prefix(300))"
-    if verbose {
-        FileHandle.standardError.write(Data("[fuzz] \(what) (head \(outcome.headBefore) → \(outcome.headAfter))\n".utf8))
-    }
+    if verbose { log("\(what) (head \(outcome.headBefore) → \(outcome.headAfter))") }
     fuzzCheck(routerStatuses.contains(status), "unexpected status: \(what)")
     for (name, value) in response.headers {
         fuzzCheck(!name.isEmpty && name.utf8.allSatisfy(isTokenByte), "response header name \(name) is not a token: \(what)")
@@ -452,6 +455,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     } else {
         exchanges = [structuredExchange(&input, configuration: configuration)]
     }
+    if verbose, case .refuse(let head, let status)? = exchanges.last { log("\(head.method) \(head.uri.prefix(300)) refused before routing: \(status)") }
     guard case .route = exchanges.first else { return 0 }
     let outcomes = runBlocking { await route(exchanges, configuration: configuration) }
     for outcome in outcomes {
