@@ -1,7 +1,10 @@
 #ifndef FLUXGATE_CMALLOC_SHIM_H
 #define FLUXGATE_CMALLOC_SHIM_H
 /// glibc's allocator controls (malloc.h), which Swift's Glibc module does not bring in. Elsewhere they do nothing.
-#if defined(__linux__) && defined(__GLIBC__)
+#if defined(__linux__)
+#include <features.h>  /* defines __GLIBC__ on glibc: test it only after this */
+#endif
+#if defined(__GLIBC__)
 #include <malloc.h>
 
 /// Buffers of `bytes` and more come from mmap and go back to the system when freed (a fixed threshold also stops

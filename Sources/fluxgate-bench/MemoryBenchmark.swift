@@ -26,6 +26,7 @@ enum MemoryBenchmark {
         let rounds = Int(value(of: "--rounds", in: arguments) ?? "") ?? 2
         let settle = Double(value(of: "--settle", in: arguments) ?? "") ?? 10
         let storeKind = value(of: "--store", in: arguments) ?? "sqlite"
+        let eventsPerAppend = Int(value(of: "--events-per-append", in: arguments) ?? "") ?? 16
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-memory-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -41,7 +42,7 @@ enum MemoryBenchmark {
         try await Task.sleep(for: .seconds(1))
         let baseline = residentMiB(pid) ?? 0
         print("memory benchmark: fluxgate serve --store \(storeKind) in a child process; per round \(subscribers) live subscribers + 1 that never reads, "
-            + "\(appenders) appenders of \(eventBytes)-byte events at full speed, \(pollers) pollers with payloads, for \(seconds) s; then \(settle) s idle")
+            + "\(appenders) appenders of \(eventsPerAppend) \(eventBytes)-byte events at a time at full speed, \(pollers) pollers with payloads, for \(seconds) s; then \(settle) s idle")
         print(String(format: "  baseline: %.1f MiB resident", baseline))
 
         for round in 1...rounds {
@@ -65,7 +66,9 @@ enum MemoryBenchmark {
             try await stalled.send(upgradeRequest(port: port, query: "after=0"))
 
             let payload = #"{"sent":0,"pad":""# + String(repeating: "x", count: max(0, eventBytes - 20)) + #""}"#
-            let body = #"{"aggregate_name": "Load", "expected_version": "any", "events": [{"event_type": "load.Big", "payload": \#(payload)}]}"#
+            let event = #"{"event_type": "load.Big", "payload": \#(payload)}"#
+            let events = Array(repeating: event, count: eventsPerAppend).joined(separator: ",")
+            let body = #"{"aggregate_name": "Load", "expected_version": "any", "events": [\#(events)]}"#
             let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
             let counters = Counters()
             var peak = 0.0
@@ -77,7 +80,7 @@ enum MemoryBenchmark {
                             let response = try await connection.request(
                                 .POST, "/streams/load-\(writer)", headers: [("Content-Type", "application/json")], body: ByteBuffer(string: body))
                             guard response.status == .created else { throw BenchmarkError("append: \(response.status)") }
-                            counters.appended.add(1, ordering: .relaxed)
+                            counters.appended.add(eventsPerAppend, ordering: .relaxed)
                         }
                         await connection.close()
                     }
@@ -119,9 +122,9 @@ enum MemoryBenchmark {
             }
             let appends = counters.appended.load(ordering: .relaxed)
             print(String(
-                format: "  round %d: %d appends (%.0f MB), %d deliveries to live subscribers, %d events polled; resident peak %.1f MiB (+%.1f), after %.0f s idle %.1f MiB (+%.1f)",
+                format: "  round %d: %d events appended (%.0f MB), %d deliveries to live subscribers, %d events polled; resident peak %.1f MiB (+%.1f), after %.0f s idle %.1f MiB (+%.1f; %@)",
                 round, appends, Double(appends * eventBytes) / 1e6, delivered, counters.polled.load(ordering: .relaxed), peak, peak - baseline, settle, settled,
-                settled - baseline))
+                settled - baseline, residentBreakdown(pid)))
         }
     }
 
@@ -133,6 +136,16 @@ enum MemoryBenchmark {
     static func upgradeRequest(port: Int, query: String) -> String {
         "GET /events/subscribe?\(query) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    }
+
+    /// What the resident memory is made of: anonymous (heap, buffers) and file-backed (the binary, mapped files).
+    static func residentBreakdown(_ pid: Int32) -> String {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return "?" }
+        func field(_ name: String) -> Double {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+            return (Double(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
+        }
+        return String(format: "anonymous %.1f, file %.1f MiB", field("RssAnon"), field("RssFile"))
     }
 
     /// A process's resident memory in MiB, from `/proc/PID/status`.

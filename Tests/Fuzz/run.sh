@@ -28,6 +28,12 @@ flags=(--scratch-path "$scratch" --sanitize=fuzzer --sanitize=address
 
 cd "$here"
 echo "== building ${#targets[@]} fuzz targets (scratch: $scratch)"
+# SwiftPM keeps the sanitizers in a Set and writes them into every compile command in its iteration order, which
+# Swift's per-process hash seed changes from one `swift build` to the next (`-sanitize=fuzzer -sanitize=address`,
+# then `-sanitize=address -sanitize=fuzzer`): every command looks new and the whole graph (BoringSSL included) is
+# rebuilt about every other time. A fixed seed keeps the order, so an unchanged build is a no-op (it also makes
+# the targets' own Set and Dictionary orders the same from run to run, which helps reproduce an input).
+export SWIFT_DETERMINISTIC_HASHING=1
 swift build "${flags[@]}"
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 

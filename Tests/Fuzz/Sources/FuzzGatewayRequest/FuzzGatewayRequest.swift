@@ -23,7 +23,7 @@ import NIOHTTP1
 // Other flags bits: 1 access control (static tokens `secret-token` = read:Account write:Account, `ops-token` = read
 // metrics, and an HS256 JWT key); 2 `127.0.0.1` is a trusted proxy (X-Forwarded-*); 3 appends limited to 1 per second
 // (burst 1); 4 no subscription slots; 5 a public URL and an allowed origin; 6 small limits (256-byte bodies, 512-byte
-// heads); 7 smaller pages. Long-polls never wait (`maxWaitSeconds = 0`).
+// heads); 7 smaller pages (by count and by bytes). Long-polls never wait (`maxWaitSeconds = 0`).
 //
 // Checks, for every answer:
 // - the status is one the router can give (101 200 201 304 400 401 403 404 405 409 415 426 429 503), never 500;
@@ -101,6 +101,7 @@ private func makeConfiguration(flags: UInt8) -> GatewayConfiguration {
         accessControl: flags & 0x02 != 0 ? sharedAccessControl : nil
     )
     if flags & 0x04 != 0 { configuration.trustedProxies = ["127.0.0.1"] }
+    if smallPages { configuration.maxPageBytes = 400 }  // about one event: pages cut by bytes
     return configuration
 }
 
@@ -328,7 +329,7 @@ private let errorCodes: [UInt: Set<String>] = [
     403: ["forbidden", "origin_not_allowed", "bad_handshake"],
     404: ["not_found"],
     405: ["method_not_allowed"],
-    409: ["conflict", "duplicate_event_id", "epoch_mismatch"],
+    409: ["conflict", "duplicate_event_id", "aggregate_name_mismatch", "epoch_mismatch"],
     415: ["unsupported_media_type"],
     426: ["bad_handshake"],
     429: ["rate_limited"],
@@ -397,6 +398,7 @@ private func check(_ outcome: Outcome, configuration: GatewayConfiguration) {
     }
     if status == 304 {
         fuzzCheck(response.body.readableBytes == 0, "304 with a body: \(what)")
+        fuzzCheck(request.headers.first(name: "If-None-Match") != nil, "304 without If-None-Match: \(what)")
     }
     // A feed or stream page (a single event's bare payload may hold anything, an "events" member too).
     if status == 200, segments == ["events"] || segments.first == "streams", let events = document?["events"]?.arrayValue {
