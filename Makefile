@@ -24,6 +24,7 @@ bench: setup
 	swift run -c release fluxgate-bench catchup
 	swift run -c release fluxgate-bench fanout
 	swift build -c release --product fluxgate && swift run -c release fluxgate-bench websocket
+	swift build -c release --product fluxgate && swift run -c release fluxgate-bench memory
 	scripts/postgres.sh start >/dev/null && swift run -c release fluxgate-bench postgres
 
 # Two gateway nodes on one PostgreSQL behind nginx, checked end to end (deploy/README.md).
