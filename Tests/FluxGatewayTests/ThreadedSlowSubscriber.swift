@@ -39,21 +39,16 @@ struct ThreadedSlowSubscriber {
 
     private func read(events: Int, linger: Duration, timeout: Duration) -> Outcome {
         var outcome = Outcome()
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return failed("socket: errno \(errno)") }
-        defer { close(descriptor) }
-        var size = receiveBuffer
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        let socket: TestSocket
+        do {
+            socket = try TestSocket(port: port, receiveBuffer: receiveBuffer)
+        } catch {
+            return failed("\(error)")
+        }
+        defer { withExtendedLifetime(socket) {} }  // it closes its descriptor when it goes
+        let descriptor = socket.descriptor
         var timeoutValue = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeoutValue, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return failed("connect: errno \(errno)") }
         let request = "GET /events/subscribe?\(query) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: \(WebSocketHandshake.randomKey())\r\nSec-WebSocket-Version: 13\r\n\r\n"
         guard sendAll(descriptor, Array(request.utf8)) else { return failed("send: errno \(errno)") }

@@ -1,3 +1,4 @@
+import FluxTesting
 import FluxWebSocket
 import NIOCore
 import NIOEmbedded
@@ -78,15 +79,7 @@ import Testing
     /// answered, in order, once it is writable again.
     @Test func aPingFloodIsAnsweredOnlyWhileTheChannelIsWritable() throws {
         let channel = try Self.makeServer()
-        final class ReadCounter: ChannelOutboundHandler {
-            typealias OutboundIn = NIOAny
-            var reads = 0
-            func read(context: ChannelHandlerContext) {
-                reads += 1
-                context.read()
-            }
-        }
-        let counter = ReadCounter()
+        let counter = ReadCountingHandler()
         try channel.pipeline.syncOperations.addHandler(counter, position: .first)
         channel.isWritable = false
         var pings = ByteBuffer()

@@ -56,7 +56,7 @@ import Glibc
                 // the attacker sits still. First the web UI's page (no token needed even with access control on),
                 // then 1 MiB feed pages.
                 for target in ["/", "/events?after=0&limit=1000&embed=payload"] {
-                    guard let attacker = try? HostileSocket(port: port, receiveBuffer: 4096) else { return }
+                    guard let attacker = try? TestSocket(port: port, receiveBuffer: 4096) else { return }
                     let requests = Array(String(repeating: "GET \(target) HTTP/1.1\r\nHost: x\r\n\r\n", count: 100).utf8)
                     let deadline = ContinuousClock.now + .seconds(10)
                     while ContinuousClock.now < deadline {
@@ -77,7 +77,7 @@ import Glibc
             let port = gateway.port
             let handshake = Shared("")
             let growth = await peakGrowth(of: gateway, baseline: baseline) {
-                guard let attacker = try? HostileSocket(port: port, receiveBuffer: 4096) else { return }
+                guard let attacker = try? TestSocket(port: port, receiveBuffer: 4096) else { return }
                 attacker.send(
                     "GET /events/subscribe?after=0 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -108,9 +108,9 @@ import Glibc
             let warning = try? await gateway.process.waitForLine(containing: "admitting at most", timeout: .seconds(5))
             let admitted = warning.flatMap { $0.firstMatch(of: /admitting at most (\d+) connections/) }.flatMap { Int($0.1) }
             #expect(admitted.map { $0 < 256 - 64 } == true, "the gateway says how many connections its descriptors allow: \(warning ?? "nothing")")
-            var sockets: [HostileSocket] = []
+            var sockets: [TestSocket] = []
             for _ in 0..<400 {
-                sockets.append(try HostileSocket(port: gateway.port, receiveBuffer: nil))
+                sockets.append(try TestSocket(port: gateway.port, receiveBuffer: nil))
             }
             var answers: [String: Int] = [:]
             var received = [[UInt8]](repeating: [], count: sockets.count)

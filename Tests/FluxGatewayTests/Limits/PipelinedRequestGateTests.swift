@@ -1,4 +1,5 @@
 @testable import FluxGateway
+import FluxTesting
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -6,18 +7,9 @@ import Testing
 
 /// The gate reads a connection only while its answers can be written and few of its requests wait for one.
 @Suite struct PipelinedRequestGateTests {
-    final class ReadCounter: ChannelOutboundHandler {
-        typealias OutboundIn = NIOAny
-        var reads = 0
-        func read(context: ChannelHandlerContext) {
-            reads += 1
-            context.read()
-        }
-    }
-
-    func makeChannel() throws -> (EmbeddedChannel, PipelinedRequestGate, ReadCounter) {
+    func makeChannel() throws -> (EmbeddedChannel, PipelinedRequestGate, ReadCountingHandler) {
         let channel = EmbeddedChannel()
-        let counter = ReadCounter()
+        let counter = ReadCountingHandler()
         let gate = PipelinedRequestGate()
         try channel.pipeline.syncOperations.addHandler(counter)
         try channel.pipeline.syncOperations.addHandler(gate)

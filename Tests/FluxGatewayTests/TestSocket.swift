@@ -4,15 +4,16 @@ import Foundation
 import Glibc
 #endif
 
-/// A blocking-or-not POSIX TCP socket for attacks: it sends what it likes and reads only when told to, with a small
-/// receive buffer so that answers it does not read back up into the gateway quickly.
-final class HostileSocket {
+/// A POSIX TCP socket on loopback for tests that need a peer the runtime does not schedule: attacks (it sends what
+/// it likes and reads only when told to, with a small receive buffer so that answers it does not read back up into
+/// the gateway quickly) and slow readers on threads of their own.
+final class TestSocket {
     let descriptor: Int32
 
     /// Connects to `127.0.0.1:port`; `receiveBuffer` sets `SO_RCVBUF` before connecting (the kernel doubles it).
     init(port: Int, receiveBuffer: Int32? = 4096) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw HostileSocketError("socket: errno \(errno)") }
+        guard descriptor >= 0 else { throw TestSocketError("socket: errno \(errno)") }
         if var size = receiveBuffer {
             setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
@@ -26,7 +27,7 @@ final class HostileSocket {
         guard connected == 0 else {
             let error = errno
             close(descriptor)
-            throw HostileSocketError("connect to port \(port): errno \(error)")
+            throw TestSocketError("connect to port \(port): errno \(error)")
         }
     }
 
@@ -96,7 +97,7 @@ final class HostileSocket {
     }
 }
 
-struct HostileSocketError: Error, CustomStringConvertible {
+struct TestSocketError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
