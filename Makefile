@@ -32,6 +32,6 @@ cluster: setup
 	swift build --product fluxgate
 	FLUXGATE_BIN="$$(swift build --show-bin-path)/fluxgate" deploy/local-cluster.sh run
 
-# The WebSocket fuzz targets, 60 s each (Tests/Fuzz/README.md).
+# The fuzz targets (WebSocket core, the gateway's HTTP request path), 60 s each (Tests/Fuzz/README.md).
 fuzz: setup
 	Tests/Fuzz/run.sh 60
