@@ -5,6 +5,8 @@ import NIOHTTP1
 extension GatewayRouter {
     /// What a feed request asks for, after validation.
     struct FeedQuery {
+        /// Events per page of the original feed (`offset=` without `limit`), as the original flux server served them.
+        static let originalPageSize = 20
         /// The original flux feed (`offset=`): its exact page shape, nothing added.
         var legacy: Bool
         var after: Position
@@ -21,7 +23,10 @@ extension GatewayRouter {
             }
             legacy = offset != nil
             self.after = Position(offset ?? after ?? 0)
-            let limit = try request.integerParameter("limit", minimum: 1) ?? Int64(configuration.defaultPageSize)
+            // The original feed's consumer advances its offset past a whole page even when fetching an entry
+            // failed, so its pages keep the original's size (20) unless `limit` asks for more.
+            let defaultLimit = legacy ? Self.originalPageSize : configuration.defaultPageSize
+            let limit = try request.integerParameter("limit", minimum: 1) ?? Int64(defaultLimit)
             self.limit = Int(min(limit, Int64(configuration.maxPageSize)))
             embedPayload = false
             for embed in request.queryValues("embed") {

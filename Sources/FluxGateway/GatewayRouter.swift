@@ -144,6 +144,18 @@ public struct GatewayRouter: Sendable {
     /// The base URL for envelope `url`s: configured, else forwarded by a trusted proxy, else the `Host` header
     /// (`https` when serving TLS). `X-Forwarded-*` from a client that is not a trusted proxy are ignored.
     func baseURL(for request: GatewayRequest) -> String {
+        let base = unauthenticatedBaseURL(for: request)
+        // A caller that authenticated with credentials in its URL (Basic) gets them back in the URLs it is handed,
+        // so that a client that follows them (the original flux consumer fetches every entry's `url`) sends them
+        // again. Such pages are `Cache-Control: private`: no shared cache keeps them.
+        guard configuration.accessControl != nil, let credentials = request.basicCredentials,
+            let schemeEnd = base.range(of: "://")
+        else { return base }
+        let userinfo = URLEncoding.encodeUserinfo(credentials.user) + ":" + URLEncoding.encodeUserinfo(credentials.password) + "@"
+        return String(base[..<schemeEnd.upperBound]) + userinfo + String(base[schemeEnd.upperBound...])
+    }
+
+    private func unauthenticatedBaseURL(for request: GatewayRequest) -> String {
         if let configured = configuration.publicURL { return configured }
         let trusted = request.remoteAddress.map { configuration.trustedProxies.contains($0) } ?? false
         func forwarded(_ name: String) -> String? {

@@ -72,4 +72,8 @@ enum URLEncoding {
 
     /// Encodes a query value (form style).
     static func encodeQueryValue(_ value: String) -> String { encodePathSegment(value) }
+
+    /// A user name or password in a URL's userinfo (RFC 3986 §3.2.1: `:`, `@` and `/` must be escaped; so is all
+    /// but the unreserved set here).
+    static func encodeUserinfo(_ value: String) -> String { encodePathSegment(value) }
 }

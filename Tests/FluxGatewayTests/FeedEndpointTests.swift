@@ -48,6 +48,20 @@ import Testing
         #expect(beyond.text.contains(#""events":[]"#))
     }
 
+    /// The original server's page size (20): its consumer skips the rest of a page when an entry fails to load, so
+    /// a larger page loses more on a server stop. `limit` still raises it; the extended feed keeps its default.
+    @Test func legacyPagesHoldTwentyEventsUnlessALimitIsGiven() async throws {
+        let gateway = try await seeded(130)
+        defer { Task { await gateway.stop() } }
+        func count(_ target: String) async throws -> Int {
+            try #require(try await gateway.get(target).jsonObject()["events"] as? [Any]).count
+        }
+        #expect(try await count("/events?offset=0") == 20)
+        #expect(try await count("/events?offset=120") == 10)
+        #expect(try await count("/events?offset=0&limit=50") == 50)
+        #expect(try await count("/events?after=0") == 100)
+    }
+
     @Test func extendedFeedPagesWithNextHeadAndEpoch() async throws {
         let gateway = try await seeded(25)
         defer { Task { await gateway.stop() } }

@@ -1,4 +1,9 @@
 import FluxCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import NIOHTTP1
 
 /// A request refused by access control: `401` (no or bad token) or `403` (the token lacks the scope).
@@ -36,8 +41,24 @@ extension GatewayRequest {
             if parts.count == 2, parts[0].lowercased() == "bearer" {
                 return parts[1].trimmingSpaces()
             }
+            if let credentials = basicCredentials { return credentials.password }
         }
         return queryValue("access_token")
+    }
+
+    /// `Authorization: Basic` (RFC 7617), for clients that cannot send a bearer token but put credentials in the URL
+    /// (`http://feed:TOKEN@host/events`: Go's HTTP client, the original flux consumer): the password is the token.
+    /// `nil` without such a header, or when it is malformed or its password empty.
+    var basicCredentials: (user: String, password: String)? {
+        guard let authorization = headers.first(name: "Authorization") else { return nil }
+        let parts = authorization.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic", parts[1].utf8.count <= 8192,
+            let decoded = Data(base64Encoded: parts[1].trimmingSpaces()),
+            let text = String(data: decoded, encoding: .utf8),
+            let colon = text.firstIndex(of: ":")
+        else { return nil }
+        let password = String(text[text.index(after: colon)...])
+        return password.isEmpty ? nil : (String(text[..<colon]), password)
     }
 
     /// The request target with an `access_token` query value replaced by `REDACTED`: what logs may show.

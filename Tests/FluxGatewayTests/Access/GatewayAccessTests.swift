@@ -120,6 +120,33 @@ import Testing
         #expect(try reader.jsonObject()["current_version"] as? Int == 0, "a writer that may read the stream gets its version")
     }
 
+    /// The original flux consumer cannot send a bearer token, but Go's HTTP client sends `Authorization: Basic` for a
+    /// URL with userinfo (`http://feed:TOKEN@host/events`): the password is the token, and the entry `url`s it is
+    /// handed carry the same userinfo, so fetching them authenticates too (the pages are private to caches).
+    @Test func aTokenAsTheBasicPasswordWorksForTheOriginalConsumer() async throws {
+        let gateway = try await gateway()
+        defer { Task { await gateway.stop() } }
+        try await gateway.append("acc-1", name: "Account", events: [("t.E", #"{"n":1}"#)], headers: bearer(Self.writer))
+        func basic(_ user: String, _ password: String) -> [(String, String)] {
+            [("Authorization", "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())]
+        }
+        let page = try await gateway.get("/events?offset=0&limit=1", headers: basic("feed", Self.reader))
+        #expect(page.status == .ok)
+        #expect(page.headers.first(name: "Cache-Control")?.hasPrefix("private") == true)
+        let url = try #require((try page.jsonObject()["events"] as? [[String: Any]])?.first?["url"] as? String)
+        #expect(url.hasPrefix("http://feed:\(Self.reader)@127.0.0.1:\(gateway.port)/events/"), "\(url)")
+        // What Go's client does with that URL: the userinfo becomes the Basic header again.
+        let parsed = try #require(URL(string: url))
+        let entry = try await gateway.get(parsed.path, headers: basic(try #require(parsed.user), try #require(parsed.password)))
+        #expect(entry.status == .ok && entry.text == #"{"n":1}"#, "\(entry.status) \(entry.text)")
+        #expect(try await gateway.get("/events?offset=0", headers: basic("feed", "wrong-token")).status == .unauthorized)
+        #expect(try await gateway.get("/events?offset=0", headers: basic("feed", "")).status == .unauthorized)
+        #expect(try await gateway.get("/events?offset=0", headers: [("Authorization", "Basic !!!")]).status == .unauthorized)
+        // A bearer caller's URLs carry nothing.
+        let plain = try await gateway.get("/events?offset=0&limit=1", headers: bearer(Self.reader))
+        #expect(!plain.text.contains("@127.0.0.1"))
+    }
+
     @Test func subscriptionsAreRefusedAtTheHandshakeAndFilteredByScope() async throws {
         let gateway = try await gateway()
         defer { Task { await gateway.stop() } }
