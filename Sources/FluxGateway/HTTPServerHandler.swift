@@ -342,6 +342,13 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// A read that waits for new events (`wait=S`, S > 0).
+    static func isLongPoll(_ head: HTTPRequestHead) -> Bool {
+        guard head.method == .GET || head.method == .HEAD else { return false }
+        let request = GatewayRequest(method: head.method, uri: head.uri, headers: [:], body: ByteBuffer())
+        return request.queryValues("wait").contains { $0 != "0" && !$0.isEmpty }
+    }
+
     /// Closes our side, then gives the client a moment to read the answer and close its own: closing at once with
     /// its unread request bytes in our socket would reset the connection and lose the answer.
     static func closeLingering(_ channel: any Channel) {
@@ -391,7 +398,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .receiving:
             break  // answer this request, then close
         case .responding(let head, let task):
-            if head.method == .GET || head.method == .HEAD { task.cancel() }  // end long-polls; let appends finish
+            // End long-polls (they may wait a minute); let reads and appends finish: a consumer of the original feed
+            // reading a page or an entry when the server stops gets its answer, not a 503 it would decode as an
+            // empty event.
+            if Self.isLongPoll(head) { task.cancel() }
         case .streaming(let task, _):
             task.cancel()
         }

@@ -91,6 +91,50 @@ import Testing
         #expect(try await gateway.get("/health").status == .ok)
     }
 
+    /// A store whose single-event and page reads take a while, as under load.
+    final class SlowReads: EventStore {
+        let store = InMemoryEventStore()
+        var epoch: StoreEpoch { store.epoch }
+        func head() async throws -> Position { try await store.head() }
+        func read(after position: Position, limit: Int, filter: EventFilter) async throws -> [RecordedEvent] {
+            try await Task.sleep(for: .milliseconds(800))
+            return try await store.read(after: position, limit: limit, filter: filter)
+        }
+        func readStream(_ aggregateID: String, fromVersion: Int64, limit: Int) async throws -> [RecordedEvent] {
+            try await store.readStream(aggregateID, fromVersion: fromVersion, limit: limit)
+        }
+        func event(id: String) async throws -> RecordedEvent? {
+            try await Task.sleep(for: .milliseconds(800))
+            return try await store.event(id: id)
+        }
+        func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {
+            try await store.waitForHead(beyond: position, timeout: timeout)
+        }
+        func append(_ request: AppendRequest) async throws -> AppendResult { try await store.append(request) }
+    }
+
+    /// The original flux consumer reads a page, then each entry; when the server stops meanwhile, the reads in flight
+    /// are answered (a 503 would be decoded as an empty event and the rest of the page skipped).
+    @Test func stopAnswersReadsInFlight() async throws {
+        let store = SlowReads()
+        let gateway = try await TestGateway.start(store: store)
+        let appended = try await store.append(AppendRequest(
+            aggregateID: "a", aggregateName: "A", expectedVersion: .any,
+            events: [NewEvent(eventID: "e-1", eventType: "t", payload: EventPayload(trustedJSON: Array(#"{"n":1}"#.utf8)))]))
+        #expect(appended.version == 0)
+        let entry = try await gateway.connect()
+        try await entry.send(raw: HTTPConnection.encode(.GET, "/events/e-1", host: "x"))
+        let page = try await gateway.connect()
+        try await page.send(raw: HTTPConnection.encode(.GET, "/events?offset=0", host: "x"))
+        try await Task.sleep(for: .milliseconds(200))
+        await gateway.stop()
+        let entryAnswer = try await entry.nextResponse()
+        #expect(entryAnswer.status == .ok && entryAnswer.text == #"{"n":1}"#, "\(entryAnswer.status) \(entryAnswer.text)")
+        let pageAnswer = try await page.nextResponse()
+        #expect(pageAnswer.status == .ok, "\(pageAnswer.status) \(pageAnswer.text)")
+        #expect(await entry.isClosedByPeer(within: .seconds(5)), "then the connection closes")
+    }
+
     @Test func stopEndsLongPollsAndClosesIdleConnections() async throws {
         let gateway = try await TestGateway.start()
         let idle = try await gateway.connect()
