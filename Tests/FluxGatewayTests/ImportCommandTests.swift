@@ -1,0 +1,125 @@
+import FluxCore
+import FluxSQLite
+import FluxTesting
+import Foundation
+import Testing
+
+/// `fluxgate import URL` as a user runs it, against a stand-in for a running service of the original flux framework.
+@Suite struct ImportCommandTests {
+    /// A fresh SQLite store path; the directory is removed by `cleanUp`.
+    struct Scratch {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-import-\(UUID().uuidString)")
+        var storePath: String { directory.appendingPathComponent("events.sqlite").path }
+        func cleanUp() { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    func runImport(_ arguments: [String]) async throws -> (status: Int32?, output: String, errors: String) {
+        let process = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["import"] + arguments)
+        let status = await process.waitForExit(timeout: .seconds(60))
+        return (status, process.outputLines.joined(separator: "\n"), process.errorOutput)
+    }
+
+    func storedEvents(_ path: String) async throws -> [RecordedEvent] {
+        let store = try SQLiteEventStore(path: path)
+        let events = try await store.read(after: .start, limit: 10_000)
+        try await store.close()
+        return events
+    }
+
+    @Test func importsTheBankHistoryIntoSQLiteThenRerunsWithoutStoringTwice() async throws {
+        let history = OriginalFluxFeedServer.bankHistory()
+        let feed = try await OriginalFluxFeedServer.start(events: history)
+        let scratch = Scratch()
+        defer { scratch.cleanUp() }
+        let arguments = [
+            feed.baseURL, "--store", "sqlite:\(scratch.storePath)", "--aggregate-id-field", "account_id",
+            "--aggregate-name-map", "*account.Account=Account",
+        ]
+
+        let first = try await runImport(arguments)
+        #expect(first.status == 0, "\(first.errors)")
+        #expect(first.output.contains("38 new, 0 already there"), "\(first.output)")
+        #expect(first.errors.contains("imported 20 events (20 new, 0 already there); next offset 20"), "\(first.errors)")
+
+        let stored = try await storedEvents(scratch.storePath)
+        #expect(stored.count == history.count)
+        #expect(stored.map(\.eventID) == history.map(\.id), "every event once, in feed order")
+        #expect(stored.map(\.eventType) == history.map(\.eventType))
+        #expect(stored.map(\.payload.bytes) == history.map { Array($0.payload.utf8) }, "payload bytes exactly as served")
+        #expect(stored.allSatisfy { $0.aggregateName == "Account" })
+        var expectedVersions: [String: Int64] = [:]
+        for (event, original) in zip(stored, history) {
+            let account = try #require(original.payload.firstMatch(of: /"account_id":"([^"]+)"/)).1
+            #expect(event.aggregateID == account)
+            let version = expectedVersions[String(account), default: -1] + 1
+            expectedVersions[String(account)] = version
+            #expect(event.version == version, "versions 0, 1, 2, … per account in feed order")
+        }
+
+        let fetchesBefore = feed.payloadFetches
+        let second = try await runImport(arguments)
+        #expect(second.status == 0, "\(second.errors)")
+        #expect(second.output.contains("0 new, 38 already there (all already there)"), "\(second.output)")
+        #expect(feed.payloadFetches - fetchesBefore == history.count, "a re-run checks each payload against the stored copy")
+        #expect(try await storedEvents(scratch.storePath).count == history.count, "nothing stored twice")
+        await feed.stop()
+    }
+
+    @Test func aPayloadWithoutTheIDFieldStopsTheImportUnlessSkipped() async throws {
+        var history = Array(OriginalFluxFeedServer.bankHistory().prefix(25))
+        history[22].payload = #"{"transaction_id":"lost","amount":5}"#
+        let feed = try await OriginalFluxFeedServer.start(events: history)
+        let scratch = Scratch()
+        defer { scratch.cleanUp() }
+        let arguments = [
+            feed.baseURL, "--store", "sqlite:\(scratch.storePath)", "--aggregate-id-field", "account_id", "--strip-pointer-names",
+        ]
+
+        let stopped = try await runImport(arguments)
+        #expect(stopped.status == 1)
+        #expect(stopped.errors.contains("event \(history[22].id)"), "\(stopped.errors)")
+        #expect(stopped.errors.contains("offset 22") && stopped.errors.contains("no \"account_id\" field"), "\(stopped.errors)")
+        #expect(stopped.errors.contains("--skip-missing-id"), "the message says what to do")
+        let storedBefore = try await storedEvents(scratch.storePath)
+        #expect(storedBefore.map(\.eventID) == history.prefix(22).map(\.id), "what was read before the bad event is stored")
+        #expect(storedBefore.allSatisfy { $0.aggregateName == "account.Account" }, "--strip-pointer-names")
+
+        let skipping = try await runImport(arguments + ["--skip-missing-id"])
+        #expect(skipping.status == 0, "\(skipping.errors)")
+        #expect(skipping.output.contains("2 new, 22 already there, 1 skipped without account_id"), "\(skipping.output)")
+        #expect(try await storedEvents(scratch.storePath).map(\.eventID) == history.enumerated().filter { $0.offset != 22 }.map(\.element.id))
+        await feed.stop()
+    }
+
+    @Test func aFailedPayloadFetchIsRetried() async throws {
+        let history = Array(OriginalFluxFeedServer.bankHistory().prefix(5))
+        let feed = try await OriginalFluxFeedServer.start(events: history, failOnce: [history[3].id])
+        let scratch = Scratch()
+        defer { scratch.cleanUp() }
+        let result = try await runImport([feed.baseURL, "--store", "sqlite:\(scratch.storePath)", "--aggregate-id-field", "account_id"])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(feed.payloadFetches == history.count + 1, "the 500 was retried once")
+        #expect(try await storedEvents(scratch.storePath).map(\.eventID) == history.map(\.id))
+        await feed.stop()
+    }
+
+    @Test func anUnreachableFeedFailsNamingTheURL() async throws {
+        let feed = try await OriginalFluxFeedServer.start(events: [])
+        let url = feed.baseURL
+        await feed.stop()
+        let result = try await runImport([url, "--store", "memory", "--aggregate-id-field", "account_id"])
+        #expect(result.status == 1)
+        #expect(result.errors.contains("\(url)/events?offset=0"), "\(result.errors)")
+    }
+
+    @Test func aPageThatIsNotJSONOrNot200StopsTheImport() async throws {
+        let scratch = Scratch()
+        defer { scratch.cleanUp() }
+        // A Fluxgate gateway's page is JSON but not the original's format at the wrong path; a 404 is refused.
+        let feed = try await OriginalFluxFeedServer.start(events: [])
+        let result = try await runImport([feed.baseURL + "/nowhere", "--store", "memory", "--aggregate-id-field", "account_id"])
+        #expect(result.status == 1)
+        #expect(result.errors.contains("404"), "\(result.errors)")
+        await feed.stop()
+    }
+}
