@@ -15,7 +15,9 @@ struct EchoClientCommand: AsyncParsableCommand {
         discussion: """
             Exits 0 after a clean closing handshake (close code 1000 or 1001); otherwise non-zero with the reason
             on stderr. Example: fluxgate echo-client --url ws://127.0.0.1:9001/ --deflate
-            """
+            """,
+        // A conformance testee (RFC 6455 test suites and peers), not a user command: left out of `fluxgate --help`.
+        shouldDisplay: false
     )
 
     @Option(help: "The server to connect to: ws://HOST:PORT/PATH.")

@@ -13,7 +13,9 @@ struct EchoServerCommand: AsyncParsableCommand {
         discussion: """
             Every text and binary message comes back as it was sent; permessage-deflate is accepted when offered.
             Example: fluxgate echo-server --port 9001 --max-message-size 16777216
-            """
+            """,
+        // A conformance testee (RFC 6455 test suites and peers), not a user command: left out of `fluxgate --help`.
+        shouldDisplay: false
     )
 
     @Option(help: "The address to listen on.")

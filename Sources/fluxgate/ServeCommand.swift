@@ -34,7 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The port to listen on (0 picks a free one).")
     var port = 8080
 
-    @Option(help: "The event store: sqlite:PATH or memory.")
+    @Option(help: "The event store: sqlite:PATH (the default), postgres://USER@HOST:PORT/DATABASE (several gateways on one database), or memory.")
     var store = StoreLocation.sqlite(path: StoreLocation.defaultSQLitePath)
 
     @Option(help: "The base URL written into each event's url (default: the request's Host header, or X-Forwarded-* from a --trusted-proxy). Set it on a gateway that faces the internet.")
@@ -182,7 +182,9 @@ struct ServeCommand: AsyncParsableCommand {
         if accessControl == nil {
             logger.notice("no access control: every client may read and append (see --token-file, --jwt-secret-file, --jwt-public-key)")
         }
-        // Load the certificate before opening the store: a bad file fails fast, with the file named.
+        // Check the address and load the certificate before opening the store: a port in use or a bad file fails
+        // fast, with the port or the file named.
+        try await ListenAddressCheck.check(host: host, port: port)
         let tls = try tlsCert.map { try GatewayTLS(certificateChainFile: $0, privateKeyFile: tlsKey ?? "") }
         let opened = try await store.open()
         logger.info("store opened", metadata: ["store": "\(store)", "epoch": "\(opened.store.epoch)"])

@@ -34,6 +34,23 @@ import Glibc
         let text = help.outputLines.joined(separator: "\n")
         #expect(text.contains("serve") && text.contains("demo"))
         #expect(!text.contains("append-loop"), "test-only commands stay hidden")
+        #expect(!text.contains("echo-server") && !text.contains("echo-client"), "conformance testees are not user commands")
+    }
+
+    /// A port in use is said in plain words, before the store is touched (no store file is made).
+    @Test func aPortInUseIsSaidBeforeTheStoreIsOpened() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-port-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let holder = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--port", "0", "--store", "memory"])
+        defer { holder.signal(SIGKILL) }
+        let line = try await holder.waitForLine(containing: "listening")
+        let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+        let second = try ChildProcess(
+            try ChildProcess.fluxgateExecutable(), ["serve", "--port", "\(port)", "--store", "sqlite:\(directory.path)/events.sqlite"])
+        #expect(await second.waitForExit(timeout: .seconds(30)) != 0)
+        #expect(second.errorOutput.contains("port \(port) on 127.0.0.1 is in use"), "\(second.errorOutput)")
+        #expect(!second.errorOutput.contains("errno"), "\(second.errorOutput)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("events.sqlite").path), "the store was not opened")
     }
 }
 
