@@ -87,7 +87,9 @@ extension AppendRequest {
             }
         }
         return .alreadyStored(
-            AppendResult(aggregateID: aggregateID, firstPosition: first.position, lastPosition: last.position, version: last.version)
+            AppendResult(
+                aggregateID: aggregateID, firstPosition: first.position, lastPosition: last.position, version: last.version, isReplay: true
+            )
         )
     }
 }

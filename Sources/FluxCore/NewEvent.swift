@@ -85,11 +85,27 @@ public struct AppendResult: Hashable, Sendable {
     public var lastPosition: Position
     /// The stream's version after the append (the version of its last event).
     public var version: Int64
+    /// This result answers a retry of an append stored before (same event ids and content): nothing new was stored.
+    /// Not part of equality: a retry answers *the same* result as the first append.
+    public var isReplay: Bool
 
-    public init(aggregateID: String, firstPosition: Position, lastPosition: Position, version: Int64) {
+    public init(aggregateID: String, firstPosition: Position, lastPosition: Position, version: Int64, isReplay: Bool = false) {
         self.aggregateID = aggregateID
         self.firstPosition = firstPosition
         self.lastPosition = lastPosition
         self.version = version
+        self.isReplay = isReplay
+    }
+
+    public static func == (lhs: AppendResult, rhs: AppendResult) -> Bool {
+        lhs.aggregateID == rhs.aggregateID && lhs.firstPosition == rhs.firstPosition && lhs.lastPosition == rhs.lastPosition
+            && lhs.version == rhs.version
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(aggregateID)
+        hasher.combine(firstPosition)
+        hasher.combine(lastPosition)
+        hasher.combine(version)
     }
 }

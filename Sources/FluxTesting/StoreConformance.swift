@@ -184,6 +184,7 @@ public enum StoreConformance {
         try await store.append(request("other", .noStream, [event(id: "id-3")]))
         let retry = try await store.append(original)
         try expect(retry == first, "a retry must answer as the first append did: \(retry) vs \(first)")
+        try expect(retry.isReplay && !first.isReplay, "a retry says it stored nothing new: first \(first.isReplay), retry \(retry.isReplay)")
         try await expectDense(store, count: 3)
         _ = try await expectError(.duplicateEventID, "an event id stored in another stream") {
             _ = try await store.append(request("s2", .noStream, [event(id: "id-3")]))

@@ -210,6 +210,18 @@ extension TestGateway {
         #expect(two.value("app_orders_total", ["kind": "test"]) == nil)
     }
 
+    /// An idempotent retry is an append request, but it stores no new events: the events counter says what was stored.
+    @Test func aRetryIsNotCountedAsNewEvents() async throws {
+        let gateway = try await TestGateway.start()
+        defer { Task { await gateway.stop() } }
+        let body = #"{"aggregate_name": "A", "expected_version": -1, "events": [{"event_type": "t", "payload": 1, "event_id": "r-1"}, {"event_type": "t", "payload": 2, "event_id": "r-2"}]}"#
+        #expect(try await gateway.request(.POST, "/streams/r", json: body).status == .created)
+        #expect(try await gateway.request(.POST, "/streams/r", json: body).status == .created, "the retry answers as the first")
+        let metrics = try await gateway.metrics()
+        #expect(metrics.value("fluxgate_appends_total") == 2)
+        #expect(metrics.value("fluxgate_appended_events_total") == 2, "2 stored, not 4")
+    }
+
     @Test func connectionsAndRefusalsAreCounted() async throws {
         let gateway = try await TestGateway.start(maxConnections: 1)
         defer { Task { await gateway.stop() } }

@@ -192,7 +192,8 @@ public final class GatewayMetrics: Sendable {
     /// Counts a stored append of `events` events.
     func recordAppend(events: Int, result: AppendResult) {
         appends.increment()
-        appendedEvents.increment(by: Int64(events))
+        // A retry answered from what was stored before stored nothing new.
+        if !result.isReplay { appendedEvents.increment(by: Int64(events)) }
         observeHead(result.lastPosition)
     }
 
