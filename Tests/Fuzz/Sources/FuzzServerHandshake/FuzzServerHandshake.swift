@@ -82,12 +82,3 @@ extension Substring {
     }
 }
 
-/// A `tchar` of RFC 9110 §5.6.2.
-private func isTokenByte(_ byte: UInt8) -> Bool {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
-        true
-    default:
-        "!#$%&'*+-.^_`|~".utf8.contains(byte)
-    }
-}

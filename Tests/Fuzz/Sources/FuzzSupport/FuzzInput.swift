@@ -64,3 +64,14 @@ public func fuzzCheck(_ condition: @autoclosure () -> Bool, _ message: @autoclos
         fatalError("fuzz invariant violated: \(message())", file: file, line: line)
     }
 }
+
+/// A `tchar` of RFC 9110 §5.6.2: what a header name is made of (NIOHTTP1's parser only produces such names, and
+/// `HTTPHeaders.add` asserts it).
+public func isTokenByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"):
+        true
+    default:
+        "!#$%&'*+-.^_`|~".utf8.contains(byte)
+    }
+}
