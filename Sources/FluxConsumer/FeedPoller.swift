@@ -73,6 +73,8 @@ public final class FeedPoller {
     private func connected() async throws -> HTTPConnection {
         if let connection { return connection }
         let connection = try await HTTPConnection.connect(host: host, port: port, tls: tls)
+        // A long-poll answers within its wait; past that and a margin, the server is not answering.
+        connection.responseTimeout = .seconds(Int64(waitSeconds) + 30)
         self.connection = connection
         return connection
     }

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A complete HTTP response read by `HTTPConnection`.
 public struct HTTPResponse: Sendable {
@@ -29,6 +30,12 @@ public final class HTTPConnection {
     private var iterator: AsyncThrowingStream<HTTPResponse, any Error>.AsyncIterator
     /// The `Host` header sent with requests built by `request(_:_:)`.
     public let hostHeader: String
+    /// How long ``nextResponse()`` waits for a whole response before it closes the connection and throws (`nil`:
+    /// as long as it takes). A server that accepts a request and never answers must not hold its client forever.
+    public var responseTimeout: Duration?
+
+    /// The largest response body accepted by default (a longer one fails the connection).
+    public static let defaultMaxResponseBodySize = 64 << 20
 
     private init(channel: any Channel, decoder: DecoderBox, responses: AsyncThrowingStream<HTTPResponse, any Error>, hostHeader: String) {
         self.channel = channel
@@ -39,8 +46,12 @@ public final class HTTPConnection {
 
     /// Connects to `host:port`, over TLS (`https://`) when `tls` is given; then the TLS handshake is complete
     /// when this returns, or it throws `ClientTLSError`.
+    ///
+    /// A response body longer than `maxResponseBodySize` fails the connection (a hostile or broken server cannot
+    /// make its client hold without bound).
     public static func connect(
-        host: String, port: Int, tls: ClientTLS? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        host: String, port: Int, tls: ClientTLS? = nil, maxResponseBodySize: Int = defaultMaxResponseBodySize,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> HTTPConnection {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: HTTPResponse.self)
         let decoder = DecoderBox()
@@ -54,7 +65,9 @@ public final class HTTPConnection {
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(RawRequestResponseDecoder(inner: decoder.decoder))
                     )
-                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(continuation: continuation))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ResponseCollector(continuation: continuation, maxBodySize: maxResponseBodySize)
+                    )
                 }
             }
             .connect(host: host, port: port).get()
@@ -106,11 +119,24 @@ public final class HTTPConnection {
         return buffer
     }
 
-    /// The next response, in order; throws when the connection closed first.
+    /// The next response, in order; throws when the connection closed first, or when ``responseTimeout`` passed
+    /// (the connection is then closed: what the server sends later can no longer be matched to a request).
     public func nextResponse() async throws -> HTTPResponse {
+        let timedOut = TimeoutFlag()
+        let timer = responseTimeout.map { timeout in
+            let channel = self.channel
+            return channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+                timedOut.set()
+                channel.close(promise: nil)
+            }
+        }
+        defer { timer?.cancel() }
         var iterator = self.iterator
         let response = try await iterator.next()
         self.iterator = iterator
+        if timedOut.isSet, let timeout = responseTimeout {
+            throw HTTPConnectionError(description: "no response within \(timeout.components.seconds) s; the connection was closed")
+        }
         guard let response else { throw HTTPConnectionError(description: "the server closed the connection before a response") }
         return response
     }
@@ -164,14 +190,23 @@ private struct RawRequestResponseDecoder: ByteToMessageDecoder {
     }
 }
 
+/// Set when a response timeout fired.
+private final class TimeoutFlag: Sendable {
+    private let fired = Atomic<Bool>(false)
+    func set() { fired.store(true, ordering: .relaxed) }
+    var isSet: Bool { fired.load(ordering: .relaxed) }
+}
+
 private final class ResponseCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let continuation: AsyncThrowingStream<HTTPResponse, any Error>.Continuation
+    private let maxBodySize: Int
     private var current: HTTPResponse?
 
-    init(continuation: AsyncThrowingStream<HTTPResponse, any Error>.Continuation) {
+    init(continuation: AsyncThrowingStream<HTTPResponse, any Error>.Continuation, maxBodySize: Int) {
         self.continuation = continuation
+        self.maxBodySize = maxBodySize
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -179,6 +214,12 @@ private final class ResponseCollector: ChannelInboundHandler {
         case .head(let head):
             current = HTTPResponse(status: head.status, headers: head.headers, body: context.channel.allocator.buffer(capacity: 0))
         case .body(var chunk):
+            guard (current?.body.readableBytes ?? 0) + chunk.readableBytes <= maxBodySize else {
+                current = nil
+                continuation.finish(throwing: HTTPConnectionError(description: "the response body is larger than \(maxBodySize) bytes"))
+                context.close(promise: nil)
+                return
+            }
             current?.body.writeBuffer(&chunk)
         case .end:
             if let response = current { continuation.yield(response) }

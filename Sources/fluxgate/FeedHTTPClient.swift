@@ -10,6 +10,9 @@ import NIOHTTP1
 /// and decoded error pages as empty events; an import must not store those.
 /// Use it from one task at a time.
 final class FeedHTTPClient {
+    /// How long one request may wait for its whole answer (a feed server that accepts and never answers would
+    /// otherwise hold the import forever); it then counts as a failed attempt and is retried.
+    static let responseTimeout: Duration = .seconds(30)
     /// Why a GET failed for good; the description names the URL.
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -88,6 +91,7 @@ final class FeedHTTPClient {
         let connection: HTTPConnection
         do {
             connection = try await HTTPConnection.connect(host: host, port: port, tls: secure ? tls : nil)
+            connection.responseTimeout = Self.responseTimeout
         } catch {
             throw Failure(description: "cannot connect to \(host):\(port): \(error)")
         }
