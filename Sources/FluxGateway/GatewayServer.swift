@@ -47,7 +47,7 @@ public final class GatewayServer: Service, Sendable {
         self.router = GatewayRouter(store: store, configuration: configuration, hub: hub, metrics: metrics)
         self.configuration = configuration
         self.group = group
-        let descriptorLimit = DescriptorBudget.raiseSoftLimit() ?? Int.max
+        let descriptorLimit = DescriptorBudget.currentLimit() ?? Int.max
         self.maxConnections = DescriptorBudget.connections(configured: configuration.maxConnections, descriptorLimit: descriptorLimit)
         if maxConnections < configuration.maxConnections {
             configuration.logger.warning(
@@ -55,9 +55,6 @@ public final class GatewayServer: Service, Sendable {
             )
         }
     }
-
-    /// The most connections admitted at once (``GatewayConfiguration/maxConnections`` within the descriptor limit).
-    public var connectionLimit: Int { maxConnections }
 
     /// Names of the HTTP handlers, which a WebSocket upgrade removes.
     enum HandlerName {

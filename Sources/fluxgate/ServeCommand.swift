@@ -175,6 +175,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Process-wide settings for a long-running server: descriptors up to the hard limit, an allocator that
+        // gives back what a burst freed.
+        DescriptorBudget.raiseSoftLimit()
         MemoryReclaimer.configureAllocator()
         var logger = Logger(label: "fluxgate")
         logger.logLevel = logLevel

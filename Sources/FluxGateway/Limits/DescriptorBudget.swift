@@ -9,8 +9,8 @@ import Darwin
 /// How many connections the process's descriptor limit leaves room for.
 ///
 /// Running out of descriptors is not only refused connections: the runtime, the store and the logger need
-/// descriptors too (timers, files, wake-up pipes), and some of them cannot fail gracefully. So the gateway raises
-/// its soft `RLIMIT_NOFILE` to the hard limit when it starts and admits at most the limit less a reserve.
+/// descriptors too (timers, files, wake-up pipes), and some of them cannot fail gracefully. So the gateway admits at
+/// most the soft `RLIMIT_NOFILE` less a reserve (`fluxgate serve` first raises the soft limit to the hard one).
 public enum DescriptorBudget {
     /// Descriptors kept back from connections: store files and connections, runtime timers and pipes, logs, and
     /// connections refused with `503` while they are answered.
@@ -24,22 +24,26 @@ public enum DescriptorBudget {
         max(1, min(configured, limit - reserve(forLimit: limit)))
     }
 
-    /// Raises the soft descriptor limit to the hard one where it is lower; returns the soft limit in force after
-    /// (`nil` when it cannot be read).
-    public static func raiseSoftLimit() -> Int? {
-        #if os(Linux)
-        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
+    /// The soft descriptor limit in force (`nil` when it cannot be read). Anything past `Int`'s range
+    /// (`RLIM_INFINITY`) is as good as no limit.
+    public static func currentLimit() -> Int? {
         var limits = rlimit()
         guard getrlimit(resource, &limits) == 0 else { return nil }
-        if limits.rlim_cur < limits.rlim_max {
-            var raised = limits
-            raised.rlim_cur = limits.rlim_max
-            if setrlimit(resource, &raised) == 0 { limits = raised }
-        }
-        // RLIM_INFINITY and absurd values: anything past Int's range is as good as no limit.
         return limits.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limits.rlim_cur)
     }
+
+    /// Raises the soft descriptor limit to the hard one where it is lower: a process-wide setting, for the program
+    /// to choose (`fluxgate serve` does, before it starts the gateway).
+    public static func raiseSoftLimit() {
+        var limits = rlimit()
+        guard getrlimit(resource, &limits) == 0, limits.rlim_cur < limits.rlim_max else { return }
+        limits.rlim_cur = limits.rlim_max
+        _ = setrlimit(resource, &limits)
+    }
+
+    #if os(Linux)
+    private static let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    #else
+    private static let resource = RLIMIT_NOFILE
+    #endif
 }

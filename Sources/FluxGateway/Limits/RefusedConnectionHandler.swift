@@ -80,7 +80,4 @@ final class RefusalBudget: Sendable {
     func stopLingering() {
         lingering.wrappingSubtract(1, ordering: .relaxed)
     }
-
-    /// Refused connections lingering now.
-    var count: Int { lingering.load(ordering: .relaxed) }
 }

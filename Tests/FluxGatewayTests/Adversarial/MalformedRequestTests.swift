@@ -37,8 +37,9 @@ import Testing
     }
 
     /// RFC 9112 §6.1: a transfer coding other than chunked is not understood here: 501, and nothing is stored.
-    @Test(arguments: ["identity, chunked", "gzip, chunked", "identity", "chunked, chunked"])
-    func otherTransferCodingsGet501(_ codings: String) async throws {
+    /// (`chunked, chunked` is refused by the request decoder itself, with `400`.)
+    @Test(arguments: [("identity, chunked", "501"), ("gzip, chunked", "501"), ("identity", "501"), ("chunked, chunked", "400")])
+    func otherTransferCodingsGet501(_ codings: String, _ status: String) async throws {
         let gateway = try await TestGateway.start()
         defer { Task { await gateway.stop() } }
         let connection = try await RawTCPConnection.connect(port: gateway.port)
@@ -48,7 +49,7 @@ import Testing
         )
         let answer = try await readToEnd(connection)
         await connection.close()
-        #expect(answer.hasPrefix("HTTP/1.1 501") || answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(300))")
+        #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(answer.prefix(300))")
         #expect(try await gateway.store.head() == .start)
     }
 
