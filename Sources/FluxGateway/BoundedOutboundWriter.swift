@@ -1,8 +1,9 @@
+import FluxWebSocket
 import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// Writes a subscriber's stream (a server-sent-events body, WebSocket frames) to a connection with bounded
+/// Writes a subscriber's stream (a server-sent-events body, encoded WebSocket frames) to a connection with bounded
 /// memory: it counts the bytes queued but not yet written to the socket, refuses offers past the high-water
 /// mark, and makes awaited writes wait until the backlog drains below the low-water mark. What it queues is
 /// counted in the gateway's metrics (bytes out, events delivered) before it reaches the socket.
@@ -11,8 +12,9 @@ public final class BoundedOutboundWriter: Sendable {
     enum Framing: Sendable {
         /// As the body of an HTTP response (`HTTPServerResponsePart.body`).
         case httpBody
-        /// As raw bytes (after a WebSocket upgrade removed the HTTP handlers).
-        case raw
+        /// As WebSocket frames already encoded (``WebSocketOutboundMessage/encodedFrame(_:)``), to the connection's
+        /// ``WebSocketConnectionHandler``.
+        case webSocketFrames
     }
 
     private struct State {
@@ -90,7 +92,7 @@ public final class BoundedOutboundWriter: Sendable {
         let written: EventLoopFuture<Void>
         switch framing {
         case .httpBody: written = channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(bytes)))
-        case .raw: written = channel.writeAndFlush(bytes)
+        case .webSocketFrames: written = channel.writeAndFlush(WebSocketOutboundMessage.encodedFrame(bytes))
         }
         written.whenComplete { [self] result in
             let resumed: ([CheckedContinuation<Void, any Error>], Result<Void, any Error>) = state.withLock { state in

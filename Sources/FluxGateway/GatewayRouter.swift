@@ -10,6 +10,9 @@ public struct GatewayRouter: Sendable {
     /// The live fan-out; `nil` serves no subscriptions.
     let hub: SubscriptionHub?
     let subscriptionSlots: SubscriptionSlots
+    /// Compresses each push-channel batch once for every WebSocket subscriber that negotiated permessage-deflate
+    /// (the hub shares batches; each transport encodes them its own way).
+    let pushCompressor = SharedDeflateCompressor()
     let appendLimiter: AppendRateLimiter?
     /// Where requests are counted and timed; rendered at `/metrics`.
     let metrics: GatewayMetrics

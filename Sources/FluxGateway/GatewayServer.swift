@@ -56,7 +56,7 @@ public final class GatewayServer: Service, Sendable {
         }
     }
 
-    /// Names of the HTTP handlers, which a WebSocket upgrade removes.
+    /// Names of the HTTP handlers.
     enum HandlerName {
         static let encoder = "http-encoder"
         static let decoder = "http-decoder"
@@ -116,18 +116,21 @@ public final class GatewayServer: Service, Sendable {
                         try pipeline.addHandler(RefusedConnectionHandler(message: refusal, budget: refusals))
                         return
                     }
-                    try pipeline.addHandler(HTTPResponseEncoder(), name: HandlerName.encoder)
+                    let encoder = HTTPResponseEncoder()
                     // Bytes after a WebSocket handshake are forwarded to the push channel when the decoder leaves.
-                    try pipeline.addHandler(
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)),
-                        name: HandlerName.decoder
-                    )
-                    try pipeline.addHandler(PipelinedRequestGate(), name: HandlerName.gate)
-                    try pipeline.addHandler(HTTPServerPipelineHandler(), name: HandlerName.pipelining)
+                    let decoder = ByteToMessageHandler(
+                        HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
+                    let gate = PipelinedRequestGate()
+                    let pipelining = HTTPServerPipelineHandler()
+                    try pipeline.addHandler(encoder, name: HandlerName.encoder)
+                    try pipeline.addHandler(decoder, name: HandlerName.decoder)
+                    try pipeline.addHandler(gate, name: HandlerName.gate)
+                    try pipeline.addHandler(pipelining, name: HandlerName.pipelining)
                     try pipeline.addHandler(
                         HTTPServerHandler(
                             router: router, maxBodySize: maxBodySize, streamHighWater: highWater, requestReadTimeout: readTimeout,
-                            idleTimeout: idleTimeout, connectionID: connectionID + 1, logger: logger
+                            idleTimeout: idleTimeout, connectionID: connectionID + 1,
+                            httpHandlers: HTTPConnectionHandlers(requestDecoder: decoder, others: [encoder, gate, pipelining]), logger: logger
                         ),
                         name: HandlerName.handler
                     )

@@ -1,3 +1,4 @@
+import FluxWebSocket
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -5,6 +6,15 @@ import NIOHTTP1
 /// Sent through a connection's pipeline when the server stops: idle connections close at once, busy ones
 /// after their response (a waiting long-poll is cut short with `503`; appends finish).
 struct GatewayShutdownEvent: Sendable {}
+
+/// A connection's HTTP/1.1 handlers besides ``HTTPServerHandler``, which leave the pipeline with it when a WebSocket
+/// handshake is accepted.
+struct HTTPConnectionHandlers {
+    /// Forwards the bytes behind the handshake to the WebSocket handlers as it leaves.
+    var requestDecoder: any RemovableChannelHandler
+    /// The response encoder, the request gate, the pipelining handler.
+    var others: [any RemovableChannelHandler]
+}
 
 /// Collects one request at a time (the pipelining handler before it holds the next one back), hands it to
 /// the router off the event loop, and writes the response back. Keep-alive, body limit, JSON errors.
@@ -34,6 +44,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let streamHighWater: Int
     private var logger: Logger
     private let connectionID: UInt64
+    private let httpHandlers: HTTPConnectionHandlers
     private var requestCount = 0
     private let requestReadTimeout: TimeAmount
     private let idleTimeout: TimeAmount
@@ -48,8 +59,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     init(
         router: GatewayRouter, maxBodySize: Int, streamHighWater: Int, requestReadTimeout: Duration, idleTimeout: Duration,
-        connectionID: UInt64, logger: Logger
+        connectionID: UInt64, httpHandlers: HTTPConnectionHandlers, logger: Logger
     ) {
+        self.httpHandlers = httpHandlers
         self.router = router
         self.maxBodySize = maxBodySize
         self.streamHighWater = streamHighWater
@@ -259,25 +271,19 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Answers `101 Switching Protocols` and hands the connection to the push channel (RFC 6455 §4.2.2):
-    /// the HTTP handlers leave the pipeline; bytes the client sent after its handshake are forwarded to the
-    /// push channel by the request decoder as it is removed.
+    /// Answers `101 Switching Protocols` and hands the connection to the push channel (RFC 6455 §4.2.2): the HTTP
+    /// handlers leave the pipeline for the WebSocket connection handler and the push channel's own.
     private func switchToPushChannel(_ upgrade: PushChannelUpgrade, version: HTTPVersion, context: ChannelHandlerContext) {
         state = .discarding
         let head = HTTPResponseHead(version: version, status: .switchingProtocols, headers: upgrade.headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         do {
-            let pipeline = context.pipeline.syncOperations
-            try pipeline.addHandler(upgrade.makeHandler())
-            _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.pipelining)
-            _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.gate)
-            _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.encoder)
-            pipeline.removeHandler(context: context, promise: nil)
-            _ = context.pipeline.removeHandler(name: GatewayServer.HandlerName.decoder)
-            // Once the HTTP handlers are gone, the push channel may write frames.
-            let channel = context.channel
-            context.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(PushChannelHandler.Start()) }
+            try context.pipeline.syncOperations.switchToWebSocket(
+                removing: httpHandlers.others + [self], requestDecoder: httpHandlers.requestDecoder,
+                configuration: upgrade.connection, deflate: upgrade.deflate, maxFrameSize: upgrade.connection.maxMessageSize,
+                installApplication: { try $0.addHandler(upgrade.makeHandler()) }
+            )
         } catch {
             logger.error("could not switch to the push channel", metadata: ["error": "\(error)"])
             context.close(promise: nil)

@@ -5,16 +5,23 @@ import NIOCore
 /// switch that carries the action out) and writes frames as bytes (``WebSocketFrameEncoder``).
 ///
 /// Inbound it takes the connection's bytes and passes on complete ``WebSocketMessage``s; outbound it takes
-/// ``WebSocketMessage``s, compresses them when permessage-deflate was negotiated (RFC 7692 §7.2.1) and writes
-/// their frames, masked with a fresh key in the client role (RFC 6455 §5.3). Closing the channel starts the
-/// closing handshake (RFC 6455 §7.1.2); the close completes when TCP closes.
+/// ``WebSocketOutboundMessage``s: messages it compresses when permessage-deflate was negotiated (RFC 7692 §7.2.1)
+/// and frames, masked with a fresh key in the client role (RFC 6455 §5.3), or frames encoded once for many
+/// connections, written as they are. Closing the channel (or ``WebSocketCloseRequest``) starts the closing handshake
+/// (RFC 6455 §7.1.2); the close completes when TCP closes. When its Close frame goes out it fires
+/// ``WebSocketClosingEvent``.
+///
+/// Every WebSocket of the product runs on it: the gateway's push channel, the consumer, the conformance testees.
+/// It bounds what a peer can make it hold: it reads only while its unsent bytes are below the channel's high-water
+/// mark (a peer that sends pings and never reads the pongs stops being read), keeps the peer alive with pings under
+/// the TCP-progress rule (``TCPDeliveryProgress``), and closes lingering (``closeAfterWebSocketPeer(within:)``).
 ///
 /// Parsing and encoding happen here rather than in handlers of their own: every hop between handlers boxes a
 /// frame in `NIOAny` and casts it back, which cost more per message than the parsing itself.
 public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = WebSocketMessage
-    public typealias OutboundIn = WebSocketMessage
+    public typealias OutboundIn = WebSocketOutboundMessage
     public typealias OutboundOut = ByteBuffer
 
     /// Unmasked payloads up to this size are copied next to their header (one buffer); larger ones are written as
@@ -34,6 +41,8 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     private var readHeld = false
     private var machine: WebSocketConnectionStateMachine<WebSocketEventLoopInstant>?
     private var compressor: WebSocketDeflateCompressor?
+    /// ``WebSocketClosingEvent`` was fired.
+    private var closingAnnounced = false
     private var timer: Scheduled<Void>?
     private var timerDeadline: WebSocketEventLoopInstant?
     /// The peer's count of our bytes acknowledged at the last timer (``TCPDeliveryProgress``).
@@ -56,10 +65,8 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     // MARK: Lifecycle
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        let isServer = configuration.role == .server
         machine = WebSocketConnectionStateMachine(
             configuration: configuration, deflate: deflate, now: now(context), allocator: context.channel.allocator)
-        compressor = deflate.map { WebSocketDeflateCompressor(configuration: $0.compressorConfiguration(isServer: isServer)) }
         updateTimer(context: context)
     }
 
@@ -149,17 +156,27 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     // MARK: Outbound
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let message = Self.unwrapOutboundIn(data)
         guard machine?.isOpen == true else {
             promise?.fail(ChannelError.outputClosed)
             return
         }
-        var frame = WebSocketFrame(opcode: message.opcode, data: message.data)
-        if let compressor, message.data.readableBytes > 0 {
-            frame.data = compressor.compress(message.data, allocator: context.channel.allocator)
-            frame.rsv1 = true
+        switch Self.unwrapOutboundIn(data) {
+        case .message(let message):
+            var frame = WebSocketFrame(opcode: message.opcode, data: message.data)
+            if let deflate, message.data.readableBytes > 0 {
+                // Made at the first message to compress: a zlib stream is large, and many connections never need one.
+                let compressor =
+                    compressor
+                    ?? WebSocketDeflateCompressor(configuration: deflate.compressorConfiguration(isServer: configuration.role == .server))
+                self.compressor = compressor
+                frame.data = compressor.compress(message.data, allocator: context.channel.allocator)
+                frame.rsv1 = true
+            }
+            write(frame, context: context, promise: promise)
+        case .encodedFrame(let bytes):
+            precondition(configuration.role == .server, "encoded frames are unmasked: only a server may write them")
+            context.write(Self.wrapOutboundOut(bytes), promise: promise)
         }
-        write(frame, context: context, promise: promise)
     }
 
     /// Writes `frame` as bytes: masked with a fresh key in the client role, unmasked in the server role.
@@ -215,10 +232,12 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
         case .send(let frame):
             write(frame, context: context, promise: nil)
             context.flush()
+            if frame.opcode == .connectionClose { closing(context: context) }
         case .sendAndCloseConnection(let frame):
             let written = context.eventLoop.makePromise(of: Void.self)
             write(frame, context: context, promise: written)
             context.flush()
+            closing(context: context)
             written.futureResult.assumeIsolated().whenComplete { [configuration] _ in
                 context.closeAfterWebSocketPeer(within: configuration.closeTimeout)
             }
@@ -226,6 +245,13 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
         }
         updateTimer(context: context)
+    }
+
+    /// Our Close frame went out: tell the application (once).
+    private func closing(context: ChannelHandlerContext) {
+        guard !closingAnnounced, let code = machine?.closeCode else { return }
+        closingAnnounced = true
+        context.fireUserInboundEventTriggered(WebSocketClosingEvent(code: code))
     }
 
     private func now(_ context: ChannelHandlerContext) -> WebSocketEventLoopInstant {

@@ -12,6 +12,10 @@ public enum WebSocketFrameEncoder {
         return 2 + lengthBytes + (masked ? 4 : 0)
     }
 
+    /// The most bytes the header of an unmasked (server) frame takes: reserve them in front of a payload written in
+    /// place, then call ``frame(_:reservedHeaderBytes:opcode:)``.
+    public static let maxUnmaskedHeaderSize = 10
+
     /// Writes the header of `frame` (bits, opcode, length of `frame.data`, masking key) to `buffer`.
     ///
     /// Use this with a separate write of the payload to avoid copying unmasked payloads.
@@ -21,17 +25,40 @@ public enum WebSocketFrameEncoder {
         if frame.rsv1 { first |= 0x40 }
         if frame.rsv2 { first |= 0x20 }
         if frame.rsv3 { first |= 0x10 }
-        let maskBit: UInt8 = frame.maskKey == nil ? 0 : 0x80
-        let length = frame.data.readableBytes
+        let size = headerSize(payloadLength: frame.data.readableBytes, masked: frame.maskKey != nil)
+        buffer.reserveCapacity(minimumWritableBytes: size)
+        let start = buffer.writerIndex
+        buffer.moveWriterIndex(forwardBy: size)
+        setHeader(first: first, length: frame.data.readableBytes, maskKey: frame.maskKey, in: &buffer, at: start)
+    }
+
+    /// Makes one final unmasked frame with `opcode` of a payload written in place, without copying it: `buffer` holds
+    /// `reservedHeaderBytes` (at least ``maxUnmaskedHeaderSize``) unused bytes at its reader index, then the payload.
+    /// The header goes just in front of the payload and the reader index moves to it.
+    public static func frame(_ buffer: inout ByteBuffer, reservedHeaderBytes: Int, opcode: WebSocketOpcode) {
+        precondition(reservedHeaderBytes >= maxUnmaskedHeaderSize && buffer.readableBytes >= reservedHeaderBytes)
+        let length = buffer.readableBytes - reservedHeaderBytes
+        let start = buffer.readerIndex + reservedHeaderBytes - headerSize(payloadLength: length, masked: false)
+        buffer.moveReaderIndex(to: start)
+        setHeader(first: 0x80 | opcode.rawValue, length: length, maskKey: nil, in: &buffer, at: start)
+    }
+
+    /// Sets the header bytes (minimal length form, RFC 6455 §5.2) at `index`, where room for them was made.
+    private static func setHeader(first: UInt8, length: Int, maskKey: WebSocketMaskingKey?, in buffer: inout ByteBuffer, at index: Int) {
+        let maskBit: UInt8 = maskKey == nil ? 0 : 0x80
+        buffer.setInteger(first, at: index)
+        var next = index + 2
         if length <= 125 {
-            buffer.writeMultipleIntegers(first, maskBit | UInt8(length))
+            buffer.setInteger(maskBit | UInt8(length), at: index + 1)
         } else if length <= Int(UInt16.max) {
-            buffer.writeMultipleIntegers(first, maskBit | 126, UInt16(length))
+            buffer.setInteger(maskBit | 126, at: index + 1)
+            next += buffer.setInteger(UInt16(length), at: next)
         } else {
-            buffer.writeMultipleIntegers(first, maskBit | 127, UInt64(length))
+            buffer.setInteger(maskBit | 127, at: index + 1)
+            next += buffer.setInteger(UInt64(length), at: next)
         }
-        if let key = frame.maskKey {
-            buffer.writeInteger(key.rawValue)
+        if let maskKey {
+            buffer.setInteger(maskKey.rawValue, at: next)
         }
     }
 

@@ -1,36 +1,26 @@
 import NIOCore
 import NIOHTTP1
 
-/// Upgrades an NIOHTTP1 server connection to WebSocket: plug it into
-/// `configureHTTPServerPipeline(withServerUpgrade:)`.
+/// How a server answers WebSocket handshakes on connections that speak only WebSocket: install it with
+/// ``NIOCore/ChannelPipeline/SynchronousOperations/configureWebSocketServerPipeline(upgrader:)``.
 ///
-/// It validates the handshake with ``WebSocketServerHandshake`` (RFC 6455 §4.2), answers 101 with the
-/// negotiated subprotocol and permessage-deflate (RFC 7692), then installs ``WebSocketConnectionHandler``, and
-/// finally calls
-/// `upgradePipelineHandler` so the application adds its handler (which reads and writes ``WebSocketMessage``s).
-///
-/// A refused handshake fails with ``Rejected``: NIOHTTP1 then fires it through `errorCaught` and passes the
-/// request on to the HTTP handlers, which should answer with ``Rejected/rejection``'s status and headers.
-public final class WebSocketServerUpgrader: HTTPServerProtocolUpgrader, Sendable {
-    /// The error a refused handshake fails with, carrying the response to send.
-    public struct Rejected: Error, Sendable, CustomStringConvertible {
-        /// The status, reason and headers to answer with (RFC 6455 §4.2.2 point 4, §4.4).
-        public var rejection: WebSocketServerHandshake.Rejection
-        public var description: String { "WebSocket handshake refused (\(rejection.status.code)): \(rejection.reason)" }
-    }
+/// The connection's one HTTP request is checked with ``WebSocketServerHandshake`` (RFC 6455 §4.2). An accepted
+/// handshake is answered `101` with the negotiated subprotocol and permessage-deflate (RFC 7692), and the connection
+/// switches to WebSocket as every server connection of this library does
+/// (``NIOCore/ChannelPipeline/SynchronousOperations/switchToWebSocket(removing:requestDecoder:configuration:deflate:maxFrameSize:installApplication:)``):
+/// ``WebSocketConnectionHandler``, then the application's handlers, which `upgradePipelineHandler` adds. Anything
+/// else — a plain HTTP request, a refused handshake — is answered with its status (`400`, `403`, `426` with
+/// `Sec-WebSocket-Version: 13`) and a JSON error body, then the connection closes.
+public struct WebSocketServerUpgrader: Sendable {
+    /// Adds the application's handler(s) after the connection handler; called on the channel's event loop with the
+    /// handshake request and what it agreed on, before any frame is read.
+    public typealias UpgradePipelineHandler =
+        @Sendable (Channel, HTTPRequestHead, WebSocketServerHandshake.Acceptance) throws -> Void
 
-    /// Installs the application's handler(s) after ours; called on the channel's event loop.
-    public typealias UpgradePipelineHandler = @Sendable (Channel, HTTPRequestHead) -> EventLoopFuture<Void>
-
-    public let supportedProtocol = "websocket"
-    /// `Sec-WebSocket-Key` and `Sec-WebSocket-Version` are checked by the handshake itself, with precise
-    /// errors (400 / 426), instead of being silently skipped by NIOHTTP1's upgrade handler.
-    public let requiredUpgradeHeaders: [String] = []
-
-    private let handshake: WebSocketServerHandshake
-    private let configuration: WebSocketConnectionConfiguration
-    private let maxFrameSize: Int
-    private let upgradePipelineHandler: UpgradePipelineHandler
+    let handshake: WebSocketServerHandshake
+    let configuration: WebSocketConnectionConfiguration
+    let maxFrameSize: Int
+    let upgradePipelineHandler: UpgradePipelineHandler
 
     /// Creates an upgrader.
     ///
@@ -52,39 +42,7 @@ public final class WebSocketServerUpgrader: HTTPServerProtocolUpgrader, Sendable
         self.upgradePipelineHandler = upgradePipelineHandler
     }
 
-    public func buildUpgradeResponse(
-        channel: Channel,
-        upgradeRequest: HTTPRequestHead,
-        initialResponseHeaders: HTTPHeaders
-    ) -> EventLoopFuture<HTTPHeaders> {
-        switch handshake.evaluate(upgradeRequest) {
-        case .reject(let rejection):
-            return channel.eventLoop.makeFailedFuture(Rejected(rejection: rejection))
-        case .accept(let acceptance):
-            // NIOHTTP1 already put `Upgrade` and `Connection` in the initial headers.
-            var headers = initialResponseHeaders
-            for (name, value) in acceptance.headers where name.lowercased().hasPrefix("sec-websocket-") {
-                headers.add(name: name, value: value)
-            }
-            return channel.eventLoop.makeSucceededFuture(headers)
-        }
-    }
-
-    public func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
-        // The upgrader is shared by all connections, so the negotiation is recomputed rather than stored.
-        guard case .accept(let acceptance) = handshake.evaluate(upgradeRequest) else {
-            return context.eventLoop.makeFailedFuture(ChannelError.inappropriateOperationForState)
-        }
-        do {
-            try Self.addHandlers(to: context.pipeline.syncOperations, configuration: configuration, deflate: acceptance.deflate, maxFrameSize: maxFrameSize)
-        } catch {
-            return context.eventLoop.makeFailedFuture(error)
-        }
-        return upgradePipelineHandler(context.channel, upgradeRequest)
-    }
-
     /// Adds the connection handler (frames in and out, the connection's state) for an established WebSocket connection.
-    /// Also usable for a client connection after ``WebSocketClientHandshake/validate(_:)``.
     public static func addHandlers(
         to pipeline: ChannelPipeline.SynchronousOperations,
         configuration: WebSocketConnectionConfiguration,

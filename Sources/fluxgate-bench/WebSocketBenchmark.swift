@@ -416,11 +416,7 @@ enum WebSocketBenchmark {
                     handshake: handshake,
                     configuration: WebSocketConnectionConfiguration(role: .server, maxMessageSize: maxMessageSize, pingInterval: nil),
                     maxFrameSize: maxMessageSize,
-                    upgradePipelineHandler: { channel, _ in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(OurEchoHandler())
-                        }
-                    }
+                    upgradePipelineHandler: { channel, _, _ in try channel.pipeline.syncOperations.addHandler(OurEchoHandler()) }
                 )
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureWebSocketServerPipeline(upgrader: upgrader)
@@ -432,10 +428,10 @@ enum WebSocketBenchmark {
     /// Sends every message back (the `EchoHandler` of `fluxgate echo-server`).
     final class OurEchoHandler: ChannelInboundHandler {
         typealias InboundIn = WebSocketMessage
-        typealias OutboundOut = WebSocketMessage
+        typealias OutboundOut = WebSocketOutboundMessage
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            context.writeAndFlush(data, promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(.message(Self.unwrapInboundIn(data))), promise: nil)
         }
     }
 

@@ -44,11 +44,7 @@ struct EchoServerCommand: AsyncParsableCommand {
                     handshake: handshake,
                     configuration: WebSocketConnectionConfiguration(role: .server, maxMessageSize: maxMessageSize, pingInterval: nil),
                     maxFrameSize: maxMessageSize,
-                    upgradePipelineHandler: { channel, _ in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(EchoHandler())
-                        }
-                    }
+                    upgradePipelineHandler: { channel, _, _ in try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
                 )
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureWebSocketServerPipeline(upgrader: upgrader)
@@ -63,9 +59,9 @@ struct EchoServerCommand: AsyncParsableCommand {
 /// Sends every message back.
 final class EchoHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketMessage
-    typealias OutboundOut = WebSocketMessage
+    typealias OutboundOut = WebSocketOutboundMessage
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.writeAndFlush(data, promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.message(Self.unwrapInboundIn(data))), promise: nil)
     }
 }

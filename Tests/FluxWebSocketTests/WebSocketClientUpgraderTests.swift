@@ -8,7 +8,7 @@ import Testing
 /// Sends one message once the connection is upgraded and reports the first message received.
 final class OneShotClientHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketMessage
-    typealias OutboundOut = WebSocketMessage
+    typealias OutboundOut = WebSocketOutboundMessage
 
     private let message: WebSocketMessage
     private let received: EventLoopPromise<WebSocketMessage>
@@ -19,7 +19,7 @@ final class OneShotClientHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        context.writeAndFlush(Self.wrapOutboundOut(message), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.message(message)), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

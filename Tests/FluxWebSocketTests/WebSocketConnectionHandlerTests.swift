@@ -131,14 +131,14 @@ import Testing
 
     @Test func writesMessagesAsFrames() throws {
         let channel = try Self.makeServer()
-        try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: ByteBuffer(bytes: [1, 2, 3])))
+        try channel.writeOutbound(outbound(opcode: .binary, data: ByteBuffer(bytes: [1, 2, 3])))
         #expect(try Self.sentFrames(channel) == [WebSocketFrame(opcode: .binary, data: ByteBuffer(bytes: [1, 2, 3]))])
         try Self.finish(channel)
     }
 
     @Test func compressesAndInflatesWithDeflate() throws {
         let channel = try Self.makeServer(deflate: WebSocketDeflateParameters(serverNoContextTakeover: true))
-        try channel.writeOutbound(WebSocketMessage(opcode: .text, data: ByteBuffer(string: "Hello")))
+        try channel.writeOutbound(outbound(opcode: .text, data: ByteBuffer(string: "Hello")))
         let sent = try Self.sentFrames(channel)
         #expect(sent == [WebSocketFrame(rsv1: true, opcode: .text, data: ByteBuffer(bytes: [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]))])
 
@@ -194,7 +194,7 @@ import Testing
         let closed = channel.close()
         #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == .normalClosure)
         #expect(channel.isActive, "waits for the peer's Close")
-        #expect(throws: ChannelError.outputClosed) { try channel.writeOutbound(WebSocketMessage(opcode: .text, data: ByteBuffer())) }
+        #expect(throws: ChannelError.outputClosed) { try channel.writeOutbound(outbound(opcode: .text, data: ByteBuffer())) }
         try Self.send(WebSocketFrame(opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xE8])), to: channel)
         #expect(!channel.isActive)
         try Self.expectCompleted(closed, on: channel)
@@ -208,6 +208,62 @@ import Testing
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(!channel.isActive)
         try Self.expectCompleted(closed, on: channel)
+    }
+
+    /// Records the events the connection handler fires inbound.
+    final class ClosingRecorder: ChannelInboundHandler {
+        typealias InboundIn = WebSocketMessage
+        var codes: [WebSocketCloseCode] = []
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let closing = event as? WebSocketClosingEvent { codes.append(closing.code) }
+        }
+    }
+
+    /// The application learns once, when the Close frame goes out, which code the connection ends with: ours, the
+    /// echoed peer's, or the protocol error's.
+    @Test func theClosingEventCarriesTheCloseCode() throws {
+        let cases: [(String, (EmbeddedChannel) throws -> Void, WebSocketCloseCode)] = [
+            ("our close", { channel in
+                channel.pipeline.triggerUserOutboundEvent(WebSocketCloseRequest(code: WebSocketCloseCode(rawValue: 4409), reason: "x"), promise: nil)
+            }, WebSocketCloseCode(rawValue: 4409)),
+            ("the peer's close", { channel in
+                try Self.send(WebSocketFrame(opcode: .connectionClose, data: ByteBuffer(bytes: [0x0F, 0xA0])), to: channel)
+            }, WebSocketCloseCode(rawValue: 4000)),
+            ("an empty close", { channel in
+                try Self.send(WebSocketFrame(opcode: .connectionClose, data: ByteBuffer()), to: channel)
+            }, .noStatusReceived),
+            ("a protocol error", { channel in
+                _ = try? channel.writeInbound(ByteBuffer(bytes: [0x82, 0xFE, 0x00, 0x01]))
+            }, .protocolError),
+        ]
+        for (name, act, code) in cases {
+            let channel = try Self.makeServer()
+            let recorder = ClosingRecorder()
+            try channel.pipeline.syncOperations.addHandler(recorder)
+            try act(channel)
+            // A second close request changes nothing.
+            channel.pipeline.triggerUserOutboundEvent(WebSocketCloseRequest(code: .goingAway), promise: nil)
+            #expect(recorder.codes == [code], "\(name)")
+            #expect(Self.closeCode(of: try Self.sentFrames(channel).last) == (code == .noStatusReceived ? nil : code), "\(name)")
+            channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        }
+    }
+
+    /// A frame encoded once for many connections is written as it is.
+    @Test func anEncodedFrameIsWrittenAsItIs() throws {
+        let channel = try Self.makeServer()
+        let frame = WebSocketPreparedMessage(opcode: .text, data: ByteBuffer(string: "shared")).plainFrame
+        try channel.writeOutbound(WebSocketOutboundMessage.encodedFrame(frame))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == frame)
+        try Self.finish(channel)
+    }
+
+    /// What applications write travels through the pipeline inline in `NIOAny` (three words), as a message does:
+    /// no allocation per write.
+    @Test func anOutboundMessageFitsInlineInTheExistential() {
+        #expect(MemoryLayout<WebSocketOutboundMessage>.size <= 3 * MemoryLayout<Int>.size)
+        #expect(MemoryLayout<WebSocketMessage>.size <= 3 * MemoryLayout<Int>.size)
     }
 
     @Test func peerCloseIsEchoed() throws {
@@ -306,7 +362,7 @@ import Testing
 
     @Test func theServerWritesUnmaskedFrames() throws {
         let channel = try Self.makeServer()
-        try channel.writeOutbound(WebSocketMessage(opcode: .text, data: ByteBuffer(string: "Hello")))
+        try channel.writeOutbound(outbound(opcode: .text, data: ByteBuffer(string: "Hello")))
         #expect(try channel.readOutbound(as: ByteBuffer.self)?.bytes == [0x81, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F])
         try Self.finish(channel)
     }
@@ -315,7 +371,7 @@ import Testing
     @Test func largePayloadsAreWrittenWithoutCopying() throws {
         let channel = try Self.makeServer()
         let payload = ByteBuffer(bytes: randomBytes(5000))
-        try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: payload))
+        try channel.writeOutbound(outbound(opcode: .binary, data: payload))
         #expect(try channel.readOutbound(as: ByteBuffer.self)?.bytes == [0x82, 0x7E, 0x13, 0x88])
         #expect(try channel.readOutbound(as: ByteBuffer.self) == payload)
         try Self.finish(channel)
@@ -324,8 +380,8 @@ import Testing
     @Test func theClientMasksEveryFrameWithAFreshKey() throws {
         let channel = try Self.makeServer(role: .client)
         let payload = ByteBuffer(bytes: randomBytes(3000))
-        try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: payload))
-        try channel.writeOutbound(WebSocketMessage(opcode: .binary, data: payload))
+        try channel.writeOutbound(outbound(opcode: .binary, data: payload))
+        try channel.writeOutbound(outbound(opcode: .binary, data: payload))
         var wire = ByteBuffer()
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) { wire.writeImmutableBuffer(buffer) }
         var parser = WebSocketFrameParser()
@@ -337,4 +393,9 @@ import Testing
         #expect(first.data == payload && second.data == payload)
         try Self.finish(channel)
     }
+}
+
+/// A data message as the connection handler takes it outbound.
+private func outbound(opcode: WebSocketOpcode, data: ByteBuffer) -> WebSocketOutboundMessage {
+    .message(WebSocketMessage(opcode: opcode, data: data))
 }

@@ -54,4 +54,20 @@ import Testing
         let bytes = WebSocketFrameEncoder.encode(frame, allocator: ByteBufferAllocator())
         #expect(bytes.bytes == [0x81, 0x06] + Array("shared".utf8))
     }
+
+    /// A payload written after reserved room becomes the same frame `encode` makes, at every length form, with the
+    /// payload bytes left where they were (no copy).
+    @Test func framesAPayloadInPlace() {
+        for length in [0, 1, 125, 126, 65535, 65536] {
+            let payload = randomBytes(length, seed: UInt64(length))
+            var buffer = ByteBuffer(bytes: [0xAA])  // bytes before the room stay out of the frame
+            buffer.moveReaderIndex(forwardBy: 1)
+            buffer.writeRepeatingByte(0, count: WebSocketFrameEncoder.maxUnmaskedHeaderSize)
+            let payloadIndex = buffer.writerIndex
+            buffer.writeBytes(payload)
+            WebSocketFrameEncoder.frame(&buffer, reservedHeaderBytes: WebSocketFrameEncoder.maxUnmaskedHeaderSize, opcode: .text)
+            #expect(buffer.bytes == Self.encode(WebSocketFrame(opcode: .text, data: ByteBuffer(bytes: payload))), "length \(length)")
+            #expect(buffer.readerIndex + WebSocketFrameEncoder.headerSize(payloadLength: length, masked: false) == payloadIndex)
+        }
+    }
 }

@@ -4,7 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import Testing
 
-/// End to end over a real loopback socket: NIOHTTP1 server pipeline + ``WebSocketServerUpgrader`` + an echo
+/// End to end over a real loopback socket: the WebSocket server pipeline (``WebSocketServerUpgrader``) + an echo
 /// handler, driven by a raw TCP client that speaks the handshake and frames with our codec.
 @Suite struct WebSocketLoopbackTests {
     static func startEchoServer(group: MultiThreadedEventLoopGroup, handshake: WebSocketServerHandshake) async throws -> Channel {
@@ -14,13 +14,10 @@ import Testing
                 let upgrader = WebSocketServerUpgrader(
                     handshake: handshake,
                     configuration: WebSocketConnectionConfiguration(role: .server, pingInterval: nil),
-                    upgradePipelineHandler: { channel, _ in
-                        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
-                    }
+                    upgradePipelineHandler: { channel, _, _ in try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
                 )
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                    try channel.pipeline.syncOperations.configureWebSocketServerPipeline(upgrader: upgrader)
                 }
             }
             .bind(host: "127.0.0.1", port: 0)

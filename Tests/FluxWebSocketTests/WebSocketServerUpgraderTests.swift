@@ -7,10 +7,10 @@ import Testing
 /// Echoes every message back (what the echo testee does).
 final class EchoHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketMessage
-    typealias OutboundOut = WebSocketMessage
+    typealias OutboundOut = WebSocketOutboundMessage
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.writeAndFlush(Self.wrapOutboundOut(Self.unwrapInboundIn(data)), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.message(Self.unwrapInboundIn(data))), promise: nil)
     }
 }
 
@@ -20,13 +20,9 @@ final class EchoHandler: ChannelInboundHandler {
         let upgrader = WebSocketServerUpgrader(
             handshake: handshake,
             configuration: WebSocketConnectionConfiguration(role: .server, pingInterval: nil),
-            upgradePipelineHandler: { channel, _ in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
-            }
+            upgradePipelineHandler: { channel, _, _ in try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
         )
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
-        )
+        try channel.pipeline.syncOperations.configureWebSocketServerPipeline(upgrader: upgrader)
         channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)
         return channel
     }
@@ -82,17 +78,27 @@ final class EchoHandler: ChannelInboundHandler {
         try WebSocketConnectionHandlerTests.finish(channel)
     }
 
-    @Test func refusedHandshakeReportsTheRejection() throws {
+    /// A refused handshake is answered with its status, the version it wants and a JSON reason; then the connection
+    /// closes.
+    @Test func refusedHandshakeIsAnsweredWithItsStatus() throws {
         let channel = try Self.makeChannel()
-        var caught: (any Error)?
-        do {
-            try channel.writeInbound(ByteBuffer(string: "GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"))
-        } catch {
-            caught = error
+        try channel.writeInbound(ByteBuffer(string: "GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"))
+        let response = String(buffer: try Self.readAll(channel))
+        #expect(response.hasPrefix("HTTP/1.1 426 Upgrade Required\r\n"))
+        #expect(response.lowercased().contains("sec-websocket-version: 13"))
+        #expect(response.contains(#"{"error":"bad_handshake","message":"#))
+        #expect(!channel.isActive)
+    }
+
+    /// A plain HTTP request and bytes that are not HTTP get `400`, and the connection closes.
+    @Test func anythingButAHandshakeIsAnsweredWith400() throws {
+        for request in ["GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", "\u{01}\u{02} not http\r\n\r\n"] {
+            let channel = try Self.makeChannel()
+            _ = try? channel.writeInbound(ByteBuffer(string: request))
+            let response = String(buffer: try Self.readAll(channel))
+            #expect(response.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(request.debugDescription)")
+            #expect(!channel.isActive)
         }
-        let rejected = try #require(caught as? WebSocketServerUpgrader.Rejected)
-        #expect(rejected.rejection.status == .upgradeRequired)
-        _ = try? channel.finish(acceptAlreadyClosed: true)
     }
 }

@@ -66,7 +66,7 @@ public final class DeliveryBatch: Sendable {
     /// One uncompressed text frame holding the events message for `page`, written in a single buffer with no
     /// intermediate per-event buffers (catch-up: encoded for one subscriber, so nothing to share).
     static func plainEventsFrame(_ page: [RecordedEvent], epoch: StoreEpoch, encoder: EnvelopeEncoder) -> ByteBuffer {
-        let headerRoom = 10  // the longest server frame header (RFC 6455 §5.2)
+        let headerRoom = WebSocketFrameEncoder.maxUnmaskedHeaderSize
         var json = JSONWriter(buffer: ByteBuffer())
         json.buffer.reserveCapacity(headerRoom + 64 + page.reduce(0) { $0 + $1.payload.bytes.count + 360 })
         json.buffer.moveWriterIndex(forwardBy: headerRoom)
@@ -79,21 +79,7 @@ public final class DeliveryBatch: Sendable {
         }
         json.raw("]}")
         var buffer = json.buffer
-        let length = buffer.writerIndex - headerRoom
-        let headerSize = WebSocketFrameEncoder.headerSize(payloadLength: length, masked: false)
-        let start = headerRoom - headerSize
-        buffer.moveReaderIndex(forwardBy: start)
-        // FIN + text, then the minimal length form.
-        buffer.setInteger(UInt8(0x81), at: start)
-        if length <= 125 {
-            buffer.setInteger(UInt8(length), at: start + 1)
-        } else if length <= Int(UInt16.max) {
-            buffer.setInteger(UInt8(126), at: start + 1)
-            buffer.setInteger(UInt16(length), at: start + 2)
-        } else {
-            buffer.setInteger(UInt8(127), at: start + 1)
-            buffer.setInteger(UInt64(length), at: start + 2)
-        }
+        WebSocketFrameEncoder.frame(&buffer, reservedHeaderBytes: headerRoom, opcode: .text)
         return buffer
     }
 

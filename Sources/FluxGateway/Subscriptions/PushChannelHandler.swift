@@ -3,17 +3,14 @@ import FluxWebSocket
 import Logging
 import NIOCore
 
-/// The push channel on one WebSocket connection (PROTOCOL.md "Push channel"): parses client frames, runs
-/// the RFC 6455 connection state machine (pings, close handshake, protocol errors), and drives the
-/// subscription — catch-up from the store, then the hub's live tail — whose frames it writes with bounded
-/// memory.
-///
-/// Frames from the subscription (another task) pass through this handler's `write`, so nothing follows our
-/// Close frame (RFC 6455 §5.5.1).
-final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+/// The push channel's application handler (README "Wire protocol", push channel): it sits above the connection's
+/// ``WebSocketConnectionHandler``, which owns RFC 6455 (frames, pings and keep-alive, the closing handshake, reading
+/// within the write high-water mark), and speaks only the subscription protocol: it drives the subscription —
+/// catch-up from the store, then the hub's live tail — writing its frames with bounded memory, takes the
+/// subscriber's acks, and closes with a code the subscriber can act on (token expiry, shutdown, a failed store).
+final class PushChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketMessage
+    typealias OutboundOut = WebSocketOutboundMessage
 
     /// 4409: the subscriber's epoch or offset belongs to another store.
     static let epochMismatch = WebSocketCloseCode(rawValue: 4409)
@@ -37,99 +34,45 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var compressor: SharedDeflateCompressor
         var metrics: GatewayMetrics
         var logger: Logger
+
+        /// The connection's RFC 6455 settings: pings and pong timeout as configured, client messages up to
+        /// ``PushChannelHandler/maxClientMessageSize``.
+        var connection: WebSocketConnectionConfiguration {
+            WebSocketConnectionConfiguration(
+                role: .server, maxMessageSize: PushChannelHandler.maxClientMessageSize, pingInterval: pingInterval, pongTimeout: pongTimeout
+            )
+        }
     }
 
     private let driver: SubscriptionDriver?
     private let settings: Settings
-    private var parser: WebSocketFrameParser
-    private var machine: WebSocketConnectionStateMachine<ContinuousClock.Instant>
-    private var inbound = ByteBuffer()
-    private var timer: Scheduled<Void>?
     private var expiry: Scheduled<Void>?
     private var subscription: Task<Void, Never>?
     private var writer: BoundedOutboundWriter?
-    private var closing = false
-    /// The peer's count of our bytes acknowledged at the last timer (``TCPDeliveryProgress``).
-    private var bytesAcknowledgedMark: UInt64 = 0
     /// Counted in the subscribers gauge (its subscription runs).
     private var subscribed = false
     /// Its close code is counted (at most once per connection).
     private var closeCounted = false
     /// The last position the subscriber acknowledged (feeds lag figures).
     private(set) var acknowledged: Position?
-    /// A `read` held back while the connection is not writable; passed on when it is again.
-    private var readHeld = false
 
     init(driver: SubscriptionDriver?, settings: Settings) {
         self.driver = driver
         self.settings = settings
-        self.parser = WebSocketFrameParser(
-            configuration: .init(maxFrameSize: Self.maxClientMessageSize, allowedReservedBits: settings.deflate == nil ? [] : [.rsv1])
-        )
-        self.machine = WebSocketConnectionStateMachine(
-            configuration: .init(
-                role: .server, maxMessageSize: Self.maxClientMessageSize, pingInterval: settings.pingInterval,
-                pongTimeout: settings.pongTimeout
-            ),
-            deflate: settings.deflate, now: .now
-        )
     }
 
-    /// Fired through the pipeline once the HTTP handlers have left it: until then nothing may be written.
-    struct Start: Sendable {}
-
-    private func start(context: ChannelHandlerContext) {
+    /// Installed once the HTTP handlers have left the pipeline: from here frames may be written.
+    func handlerAdded(context: ChannelHandlerContext) {
         let writer = BoundedOutboundWriter(
-            channel: context.channel, framing: .raw, highWater: settings.highWater, lowWater: settings.highWater / 4, metrics: settings.metrics
+            channel: context.channel, framing: .webSocketFrames, highWater: settings.highWater, lowWater: settings.highWater / 4,
+            metrics: settings.metrics
         )
         self.writer = writer
-        defer { if inbound.readableBytes > 0 { processInbound(context: context) } }
         if let (code, reason) = settings.closeFirst {
-            run(machine.close(code: code, reason: reason, now: .now), context: context)
+            closeWith(code, reason, context: context)
             return
         }
-        if let driver {
-            let deflate = settings.deflate
-            let compressor = settings.compressor
-            let after = settings.after
-            let epoch = driver.store.epoch
-            let sink = PushChannelSink(writer: writer, deflate: deflate, compressor: compressor)
-            let transport = SubscriptionDriver.Transport(
-                sendPage: { page, encoder in
-                    if deflate != nil {
-                        let batch = DeliveryBatch(events: page.map { EncodedEvent($0, encoder: encoder) }, epoch: epoch)
-                        try await writer.write(batch.webSocketFrame(for: deflate, compressor: compressor), events: page.count)
-                    } else {
-                        try await writer.write(DeliveryBatch.plainEventsFrame(page, epoch: epoch, encoder: encoder), events: page.count)
-                    }
-                },
-                sendCaughtUp: { head in
-                    let message = ByteBuffer(string: #"{"type":"caught_up","head":\#(head.rawValue)}"#)
-                    try await writer.write(SharedDeflateCompressor.preparePlain(text: message).plainFrame)
-                },
-                sink: sink
-            )
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let eventLoop = context.eventLoop
-            let logger = settings.logger
-            settings.metrics.subscriberJoined(.webSocket)
-            subscribed = true
-            subscription = Task {
-                do {
-                    try await driver.run(after: after, transport: transport)
-                } catch is CancellationError {
-                    return
-                } catch {
-                    logger.debug("subscription ended", metadata: ["error": "\(error)"])
-                    // The store failed under a live subscriber: close with 1011; it resumes elsewhere or later.
-                    eventLoop.execute {
-                        let (handler, context) = loopBound.value
-                        handler.closeWith(.internalServerError, "the event store failed; reconnect from your last position", context: context)
-                    }
-                }
-            }
-        }
-        scheduleTimer(context: context)
+        if let driver { startSubscription(driver, writer: writer, context: context) }
         if let expiresAt = settings.expiresAt {
             let delay = ContinuousClock.now.duration(to: expiresAt)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -140,62 +83,57 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
-        inbound.writeBuffer(&bytes)
-        guard writer != nil else { return }  // not started: keep the bytes for later
-        processInbound(context: context)
-    }
-
-    /// Parses and answers the client's frames. While our unsent bytes are past the channel's high-water mark no
-    /// more frames are taken (their answers, pongs and the like, would queue without bound behind a client that
-    /// sends and never reads) and the connection is not read: the rest waits for ``channelWritabilityChanged``.
-    private func processInbound(context: ChannelHandlerContext) {
-        while context.channel.isWritable {
-            let step: WebSocketFrameParser.Step
+    private func startSubscription(_ driver: SubscriptionDriver, writer: BoundedOutboundWriter, context: ChannelHandlerContext) {
+        let deflate = settings.deflate
+        let compressor = settings.compressor
+        let after = settings.after
+        let epoch = driver.store.epoch
+        let sink = PushChannelSink(writer: writer, deflate: deflate, compressor: compressor)
+        let transport = SubscriptionDriver.Transport(
+            sendPage: { page, encoder in
+                if deflate != nil {
+                    let batch = DeliveryBatch(events: page.map { EncodedEvent($0, encoder: encoder) }, epoch: epoch)
+                    try await writer.write(batch.webSocketFrame(for: deflate, compressor: compressor), events: page.count)
+                } else {
+                    try await writer.write(DeliveryBatch.plainEventsFrame(page, epoch: epoch, encoder: encoder), events: page.count)
+                }
+            },
+            sendCaughtUp: { head in
+                let message = ByteBuffer(string: #"{"type":"caught_up","head":\#(head.rawValue)}"#)
+                try await writer.write(SharedDeflateCompressor.preparePlain(text: message).plainFrame)
+            },
+            sink: sink
+        )
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let logger = settings.logger
+        settings.metrics.subscriberJoined(.webSocket)
+        subscribed = true
+        subscription = Task {
             do {
-                step = try parser.parseStep(&inbound)
-            } catch {
-                run(machine.errorCaught(error, now: .now), context: context)
+                try await driver.run(after: after, transport: transport)
+            } catch is CancellationError {
                 return
+            } catch {
+                logger.debug("subscription ended", metadata: ["error": "\(error)"])
+                // The store failed under a live subscriber: close with 1011; it resumes elsewhere or later.
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.closeWith(.internalServerError, "the event store failed; reconnect from your last position", context: context)
+                }
             }
-            guard case .frame(let frame) = step else { break }
-            run(machine.frameReceived(frame, now: .now), context: context)
-            if !context.channel.isActive { return }
-        }
-        inbound.discardReadBytes()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            context.read()
-        } else {
-            readHeld = true
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        context.fireChannelWritabilityChanged()
-        guard context.channel.isWritable else { return }
-        if writer != nil, inbound.readableBytes > 0, machine.isOpen { processInbound(context: context) }
-        if readHeld, context.channel.isWritable {
-            readHeld = false
-            context.read()
-        }
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        // Frames of the subscription: never after our Close.
-        guard machine.isOpen, !closing else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(data, promise: promise)
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        handleClientMessage(Self.unwrapInboundIn(data), context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is Start {
-            if writer == nil { start(context: context) }
+        if let closing = event as? WebSocketClosingEvent {
+            // Our Close went out (ours or the echo of the subscriber's): nothing more is sent.
+            countClose(closing.code)
+            stopSubscription()
         } else if event is GatewayShutdownEvent {
             closeWith(.goingAway, "the server is shutting down; reconnect from your last position", context: context)
         } else {
@@ -205,13 +143,8 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         stopSubscription()
-        if !closeCounted {
-            // No Close frame went out: the connection ended without a closing handshake (RFC 6455 §7.1.5).
-            closeCounted = true
-            settings.metrics.recordWebSocketClose(code: WebSocketCloseCode.abnormalClosure.rawValue)
-        }
-        machine.connectionClosed()
-        timer?.cancel()
+        // No Close frame went out: the connection ended without a closing handshake (RFC 6455 §7.1.5).
+        countClose(.abnormalClosure)
         expiry?.cancel()
         settings.slot?.release()
         context.fireChannelInactive()
@@ -220,14 +153,15 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         settings.logger.debug("push channel error", metadata: ["error": "\(error)"])
         stopSubscription()
-        context.close(promise: nil)
+        // A protocol error is the connection handler's to answer (its Close frame is on the way); anything else
+        // (TLS, I/O) ends the connection.
+        if !(error is WebSocketError) { context.close(promise: nil) }
     }
 
     // MARK: Actions
 
     private func closeWith(_ code: WebSocketCloseCode, _ reason: String, context: ChannelHandlerContext) {
-        guard machine.isOpen else { return }
-        run(machine.close(code: code, reason: reason, now: .now), context: context)
+        context.triggerUserOutboundEvent(WebSocketCloseRequest(code: code, reason: reason), promise: nil)
     }
 
     private func stopSubscription() {
@@ -240,42 +174,11 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writer?.fail(ChannelError.ioOnClosedChannel)
     }
 
-    private func run(_ action: WebSocketConnectionStateMachine<ContinuousClock.Instant>.Action, context: ChannelHandlerContext) {
-        switch action {
-        case .none:
-            break
-        case .deliver(let message):
-            handleClientMessage(message, context: context)
-        case .send(let frame):
-            if frame.opcode == .connectionClose {
-                countClose(frame)
-                beginClosing()
-            }
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)), promise: nil)
-        case .sendAndCloseConnection(let frame):
-            countClose(frame)
-            beginClosing()
-            let closeTimeout = machine.configuration.closeTimeout
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)))
-                .assumeIsolated().whenComplete { _ in context.closeAfterWebSocketPeer(within: closeTimeout) }
-        case .closeConnection:
-            beginClosing()
-            context.close(promise: nil)
-        }
-        scheduleTimer(context: context)
-    }
-
-    /// Counts the connection's close by the code of the Close frame we send: ours, or the client's echoed.
-    private func countClose(_ frame: WebSocketFrame) {
-        guard frame.opcode == .connectionClose, !closeCounted else { return }
+    /// Counts the connection's close (once) by the code of the Close frame we sent, or 1006 without one.
+    private func countClose(_ code: WebSocketCloseCode) {
+        guard !closeCounted else { return }
         closeCounted = true
-        let code = frame.data.getInteger(at: frame.data.readerIndex, as: UInt16.self)
-        settings.metrics.recordWebSocketClose(code: code ?? WebSocketCloseCode.noStatusReceived.rawValue)
-    }
-
-    private func beginClosing() {
-        closing = true
-        stopSubscription()
+        settings.metrics.recordWebSocketClose(code: code.rawValue)
     }
 
     /// Subscribers may only acknowledge: `{"type": "ack", "position": N}`. Anything else is a policy violation.
@@ -290,32 +193,6 @@ final class PushChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         closeWith(.policyViolation, #"subscribers may only send {"type": "ack", "position": N}"#, context: context)
-    }
-
-    private func scheduleTimer(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
-        guard let deadline = machine.nextDeadline else { return }
-        let delay = ContinuousClock.now.duration(to: deadline)
-        let nanoseconds = max(0, delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-            let (handler, context) = loopBound.value
-            handler.timer = nil
-            handler.timerFired(context: context)
-        }
-    }
-
-    /// A ping is due or a pong overdue. A subscriber whose TCP took in more of our bytes since the last look is
-    /// reading its way to the ping (PROTOCOL.md: a slow reader is not a dead peer) and gets more time.
-    private func timerFired(context: ChannelHandlerContext) {
-        TCPDeliveryProgress.bytesAcknowledged(on: context.channel).assumeIsolated().whenSuccess { [self] acknowledged in
-            if let acknowledged, acknowledged != bytesAcknowledgedMark {
-                bytesAcknowledgedMark = acknowledged
-                machine.peerShowedLife(now: .now)
-            }
-            run(machine.timerFired(now: .now), context: context)
-        }
     }
 }
 

@@ -3,10 +3,12 @@ import FluxWebSocket
 import NIOCore
 import NIOHTTP1
 
-/// What the router decided for a WebSocket subscription: the `101` headers and the handler that takes the
-/// connection over.
+/// What the router decided for a WebSocket subscription: the `101` headers, the connection's RFC 6455 settings and the
+/// push channel's handler, which runs above the connection's ``WebSocketConnectionHandler``.
 struct PushChannelUpgrade: Sendable {
     var headers: HTTPHeaders
+    var deflate: WebSocketDeflateParameters?
+    var connection: WebSocketConnectionConfiguration
     var makeHandler: @Sendable () -> PushChannelHandler
 }
 
@@ -63,11 +65,11 @@ extension GatewayRouter {
         let settings = PushChannelHandler.Settings(
             after: query?.after ?? .start, deflate: acceptance.deflate, closeFirst: closeFirst,
             highWater: configuration.subscriberHighWater, pingInterval: configuration.pingInterval,
-            pongTimeout: configuration.pongTimeout, expiresAt: grant.expiresAt, slot: slot, compressor: hub.compressor,
+            pongTimeout: configuration.pongTimeout, expiresAt: grant.expiresAt, slot: slot, compressor: pushCompressor,
             metrics: metrics, logger: configuration.logger
         )
         var response = GatewayResponse(status: .switchingProtocols, headers: acceptance.headers)
-        response.upgrade = PushChannelUpgrade(headers: acceptance.headers) {
+        response.upgrade = PushChannelUpgrade(headers: acceptance.headers, deflate: acceptance.deflate, connection: settings.connection) {
             PushChannelHandler(driver: driver, settings: settings)
         }
         return response

@@ -38,8 +38,6 @@ public final class SubscriptionHub: Sendable {
     }
 
     private let store: any EventStore
-    /// Compresses each WebSocket batch once for every subscriber that negotiated permessage-deflate.
-    let compressor = SharedDeflateCompressor()
     private let pageSize: Int
     /// Live batches by bytes as well: one batch is shared by every subscriber, but 1,000 large events are still large.
     private let pages: PageSizer

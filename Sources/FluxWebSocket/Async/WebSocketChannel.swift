@@ -13,7 +13,7 @@ import NIOCore
 /// ```
 public struct WebSocketChannel: Sendable {
     /// The underlying NIO channel, already past the handshake.
-    public let asyncChannel: NIOAsyncChannel<WebSocketMessage, WebSocketMessage>
+    public let asyncChannel: NIOAsyncChannel<WebSocketMessage, WebSocketOutboundMessage>
     /// The permessage-deflate parameters the handshake agreed on, or `nil`.
     public let deflate: WebSocketDeflateParameters?
     /// The request path (server role: what the client asked for; client role: what it asked for).
@@ -25,7 +25,7 @@ public struct WebSocketChannel: Sendable {
     /// Wraps `channel`, whose pipeline holds the WebSocket handlers; call it on the channel's event loop.
     init(wrapping channel: any Channel, deflate: WebSocketDeflateParameters?, path: String) throws {
         self.handler = NIOLoopBound(try channel.pipeline.syncOperations.handler(type: WebSocketConnectionHandler.self), eventLoop: channel.eventLoop)
-        self.asyncChannel = try NIOAsyncChannel<WebSocketMessage, WebSocketMessage>(wrappingChannelSynchronously: channel)
+        self.asyncChannel = try NIOAsyncChannel<WebSocketMessage, WebSocketOutboundMessage>(wrappingChannelSynchronously: channel)
         self.deflate = deflate
         self.path = path
     }
@@ -50,12 +50,12 @@ public struct WebSocketChannel: Sendable {
 
 /// Sends messages on a ``WebSocketChannel``.
 public struct WebSocketOutbound: Sendable {
-    let writer: NIOAsyncChannelOutboundWriter<WebSocketMessage>
+    let writer: NIOAsyncChannelOutboundWriter<WebSocketOutboundMessage>
     let channel: any Channel
 
     /// Sends a message; waits while the socket is not writable (backpressure).
     public func send(_ message: WebSocketMessage) async throws {
-        try await writer.write(message)
+        try await writer.write(.message(message))
     }
 
     /// Sends a text message.

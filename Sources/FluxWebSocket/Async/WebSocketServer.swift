@@ -40,11 +40,8 @@ public enum WebSocketServer {
                 }
                 let upgrader = WebSocketServerUpgrader(
                     handshake: handshake, configuration: configuration, maxFrameSize: configuration.maxMessageSize,
-                    upgradePipelineHandler: { channel, request in
-                        channel.eventLoop.makeCompletedFuture {
-                            let deflate = handshake.evaluate(request).acceptedDeflate
-                            upgraded.succeed(try WebSocketChannel(wrapping: channel, deflate: deflate, path: request.uri))
-                        }
+                    upgradePipelineHandler: { channel, request, acceptance in
+                        upgraded.succeed(try WebSocketChannel(wrapping: channel, deflate: acceptance.deflate, path: request.uri))
                     }
                 )
                 return channel.eventLoop.makeCompletedFuture {
@@ -62,13 +59,5 @@ public struct PendingWebSocket: Sendable {
     /// The connection once its handshake is accepted; throws when the client sent something else or left.
     public func handshake() async throws -> WebSocketChannel {
         try await upgraded.get()
-    }
-}
-
-extension WebSocketServerHandshake.Decision {
-    /// The permessage-deflate parameters of an accepted handshake.
-    var acceptedDeflate: WebSocketDeflateParameters? {
-        if case .accept(let acceptance) = self { return acceptance.deflate }
-        return nil
     }
 }

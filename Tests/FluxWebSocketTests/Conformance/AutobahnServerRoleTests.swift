@@ -77,19 +77,10 @@ import Testing
     }
 
     private static func play(_ testCase: AutobahnCase) async throws {
-        let port = try await ConformanceEchoServer.port()
+        let port = try await ConformanceServer.echo.port()
         let peer = ConformancePeer(connection: try await RawTCPConnection.connect(port: port), side: .client, timeout: timeout)
         _ = try await peer.clientHandshake(host: "127.0.0.1:\(port)", extensions: nil)
-        await peer.run(testCase.script())
-        if case .peerClosesNormally = testCase.outcome, !peer.transcript.receivedClose {
-            // As Autobahn, close only once the echoes are in: a testee's close timeout then never races a
-            // slow reader of a 16 MiB echo.
-            await peer.awaitEvents(testCase.expected?().count ?? 0)
-            await peer.sendClose()
-        }
-        await peer.readUntilClose()
-        await peer.readToEnd()
-        await peer.finish()
+        await peer.play(testCase)
         ConformanceVerdict.check(peer.transcript, against: testCase)
         if testCase.failsConnection {
             try await expectServerStillEchoes(port: port)
@@ -98,7 +89,7 @@ import Testing
 
     /// After a failed connection the server must keep serving: a new connection gets its message back.
     static func expectServerStillEchoes(port: Int) async throws {
-        #expect(try await ConformanceEchoServer.isRunning(), "the echo server is still running")
+        #expect(try await ConformanceServer.echo.isRunning(), "the echo server is still running")
         let peer = ConformancePeer(connection: try await RawTCPConnection.connect(port: port), side: .client, timeout: timeout)
         _ = try await peer.clientHandshake(host: "127.0.0.1:\(port)", extensions: nil)
         await peer.send([.text("still there?")])
@@ -121,7 +112,7 @@ import Testing
     }
 
     private static func play(_ testCase: AutobahnDeflateCase) async throws {
-        let port = try await ConformanceEchoServer.port()
+        let port = try await ConformanceServer.echo.port()
         let peer = ConformancePeer(connection: try await RawTCPConnection.connect(port: port), side: .client, timeout: timeout)
         let offer = testCase.offers.map(\.headerValue).joined(separator: ", ")
         let headers = try await peer.clientHandshake(host: "127.0.0.1:\(port)", extensions: offer)

@@ -1,39 +1,49 @@
 import FluxTesting
 import Foundation
 import NIOCore
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The `fluxgate echo-server` every server-role case talks to: started once, on a free port, with
-/// Autobahn's 16 MiB message limit, and killed when the test process exits.
-enum ConformanceEchoServer {
-    private static let started = Task<(ChildProcess, Int), any Error> {
-        let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["echo-server", "--port", "0", "--max-message-size", "16777216"])
-        echoServerProcessIdentifier = server.processIdentifier
-        atexit { kill(echoServerProcessIdentifier, SIGKILL) }
-        let line = try await server.waitForLine(containing: "listening")
-        guard let match = line.firstMatch(of: /ws:\/\/127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
-            throw ConformanceProblem(description: "no port in \"\(line)\"")
+/// A `fluxgate` child process the server-role cases talk to: started once, on a free port, and killed when the test
+/// process exits.
+final class ConformanceServer: Sendable {
+    /// `fluxgate echo-server` with Autobahn's 16 MiB message limit.
+    static let echo = ConformanceServer(["echo-server", "--port", "0", "--max-message-size", "16777216"])
+    /// `fluxgate serve` on the in-memory store: its push channel.
+    static let gateway = ConformanceServer(["serve", "--port", "0", "--store", "memory", "--log-level", "info"])
+
+    private let started: Task<(ChildProcess, Int), any Error>
+
+    private init(_ arguments: [String]) {
+        started = Task {
+            let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), arguments)
+            conformanceServers.withLock { $0.append(server.processIdentifier) }
+            atexit { conformanceServers.withLock { for process in $0 { kill(process, SIGKILL) } } }
+            let line = try await server.waitForLine(containing: "listening", timeout: .seconds(60))
+            guard let match = line.firstMatch(of: /127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
+                throw ConformanceProblem(description: "no port in \"\(line)\"")
+            }
+            return (server, port)
         }
-        return (server, port)
     }
 
     /// The server's port.
-    static func port() async throws -> Int {
+    func port() async throws -> Int {
         try await started.value.1
     }
 
     /// Whether the server process is still alive (a crash fails every later case, this says why).
-    static func isRunning() async throws -> Bool {
+    func isRunning() async throws -> Bool {
         kill(try await started.value.0.processIdentifier, 0) == 0
     }
 }
 
-/// Read only by the `atexit` handler.
-nonisolated(unsafe) private var echoServerProcessIdentifier: Int32 = 0
+/// The servers' process ids, for the `atexit` handler.
+private let conformanceServers = Mutex<[Int32]>([])
 
 /// Bounds how many cases run at once, so parameterized tests on a 2-core machine neither start hundreds of
 /// child processes nor starve one another into timeouts.

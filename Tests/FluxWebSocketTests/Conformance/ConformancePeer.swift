@@ -100,8 +100,8 @@ final class ConformancePeer {
 
     /// Client side: sends the upgrade request (with `extensions` as `Sec-WebSocket-Extensions`) and checks
     /// the `101` answer; returns the response headers, names lowercased.
-    func clientHandshake(host: String, extensions: String?) async throws -> [String: String] {
-        var request = "GET / HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    func clientHandshake(host: String, path: String = "/", extensions: String?) async throws -> [String: String] {
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: \(Self.sampleKey)\r\nSec-WebSocket-Version: 13\r\n"
         if let extensions { request += "Sec-WebSocket-Extensions: \(extensions)\r\n" }
         try await connection.send(request + "\r\n")
@@ -231,6 +231,26 @@ final class ConformancePeer {
             await readFrame()
         }
         return transcript.beforeClose.count > count ? transcript.beforeClose[count] : nil
+    }
+
+    /// Plays `testCase`'s script as Autobahn does — after it, once the expected answers are in, a Close 1000 unless
+    /// the script closed or the testee did — and reads to the end of the connection: the transcript is then complete
+    /// for ``ConformanceVerdict``.
+    func play(_ testCase: AutobahnCase) async {
+        await run(testCase.script())
+        if case .peerClosesNormally = testCase.outcome, !transcript.receivedClose {
+            // Close only once the echoes are in: a testee's close timeout then never races a slow reader of a 16 MiB echo.
+            await awaitEvents(testCase.expected?().count ?? 0)
+            await sendClose()
+        }
+        await readUntilClose()
+        await readToEnd()
+        await finish()
+    }
+
+    /// Forgets the events read so far (a testee's greeting that is not part of a case).
+    func forgetEvents() {
+        transcript.beforeClose.removeAll()
     }
 
     /// Reads until `count` events arrived before the testee's Close (or it closed, or the connection ended).
