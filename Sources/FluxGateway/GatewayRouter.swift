@@ -92,8 +92,12 @@ public struct GatewayRouter: Sendable {
         } catch is CancellationError {
             return .error(.serviceUnavailable, "unavailable", "the server is shutting down; retry")
         } catch {
+            // The error's text is for the operator's log, not for the client (it may name files, queries, internals).
             configuration.logger.error("request failed", metadata: ["uri": "\(request.redactedURI)", "request": "\(request.requestID ?? "-")", "error": "\(error)"])
-            return .error(.internalServerError, "internal", "the request failed inside the server: \(error)")
+            return .error(
+                .internalServerError, "internal",
+                "the request failed inside the server; the server's log has the cause under request id \(request.requestID ?? "-")"
+            )
         }
     }
 

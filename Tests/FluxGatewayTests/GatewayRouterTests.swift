@@ -45,5 +45,8 @@ private struct DiskOnFire: Error {}
         let response = await respond(FailingStore(error: DiskOnFire()), .GET, "/health")
         #expect(response.status == .internalServerError)
         #expect(String(buffer: response.body).hasPrefix(#"{"error":"internal""#))
+        // The cause is the operator's (the log has it), not the client's.
+        #expect(!String(buffer: response.body).contains(String(describing: DiskOnFire())))
+        #expect(String(buffer: response.body).contains("request id"))
     }
 }

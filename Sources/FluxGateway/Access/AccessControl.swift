@@ -136,17 +136,27 @@ public struct AccessControl: Sendable {
         guard let expiration = claims.exp?.value else {
             return .failure(Rejection(description: "the JWT has no exp claim; issue tokens that expire"))
         }
-        guard now.addingTimeInterval(-leewaySeconds) < expiration else {
+        // jwt-kit's own claim verifiers, with the leeway moved into the date they compare with.
+        do {
+            try claims.exp?.verifyNotExpired(currentDate: now.addingTimeInterval(-leewaySeconds))
+        } catch {
             return .failure(Rejection(description: "the JWT expired; get a new one"))
         }
-        if let notBefore = claims.nbf?.value, now.addingTimeInterval(leewaySeconds) < notBefore {
+        do {
+            try claims.nbf?.verifyNotBefore(currentDate: now.addingTimeInterval(leewaySeconds))
+        } catch {
             return .failure(Rejection(description: "the JWT is not valid yet (nbf)"))
         }
         if let issuer, claims.iss?.value != issuer {
             return .failure(Rejection(description: "the JWT's issuer is not \(issuer)"))
         }
-        if let audience, !(claims.aud?.value.contains(audience) ?? false) {
-            return .failure(Rejection(description: "the JWT's audience does not include \(audience)"))
+        if let audience {
+            do {
+                guard let aud = claims.aud else { throw AccessControlError("no aud") }
+                try aud.verifyIntendedAudience(includes: audience)
+            } catch {
+                return .failure(Rejection(description: "the JWT's audience does not include \(audience)"))
+            }
         }
         var scopes = claims.scopes ?? []
         scopes += (claims.scope ?? "").split(separator: " ").map(String.init)
