@@ -46,6 +46,14 @@ public struct WebSocketChannel: Sendable {
         let handler = self.handler
         return try? await asyncChannel.channel.eventLoop.submit { handler.value.closeCode }.get()
     }
+
+    /// The peer's Close frame (its code, `nil` for an empty one, and its reason) once it arrived: the closing
+    /// handshake is then complete (RFC 6455 §7.1.4). `nil` while none came, and for good when the connection was
+    /// failed or TCP closed without one.
+    public func receivedClose() async -> WebSocketClosePayload? {
+        let handler = self.handler
+        return try? await asyncChannel.channel.eventLoop.submit { handler.value.receivedClose }.get()
+    }
 }
 
 /// Sends messages on a ``WebSocketChannel``.

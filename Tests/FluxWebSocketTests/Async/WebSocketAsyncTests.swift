@@ -81,12 +81,15 @@ import Testing
                 for try await _ in inbound {}  // ends when the server's close completes
             }
             #expect(await socket.closeCode() == WebSocketCloseCode(rawValue: 4000))
+            #expect(await socket.receivedClose() == WebSocketClosePayload(code: WebSocketCloseCode(rawValue: 4000), reason: "asked to"))
 
             let other = try await WebSocketClient.connect(to: "127.0.0.1", port: port)
+            #expect(await other.receivedClose() == nil)
             try await other.executeThenClose { _, outbound in
                 try await outbound.close(code: .goingAway, reason: "bye")
             }
             #expect(await other.closeCode() == .goingAway)
+            #expect(await other.receivedClose() == WebSocketClosePayload(code: .goingAway), "the server's answer: our code, no reason")
         }
     }
 
