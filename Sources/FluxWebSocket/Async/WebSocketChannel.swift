@@ -23,9 +23,16 @@ public struct WebSocketChannel: Sendable {
     private let handler: NIOLoopBound<WebSocketConnectionHandler>
 
     /// Wraps `channel`, whose pipeline holds the WebSocket handlers; call it on the channel's event loop.
-    init(wrapping channel: any Channel, deflate: WebSocketDeflateParameters?, path: String) throws {
+    ///
+    /// - Parameter backPressureStrategy: how many received messages wait for the application before the connection
+    ///   stops reading (`highWatermark`), and how few before it reads again (`lowWatermark`).
+    init(
+        wrapping channel: any Channel, deflate: WebSocketDeflateParameters?, path: String,
+        backPressureStrategy: NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark = .init(lowWatermark: 2, highWatermark: 10)
+    ) throws {
         self.handler = NIOLoopBound(try channel.pipeline.syncOperations.handler(type: WebSocketConnectionHandler.self), eventLoop: channel.eventLoop)
-        self.asyncChannel = try NIOAsyncChannel<WebSocketMessage, WebSocketMessage>(wrappingChannelSynchronously: channel)
+        self.asyncChannel = try NIOAsyncChannel<WebSocketMessage, WebSocketMessage>(
+            wrappingChannelSynchronously: channel, configuration: .init(backPressureStrategy: backPressureStrategy))
         self.deflate = deflate
         self.path = path
     }
