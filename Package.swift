@@ -177,7 +177,7 @@ let package = Package(
             exclude: ["Peers"]
         ),
         .testTarget(
-            name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting"],
+            name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting", "FluxWebSocket"],
             exclude: ["refusing_proxy.py"]
         ),
         .testTarget(

@@ -3,6 +3,7 @@ import FluxWebSocket
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A message of the push channel (PROTOCOL.md "Push channel"), decoded.
 public enum PushMessage: Sendable {
@@ -22,28 +23,41 @@ public struct PushChannelError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// A subscription over the gateway's WebSocket push channel, in the client role of our RFC 6455 layer:
-/// masked frames out, the server's pings answered, permessage-deflate inflated.
+/// A subscription over the gateway's WebSocket push channel, on FluxWebSocket's client (``WebSocketClient``: the same
+/// handshake and connection handler as every client of our RFC 6455 layer): masked frames out, the server's pings
+/// answered, permessage-deflate inflated, and the socket read only while few messages wait unconsumed.
 ///
 /// Use from one task at a time.
 public final class PushChannelConnection {
-    private let channel: any Channel
-    private var iterator: AsyncThrowingStream<WebSocketMessage, any Error>.AsyncIterator
-    private let handler: NIOLoopBound<PushChannelClientHandler>
-    /// The close code and reason the server sent, once the connection ended.
+    /// Messages the client holds before it stops reading the socket (each may carry many events); it reads on once
+    /// half of them are taken. A subscriber that stops taking them leaves the rest in the gateway's care, which
+    /// serves it from the store when it falls behind.
+    static let maximumQueued = 4
+
+    private let socket: WebSocketChannel
+    private let outbound: WebSocketOutbound
+    /// The `next()` calls waiting for a message; finishing it ends the session.
+    private let requests: AsyncStream<MessageRequest>.Continuation
+    /// Holds the channel's `executeThenClose` scope for this connection's life (its API is not scoped: connect,
+    /// next…, close), and takes messages out of it one request at a time, so the channel's back-pressure holds.
+    private let session: Task<Void, Never>
+
+    /// The close code and reason the server sent, once the connection ended (`code` is `nil` for an empty Close);
+    /// `nil` when it ended without the server's Close.
     public var close: (code: UInt16?, reason: String)? {
-        get async { try? await channel.eventLoop.submit { [handler] in handler.value.closeReceived }.get() ?? nil }
+        get async { await socket.receivedClose().map { (code: $0.code?.rawValue, reason: $0.reason) } }
     }
 
-    private init(channel: any Channel, handler: NIOLoopBound<PushChannelClientHandler>, stream: AsyncThrowingStream<WebSocketMessage, any Error>) {
-        self.channel = channel
-        self.handler = handler
-        self.iterator = stream.makeAsyncIterator()
+    private init(socket: WebSocketChannel, outbound: WebSocketOutbound, requests: AsyncStream<MessageRequest>.Continuation, session: Task<Void, Never>) {
+        self.socket = socket
+        self.outbound = outbound
+        self.requests = requests
+        self.session = session
     }
 
     /// Connects and completes the opening handshake for `GET <target>` (path and query).
     ///
-    /// Throws `PushChannelError` with `refusedStatus` when the answer is not `101` (a proxy without
+    /// Throws `PushChannelError` with `refusedStatus` when the answer is not a valid `101` (a proxy without
     /// WebSocket support, a gateway without the push channel): the caller can fall back to polling; without one
     /// when no answer came within `handshakeTimeoutSeconds`. With `tls`
     /// it speaks `wss://`, and throws `ClientTLSError` when the TLS handshake fails.
@@ -51,51 +65,59 @@ public final class PushChannelConnection {
         host: String, port: Int, target: String, deflate: Bool = true, tls: ClientTLS? = nil, headers: [(String, String)] = [],
         handshakeTimeoutSeconds: Int = 10, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PushChannelConnection {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: WebSocketMessage.self)
-        let (opened, openedContinuation) = AsyncThrowingStream.makeStream(of: Void.self)
-        let handshake = WebSocketClientHandshake(deflate: deflate ? WebSocketDeflateOptions(serverNoContextTakeover: false) : nil)
-        let tlsHandshake = PendingTLSHandshake()
-        let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            // Reads on demand: the handler stops reading while messages wait unconsumed (bounded client memory;
-            // the gateway then serves this subscriber at its own pace).
-            .channelOption(.autoRead, value: false)
-            .connectTimeout(.seconds(10))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try tlsHandshake.start(tls, on: channel.pipeline.syncOperations, host: host, port: port)
-                    try channel.pipeline.syncOperations.addHandler(
-                        PushChannelClientHandler(handshake: handshake, messages: continuation, opened: openedContinuation)
-                    )
+        var transport: WebSocketClient.TransportInitializer?
+        if let tls {
+            transport = { channel in try tls.addHandlers(to: channel.pipeline.syncOperations, host: host, port: port) }
+        }
+        let socket: WebSocketChannel
+        do {
+            socket = try await WebSocketClient.connect(
+                to: host, port: port, path: target, headers: HTTPHeaders(headers),
+                handshake: WebSocketClientHandshake(deflate: deflate ? WebSocketDeflateOptions(serverNoContextTakeover: false) : nil),
+                configuration: WebSocketConnectionConfiguration(role: .client, maxMessageSize: 64 << 20, pingInterval: nil),
+                transport: transport, handshakeTimeout: .seconds(handshakeTimeoutSeconds),
+                backPressureStrategy: .init(lowWatermark: maximumQueued / 2, highWatermark: maximumQueued), group: group
+            )
+        } catch let error as WebSocketClientError {
+            throw PushChannelError(refusedStatus: error.status.map { Int($0.code) }, message: error.description)
+        }
+        return await open(socket)
+    }
+
+    /// Starts the session that holds `socket` open.
+    private static func open(_ socket: WebSocketChannel) async -> PushChannelConnection {
+        let (requests, asking) = AsyncStream.makeStream(of: MessageRequest.self)
+        var session: Task<Void, Never>?
+        let outbound = await withCheckedContinuation { (opened: CheckedContinuation<WebSocketOutbound, Never>) in
+            session = Task {
+                try? await socket.executeThenClose { inbound, outbound in
+                    opened.resume(returning: outbound)
+                    await PushChannelConnection.serve(requests, from: inbound)
                 }
             }
-            .connect(host: host, port: port).get()
-        try await tlsHandshake.completed(on: channel)
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: PushChannelClientHandler.self), eventLoop: channel.eventLoop)
-        }.get()
-        var request = ByteBuffer()
-        let head = handshake.requestHead(host: "\(host):\(port)", path: target)
-        request.writeString("GET \(head.uri) HTTP/1.1\r\n")
-        for (name, value) in head.headers { request.writeString("\(name): \(value)\r\n") }
-        for (name, value) in headers { request.writeString("\(name): \(value)\r\n") }
-        request.writeString("\r\n")
-        // A server (or proxy) that takes the connection and never answers must not hold the subscriber forever.
-        let handshakeTimeout = channel.eventLoop.scheduleTask(in: .seconds(Int64(handshakeTimeoutSeconds))) {
-            handler.value.handshakeTimedOut()
         }
-        defer { handshakeTimeout.cancel() }
-        try await channel.writeAndFlush(request)
-        var openedIterator = opened.makeAsyncIterator()
-        do {
-            guard try await openedIterator.next() != nil else {
-                throw PushChannelError(message: "the WebSocket handshake was cancelled")
+        return PushChannelConnection(socket: socket, outbound: outbound, requests: asking, session: session!)
+    }
+
+    /// The session's side: answers each request with the next message (keeping one whose caller gave up for the
+    /// next request), then, once no more requests can come, reads on to the server's Close and the TCP close.
+    private static func serve(_ requests: AsyncStream<MessageRequest>, from inbound: NIOAsyncChannelInboundStream<WebSocketMessage>) async {
+        var messages = inbound.makeAsyncIterator()
+        var kept: Result<WebSocketMessage?, any Error>?
+        for await request in requests {
+            let result: Result<WebSocketMessage?, any Error>
+            if let answer = kept.take() {
+                result = answer
+            } else {
+                do {
+                    result = .success(try await messages.next())
+                } catch {
+                    result = .failure(error)
+                }
             }
-        } catch {
-            try? await channel.close()
-            throw error
+            if !request.complete(with: result) { kept = result }
         }
-        return PushChannelConnection(channel: channel, handler: handler, stream: stream)
+        while (try? await messages.next()) != nil {}
     }
 
     /// The next text message undecoded (the JSON bytes); `nil` once the connection closed. For tools that
@@ -130,226 +152,83 @@ public final class PushChannelConnection {
         }
     }
 
-    /// The next message off the queue; tells the handler, which reads more once few are left.
+    /// The next message, from the session; `nil` once the connection closed (or `close()` was called). Cancelling
+    /// the calling task throws `CancellationError`; a message taken for it meanwhile goes to the next call.
     private func nextMessage() async throws -> WebSocketMessage? {
-        var iterator = self.iterator
-        let message = try await iterator.next()
-        self.iterator = iterator
-        if message != nil {
-            let handler = self.handler
-            channel.eventLoop.execute { handler.value.messageConsumed() }
-        }
-        return message
+        let request = MessageRequest()
+        if case .terminated = requests.yield(request) { return nil }
+        return try await request.result()
     }
 
     /// Acknowledges handled events (optional; feeds the gateway's lag figures).
     public func acknowledge(_ position: Position) async throws {
-        let text = ByteBuffer(string: #"{"type":"ack","position":\#(position.rawValue)}"#)
-        let frame = WebSocketFrame(opcode: .text, maskKey: .random(), data: text)
-        try await channel.writeAndFlush(WebSocketFrameEncoder.encode(frame, allocator: channel.allocator))
+        try await outbound.send(text: #"{"type":"ack","position":\#(position.rawValue)}"#)
     }
 
-    /// Closes with 1000 and waits briefly for the TCP close.
+    /// Closes with 1000: reads on to the server's Close (whatever is still queued is dropped) and waits for the TCP
+    /// close, at most 2 seconds.
     public func close() async {
-        let handler = self.handler
-        try? await channel.eventLoop.submit { handler.value.closeNormally() }.get()
-        let closed = channel.closeFuture
-        let timeout = channel.eventLoop.scheduleTask(in: .seconds(2)) { [channel] in channel.close(promise: nil) }
-        try? await closed.get()
-        timeout.cancel()
+        let channel = socket.asyncChannel.channel
+        channel.triggerUserOutboundEvent(WebSocketCloseRequest(), promise: nil)
+        requests.finish()
+        let cutOff = channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        await session.value
+        cutOff.cancel()
+    }
+
+    deinit {
+        // Not closed: close now, without waiting (the connection handler's close timeout bounds it).
+        socket.asyncChannel.channel.triggerUserOutboundEvent(WebSocketCloseRequest(), promise: nil)
+        requests.finish()
     }
 }
 
 @available(*, unavailable)
 extension PushChannelConnection: Sendable {}
 
-extension WebSocketMaskingKey {
-    static func random() -> WebSocketMaskingKey {
-        WebSocketMaskingKey(rawValue: .random(in: .min ... .max))
-    }
-}
-
-/// The client side of the connection on the event loop: reads the `101`, then runs the RFC 6455 state
-/// machine in the client role.
-final class PushChannelClientHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let handshake: WebSocketClientHandshake
-    private let messages: AsyncThrowingStream<WebSocketMessage, any Error>.Continuation
-    private var opened: AsyncThrowingStream<Void, any Error>.Continuation?
-    private var buffer = ByteBuffer()
-    private var parser = WebSocketFrameParser()
-    private var machine: WebSocketConnectionStateMachine<ContinuousClock.Instant>?
-    private var context: ChannelHandlerContext?
-    private(set) var closeReceived: (code: UInt16?, reason: String)?
-    /// Messages yielded and not yet taken by the connection's reader.
-    private var queued = 0
-    /// A read is due once the queue drains below `maximumQueued`.
-    private var readPending = false
-    /// Our Close is sent: read to the end regardless of the queue.
-    private var closing = false
-    /// Messages the client holds before it stops reading the socket (each may carry many events).
-    static let maximumQueued = 4
-
-    init(
-        handshake: WebSocketClientHandshake, messages: AsyncThrowingStream<WebSocketMessage, any Error>.Continuation,
-        opened: AsyncThrowingStream<Void, any Error>.Continuation
-    ) {
-        self.handshake = handshake
-        self.messages = messages
-        self.opened = opened
+/// One `next()` call waiting for the session's answer; its caller may give up first (task cancellation).
+private final class MessageRequest: Sendable {
+    private enum State {
+        case asked
+        case waiting(CheckedContinuation<WebSocketMessage?, any Error>)
+        case answered(Result<WebSocketMessage?, any Error>)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        if context.channel.isActive { context.read() }
-    }
+    private let state = Mutex(State.asked)
 
-    func channelActive(context: ChannelHandlerContext) {
-        context.read()
-        context.fireChannelActive()
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        if closing || queued < Self.maximumQueued {
-            context.read()
-        } else {
-            readPending = true
-        }
-        context.fireChannelReadComplete()
-    }
-
-    /// The connection's reader took a message: read on when the queue has room again.
-    func messageConsumed() {
-        queued -= 1
-        guard readPending, queued < Self.maximumQueued, let context else { return }
-        readPending = false
-        context.read()
-    }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
-        buffer.writeBuffer(&bytes)
-        if machine == nil, !readHandshakeResponse(context: context) { return }
-        while machine != nil {
-            let step: WebSocketFrameParser.Step
-            do {
-                step = try parser.parseStep(&buffer)
-            } catch {
-                run(machine!.errorCaught(error, now: .now), context: context)
-                return
+    /// The session's answer, or `CancellationError` when the calling task is cancelled before it.
+    func result() async throws -> WebSocketMessage? {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let answer: Result<WebSocketMessage?, any Error>? = state.withLock { state in
+                    guard case .answered(let answer) = state else {
+                        state = .waiting(continuation)
+                        return nil
+                    }
+                    return answer
+                }
+                if let answer { continuation.resume(with: answer) }
             }
-            guard case .frame(let frame) = step else { break }
-            if frame.opcode == .connectionClose {
-                var data = frame.data
-                closeReceived = (data.readInteger(as: UInt16.self), data.readString(length: data.readableBytes) ?? "")
+        } onCancel: {
+            _ = complete(with: .failure(CancellationError()))
+        }
+    }
+
+    /// Answers the request; `false` when it was answered already (its caller gave up).
+    func complete(with answer: Result<WebSocketMessage?, any Error>) -> Bool {
+        let (first, waiting): (Bool, CheckedContinuation<WebSocketMessage?, any Error>?) = state.withLock { state in
+            switch state {
+            case .asked:
+                state = .answered(answer)
+                return (true, nil)
+            case .waiting(let continuation):
+                state = .answered(answer)
+                return (true, continuation)
+            case .answered:
+                return (false, nil)
             }
-            run(machine!.frameReceived(frame, now: .now), context: context)
         }
-        buffer.discardReadBytes()
-    }
-
-    /// Parses the HTTP answer to the handshake; `false` while it is incomplete or when it failed.
-    private func readHandshakeResponse(context: ChannelHandlerContext) -> Bool {
-        let view = buffer.readableBytesView
-        guard let end = view.firstRange(of: [13, 10, 13, 10]) else {
-            if buffer.readableBytes > 16 * 1024 { fail(PushChannelError(message: "the handshake response is too large"), context: context) }
-            return false
-        }
-        let headText = String(decoding: view[view.startIndex..<end.lowerBound], as: UTF8.self)
-        buffer.moveReaderIndex(to: end.upperBound)
-        var lines = headText.components(separatedBy: "\r\n")
-        let statusLine = lines.removeFirst().split(separator: " ", maxSplits: 2)
-        guard statusLine.count >= 2, let code = Int(statusLine[1]) else {
-            fail(PushChannelError(message: "the server's answer is not HTTP: \(headText.prefix(80))"), context: context)
-            return false
-        }
-        var headers = HTTPHeaders()
-        for line in lines {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
-        }
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: code), headers: headers)
-        guard code == 101 else {
-            fail(PushChannelError(refusedStatus: code, message: "the upgrade was refused with HTTP \(code)"), context: context)
-            return false
-        }
-        do {
-            let acceptance = try handshake.validate(head)
-            parser = WebSocketFrameParser(configuration: .init(maxFrameSize: 64 << 20, allowedReservedBits: acceptance.deflate == nil ? [] : [.rsv1]))
-            machine = WebSocketConnectionStateMachine(
-                configuration: .init(role: .client, maxMessageSize: 64 << 20, pingInterval: nil), deflate: acceptance.deflate, now: .now
-            )
-            opened?.yield(())
-            opened?.finish()
-            opened = nil
-            return true
-        } catch {
-            fail(PushChannelError(refusedStatus: code, message: "the server's handshake answer is invalid: \(error)"), context: context)
-            return false
-        }
-    }
-
-    /// No answer to the opening handshake in time: the connection fails (the caller reconnects or falls back).
-    func handshakeTimedOut() {
-        guard opened != nil, let context else { return }
-        fail(PushChannelError(message: "the server did not answer the WebSocket handshake in time"), context: context)
-    }
-
-    private func fail(_ error: PushChannelError, context: ChannelHandlerContext) {
-        opened?.finish(throwing: error)
-        opened = nil
-        messages.finish(throwing: error)
-        context.close(promise: nil)
-    }
-
-    func closeNormally() {
-        guard let context, var machine, machine.isOpen else {
-            context?.close(promise: nil)
-            return
-        }
-        let action = machine.close(code: .normalClosure, reason: "", now: .now)
-        self.machine = machine
-        run(action, context: context)
-        // Read on to the server's Close, whatever is still queued.
-        closing = true
-        readPending = false
-        context.read()
-    }
-
-    private func run(_ action: WebSocketConnectionStateMachine<ContinuousClock.Instant>.Action, context: ChannelHandlerContext) {
-        switch action {
-        case .none:
-            break
-        case .deliver(let message):
-            queued += 1
-            messages.yield(message)
-        case .send(var frame):
-            frame.maskKey = .random()
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)), promise: nil)
-        case .sendAndCloseConnection(var frame):
-            frame.maskKey = .random()
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrameEncoder.encode(frame, allocator: context.channel.allocator)))
-                .whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
-        case .closeConnection:
-            context.close(promise: nil)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        opened?.finish(throwing: error)
-        opened = nil
-        messages.finish(throwing: error)
-        context.close(promise: nil)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        opened?.finish(throwing: PushChannelError(message: "the connection closed during the handshake"))
-        opened = nil
-        machine?.connectionClosed()
-        messages.finish()
-        context.fireChannelInactive()
+        waiting?.resume(with: answer)
+        return first
     }
 }

@@ -62,6 +62,10 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     /// The close code that ended the connection, once it is closing or closed (RFC 6455 §7.1.5).
     public var closeCode: WebSocketCloseCode? { machine?.closeCode }
 
+    /// The peer's Close frame (code and reason), once it arrived; with it the closing handshake is complete
+    /// (``WebSocketConnectionStateMachine/receivedClose``).
+    public var receivedClose: WebSocketClosePayload? { machine?.receivedClose }
+
     // MARK: Lifecycle
 
     public func handlerAdded(context: ChannelHandlerContext) {

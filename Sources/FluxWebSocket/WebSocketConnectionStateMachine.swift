@@ -65,6 +65,12 @@ public struct WebSocketConnectionStateMachine<Instant: InstantProtocol> where In
     /// gave none), ours otherwise; `nil` while open.
     public private(set) var closeCode: WebSocketCloseCode?
 
+    /// The peer's Close frame (its code, `nil` for an empty body, and its reason), once one arrived and was valid
+    /// while the closing handshake was still open (before our Close, or answering it); `nil` until then. With it
+    /// received, the closing handshake is complete (RFC 6455 §7.1.4): both Close frames were sent and received. A
+    /// connection that was failed or dropped has none.
+    public private(set) var receivedClose: WebSocketClosePayload?
+
     /// Creates the machine for a connection whose opening handshake completed at `now`.
     ///
     /// - Parameter deflate: the negotiated permessage-deflate parameters, if any (RFC 7692 §7).
@@ -227,6 +233,7 @@ public struct WebSocketConnectionStateMachine<Instant: InstantProtocol> where In
 
     private mutating func closeReceived(_ payload: ByteBuffer, now: Instant) throws(WebSocketError) -> Action {
         let close = try WebSocketClosePayload(parsing: payload)
+        receivedClose = close
         if case .closeSent = state {
             // Our Close was answered: the closing handshake is complete.
             return finishClosingHandshake(now: now)

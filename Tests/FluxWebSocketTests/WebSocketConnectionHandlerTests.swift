@@ -263,7 +263,6 @@ import Testing
     /// no allocation per write.
     @Test func anOutboundMessageFitsInlineInTheExistential() {
         #expect(MemoryLayout<WebSocketOutboundMessage>.size <= 3 * MemoryLayout<Int>.size)
-        #expect(MemoryLayout<WebSocketMessage>.size <= 3 * MemoryLayout<Int>.size)
     }
 
     @Test func peerCloseIsEchoed() throws {

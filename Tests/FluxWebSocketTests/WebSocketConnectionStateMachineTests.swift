@@ -326,6 +326,34 @@ extension WebSocketConnectionStateMachine.Action: Equatable {
         #expect(machine.frameReceived(Self.text("x"), now: Self.t0) == .none)
     }
 
+    /// The peer's Close is kept, code and reason, whoever closed first: the closing handshake is then complete
+    /// (RFC 6455 §7.1.4). A failed or dropped connection has none.
+    @Test func thePeersCloseIsKeptOnceTheClosingHandshakeIsComplete() {
+        var peerFirst = Self.client()
+        #expect(peerFirst.receivedClose == nil)
+        _ = peerFirst.frameReceived(Self.closeFrame(WebSocketCloseCode(rawValue: 4409), "epoch mismatch"), now: Self.t0)
+        #expect(peerFirst.receivedClose == WebSocketClosePayload(code: WebSocketCloseCode(rawValue: 4409), reason: "epoch mismatch"))
+        _ = peerFirst.frameReceived(Self.closeFrame(.normalClosure, "again"), now: Self.t0)
+        #expect(peerFirst.receivedClose?.reason == "epoch mismatch", "frames after the handshake are ignored")
+
+        var empty = Self.client()
+        _ = empty.frameReceived(WebSocketFrame(opcode: .connectionClose, data: ByteBuffer()), now: Self.t0)
+        #expect(empty.receivedClose == WebSocketClosePayload(code: nil) && empty.closeCode == .noStatusReceived)
+
+        var weFirst = Self.client()
+        _ = weFirst.close(code: .goingAway, now: Self.t0)
+        #expect(weFirst.receivedClose == nil, "our Close alone is no handshake")
+        _ = weFirst.frameReceived(Self.closeFrame(.goingAway), now: Self.t0)
+        #expect(weFirst.receivedClose == WebSocketClosePayload(code: .goingAway))
+
+        var failed = Self.client()
+        _ = failed.frameReceived(WebSocketFrame(opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xE7])), now: Self.t0)  // 999
+        #expect(failed.receivedClose == nil && failed.closeCode == .protocolError)
+        var dropped = Self.client()
+        dropped.connectionClosed()
+        #expect(dropped.receivedClose == nil)
+    }
+
     // MARK: permessage-deflate (RFC 7692)
 
     static let helloCompressed: [UInt8] = [0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00]

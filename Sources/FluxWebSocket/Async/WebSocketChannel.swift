@@ -23,9 +23,16 @@ public struct WebSocketChannel: Sendable {
     private let handler: NIOLoopBound<WebSocketConnectionHandler>
 
     /// Wraps `channel`, whose pipeline holds the WebSocket handlers; call it on the channel's event loop.
-    init(wrapping channel: any Channel, deflate: WebSocketDeflateParameters?, path: String) throws {
+    ///
+    /// - Parameter backPressureStrategy: how many received messages wait for the application before the connection
+    ///   stops reading (`highWatermark`), and how few before it reads again (`lowWatermark`).
+    init(
+        wrapping channel: any Channel, deflate: WebSocketDeflateParameters?, path: String,
+        backPressureStrategy: NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark = .init(lowWatermark: 2, highWatermark: 10)
+    ) throws {
         self.handler = NIOLoopBound(try channel.pipeline.syncOperations.handler(type: WebSocketConnectionHandler.self), eventLoop: channel.eventLoop)
-        self.asyncChannel = try NIOAsyncChannel<WebSocketMessage, WebSocketOutboundMessage>(wrappingChannelSynchronously: channel)
+        self.asyncChannel = try NIOAsyncChannel<WebSocketMessage, WebSocketOutboundMessage>(
+            wrappingChannelSynchronously: channel, configuration: .init(backPressureStrategy: backPressureStrategy))
         self.deflate = deflate
         self.path = path
     }
@@ -45,6 +52,14 @@ public struct WebSocketChannel: Sendable {
     public func closeCode() async -> WebSocketCloseCode? {
         let handler = self.handler
         return try? await asyncChannel.channel.eventLoop.submit { handler.value.closeCode }.get()
+    }
+
+    /// The peer's Close frame (its code, `nil` for an empty one, and its reason) once it arrived: the closing
+    /// handshake is then complete (RFC 6455 §7.1.4). `nil` while none came, and for good when the connection was
+    /// failed or TCP closed without one.
+    public func receivedClose() async -> WebSocketClosePayload? {
+        let handler = self.handler
+        return try? await asyncChannel.channel.eventLoop.submit { handler.value.receivedClose }.get()
     }
 }
 

@@ -36,7 +36,7 @@ public enum WebSocketServer {
             .bind(host: host, port: port) { channel in
                 let upgraded = channel.eventLoop.makePromise(of: WebSocketChannel.self)
                 channel.closeFuture.whenComplete { _ in
-                    upgraded.fail(WebSocketClientError(description: "the connection closed before a WebSocket handshake"))
+                    upgraded.fail(WebSocketClientError(.closedBeforeUpgrade, "the connection closed before a WebSocket handshake"))
                 }
                 let upgrader = WebSocketServerUpgrader(
                     handshake: handshake, configuration: configuration, maxFrameSize: configuration.maxMessageSize,

@@ -81,12 +81,15 @@ import Testing
                 for try await _ in inbound {}  // ends when the server's close completes
             }
             #expect(await socket.closeCode() == WebSocketCloseCode(rawValue: 4000))
+            #expect(await socket.receivedClose() == WebSocketClosePayload(code: WebSocketCloseCode(rawValue: 4000), reason: "asked to"))
 
             let other = try await WebSocketClient.connect(to: "127.0.0.1", port: port)
+            #expect(await other.receivedClose() == nil)
             try await other.executeThenClose { _, outbound in
                 try await outbound.close(code: .goingAway, reason: "bye")
             }
             #expect(await other.closeCode() == .goingAway)
+            #expect(await other.receivedClose() == WebSocketClosePayload(code: .goingAway), "the server's answer: our code, no reason")
         }
     }
 
@@ -98,17 +101,137 @@ import Testing
             #expect(try await plain.readUntil("\r\n\r\n")?.hasPrefix("HTTP/1.1 400") == true)
             await plain.close()
         }
-        // A server that answers 404 to everything.
-        let refusing = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        // A server that answers 404 to everything, and closes.
+        let refused = await #expect(throws: WebSocketClientError.self) {
+            try await Self.withAnsweringServer("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n") { port in
+                _ = try await WebSocketClient.connect(to: "127.0.0.1", port: port)
+            }
+        }
+        #expect(refused?.code == .refused && refused?.status == .notFound)
+    }
+
+    /// A refusal is reported from the answer, not when the server closes: a proxy that keeps the connection open
+    /// after its 401 or 502 does not hold the client.
+    @Test(arguments: [HTTPResponseStatus.unauthorized, .badGateway])
+    func aRefusalOnAConnectionKeptOpenReportsItsStatus(status: HTTPResponseStatus) async throws {
+        let started = ContinuousClock.now
+        let refused = await #expect(throws: WebSocketClientError.self) {
+            try await Self.withAnsweringServer("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Length: 2\r\n\r\n{}", close: false) { port in
+                _ = try await WebSocketClient.connect(to: "127.0.0.1", port: port, handshakeTimeout: .seconds(30))
+            }
+        }
+        #expect(refused?.code == .refused && refused?.status == status)
+        #expect(refused?.description.contains("HTTP \(status.code)") == true, "\(String(describing: refused))")
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    /// A `101` that fails the handshake checks (RFC 6455 §4.1) is a refusal too, with status 101.
+    @Test func aFailing101IsARefusalWithItsStatus() async throws {
+        let answer = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n"
+        let refused = await #expect(throws: WebSocketClientError.self) {
+            try await Self.withAnsweringServer(answer, close: false) { port in
+                _ = try await WebSocketClient.connect(to: "127.0.0.1", port: port, handshakeTimeout: .seconds(30))
+            }
+        }
+        #expect(refused?.code == .refused && refused?.status == .switchingProtocols)
+        #expect(refused?.description.contains("Sec-WebSocket-Accept") == true, "\(String(describing: refused))")
+    }
+
+    @Test func anAnswerThatIsNotHTTPIsInvalid() async throws {
+        let invalid = await #expect(throws: WebSocketClientError.self) {
+            try await Self.withAnsweringServer("SSH-2.0-OpenSSH_9.2\r\n\r\n", close: false) { port in
+                _ = try await WebSocketClient.connect(to: "127.0.0.1", port: port, handshakeTimeout: .seconds(30))
+            }
+        }
+        #expect(invalid?.code == .invalidResponse && invalid?.status == nil)
+    }
+
+    /// A server that takes the connection and never answers fails the connect after the handshake timeout.
+    @Test func aServerThatNeverAnswersTimesOut() async throws {
+        let started = ContinuousClock.now
+        let timedOut = await #expect(throws: WebSocketClientError.self) {
+            try await Self.withAnsweringServer(nil) { port in
+                _ = try await WebSocketClient.connect(to: "127.0.0.1", port: port, handshakeTimeout: .milliseconds(300))
+            }
+        }
+        #expect(timedOut?.code == .handshakeTimedOut)
+        #expect(timedOut?.description.contains("did not answer the WebSocket handshake") == true)
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    /// Cancelling the connecting task ends a handshake that the server does not answer, at once.
+    @Test func cancellingTheTaskEndsTheHandshake() async throws {
+        try await Self.withAnsweringServer(nil) { port in
+            let connecting = Task { try await WebSocketClient.connect(to: "127.0.0.1", port: port, handshakeTimeout: .seconds(60)) }
+            try await Task.sleep(for: .milliseconds(200))
+            let started = ContinuousClock.now
+            connecting.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await connecting.value }
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+    }
+
+    /// The transport's handlers go in front of HTTP and the request waits for it; its failure is thrown as it is.
+    @Test func aTransportIsSetUpBeforeTheRequest() async throws {
+        struct TransportFailure: Error {}
+        try await withEchoServer { port in
+            await #expect(throws: TransportFailure.self) {
+                _ = try await WebSocketClient.connect(to: "127.0.0.1", port: port, transport: { channel in
+                    channel.eventLoop.makeFailedFuture(TransportFailure())
+                })
+            }
+            let socket = try await WebSocketClient.connect(to: "127.0.0.1", port: port, transport: { channel in
+                try channel.pipeline.syncOperations.addHandler(ReadCountingHandler())
+                return channel.eventLoop.scheduleTask(in: .milliseconds(100)) {}.futureResult
+            })
+            let reads = try await socket.asyncChannel.channel.eventLoop.submit {
+                try socket.asyncChannel.channel.pipeline.syncOperations.handler(type: ReadCountingHandler.self).reads
+            }.get()
+            #expect(reads > 0, "the transport's handler sees the connection's reads")
+            let echoed = try await socket.executeThenClose { inbound, outbound in
+                try await outbound.send(text: "through the transport")
+                return try await inbound.first { _ in true }.map { String(buffer: $0.data) }
+            }
+            #expect(echoed == "through the transport")
+        }
+    }
+
+    /// Handlers of our own sit between the connection handler and the sequence, in place before the first frame.
+    @Test func messageHandlersSeeEachMessageFirst() async throws {
+        try await withEchoServer { port in
+            let socket = try await WebSocketClient.connect(to: "127.0.0.1", port: port, messageHandlers: { pipeline in
+                try pipeline.addHandler(MessageCounter())
+            })
+            let (echoed, counted) = try await socket.executeThenClose { inbound, outbound in
+                try await outbound.send(text: "counted")
+                let echoed = try await inbound.first { _ in true }.map { String(buffer: $0.data) }
+                let counted = try await socket.asyncChannel.channel.eventLoop.submit {
+                    try socket.asyncChannel.channel.pipeline.syncOperations.handler(type: MessageCounter.self).count
+                }.get()
+                return (echoed, counted)
+            }
+            #expect(echoed == "counted", "what the handler passes on reaches the sequence")
+            #expect(counted == 1)
+        }
+    }
+
+    /// Runs `body` with the port of a server that answers each connection's first bytes with `answer` (`nil`: never),
+    /// then closes it (or keeps it open).
+    static func withAnsweringServer(_ answer: String?, close: Bool = true, _ body: (Int) async throws -> Void) async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AnswerOnce("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+                    guard let answer else { return }
+                    try channel.pipeline.syncOperations.addHandler(AnswerOnce(answer, close: close))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        defer { refusing.close(promise: nil) }
-        await #expect(throws: WebSocketClientError.self) {
-            _ = try await WebSocketClient.connect(to: "127.0.0.1", port: refusing.localAddress!.port!)
+        do {
+            try await body(server.localAddress!.port!)
+            try? await server.close()
+        } catch {
+            try? await server.close()
+            throw error
         }
     }
 
@@ -132,15 +255,36 @@ import Testing
     }
 }
 
-/// Writes a fixed answer to the first bytes received, then closes.
+/// Writes a fixed answer to the first bytes received, then closes (or keeps the connection open).
 private final class AnswerOnce: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     let answer: String
-    init(_ answer: String) { self.answer = answer }
+    let close: Bool
+    var answered = false
+    init(_ answer: String, close: Bool = true) {
+        self.answer = answer
+        self.close = close
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answered else { return }
+        answered = true
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer))).whenComplete { _ in channel.close(promise: nil) }
+        let close = self.close
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer))).whenComplete { _ in
+            if close { channel.close(promise: nil) }
+        }
+    }
+}
+
+/// Counts the messages it passes on.
+private final class MessageCounter: ChannelInboundHandler {
+    typealias InboundIn = WebSocketMessage
+    var count = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        count += 1
+        context.fireChannelRead(data)
     }
 }
