@@ -1,6 +1,7 @@
 import FluxConsumer
 import FluxCore
 import FluxGateway
+import FluxTesting
 import Foundation
 import Logging
 import NIOCore
@@ -34,8 +35,12 @@ struct TestGateway {
         return TestGateway(store: store, server: server, port: port)
     }
 
+    /// A new connection; a response that does not come within 120 s fails the request (a hung gateway fails its test
+    /// instead of hanging the run; the longest long-poll of the tests waits 60 s).
     func connect() async throws -> HTTPConnection {
-        try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        connection.responseTimeout = .seconds(120)
+        return connection
     }
 
     /// One request on a new connection.
@@ -73,6 +78,16 @@ struct TestGateway {
     func stop() async {
         await server.stop()
     }
+}
+
+/// Starts a gateway for one test (`TestGateway.start()` unless `start` says otherwise), runs `body` with it, and stops
+/// it when `body` returns or throws: awaited, so that no server, subscription or event-loop work outlives the test.
+func withTestGateway<Result>(
+    _ start: @autoclosure () async throws -> TestGateway = try await TestGateway.start(),
+    isolation: isolated (any Actor)? = #isolation, _ body: (TestGateway) async throws -> Result
+) async throws -> Result {
+    let gateway = try await start()
+    return try await withTeardown({ await gateway.stop() }) { try await body(gateway) }
 }
 
 extension HTTPResponse {

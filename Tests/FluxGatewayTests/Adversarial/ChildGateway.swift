@@ -30,12 +30,16 @@ final class ChildGateway {
         } else {
             process = try ChildProcess(executable, serve)
         }
-        let line = try await process.waitForLine(containing: "listening", timeout: .seconds(60))
-        guard let match = line.firstMatch(of: /127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
-            process.signal(SIGKILL)
-            throw TestFailure("no port in \(line)")
+        do {
+            let line = try await process.waitForLine(containing: "listening", timeout: .seconds(60))
+            guard let match = line.firstMatch(of: /127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
+                throw TestFailure("no port in \(line)")
+            }
+            return ChildGateway(process: process, port: port)
+        } catch {
+            await process.stop(grace: .zero)
+            throw error
         }
-        return ChildGateway(process: process, port: port)
     }
 
     /// The process's resident memory, in MiB (from `/proc/PID/status`); `nil` once it has exited.
@@ -80,8 +84,8 @@ final class ChildGateway {
         }
     }
 
+    /// Kills the gateway (an attack's aftermath is not worth a graceful stop) and waits until it is reaped.
     func stop() async {
-        process.signal(SIGKILL)
-        _ = await process.waitForExit(timeout: .seconds(10))
+        await process.stop(grace: .zero)
     }
 }

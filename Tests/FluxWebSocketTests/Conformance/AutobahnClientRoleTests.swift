@@ -67,15 +67,19 @@ import Testing
 
     static let timeout = Duration.seconds(300)  // a whole case; only a hung one waits it out (16 MiB echoes in debug builds are slow when the suite runs in parallel)
 
-    /// Starts the client against a fresh scripted server; returns the peer once the TCP connection is up.
-    private static func start(deflate: Bool) async throws -> (ChildProcess, RawTCPServer, ConformancePeer) {
+    /// Runs `body` with the client connected to a fresh scripted server (the peer, once the TCP connection is up);
+    /// when `body` returns or throws, the client is stopped and the connection and the listener are closed.
+    private static func withEchoClient(deflate: Bool, _ body: (ChildProcess, RawTCPServer, ConformancePeer) async throws -> Void) async throws {
         let server = try await RawTCPServer.listen()
-        let client = try ChildProcess(
-            try ChildProcess.fluxgateExecutable(), ["echo-client", "--url", "ws://127.0.0.1:\(server.port)/"] + (deflate ? ["--deflate"] : []))
-        guard let connection = await server.accept(timeout: .seconds(30)) else {
-            throw ConformanceProblem(description: "echo-client did not connect; stderr: \(client.errorOutput)")
+        try await withTeardown({ await server.close() }) {
+            try await withFluxgate(["echo-client", "--url", "ws://127.0.0.1:\(server.port)/"] + (deflate ? ["--deflate"] : [])) { client in
+                guard let connection = await server.accept(timeout: .seconds(30)) else {
+                    throw ConformanceProblem(description: "echo-client did not connect; stderr: \(client.errorOutput)")
+                }
+                let peer = ConformancePeer(connection: connection, side: .server, timeout: timeout)
+                try await withTeardown({ await peer.finish() }) { try await body(client, server, peer) }
+            }
         }
-        return (client, server, ConformancePeer(connection: connection, side: .server, timeout: timeout))
     }
 
     static func run(_ testCase: AutobahnCase) async throws {
@@ -90,39 +94,40 @@ import Testing
     }
 
     private static func play(_ testCase: AutobahnCase) async throws {
-        let (client, server, peer) = try await start(deflate: false)
-        do {
-            _ = try await peer.serverHandshake { _ in nil }
-        } catch {
-            let status = await client.waitForExit(timeout: .seconds(5))
-            throw ConformanceProblem(description: "\(error); echo-client exit status \(status.map(String.init) ?? "none"), stderr: \(client.errorOutput)")
-        }
-        await peer.run(testCase.script())
-        if case .peerClosesNormally = testCase.outcome, !peer.transcript.receivedClose {
-            // As Autobahn, close only once the echoes are in: a testee's close timeout then never races a
-            // slow reader of a 16 MiB echo.
-            await peer.awaitEvents(testCase.expected?().count ?? 0)
-            await peer.sendClose()
-        }
-        await peer.readUntilClose()
-        // After the closing handshake, or the client failing the connection, the server closes TCP first
-        // (RFC 6455 §7.1.1).
-        await peer.connection.shutdownOutput()
-        await peer.readToEnd()
-        await peer.finish()
-        await server.close()
-        ConformanceVerdict.check(peer.transcript, against: testCase)
-        let status = await client.waitForExit(timeout: .seconds(30))
-        switch testCase.outcome {
-        case .peerClosesNormally:
-            #expect(status == 0, "a clean close exits 0; stderr: \(client.errorOutput)")
-        case .testeeEchoesClose(let codes) where codes.allSatisfy({ $0 == 1000 || $0 == 1001 }):
-            #expect(status == 0, "a clean close exits 0; stderr: \(client.errorOutput)")
-        case .testeeEchoesClose:
-            // echo-client reports any other code as an unclean end (its documented contract), without crashing.
-            #expect(status == 0 || status == 1, "exits without crashing; stderr: \(client.errorOutput)")
-        case .testeeFails:
-            #expect(status == 1, "a failed connection exits 1, not a crash; stderr: \(client.errorOutput)")
+        try await withEchoClient(deflate: false) { client, server, peer in
+            do {
+                _ = try await peer.serverHandshake { _ in nil }
+            } catch {
+                let status = await client.waitForExit(timeout: .seconds(5))
+                throw ConformanceProblem(description: "\(error); echo-client exit status \(status.map(String.init) ?? "none"), stderr: \(client.errorOutput)")
+            }
+            await peer.run(testCase.script())
+            if case .peerClosesNormally = testCase.outcome, !peer.transcript.receivedClose {
+                // As Autobahn, close only once the echoes are in: a testee's close timeout then never races a
+                // slow reader of a 16 MiB echo.
+                await peer.awaitEvents(testCase.expected?().count ?? 0)
+                await peer.sendClose()
+            }
+            await peer.readUntilClose()
+            // After the closing handshake, or the client failing the connection, the server closes TCP first
+            // (RFC 6455 §7.1.1).
+            await peer.connection.shutdownOutput()
+            await peer.readToEnd()
+            await peer.finish()
+            await server.close()
+            ConformanceVerdict.check(peer.transcript, against: testCase)
+            let status = await client.waitForExit(timeout: .seconds(30))
+            switch testCase.outcome {
+            case .peerClosesNormally:
+                #expect(status == 0, "a clean close exits 0; stderr: \(client.errorOutput)")
+            case .testeeEchoesClose(let codes) where codes.allSatisfy({ $0 == 1000 || $0 == 1001 }):
+                #expect(status == 0, "a clean close exits 0; stderr: \(client.errorOutput)")
+            case .testeeEchoesClose:
+                // echo-client reports any other code as an unclean end (its documented contract), without crashing.
+                #expect(status == 0 || status == 1, "exits without crashing; stderr: \(client.errorOutput)")
+            case .testeeFails:
+                #expect(status == 1, "a failed connection exits 1, not a crash; stderr: \(client.errorOutput)")
+            }
         }
     }
 
@@ -138,38 +143,39 @@ import Testing
     }
 
     private static func play(_ testCase: AutobahnDeflateCase) async throws {
-        let (client, server, peer) = try await start(deflate: true)
-        var offers: [DeflateExtension] = []
-        var offerProblem: (any Error)?
-        let request = try await peer.serverHandshake { headers in
-            do {
-                offers = try DeflateExtension.parse(headers["sec-websocket-extensions"] ?? "")
-            } catch {
-                offerProblem = error
+        try await withEchoClient(deflate: true) { client, server, peer in
+            var offers: [DeflateExtension] = []
+            var offerProblem: (any Error)?
+            let request = try await peer.serverHandshake { headers in
+                do {
+                    offers = try DeflateExtension.parse(headers["sec-websocket-extensions"] ?? "")
+                } catch {
+                    offerProblem = error
+                }
+                return testCase.response
             }
-            return testCase.response
-        }
-        #expect(offerProblem == nil, "the client's offer \(request["sec-websocket-extensions"] ?? "none") is valid (RFC 7692 §7.1)")
-        let agreement = try DeflateAgreement.validate(response: testCase.response, offers: offers)
-        peer.enableDeflate(agreement)
-        for index in 0..<testCase.count {
-            let message = testCase.dataset.message(index, size: testCase.size)
-            await peer.sendMessage(binary: testCase.dataset.isBinary, payload: message, compressed: true, fragmentSize: testCase.fragmentSize)
-            let echo = await peer.nextEvent()
-            let expected: ConformanceEvent = testCase.dataset.isBinary ? .binary(message) : .text(message)
-            guard echo == expected else {
-                Issue.record("message \(index): got \(echo.map(String.init(describing:)) ?? "nothing"), expected \(expected); agreed \(agreement)")
-                break
+            #expect(offerProblem == nil, "the client's offer \(request["sec-websocket-extensions"] ?? "none") is valid (RFC 7692 §7.1)")
+            let agreement = try DeflateAgreement.validate(response: testCase.response, offers: offers)
+            peer.enableDeflate(agreement)
+            for index in 0..<testCase.count {
+                let message = testCase.dataset.message(index, size: testCase.size)
+                await peer.sendMessage(binary: testCase.dataset.isBinary, payload: message, compressed: true, fragmentSize: testCase.fragmentSize)
+                let echo = await peer.nextEvent()
+                let expected: ConformanceEvent = testCase.dataset.isBinary ? .binary(message) : .text(message)
+                guard echo == expected else {
+                    Issue.record("message \(index): got \(echo.map(String.init(describing:)) ?? "nothing"), expected \(expected); agreed \(agreement)")
+                    break
+                }
             }
+            await peer.sendClose()
+            await peer.readUntilClose()
+            await peer.connection.shutdownOutput()
+            await peer.readToEnd()
+            await peer.finish()
+            await server.close()
+            #expect(peer.transcript.closeCode == .some(1000))
+            #expect(peer.transcript.afterClose.isEmpty)
+            #expect(await client.waitForExit(timeout: .seconds(30)) == 0, "stderr: \(client.errorOutput)")
         }
-        await peer.sendClose()
-        await peer.readUntilClose()
-        await peer.connection.shutdownOutput()
-        await peer.readToEnd()
-        await peer.finish()
-        await server.close()
-        #expect(peer.transcript.closeCode == .some(1000))
-        #expect(peer.transcript.afterClose.isEmpty)
-        #expect(await client.waitForExit(timeout: .seconds(30)) == 0, "stderr: \(client.errorOutput)")
     }
 }

@@ -6,7 +6,7 @@ import Testing
 /// (``ConformancePeer``) plays each case against `fluxgate echo-server` and checks, as Autobahn does, the
 /// echoed payloads, the testee's close code, that the testee then closes TCP, and, after every case that
 /// fails the connection, that the server still accepts and echoes.
-@Suite struct AutobahnServerRoleTests {
+@Suite(.conformanceEchoServer) struct AutobahnServerRoleTests {
     /// 1.1.1–1.2.8: text and binary messages around every length encoding, and chopped writes.
     @Test("1 Framing", arguments: AutobahnCatalog.section1)
     func framing(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }

@@ -3,37 +3,49 @@ import Foundation
 import NIOCore
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
+/// The `fluxgate echo-server` every server-role case talks to, as a suite trait (`@Suite(.conformanceEchoServer)`):
+/// started once for the suite, on a free port, with Autobahn's 16 MiB message limit, and stopped when the suite
+/// ends, whether its cases passed, failed or threw.
+struct ConformanceEchoServer: SuiteTrait, TestScoping {
+    private struct Running: Sendable {
+        let process: ChildProcess
+        let port: Int
+    }
 
-/// The `fluxgate echo-server` every server-role case talks to: started once, on a free port, with
-/// Autobahn's 16 MiB message limit, and killed when the test process exits.
-enum ConformanceEchoServer {
-    private static let started = Task<(ChildProcess, Int), any Error> {
-        let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["echo-server", "--port", "0", "--max-message-size", "16777216"])
-        echoServerProcessIdentifier = server.processIdentifier
-        atexit { kill(echoServerProcessIdentifier, SIGKILL) }
-        let line = try await server.waitForLine(containing: "listening")
-        guard let match = line.firstMatch(of: /ws:\/\/127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
-            throw ConformanceProblem(description: "no port in \"\(line)\"")
+    @TaskLocal private static var running: Running?
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        try await withFluxgate(["echo-server", "--port", "0", "--max-message-size", "16777216"]) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            guard let match = line.firstMatch(of: /ws:\/\/127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
+                throw ConformanceProblem(description: "no port in \"\(line)\"")
+            }
+            try await Self.$running.withValue(Running(process: server, port: port), operation: function)
         }
-        return (server, port)
+    }
+
+    private static func current() throws -> Running {
+        guard let running else {
+            throw ConformanceProblem(description: "no echo server: the suite needs the .conformanceEchoServer trait")
+        }
+        return running
     }
 
     /// The server's port.
     static func port() async throws -> Int {
-        try await started.value.1
+        try current().port
     }
 
     /// Whether the server process is still alive (a crash fails every later case, this says why).
     static func isRunning() async throws -> Bool {
-        kill(try await started.value.0.processIdentifier, 0) == 0
+        try current().process.isRunning
     }
 }
 
-/// Read only by the `atexit` handler.
-nonisolated(unsafe) private var echoServerProcessIdentifier: Int32 = 0
+extension Trait where Self == ConformanceEchoServer {
+    /// Runs the suite's cases against one `fluxgate echo-server`, stopped when the suite ends.
+    static var conformanceEchoServer: Self { ConformanceEchoServer() }
+}
 
 /// Bounds how many cases run at once, so parameterized tests on a 2-core machine neither start hundreds of
 /// child processes nor starve one another into timeouts.
