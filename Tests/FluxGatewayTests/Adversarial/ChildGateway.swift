@@ -58,9 +58,10 @@ final class ChildGateway {
 
     var isRunning: Bool { kill(process.processIdentifier, 0) == 0 && residentMiB() != nil }
 
-    /// One request on a new connection.
+    /// One request on a new connection; a gateway that does not answer within 60 s fails the test.
     func request(_ method: HTTPMethod, _ target: String, headers: [(String, String)] = [], json: String? = nil) async throws -> HTTPResponse {
         let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        connection.responseTimeout = .seconds(60)
         var headers = headers
         if json != nil { headers.append(("Content-Type", "application/json")) }
         let response = try await connection.request(method, target, headers: headers, body: json.map { ByteBuffer(string: $0) })
