@@ -43,6 +43,9 @@ public enum AppendLoopCrash {
             for child in children where await child.waitForExit(timeout: .seconds(30)) == nil {
                 throw RoundFailure(description: "a killed append-loop (pid \(child.processIdentifier)) did not exit")
             }
+            // A moment for what the killed processes had sent to land: a PostgreSQL server still commits a
+            // transaction whose COMMIT arrived before its client died, after the client is gone.
+            try await Task.sleep(for: .milliseconds(100))
             return children.flatMap { parse($0.outputLines) }
         }
     }
