@@ -158,6 +158,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore", "FluxTesting"]),
+        .testTarget(name: "FluxTestingTests", dependencies: ["FluxTesting"]),
         .testTarget(name: "FluxSQLiteTests", dependencies: ["FluxSQLite", "FluxTesting", "fluxgate"]),
         .testTarget(name: "FluxPostgresTests", dependencies: ["FluxPostgres", "FluxTesting", "fluxgate"]),
         .testTarget(

@@ -25,25 +25,29 @@ public enum AppendLoopCrash {
     public static func runAndKill(_ arguments: [String], processes: Int = 1, acks: Int, timeout: Duration = .seconds(120)) async throws -> [Ack] {
         let executable = try ChildProcess.fluxgateExecutable()
         let children = try (0..<processes).map { _ in try ChildProcess(executable, ["append-loop"] + arguments) }
-        defer { children.forEach { $0.signal(SIGKILL) } }
-        let deadline = ContinuousClock.now + timeout
-        while children.map({ parse($0.outputLines).count }).reduce(0, +) < acks {
-            for child in children {
-                if let status = await child.waitForExit(timeout: .zero) {
-                    throw RoundFailure(description: "append-loop exited by itself with \(status); stderr: \(child.errorOutput.suffix(2000))")
+        return try await withTeardown({ for child in children { await child.stop(grace: .zero) } }) {
+            let deadline = ContinuousClock.now + timeout
+            while children.map({ parse($0.outputLines).count }).reduce(0, +) < acks {
+                for child in children {
+                    if let status = await child.waitForExit(timeout: .zero) {
+                        throw RoundFailure(description: "append-loop exited by itself with \(status); stderr: \(child.errorOutput.suffix(2000))")
+                    }
                 }
+                guard ContinuousClock.now < deadline else {
+                    throw RoundFailure(description: "fewer than \(acks) acks within \(timeout); stderr: \(children.map { $0.errorOutput.suffix(1000) })")
+                }
+                try await Task.sleep(for: .milliseconds(10))
             }
-            guard ContinuousClock.now < deadline else {
-                throw RoundFailure(description: "fewer than \(acks) acks within \(timeout); stderr: \(children.map { $0.errorOutput.suffix(1000) })")
+            children.forEach { $0.signal(SIGKILL) }
+            // Reaped, and the pipes read to their end: every complete line is in.
+            for child in children where await child.waitForExit(timeout: .seconds(30)) == nil {
+                throw RoundFailure(description: "a killed append-loop (pid \(child.processIdentifier)) did not exit")
             }
-            try await Task.sleep(for: .milliseconds(10))
+            // A moment for what the killed processes had sent to land: a PostgreSQL server still commits a
+            // transaction whose COMMIT arrived before its client died, after the client is gone.
+            try await Task.sleep(for: .milliseconds(100))
+            return children.flatMap { parse($0.outputLines) }
         }
-        children.forEach { $0.signal(SIGKILL) }
-        for child in children where await child.waitForExit(timeout: .seconds(30)) == nil {
-            throw RoundFailure(description: "a killed append-loop (pid \(child.processIdentifier)) did not exit")
-        }
-        try await Task.sleep(for: .milliseconds(100))  // the pipes' last complete lines
-        return children.flatMap { parse($0.outputLines) }
     }
 
     /// Reads the whole store and returns what is wrong (empty when nothing is): positions must be 1…head each once,

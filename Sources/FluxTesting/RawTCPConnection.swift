@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A plain TCP connection for tests that read a stream as it comes (server-sent events) or speak bytes.
 public final class RawTCPConnection {
@@ -7,6 +8,14 @@ public final class RawTCPConnection {
     private var iterator: AsyncThrowingStream<ByteBuffer, any Error>.AsyncIterator
     /// Bytes received and not yet consumed by `readUntil`.
     public private(set) var buffered = ByteBuffer()
+    /// How long one read or write may wait for the peer: past it the connection is closed and the read or write
+    /// throws ``Timeout``, so that a peer that hangs fails the test instead of hanging the run.
+    public var timeout: Duration = .seconds(60)
+
+    /// A read or write the peer did not let finish within ``timeout``.
+    public struct Timeout: Error, CustomStringConvertible {
+        public var description: String
+    }
 
     init(channel: any Channel, stream: AsyncThrowingStream<ByteBuffer, any Error>) {
         self.channel = channel
@@ -31,22 +40,44 @@ public final class RawTCPConnection {
     }
 
     public func send(_ text: String) async throws {
-        try await channel.writeAndFlush(ByteBuffer(string: text))
+        try await send(raw: ByteBuffer(string: text))
     }
 
     public func send(raw bytes: ByteBuffer) async throws {
-        try await channel.writeAndFlush(bytes)
+        let channel = self.channel
+        try await bounded("writing \(bytes.readableBytes) bytes") { try await channel.writeAndFlush(bytes) }
     }
 
     /// Reads more bytes into `buffered`; `false` at end of stream.
     public func readMore() async throws -> Bool {
         channel.read()
         var iterator = self.iterator
-        let chunk = try await iterator.next()
+        let chunk = try await bounded("reading") { try await iterator.next() }
         self.iterator = iterator
         guard var chunk else { return false }
         buffered.writeBuffer(&chunk)
         return true
+    }
+
+    /// Runs `operation`, closing the connection if it takes longer than `timeout` (which ends the read or write);
+    /// throws ``Timeout`` then.
+    private func bounded<Result>(_ what: String, _ operation: () async throws -> Result) async throws -> Result {
+        let expired = Expired()
+        let channel = self.channel
+        let timeout = self.timeout
+        let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout / .nanoseconds(1)))) {
+            expired.set()
+            channel.close(promise: nil)
+        }
+        defer { timer.cancel() }
+        let failure = Timeout(description: "\(what) on the connection to \(channel.remoteAddress.map { "\($0)" } ?? "the peer") took more than \(timeout): the peer hung, the connection is closed")
+        do {
+            let result = try await operation()
+            if expired.isSet { throw failure }
+            return result
+        } catch {
+            throw expired.isSet ? failure : error
+        }
     }
 
     /// Reads until `buffered` contains `marker`; returns and consumes everything up to and including it
@@ -114,3 +145,10 @@ public final class RawTCPConnection {
 
 @available(*, unavailable)
 extension RawTCPConnection: Sendable {}
+
+/// Set on the event loop when a bounded read or write ran out of time.
+private final class Expired: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}

@@ -44,7 +44,7 @@ public final class RawTCPServer {
     }
 
     /// The next accepted connection (`nil` once the listener is closed).
-    public func accept() async -> RawTCPConnection? {
+    private func accept() async -> RawTCPConnection? {
         var iterator = accepted
         let next = await iterator.next()
         accepted = iterator

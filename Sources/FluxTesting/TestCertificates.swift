@@ -72,10 +72,9 @@ public struct TestCertificates: Sendable {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw ConformanceFailure(description: "TLS tests need the openssl command-line tool at /usr/bin/openssl (apt-get install openssl)")
         }
-        let process = try ChildProcess(executable, arguments)
-        let status = await process.waitForExit(timeout: .seconds(30))
-        guard status == 0 else {
-            throw ConformanceFailure(description: "openssl \(arguments.joined(separator: " ")) failed (\(status.map(String.init) ?? "timed out")): \(process.errorOutput)")
+        let process = try await ChildProcess.run(executable, arguments, timeout: .seconds(30))
+        guard process.status == 0 else {
+            throw ConformanceFailure(description: "openssl \(arguments.joined(separator: " ")) failed (\(process.status.map(String.init) ?? "timed out")): \(process.errorOutput)")
         }
     }
 

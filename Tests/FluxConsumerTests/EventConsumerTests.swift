@@ -165,24 +165,24 @@ private func quietConfiguration(_ transport: EventConsumer.Configuration.Transpo
         try await append(store, 30)
         let (server, port) = try await gateway(store)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("refusing_proxy.py")
-        let proxy = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, "0", "\(port)"])
-        let line = try await proxy.waitForLine(containing: "listening")
-        let proxyPort = try #require(Int(line.split(separator: " ").last ?? ""))
-        var configuration = quietConfiguration()
-        configuration.retryPushChannelAfter = .milliseconds(300)
-        let consumer = EventConsumer(host: "127.0.0.1", port: proxyPort, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: configuration)
-        let received = Received()
-        let run = Task { try await consumer.run { received.add($0) } }
-        try await received.wait(for: 30)
-        try await append(store, 20)
-        try await received.wait(for: 50)
-        try await Task.sleep(for: .milliseconds(800))  // a few refused retries of the push channel in between
-        try await append(store, 5)
-        try await received.wait(for: 55)
-        #expect(received.all == Array(1...55), "every event once, in order, through polling")
-        consumer.stop()
-        try await run.value
-        proxy.signal(SIGTERM)
+        try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, "0", "\(port)"]) { proxy in
+            let line = try await proxy.waitForLine(containing: "listening")
+            let proxyPort = try #require(Int(line.split(separator: " ").last ?? ""))
+            var configuration = quietConfiguration()
+            configuration.retryPushChannelAfter = .milliseconds(300)
+            let consumer = EventConsumer(host: "127.0.0.1", port: proxyPort, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: configuration)
+            let received = Received()
+            let run = Task { try await consumer.run { received.add($0) } }
+            try await received.wait(for: 30)
+            try await append(store, 20)
+            try await received.wait(for: 50)
+            try await Task.sleep(for: .milliseconds(800))  // a few refused retries of the push channel in between
+            try await append(store, 5)
+            try await received.wait(for: 55)
+            #expect(received.all == Array(1...55), "every event once, in order, through polling")
+            consumer.stop()
+            try await run.value
+        }
         await server.stop()
     }
 }

@@ -33,35 +33,35 @@ import Testing
     }
 
     @Test func overTheTotalLimitAConnectionGets503AndTheOthersKeepWorking() async throws {
-        let gateway = try await TestGateway.start(maxConnections: 2)
-        defer { Task { await gateway.stop() } }
-        let first = try await RawTCPConnection.connect(port: gateway.port)
-        let second = try await RawTCPConnection.connect(port: gateway.port)
-        try await first.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(try await first.readUntil("\r\n\r\n")?.hasPrefix("HTTP/1.1 200") == true)
-        let refused = try await health(gateway)
-        #expect(refused.head.hasPrefix("HTTP/1.1 503"), "\(refused.head)")
-        #expect(refused.head.lowercased().contains("retry-after: 1"))
-        #expect(refused.body["error"] as? String == "overloaded")
-        #expect((refused.body["message"] as? String)?.contains("maximum of 2 open connections") == true)
-        // The admitted connections are unaffected.
-        try await second.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(try await second.readUntil("\r\n\r\n")?.hasPrefix("HTTP/1.1 200") == true)
-        await first.close()
-        #expect(try await eventuallyAdmitted(gateway), "a slot freed by a close is given to the next connection")
-        await second.close()
+        try await withTestGateway(await TestGateway.start(maxConnections: 2)) { gateway in
+            let first = try await RawTCPConnection.connect(port: gateway.port)
+            let second = try await RawTCPConnection.connect(port: gateway.port)
+            try await first.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try await first.readUntil("\r\n\r\n")?.hasPrefix("HTTP/1.1 200") == true)
+            let refused = try await health(gateway)
+            #expect(refused.head.hasPrefix("HTTP/1.1 503"), "\(refused.head)")
+            #expect(refused.head.lowercased().contains("retry-after: 1"))
+            #expect(refused.body["error"] as? String == "overloaded")
+            #expect((refused.body["message"] as? String)?.contains("maximum of 2 open connections") == true)
+            // The admitted connections are unaffected.
+            try await second.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try await second.readUntil("\r\n\r\n")?.hasPrefix("HTTP/1.1 200") == true)
+            await first.close()
+            #expect(try await eventuallyAdmitted(gateway), "a slot freed by a close is given to the next connection")
+            await second.close()
+        }
     }
 
     @Test func overThePerAddressLimitAConnectionGets503() async throws {
-        let gateway = try await TestGateway.start(maxConnectionsPerAddress: 1)
-        defer { Task { await gateway.stop() } }
-        let held = try await RawTCPConnection.connect(port: gateway.port)
-        try await held.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(try await held.readUntil("\r\n\r\n")?.hasPrefix("HTTP/1.1 200") == true)
-        let refused = try await health(gateway)
-        #expect(refused.head.hasPrefix("HTTP/1.1 503"))
-        #expect((refused.body["message"] as? String)?.contains("127.0.0.1 has its maximum of 1 open connections") == true)
-        await held.close()
-        #expect(try await eventuallyAdmitted(gateway))
+        try await withTestGateway(await TestGateway.start(maxConnectionsPerAddress: 1)) { gateway in
+            let held = try await RawTCPConnection.connect(port: gateway.port)
+            try await held.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try await held.readUntil("\r\n\r\n")?.hasPrefix("HTTP/1.1 200") == true)
+            let refused = try await health(gateway)
+            #expect(refused.head.hasPrefix("HTTP/1.1 503"))
+            #expect((refused.body["message"] as? String)?.contains("127.0.0.1 has its maximum of 1 open connections") == true)
+            await held.close()
+            #expect(try await eventuallyAdmitted(gateway))
+        }
     }
 }

@@ -50,73 +50,74 @@ import Glibc
     @Test func unmodifiedGoConsumerWorksAgainstFluxgateServe() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-go-compat-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let server = try ChildProcess(
-            try ChildProcess.fluxgateExecutable(),
+        try await withFluxgate(
             ["serve", "--port", "0", "--store", "sqlite:\(directory.path)/events.sqlite"]
-        )
-        let line = try await server.waitForLine(containing: "listening")
-        let address = try #require(line.firstMatch(of: /http:\/\/127\.0\.0\.1:(\d+)/))
-        let port = try #require(Int(address.1))
-        let base = "http://127.0.0.1:\(port)"
+        ) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            let address = try #require(line.firstMatch(of: /http:\/\/127\.0\.0\.1:(\d+)/))
+            let port = try #require(Int(address.1))
+            let base = "http://127.0.0.1:\(port)"
 
-        // The command side writes through the append API.
-        let writer = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
-        func append(_ id: String, _ expected: Int, _ events: [(String, String)]) async throws {
-            let list = events.map { #"{"event_type": "\#($0.0)", "payload": \#($0.1)}"# }.joined(separator: ",")
-            let response = try await writer.request(
-                .POST, "/streams/\(id)", headers: [("Content-Type", "application/json")],
-                body: ByteBuffer(string: #"{"aggregate_name": "Account", "expected_version": \#(expected), "events": [\#(list)]}"#))
-            #expect(response.status == .created, "\(response.text)")
-        }
-        try await append("acc-1", -1, [("account.AccountCreated", #"{"account_id": "acc-1", "balance": 0}"#)])
-        try await append("acc-1", 0, [("account.AccountCredited", #"{"account_id": "acc-1", "transaction_id": "t1", "amount": 50}"#)])
-        try await append("acc-2", -1, [("account.AccountCreated", #"{"account_id": "acc-2", "balance": 10}"#)])
+            // The command side writes through the append API.
+            let writer = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+            func append(_ id: String, _ expected: Int, _ events: [(String, String)]) async throws {
+                let list = events.map { #"{"event_type": "\#($0.0)", "payload": \#($0.1)}"# }.joined(separator: ",")
+                let response = try await writer.request(
+                    .POST, "/streams/\(id)", headers: [("Content-Type", "application/json")],
+                    body: ByteBuffer(string: #"{"aggregate_name": "Account", "expected_version": \#(expected), "events": [\#(list)]}"#))
+                #expect(response.status == .created, "\(response.text)")
+            }
+            try await append("acc-1", -1, [("account.AccountCreated", #"{"account_id": "acc-1", "balance": 0}"#)])
+            try await append("acc-1", 0, [("account.AccountCredited", #"{"account_id": "acc-1", "transaction_id": "t1", "amount": 50}"#)])
+            try await append("acc-2", -1, [("account.AccountCreated", #"{"account_id": "acc-2", "balance": 10}"#)])
 
-        // The Go consumer's loop, a few intervals long, with more appends between polls.
-        var offset = 0
-        var received: [(EventEntry, Any)] = []
-        for interval in 0..<4 {
-            let (feed, text) = try await fetch("\(base)/events?offset=\(offset)", as: JsonEventFeed.self)
-            #expect(feed.description == "event feed")
-            #expect(!text.contains(#""events":null"#), "the events list is never null")
-            let entries = try #require(feed.events)
-            for entry in entries {
-                #expect(entry.url.hasPrefix("\(base)/events/"), "absolute url: \(entry.url)")
-                #expect(entry.created.count == 24, "asctime-style created: \(entry.created)")
-                switch entry.event_type {
-                case "account.AccountCreated":
-                    received.append((entry, try await fetch(entry.url, as: AccountCreated.self).0))
-                case "account.AccountCredited":
-                    received.append((entry, try await fetch(entry.url, as: AccountCredited.self).0))
-                default:
-                    Issue.record("unexpected event type \(entry.event_type)")
+            // The Go consumer's loop, a few intervals long, with more appends between polls.
+            var offset = 0
+            var received: [(EventEntry, Any)] = []
+            for interval in 0..<4 {
+                let (feed, text) = try await fetch("\(base)/events?offset=\(offset)", as: JsonEventFeed.self)
+                #expect(feed.description == "event feed")
+                #expect(!text.contains(#""events":null"#), "the events list is never null")
+                let entries = try #require(feed.events)
+                for entry in entries {
+                    #expect(entry.url.hasPrefix("\(base)/events/"), "absolute url: \(entry.url)")
+                    #expect(entry.created.count == 24, "asctime-style created: \(entry.created)")
+                    switch entry.event_type {
+                    case "account.AccountCreated":
+                        received.append((entry, try await fetch(entry.url, as: AccountCreated.self).0))
+                    case "account.AccountCredited":
+                        received.append((entry, try await fetch(entry.url, as: AccountCredited.self).0))
+                    default:
+                        Issue.record("unexpected event type \(entry.event_type)")
+                    }
+                }
+                offset += entries.count
+                if interval == 1 {
+                    try await append("acc-2", 0, [("account.AccountCredited", #"{"account_id": "acc-2", "transaction_id": "t2", "amount": 5}"#),
+                                                  ("account.AccountCredited", #"{"account_id": "acc-2", "transaction_id": "t3", "amount": 7}"#)])
                 }
             }
-            offset += entries.count
-            if interval == 1 {
-                try await append("acc-2", 0, [("account.AccountCredited", #"{"account_id": "acc-2", "transaction_id": "t2", "amount": 5}"#),
-                                              ("account.AccountCredited", #"{"account_id": "acc-2", "transaction_id": "t3", "amount": 7}"#)])
-            }
+            await writer.close()
+
+            #expect(offset == 5)
+            #expect(received.map { $0.0.aggregate_version } == [0, 1, 0, 1, 2])
+            #expect(received.map { $0.0.aggregate_name } == Array(repeating: "Account", count: 5))
+            #expect(received[0].1 as? AccountCreated == AccountCreated(account_id: "acc-1", balance: 0))
+            #expect(received[1].1 as? AccountCredited == AccountCredited(account_id: "acc-1", transaction_id: "t1", amount: 50))
+            #expect(received[4].1 as? AccountCredited == AccountCredited(account_id: "acc-2", transaction_id: "t3", amount: 7))
+            #expect(Set(received.map { $0.0.event_id }).count == 5, "no event twice")
+
+            // SIGTERM stops the server gracefully.
+            server.signal(SIGTERM)
+            #expect(await server.waitForExit(timeout: .seconds(20)) == 0)
         }
-        await writer.close()
-
-        #expect(offset == 5)
-        #expect(received.map { $0.0.aggregate_version } == [0, 1, 0, 1, 2])
-        #expect(received.map { $0.0.aggregate_name } == Array(repeating: "Account", count: 5))
-        #expect(received[0].1 as? AccountCreated == AccountCreated(account_id: "acc-1", balance: 0))
-        #expect(received[1].1 as? AccountCredited == AccountCredited(account_id: "acc-1", transaction_id: "t1", amount: 50))
-        #expect(received[4].1 as? AccountCredited == AccountCredited(account_id: "acc-2", transaction_id: "t3", amount: 7))
-        #expect(Set(received.map { $0.0.event_id }).count == 5, "no event twice")
-
-        // SIGTERM stops the server gracefully.
-        server.signal(SIGTERM)
-        #expect(await server.waitForExit(timeout: .seconds(20)) == 0)
     }
 
     @Test func serveRejectsBadArgumentsWithAMessage() async throws {
-        let bad = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--store", "postgres-or-whatever"])
-        let status = await bad.waitForExit(timeout: .seconds(20))
-        #expect(status != nil && status != 0)
-        #expect(bad.errorOutput.contains("--store"), "stderr: \(bad.errorOutput)")
+        try await withFluxgate(["serve", "--store", "postgres-or-whatever"]) { bad in
+            let status = await bad.waitForExit(timeout: .seconds(20))
+            #expect(status != nil && status != 0)
+            #expect(bad.errorOutput.contains("--store"), "stderr: \(bad.errorOutput)")
+        }
     }
 }

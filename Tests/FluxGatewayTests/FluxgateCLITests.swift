@@ -9,71 +9,76 @@ import Glibc
 /// The CLI as a user runs it: `fluxgate demo` and `fluxgate serve` as real processes.
 @Suite struct FluxgateCLITests {
     @Test func demoRunsEndToEndOnTheEmbeddedStoreAndExits() async throws {
-        let demo = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["demo"])
-        let status = await demo.waitForExit(timeout: .seconds(60))
-        #expect(status == 0, "stderr: \(demo.errorOutput)")
-        let output = demo.outputLines.joined(separator: "\n")
-        #expect(output.contains("store sqlite:"), "the demo runs on the embedded SQLite store by default")
-        #expect(output.contains("conflict detected"))
-        #expect(output.contains("read model and aggregates agree"), "\(output.suffix(800))")
+        try await withFluxgate(["demo"]) { demo in
+            let status = await demo.waitForExit(timeout: .seconds(60))
+            #expect(status == 0, "stderr: \(demo.errorOutput)")
+            let output = demo.outputLines.joined(separator: "\n")
+            #expect(output.contains("store sqlite:"), "the demo runs on the embedded SQLite store by default")
+            #expect(output.contains("conflict detected"))
+            #expect(output.contains("read model and aggregates agree"), "\(output.suffix(800))")
+        }
     }
 
     @Test func serveStopsGracefullyOnSIGINT() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-cli-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--port", "0", "--store", "sqlite:\(directory.path)/e.sqlite"])
-        _ = try await server.waitForLine(containing: "listening")
-        server.signal(SIGINT)
-        #expect(await server.waitForExit(timeout: .seconds(20)) == 0)
-        _ = try await server.waitForLine(containing: "stopped")
+        try await withFluxgate(["serve", "--port", "0", "--store", "sqlite:\(directory.path)/e.sqlite"]) { server in
+            _ = try await server.waitForLine(containing: "listening")
+            server.signal(SIGINT)
+            #expect(await server.waitForExit(timeout: .seconds(20)) == 0)
+            _ = try await server.waitForLine(containing: "stopped")
+        }
     }
 
     @Test func helpExplainsTheCommands() async throws {
-        let help = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["--help"])
-        #expect(await help.waitForExit() == 0)
-        let text = help.outputLines.joined(separator: "\n")
-        #expect(text.contains("serve") && text.contains("demo"))
-        #expect(!text.contains("append-loop"), "test-only commands stay hidden")
-        #expect(!text.contains("echo-server") && !text.contains("echo-client"), "conformance testees are not user commands")
+        try await withFluxgate(["--help"]) { help in
+            #expect(await help.waitForExit() == 0)
+            let text = help.outputLines.joined(separator: "\n")
+            #expect(text.contains("serve") && text.contains("demo"))
+            #expect(!text.contains("append-loop"), "test-only commands stay hidden")
+            #expect(!text.contains("echo-server") && !text.contains("echo-client"), "conformance testees are not user commands")
+        }
     }
 
     /// A port in use is said in plain words, before the store is touched (no store file is made).
     @Test func aPortInUseIsSaidBeforeTheStoreIsOpened() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-port-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let holder = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--port", "0", "--store", "memory"])
-        defer { holder.signal(SIGKILL) }
-        let line = try await holder.waitForLine(containing: "listening")
-        let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
-        let second = try ChildProcess(
-            try ChildProcess.fluxgateExecutable(), ["serve", "--port", "\(port)", "--store", "sqlite:\(directory.path)/events.sqlite"])
-        #expect(await second.waitForExit(timeout: .seconds(30)) != 0)
-        #expect(second.errorOutput.contains("port \(port) on 127.0.0.1 is in use"), "\(second.errorOutput)")
-        #expect(!second.errorOutput.contains("errno"), "\(second.errorOutput)")
-        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("events.sqlite").path), "the store was not opened")
+        try await withFluxgate(["serve", "--port", "0", "--store", "memory"]) { holder in
+            let line = try await holder.waitForLine(containing: "listening")
+            let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+            try await withFluxgate(["serve", "--port", "\(port)", "--store", "sqlite:\(directory.path)/events.sqlite"]) { second in
+                #expect(await second.waitForExit(timeout: .seconds(30)) != 0)
+                #expect(second.errorOutput.contains("port \(port) on 127.0.0.1 is in use"), "\(second.errorOutput)")
+                #expect(!second.errorOutput.contains("errno"), "\(second.errorOutput)")
+                #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("events.sqlite").path), "the store was not opened")
+            }
+        }
     }
 }
 
 @Suite struct FluxgateTailTests {
     @Test func tailPrintsTheBacklogThenLiveEventsAsJSONLines() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        try await gateway.append("a", events: [("t.One", "1"), ("t.Two", "2"), ("t.One", "3")])
-        let tail = try ChildProcess(try ChildProcess.fluxgateExecutable(), [
-            "tail", "http://127.0.0.1:\(gateway.port)", "--after", "1", "--event-type", "t.One", "--limit", "2",
-        ])
-        _ = try await tail.waitForLine(containing: "\"position\":3")
-        try await gateway.append("a", events: [("t.Two", "4"), ("t.One", "5")])
-        #expect(await tail.waitForExit(timeout: .seconds(30)) == 0, "\(tail.errorOutput)")
-        let positions = tail.outputLines.compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["position"] as? Int
+        try await withTestGateway { gateway in
+            try await gateway.append("a", events: [("t.One", "1"), ("t.Two", "2"), ("t.One", "3")])
+            try await withFluxgate([
+                "tail", "http://127.0.0.1:\(gateway.port)", "--after", "1", "--event-type", "t.One", "--limit", "2",
+            ]) { tail in
+                _ = try await tail.waitForLine(containing: "\"position\":3")
+                try await gateway.append("a", events: [("t.Two", "4"), ("t.One", "5")])
+                #expect(await tail.waitForExit(timeout: .seconds(30)) == 0, "\(tail.errorOutput)")
+                let positions = tail.outputLines.compactMap { line in
+                    (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["position"] as? Int
+                }
+                #expect(positions == [3, 5])
+            }
         }
-        #expect(positions == [3, 5])
     }
 
     @Test func tailRejectsABadURL() async throws {
-        let tail = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["tail", "not a url"])
-        #expect(await tail.waitForExit() != 0)
-        #expect(tail.errorOutput.contains("URL"))
+        try await withFluxgate(["tail", "not a url"]) { tail in
+            #expect(await tail.waitForExit() != 0)
+            #expect(tail.errorOutput.contains("URL"))
+        }
     }
 }

@@ -8,69 +8,69 @@ import Testing
 
 @Suite struct GatewayServerTests {
     @Test func unknownPathsAre404AndWrongMethods405() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let missing = try await gateway.get("/nothing/here")
-        #expect(missing.status == .notFound)
-        #expect(try missing.jsonObject()["error"] as? String == "not_found")
-        let wrong = try await gateway.request(.DELETE, "/events")
-        #expect(wrong.status == .methodNotAllowed)
-        #expect(wrong.headers.first(name: "Allow") == "GET, HEAD")
-        #expect(try wrong.jsonObject()["error"] as? String == "method_not_allowed")
-        #expect(try await gateway.request(.PUT, "/streams/x").status == .methodNotAllowed)
+        try await withTestGateway { gateway in
+            let missing = try await gateway.get("/nothing/here")
+            #expect(missing.status == .notFound)
+            #expect(try missing.jsonObject()["error"] as? String == "not_found")
+            let wrong = try await gateway.request(.DELETE, "/events")
+            #expect(wrong.status == .methodNotAllowed)
+            #expect(wrong.headers.first(name: "Allow") == "GET, HEAD")
+            #expect(try wrong.jsonObject()["error"] as? String == "method_not_allowed")
+            #expect(try await gateway.request(.PUT, "/streams/x").status == .methodNotAllowed)
+        }
     }
 
     /// HEAD answers like GET without a body (RFC 9110 §9.3.2), so the next request on the connection still works.
     @Test func headIsAGetWithoutABodyAndKeepsTheConnectionUsable() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        _ = try await gateway.append("h-1", events: [("t.E", #"{"n": 1}"#)])
-        let connection = try await RawTCPConnection.connect(port: gateway.port)
-        let request = "/events?offset=0 HTTP/1.1\r\nHost: x\r\n\r\n"
-        try await connection.send("HEAD " + request + "GET " + request)
-        let head = try #require(try await connection.readUntil("\r\n\r\n"))
-        #expect(head.hasPrefix("HTTP/1.1 200"))
-        // The very next bytes are the GET's status line, not a body; both announce the same length.
-        let get = try #require(try await connection.readUntil("\r\n\r\n"))
-        #expect(get.hasPrefix("HTTP/1.1 200"), "\(get)")
-        let length = /(?i)content-length: (\d+)/
-        let headLength = try #require(head.firstMatch(of: length)).1
-        #expect(headLength == (try #require(get.firstMatch(of: length)).1))
-        #expect(Int(headLength) ?? 0 > 0)
-        await connection.close()
+        try await withTestGateway { gateway in
+            _ = try await gateway.append("h-1", events: [("t.E", #"{"n": 1}"#)])
+            let connection = try await RawTCPConnection.connect(port: gateway.port)
+            let request = "/events?offset=0 HTTP/1.1\r\nHost: x\r\n\r\n"
+            try await connection.send("HEAD " + request + "GET " + request)
+            let head = try #require(try await connection.readUntil("\r\n\r\n"))
+            #expect(head.hasPrefix("HTTP/1.1 200"))
+            // The very next bytes are the GET's status line, not a body; both announce the same length.
+            let get = try #require(try await connection.readUntil("\r\n\r\n"))
+            #expect(get.hasPrefix("HTTP/1.1 200"), "\(get)")
+            let length = /(?i)content-length: (\d+)/
+            let headLength = try #require(head.firstMatch(of: length)).1
+            #expect(headLength == (try #require(get.firstMatch(of: length)).1))
+            #expect(Int(headLength) ?? 0 > 0)
+            await connection.close()
+        }
     }
 
     @Test func keepAliveServesManyRequestsOnOneConnection() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let connection = try await gateway.connect()
-        for index in 0..<20 {
-            let response = try await connection.request(
-                .POST, "/streams/k", headers: [("Content-Type", "application/json")],
-                body: ByteBuffer(string: #"{"aggregate_name": "K", "expected_version": "any", "events": [{"event_type": "t", "payload": \#(index)}]}"#))
-            #expect(response.status == .created)
+        try await withTestGateway { gateway in
+            let connection = try await gateway.connect()
+            for index in 0..<20 {
+                let response = try await connection.request(
+                    .POST, "/streams/k", headers: [("Content-Type", "application/json")],
+                    body: ByteBuffer(string: #"{"aggregate_name": "K", "expected_version": "any", "events": [{"event_type": "t", "payload": \#(index)}]}"#))
+                #expect(response.status == .created)
+            }
+            #expect(try await connection.request(.GET, "/health").status == .ok)
+            await connection.close()
+            #expect(try await gateway.store.head() == Position(20))
         }
-        #expect(try await connection.request(.GET, "/health").status == .ok)
-        await connection.close()
-        #expect(try await gateway.store.head() == Position(20))
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let connection = try await gateway.connect()
-        let append = #"{"aggregate_name": "P", "expected_version": "any", "events": [{"event_type": "t", "payload": 1}]}"#
-        var raw = ByteBuffer()
-        raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/health", host: "x"))
-        raw.writeImmutableBuffer(HTTPConnection.encode(.POST, "/streams/p", host: "x", headers: [("Content-Type", "application/json")], body: ByteBuffer(string: append)))
-        raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/nope", host: "x"))
-        raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/events?after=0", host: "x"))
-        try await connection.send(raw: raw, expectingResponses: 4)
-        let statuses = [try await connection.nextResponse(), try await connection.nextResponse(), try await connection.nextResponse(), try await connection.nextResponse()]
-        #expect(statuses.map(\.status.code) == [200, 201, 404, 200])
-        #expect(try statuses[0].jsonObject()["head"] as? Int == 0, "the first answer was computed before the append")
-        #expect((try statuses[3].jsonObject()["events"] as? [Any])?.count == 1)
-        await connection.close()
+        try await withTestGateway { gateway in
+            let connection = try await gateway.connect()
+            let append = #"{"aggregate_name": "P", "expected_version": "any", "events": [{"event_type": "t", "payload": 1}]}"#
+            var raw = ByteBuffer()
+            raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/health", host: "x"))
+            raw.writeImmutableBuffer(HTTPConnection.encode(.POST, "/streams/p", host: "x", headers: [("Content-Type", "application/json")], body: ByteBuffer(string: append)))
+            raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/nope", host: "x"))
+            raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/events?after=0", host: "x"))
+            try await connection.send(raw: raw, expectingResponses: 4)
+            let statuses = [try await connection.nextResponse(), try await connection.nextResponse(), try await connection.nextResponse(), try await connection.nextResponse()]
+            #expect(statuses.map(\.status.code) == [200, 201, 404, 200])
+            #expect(try statuses[0].jsonObject()["head"] as? Int == 0, "the first answer was computed before the append")
+            #expect((try statuses[3].jsonObject()["events"] as? [Any])?.count == 1)
+            await connection.close()
+        }
     }
 
     @Test(arguments: [
@@ -80,15 +80,15 @@ import Testing
         "GET /health HTTP/1.1\r\nBad Header Line\r\n\r\n",
     ])
     func malformedHTTPGetsAJSON400AndTheServerKeepsServing(_ raw: String) async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let connection = try await gateway.connect()
-        try await connection.send(raw: raw)
-        let response = try await connection.nextResponse()
-        #expect(response.status == .badRequest)
-        #expect(try response.jsonObject()["error"] as? String == "bad_request")
-        #expect(await connection.isClosedByPeer(within: .seconds(5)))
-        #expect(try await gateway.get("/health").status == .ok)
+        try await withTestGateway { gateway in
+            let connection = try await gateway.connect()
+            try await connection.send(raw: raw)
+            let response = try await connection.nextResponse()
+            #expect(response.status == .badRequest)
+            #expect(try response.jsonObject()["error"] as? String == "bad_request")
+            #expect(await connection.isClosedByPeer(within: .seconds(5)))
+            #expect(try await gateway.get("/health").status == .ok)
+        }
     }
 
     /// A store whose single-event and page reads take a while, as under load.

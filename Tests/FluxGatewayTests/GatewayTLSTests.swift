@@ -23,150 +23,153 @@ private func tlsGateway(_ certificates: TestCertificates, store: any EventStore 
     @Test(arguments: ["localhost", "127.0.0.1"])
     func healthAndTheFeedOverHTTPSWithTheCATrusted(host: String) async throws {
         let certificates = try await TestCertificates.shared()
-        let gateway = try await tlsGateway(certificates)
-        defer { Task { await gateway.stop() } }
-        let tls = try ClientTLS(caFile: certificates.caFile)
-        let connection = try await HTTPConnection.connect(host: host, port: gateway.port, tls: tls)
-        let health = try await connection.request(.GET, "/health")
-        #expect(health.status == .ok)
-        let created = try await connection.request(
-            .POST, "/streams/t-1", headers: [("Content-Type", "application/json")],
-            body: ByteBuffer(string: #"{"aggregate_name": "T", "expected_version": "any", "events": [{"event_type": "t.E", "payload": 1}]}"#)
-        )
-        #expect(created.status == .created)
-        // With TLS on and no public URL or X-Forwarded-Proto, envelope URLs are https.
-        let feed = try await connection.request(.GET, "/events?after=0")
-        let events = try #require(try feed.jsonObject()["events"] as? [[String: Any]])
-        #expect((events.first?["url"] as? String)?.hasPrefix("https://\(host):\(gateway.port)/") == true, "\(events)")
-        await connection.close()
+        try await withTestGateway(await tlsGateway(certificates)) { gateway in
+            let tls = try ClientTLS(caFile: certificates.caFile)
+            let connection = try await HTTPConnection.connect(host: host, port: gateway.port, tls: tls)
+            let health = try await connection.request(.GET, "/health")
+            #expect(health.status == .ok)
+            let created = try await connection.request(
+                .POST, "/streams/t-1", headers: [("Content-Type", "application/json")],
+                body: ByteBuffer(string: #"{"aggregate_name": "T", "expected_version": "any", "events": [{"event_type": "t.E", "payload": 1}]}"#)
+            )
+            #expect(created.status == .created)
+            // With TLS on and no public URL or X-Forwarded-Proto, envelope URLs are https.
+            let feed = try await connection.request(.GET, "/events?after=0")
+            let events = try #require(try feed.jsonObject()["events"] as? [[String: Any]])
+            #expect((events.first?["url"] as? String)?.hasPrefix("https://\(host):\(gateway.port)/") == true, "\(events)")
+            await connection.close()
+        }
     }
 
     @Test func anAppendReachesAWSSSubscriber() async throws {
         let certificates = try await TestCertificates.shared()
-        let gateway = try await tlsGateway(certificates)
-        defer { Task { await gateway.stop() } }
-        let tls = try ClientTLS(caFile: certificates.caFile)
-        let subscription = try await PushChannelConnection.connect(host: "localhost", port: gateway.port, target: "/events/subscribe?after=0", tls: tls)
-        let writer = try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: tls)
-        let created = try await writer.request(
-            .POST, "/streams/w-1", headers: [("Content-Type", "application/json")],
-            body: ByteBuffer(string: #"{"aggregate_name": "W", "expected_version": "any", "events": [{"event_type": "t.Secure", "payload": {"n": 1}}]}"#)
-        )
-        #expect(created.status == .created)
-        await writer.close()
-        var received: [RecordedEvent] = []
-        while received.isEmpty, let message = try await subscription.next() {
-            if case .events(_, let events) = message { received += events }
+        try await withTestGateway(await tlsGateway(certificates)) { gateway in
+            let tls = try ClientTLS(caFile: certificates.caFile)
+            let subscription = try await PushChannelConnection.connect(host: "localhost", port: gateway.port, target: "/events/subscribe?after=0", tls: tls)
+            let writer = try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: tls)
+            let created = try await writer.request(
+                .POST, "/streams/w-1", headers: [("Content-Type", "application/json")],
+                body: ByteBuffer(string: #"{"aggregate_name": "W", "expected_version": "any", "events": [{"event_type": "t.Secure", "payload": {"n": 1}}]}"#)
+            )
+            #expect(created.status == .created)
+            await writer.close()
+            var received: [RecordedEvent] = []
+            while received.isEmpty, let message = try await subscription.next() {
+                if case .events(_, let events) = message { received += events }
+            }
+            #expect(received.map(\.eventType) == ["t.Secure"])
+            #expect(received.first?.position == Position(1))
+            await subscription.close()
         }
-        #expect(received.map(\.eventType) == ["t.Secure"])
-        #expect(received.first?.position == Position(1))
-        await subscription.close()
     }
 
     /// Our async WebSocket client (FluxWebSocket) over wss://, trusting the test CA.
     @Test func theAsyncWebSocketClientSubscribesOverWSS() async throws {
         let certificates = try await TestCertificates.shared()
-        let gateway = try await tlsGateway(certificates)
-        defer { Task { await gateway.stop() } }
-        try await append(gateway.store, "s", count: 3)
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .file(certificates.caFile)
-        let socket = try await WebSocketClient.connect(to: "localhost", port: gateway.port, path: "/events/subscribe?after=0", tls: tls)
-        let positions = try await socket.executeThenClose { inbound, _ in
-            var positions: [Int] = []
-            for try await message in inbound {
-                let json = try JSONSerialization.jsonObject(with: Data(message.data.readableBytesView)) as? [String: Any]
-                if json?["type"] as? String == "caught_up" { break }
-                positions += (json?["events"] as? [[String: Any]] ?? []).compactMap { $0["position"] as? Int }
+        try await withTestGateway(await tlsGateway(certificates)) { gateway in
+            try await append(gateway.store, "s", count: 3)
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.trustRoots = .file(certificates.caFile)
+            let socket = try await WebSocketClient.connect(to: "localhost", port: gateway.port, path: "/events/subscribe?after=0", tls: tls)
+            let positions = try await withTimeLimit(.seconds(60), "reading the backlog") {
+                try await socket.executeThenClose { inbound, _ in
+                    var positions: [Int] = []
+                    for try await message in inbound {
+                        let json = try JSONSerialization.jsonObject(with: Data(message.data.readableBytesView)) as? [String: Any]
+                        if json?["type"] as? String == "caught_up" { break }
+                        positions += (json?["events"] as? [[String: Any]] ?? []).compactMap { $0["position"] as? Int }
+                    }
+                    return positions
+                }
             }
-            return positions
-        }
-        #expect(positions == [1, 2, 3])
-        var untrusting = TLSConfiguration.makeClientConfiguration()
-        untrusting.trustRoots = .certificates([])
-        await #expect(throws: (any Error).self) {
-            _ = try await WebSocketClient.connect(to: "localhost", port: gateway.port, path: "/events/subscribe?after=0", tls: untrusting)
+            #expect(positions == [1, 2, 3])
+            var untrusting = TLSConfiguration.makeClientConfiguration()
+            untrusting.trustRoots = .certificates([])
+            await #expect(throws: (any Error).self) {
+                _ = try await WebSocketClient.connect(to: "localhost", port: gateway.port, path: "/events/subscribe?after=0", tls: untrusting)
+            }
         }
     }
 
     /// An independent TLS and WebSocket stack (Python's `ssl` on OpenSSL, the `websockets` package) as a wss subscriber.
     @Test func aPythonWebSocketsClientSubscribesOverWSS() async throws {
         let certificates = try await TestCertificates.shared()
-        let gateway = try await tlsGateway(certificates)
-        defer { Task { await gateway.stop() } }
-        try await gateway.store.append(AppendRequest(aggregateID: "p", aggregateName: "P", expectedVersion: .any, events: [NewEvent(eventType: "t.Py", payload: .null)]))
-        let script = """
-            import json, ssl, sys
-            from websockets.sync.client import connect
-            context = ssl.create_default_context(cafile=sys.argv[2])
-            with connect(sys.argv[1], ssl=context, open_timeout=10) as socket:
-                while True:
-                    message = json.loads(socket.recv(timeout=10))
-                    if message["type"] == "events":
-                        print(json.dumps([event["event_type"] for event in message["events"]]))
-                        break
-            """
-        let python = try ChildProcess(
-            URL(fileURLWithPath: "/usr/bin/env"),
-            ["python3", "-c", script, "wss://localhost:\(gateway.port)/events/subscribe?after=0", certificates.caFile]
-        )
-        #expect(await python.waitForExit(timeout: .seconds(30)) == 0, "\(python.errorOutput)")
-        #expect(python.outputLines == [#"["t.Py"]"#], "\(python.errorOutput)")
+        try await withTestGateway(await tlsGateway(certificates)) { gateway in
+            try await gateway.store.append(AppendRequest(aggregateID: "p", aggregateName: "P", expectedVersion: .any, events: [NewEvent(eventType: "t.Py", payload: .null)]))
+            let script = """
+                import json, ssl, sys
+                from websockets.sync.client import connect
+                context = ssl.create_default_context(cafile=sys.argv[2])
+                with connect(sys.argv[1], ssl=context, open_timeout=10) as socket:
+                    while True:
+                        message = json.loads(socket.recv(timeout=10))
+                        if message["type"] == "events":
+                            print(json.dumps([event["event_type"] for event in message["events"]]))
+                            break
+                """
+            try await withChildProcess(
+                URL(fileURLWithPath: "/usr/bin/env"),
+                ["python3", "-c", script, "wss://localhost:\(gateway.port)/events/subscribe?after=0", certificates.caFile]
+            ) { python in
+                #expect(await python.waitForExit(timeout: .seconds(30)) == 0, "\(python.errorOutput)")
+                #expect(python.outputLines == [#"["t.Py"]"#], "\(python.errorOutput)")
+            }
+        }
     }
 
     @Test func aCertificateTheClientDoesNotTrustFailsClearly() async throws {
         let certificates = try await TestCertificates.shared()
-        let gateway = try await tlsGateway(certificates)
-        defer { Task { await gateway.stop() } }
-        // No CA given: the system trust store does not know the test CA.
-        let started = ContinuousClock.now
-        let error = await #expect(throws: ClientTLSError.self) {
-            try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: try ClientTLS())
+        try await withTestGateway(await tlsGateway(certificates)) { gateway in
+            // No CA given: the system trust store does not know the test CA.
+            let started = ContinuousClock.now
+            let error = await #expect(throws: ClientTLSError.self) {
+                try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: try ClientTLS())
+            }
+            #expect(error?.code == .untrustedCertificate)
+            #expect(error?.message.contains("not trusted") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("--ca-file") == true)
+            let pushError = await #expect(throws: ClientTLSError.self) {
+                try await PushChannelConnection.connect(host: "localhost", port: gateway.port, target: "/events/subscribe", tls: try ClientTLS())
+            }
+            #expect(pushError?.code == .untrustedCertificate)
+            #expect(ContinuousClock.now - started < .seconds(10), "fails, does not hang")
+            // The server keeps serving trusted clients.
+            let trusted = try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: try ClientTLS(caFile: certificates.caFile))
+            #expect(try await trusted.request(.GET, "/health").status == .ok)
+            await trusted.close()
         }
-        #expect(error?.code == .untrustedCertificate)
-        #expect(error?.message.contains("not trusted") == true, "\(String(describing: error))")
-        #expect(error?.message.contains("--ca-file") == true)
-        let pushError = await #expect(throws: ClientTLSError.self) {
-            try await PushChannelConnection.connect(host: "localhost", port: gateway.port, target: "/events/subscribe", tls: try ClientTLS())
-        }
-        #expect(pushError?.code == .untrustedCertificate)
-        #expect(ContinuousClock.now - started < .seconds(10), "fails, does not hang")
-        // The server keeps serving trusted clients.
-        let trusted = try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: try ClientTLS(caFile: certificates.caFile))
-        #expect(try await trusted.request(.GET, "/health").status == .ok)
-        await trusted.close()
     }
 
     @Test func aPlainHTTPClientOnTheTLSPortIsClosedAndOthersKeepWorking() async throws {
         let certificates = try await TestCertificates.shared()
-        let gateway = try await tlsGateway(certificates)
-        defer { Task { await gateway.stop() } }
-        let tls = try ClientTLS(caFile: certificates.caFile)
-        let before = try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: tls)
-        #expect(try await before.request(.GET, "/health").status == .ok)
-        let plain = try await RawTCPConnection.connect(port: gateway.port)
-        try await plain.send("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline, (try? await plain.readMore()) == true {}
-        #expect(!plain.isActive, "the plain client is closed")
-        #expect(!String(buffer: plain.buffered).contains("HTTP/1.1"), "no plain HTTP answer on the TLS port")
-        await plain.close()
-        // A connection opened before keeps working, and new ones are served.
-        #expect(try await before.request(.GET, "/health").status == .ok)
-        await before.close()
-        let after = try await HTTPConnection.connect(host: "127.0.0.1", port: gateway.port, tls: tls)
-        #expect(try await after.request(.GET, "/health").status == .ok)
-        await after.close()
+        try await withTestGateway(await tlsGateway(certificates)) { gateway in
+            let tls = try ClientTLS(caFile: certificates.caFile)
+            let before = try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: tls)
+            #expect(try await before.request(.GET, "/health").status == .ok)
+            let plain = try await RawTCPConnection.connect(port: gateway.port)
+            try await plain.send("GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline, (try? await plain.readMore()) == true {}
+            #expect(!plain.isActive, "the plain client is closed")
+            #expect(!String(buffer: plain.buffered).contains("HTTP/1.1"), "no plain HTTP answer on the TLS port")
+            await plain.close()
+            // A connection opened before keeps working, and new ones are served.
+            #expect(try await before.request(.GET, "/health").status == .ok)
+            await before.close()
+            let after = try await HTTPConnection.connect(host: "127.0.0.1", port: gateway.port, tls: tls)
+            #expect(try await after.request(.GET, "/health").status == .ok)
+            await after.close()
+        }
     }
 
     @Test func aTLSClientOnAPlainPortIsToldItIsNotTLS() async throws {
         let certificates = try await TestCertificates.shared()
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let error = await #expect(throws: ClientTLSError.self) {
-            try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: try ClientTLS(caFile: certificates.caFile))
+        try await withTestGateway { gateway in
+            let error = await #expect(throws: ClientTLSError.self) {
+                try await HTTPConnection.connect(host: "localhost", port: gateway.port, tls: try ClientTLS(caFile: certificates.caFile))
+            }
+            #expect(error?.code == .notTLS, "\(String(describing: error))")
         }
-        #expect(error?.code == .notTLS, "\(String(describing: error))")
     }
 
     @Test func unusableFilesAreNamedInTheError() async throws {

@@ -1,10 +1,12 @@
 import FluxConsumer
 import FluxCore
 import FluxGateway
+import FluxTesting
 import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Testing
 
 /// A gateway on a loopback port over its own store, for one test.
 struct TestGateway {
@@ -34,8 +36,12 @@ struct TestGateway {
         return TestGateway(store: store, server: server, port: port)
     }
 
+    /// A new connection; a response that does not come within 120 s fails the request (a hung gateway fails its test
+    /// instead of hanging the run; the longest long-poll of the tests waits 60 s).
     func connect() async throws -> HTTPConnection {
-        try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        connection.responseTimeout = .seconds(120)
+        return connection
     }
 
     /// One request on a new connection.
@@ -75,6 +81,16 @@ struct TestGateway {
     }
 }
 
+/// Starts a gateway for one test (`TestGateway.start()` unless `start` says otherwise), runs `body` with it, and stops
+/// it when `body` returns or throws: awaited, so that no server, subscription or event-loop work outlives the test.
+func withTestGateway<Result>(
+    _ start: @autoclosure () async throws -> TestGateway = try await TestGateway.start(),
+    isolation: isolated (any Actor)? = #isolation, _ body: (TestGateway) async throws -> Result
+) async throws -> Result {
+    let gateway = try await start()
+    return try await withTeardown({ await gateway.stop() }) { try await body(gateway) }
+}
+
 extension HTTPResponse {
     /// The body parsed as a JSON object (fails the test's `try` when it is not).
     func jsonObject() throws -> [String: Any] {
@@ -96,4 +112,16 @@ func append(_ store: any EventStore, _ id: String, count: Int = 1, payloadSize: 
     try await store.append(AppendRequest(
         aggregateID: id, aggregateName: "S", expectedVersion: .any,
         events: (0..<count).map { _ in NewEvent(eventType: "t.E", payload: payload) }))
+}
+
+/// Once the server's one subscriber is live, appends 10,000 events of ≈1 KB (12 MB: more than the socket buffers of a
+/// subscriber that does not read can hold) and waits, at most 10 s, until the hub meets its full queue.
+func overflowTheLiveSubscriber(of server: GatewayServer, store: any EventStore) async throws {
+    // Wait until it is live, so that it is the hub that meets its full socket.
+    let deadline = ContinuousClock.now + .seconds(10)
+    while server.hub.liveCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+    try #require(server.hub.liveCount == 1)
+    for index in 0..<2000 { try await append(store, "s\(index % 3)", count: 5, payloadSize: 1000) }
+    let behind = ContinuousClock.now + .seconds(10)
+    while server.hub.fellBehindCount == 0, ContinuousClock.now < behind { try await Task.sleep(for: .milliseconds(10)) }
 }

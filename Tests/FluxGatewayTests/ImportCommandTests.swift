@@ -14,9 +14,8 @@ import Testing
     }
 
     func runImport(_ arguments: [String]) async throws -> (status: Int32?, output: String, errors: String) {
-        let process = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["import"] + arguments)
-        let status = await process.waitForExit(timeout: .seconds(60))
-        return (status, process.outputLines.joined(separator: "\n"), process.errorOutput)
+        let run = try await ChildProcess.run(try ChildProcess.fluxgateExecutable(), ["import"] + arguments, timeout: .seconds(60))
+        return (run.status, run.outputLines.joined(separator: "\n"), run.errorOutput)
     }
 
     func storedEvents(_ path: String) async throws -> [RecordedEvent] {

@@ -10,20 +10,21 @@ import Testing
         .appendingPathComponent("clients/python/loadgen.py")
 
     @Test func smallRunDeliversEveryEventOnceToEverySubscriber() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("loadgen-\(UUID().uuidString).json")
-        defer { try? FileManager.default.removeItem(at: out) }
-        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), [
-            "python3", Self.script.path, "http://127.0.0.1:\(gateway.port)", "--subscribers", "8", "--writers", "2",
-            "--rate", "100", "--duration", "2", "--deflate", "--out", out.path,
-        ])
-        #expect(await process.waitForExit(timeout: .seconds(120)) == 0, "\(process.errorOutput.suffix(800))")
-        let result = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
-        #expect(result["exactly_once_in_order"] as? Bool == true)
-        let appended = try #require(result["appended"] as? Int)
-        // How many appends fit in two seconds depends on the machine's load; correctness does not.
-        #expect(appended > 0, "the writers appended nothing: \(process.errorOutput.suffix(800))")
-        #expect(result["deliveries"] as? Int == appended * 8)
+        try await withTestGateway { gateway in
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("loadgen-\(UUID().uuidString).json")
+            defer { try? FileManager.default.removeItem(at: out) }
+            try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), [
+                "python3", Self.script.path, "http://127.0.0.1:\(gateway.port)", "--subscribers", "8", "--writers", "2",
+                "--rate", "100", "--duration", "2", "--deflate", "--out", out.path,
+            ]) { process in
+                #expect(await process.waitForExit(timeout: .seconds(120)) == 0, "\(process.errorOutput.suffix(800))")
+                let result = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
+                #expect(result["exactly_once_in_order"] as? Bool == true)
+                let appended = try #require(result["appended"] as? Int)
+                // How many appends fit in two seconds depends on the machine's load; correctness does not.
+                #expect(appended > 0, "the writers appended nothing: \(process.errorOutput.suffix(800))")
+                #expect(result["deliveries"] as? Int == appended * 8)
+            }
+        }
     }
 }

@@ -16,8 +16,10 @@ import Glibc
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("clients/python/subscribe.py")
 
-    private func subscriber(port: Int, offsetFile: String, extra: [String] = []) throws -> ChildProcess {
-        try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Self.script.path, "ws://127.0.0.1:\(port)", "--offset-file", offsetFile] + extra)
+    /// Runs `body` with a subscriber of `port` keeping its offset in `offsetFile`, stopped when `body` ends.
+    private func withSubscriber(port: Int, offsetFile: String, extra: [String] = [], _ body: (ChildProcess) async throws -> Void) async throws {
+        let arguments = ["python3", Self.script.path, "ws://127.0.0.1:\(port)", "--offset-file", offsetFile] + extra
+        try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments, body)
     }
 
     private func positions(_ lines: [String]) -> [Int] {
@@ -37,38 +39,41 @@ import Glibc
 
     @Test(arguments: [false, true])
     func catchUpThenLiveUnderConcurrentAppends(deflate: Bool) async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let offsetFile = tempFile()
-        defer { try? FileManager.default.removeItem(atPath: offsetFile) }
-        try await append(gateway.store, 100)
-        let process = try subscriber(port: gateway.port, offsetFile: offsetFile, extra: ["--exit-after", "500"] + (deflate ? ["--deflate"] : []))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for writer in 0..<4 { group.addTask { try await append(gateway.store, 100, writer: writer + 1) } }
-            try await group.waitForAll()
+        try await withTestGateway { gateway in
+            let offsetFile = tempFile()
+            defer { try? FileManager.default.removeItem(atPath: offsetFile) }
+            try await append(gateway.store, 100)
+            try await withSubscriber(port: gateway.port, offsetFile: offsetFile, extra: ["--exit-after", "500"] + (deflate ? ["--deflate"] : [])) { process in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for writer in 0..<4 { group.addTask { try await append(gateway.store, 100, writer: writer + 1) } }
+                    try await group.waitForAll()
+                }
+                let status = await process.waitForExit(timeout: .seconds(60))
+                #expect(status == 0, "\(process.errorOutput.suffix(500))")
+                #expect(positions(process.outputLines) == Array(1...500))
+            }
         }
-        let status = await process.waitForExit(timeout: .seconds(60))
-        #expect(status == 0, "\(process.errorOutput.suffix(500))")
-        #expect(positions(process.outputLines) == Array(1...500))
     }
 
     @Test func aKilledSubscriberResumesFromItsCheckpointWithExactlyTheMissedEvents() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let offsetFile = tempFile()
-        defer { try? FileManager.default.removeItem(atPath: offsetFile) }
-        try await append(gateway.store, 300)
-        let first = try subscriber(port: gateway.port, offsetFile: offsetFile)
-        _ = try await first.waitForLine(containing: "\"position\":150")
-        first.signal(SIGKILL)
-        _ = await first.waitForExit()
-        let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: offsetFile))) as? [String: Any]
-        let checkpoint = try #require(saved?["position"] as? Int)
-        #expect(checkpoint >= 150 && checkpoint <= 300)
-        try await append(gateway.store, 50)
-        let second = try subscriber(port: gateway.port, offsetFile: offsetFile, extra: ["--exit-after", "\(350 - checkpoint)"])
-        #expect(await second.waitForExit(timeout: .seconds(60)) == 0)
-        #expect(positions(second.outputLines) == Array((checkpoint + 1)...350), "exactly what it had not handled")
+        try await withTestGateway { gateway in
+            let offsetFile = tempFile()
+            defer { try? FileManager.default.removeItem(atPath: offsetFile) }
+            try await append(gateway.store, 300)
+            try await withSubscriber(port: gateway.port, offsetFile: offsetFile) { first in
+                _ = try await first.waitForLine(containing: "\"position\":150")
+                first.signal(SIGKILL)
+                _ = await first.waitForExit()
+            }
+            let saved = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: offsetFile))) as? [String: Any]
+            let checkpoint = try #require(saved?["position"] as? Int)
+            #expect(checkpoint >= 150 && checkpoint <= 300)
+            try await append(gateway.store, 50)
+            try await withSubscriber(port: gateway.port, offsetFile: offsetFile, extra: ["--exit-after", "\(350 - checkpoint)"]) { second in
+                #expect(await second.waitForExit(timeout: .seconds(60)) == 0)
+                #expect(positions(second.outputLines) == Array((checkpoint + 1)...350), "exactly what it had not handled")
+            }
+        }
     }
 
     @Test func aGatewayRestartIsSurvived() async throws {
@@ -77,30 +82,35 @@ import Glibc
         let store = InMemoryEventStore()
         let firstServer = GatewayServer(store: store, configuration: GatewayConfiguration(port: 0, logger: logger))
         let port = try await firstServer.start()
-        let offsetFile = tempFile()
-        defer { try? FileManager.default.removeItem(atPath: offsetFile) }
-        try await append(store, 20)
-        let process = try subscriber(port: port, offsetFile: offsetFile, extra: ["--exit-after", "60"])
-        _ = try await process.waitForLine(containing: "\"position\":20")
-        await firstServer.stop()  // subscribers get 1001
-        _ = try await process.waitForLine(containing: "1001")
-        try await append(store, 20)
-        let secondServer = GatewayServer(store: store, configuration: GatewayConfiguration(port: port, logger: logger))
-        try await secondServer.start()
-        defer { Task { await secondServer.stop() } }
-        try await append(store, 20)
-        #expect(await process.waitForExit(timeout: .seconds(60)) == 0, "\(process.errorOutput.suffix(500))")
-        #expect(positions(process.outputLines) == Array(1...60))
+        try await withTeardown({ await firstServer.stop() }) {
+            let offsetFile = tempFile()
+            defer { try? FileManager.default.removeItem(atPath: offsetFile) }
+            try await append(store, 20)
+            try await withSubscriber(port: port, offsetFile: offsetFile, extra: ["--exit-after", "60"]) { process in
+                _ = try await process.waitForLine(containing: "\"position\":20")
+                await firstServer.stop()  // subscribers get 1001
+                _ = try await process.waitForLine(containing: "1001")
+                try await append(store, 20)
+                let secondServer = GatewayServer(store: store, configuration: GatewayConfiguration(port: port, logger: logger))
+                try await secondServer.start()
+                try await withTeardown({ await secondServer.stop() }) {
+                    try await append(store, 20)
+                    #expect(await process.waitForExit(timeout: .seconds(60)) == 0, "\(process.errorOutput.suffix(500))")
+                    #expect(positions(process.outputLines) == Array(1...60))
+                }
+            }
+        }
     }
 
     @Test func anEpochMismatchStopsTheSubscriberWithAnError() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let offsetFile = tempFile()
-        defer { try? FileManager.default.removeItem(atPath: offsetFile) }
-        try #"{"position": 0, "epoch": "some-other-store"}"#.write(toFile: offsetFile, atomically: true, encoding: .utf8)
-        let process = try subscriber(port: gateway.port, offsetFile: offsetFile)
-        #expect(await process.waitForExit(timeout: .seconds(30)) == 2)
-        #expect(process.errorOutput.contains("another store"))
+        try await withTestGateway { gateway in
+            let offsetFile = tempFile()
+            defer { try? FileManager.default.removeItem(atPath: offsetFile) }
+            try #"{"position": 0, "epoch": "some-other-store"}"#.write(toFile: offsetFile, atomically: true, encoding: .utf8)
+            try await withSubscriber(port: gateway.port, offsetFile: offsetFile) { process in
+                #expect(await process.waitForExit(timeout: .seconds(30)) == 2)
+                #expect(process.errorOutput.contains("another store"))
+            }
+        }
     }
 }

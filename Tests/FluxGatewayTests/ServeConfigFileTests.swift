@@ -18,20 +18,20 @@ import Testing
             try? FileManager.default.removeItem(at: tokens)
             try? FileManager.default.removeItem(at: config)
         }
-        let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--config", config.path, "--port", "0"])
-        defer { server.signal(SIGKILL) }
-        let line = try await server.waitForLine(containing: "listening")
-        let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
-        #expect(port != 1, "--port 0 overrode the file's port")
-        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
-        #expect(try await connection.request(.GET, "/events?after=0").status == .unauthorized, "the file's token-file applies")
-        await connection.close()
-        let big = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
-        let answer = try await big.request(.GET, "/health", headers: [("X-Big", String(repeating: "x", count: 4000))])
-        #expect(answer.status == .requestHeaderFieldsTooLarge, "the file's max-header-size applies")
-        await big.close()
-        server.signal(SIGINT)
-        #expect(await server.waitForExit() == 0)
+        try await withFluxgate(["serve", "--config", config.path, "--port", "0"]) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+            #expect(port != 1, "--port 0 overrode the file's port")
+            let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+            #expect(try await connection.request(.GET, "/events?after=0").status == .unauthorized, "the file's token-file applies")
+            await connection.close()
+            let big = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+            let answer = try await big.request(.GET, "/health", headers: [("X-Big", String(repeating: "x", count: 4000))])
+            #expect(answer.status == .requestHeaderFieldsTooLarge, "the file's max-header-size applies")
+            await big.close()
+            server.signal(SIGINT)
+            #expect(await server.waitForExit() == 0)
+        }
     }
 
     @Test func badFilesAreRefusedWithTheReason() async throws {
@@ -42,9 +42,10 @@ import Testing
             try? FileManager.default.removeItem(at: unknown)
         }
         for (file, message) in [(notAnObject.path, "is not a JSON object"), (unknown.path, "no-such-option"), ("/nonexistent.json", "cannot read the config file")] {
-            let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["serve", "--config", file])
-            #expect(await server.waitForExit() != 0)
-            #expect(server.errorOutput.contains(message), "\(server.errorOutput)")
+            try await withFluxgate(["serve", "--config", file]) { server in
+                #expect(await server.waitForExit() != 0)
+                #expect(server.errorOutput.contains(message), "\(server.errorOutput)")
+            }
         }
     }
 }

@@ -57,63 +57,63 @@ private final class SSESubscriber {
 
 @Suite struct ServerSentEventsEndpointTests {
     @Test func catchUpThenLiveUnderConcurrentAppendsWithNoGapOrDuplicate() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        for index in 0..<120 { try await append(gateway.store, "seed-\(index % 7)") }
-        let subscriber = try await SSESubscriber(port: gateway.port, query: "after=20")
-        let head = try await subscriber.head()
-        #expect(head.hasPrefix("HTTP/1.1 200"))
-        #expect(head.lowercased().contains("content-type: text/event-stream"))
-        // Four writers append while the subscriber catches up and goes live.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for writer in 0..<4 {
-                group.addTask {
-                    for index in 0..<100 {
-                        try await append(gateway.store, "w\(writer)-\(index % 5)")
+        try await withTestGateway { gateway in
+            for index in 0..<120 { try await append(gateway.store, "seed-\(index % 7)") }
+            let subscriber = try await SSESubscriber(port: gateway.port, query: "after=20")
+            let head = try await subscriber.head()
+            #expect(head.hasPrefix("HTTP/1.1 200"))
+            #expect(head.lowercased().contains("content-type: text/event-stream"))
+            // Four writers append while the subscriber catches up and goes live.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        for index in 0..<100 {
+                            try await append(gateway.store, "w\(writer)-\(index % 5)")
+                        }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            try await subscriber.read(untilPositions: 500)
+            #expect(subscriber.positions == Array(21...520))
+            #expect(subscriber.caughtUpCount == 1)
+            #expect((subscriber.caughtUpHead ?? 0) >= 120)
+            // Live: one more event arrives without polling.
+            try await append(gateway.store, "late")
+            try await subscriber.read(untilPositions: 501)
+            #expect(subscriber.positions.last == 521)
+            await subscriber.close()
         }
-        try await subscriber.read(untilPositions: 500)
-        #expect(subscriber.positions == Array(21...520))
-        #expect(subscriber.caughtUpCount == 1)
-        #expect((subscriber.caughtUpHead ?? 0) >= 120)
-        // Live: one more event arrives without polling.
-        try await append(gateway.store, "late")
-        try await subscriber.read(untilPositions: 501)
-        #expect(subscriber.positions.last == 521)
-        await subscriber.close()
     }
 
     @Test func lastEventIDWinsOverAfterAndFiltersApply() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        for index in 0..<10 {
-            try await gateway.store.append(AppendRequest(
-                aggregateID: "a\(index)", aggregateName: index % 2 == 0 ? "Even" : "Odd", expectedVersion: .any,
-                events: [NewEvent(eventType: "t", payload: .null)]))
+        try await withTestGateway { gateway in
+            for index in 0..<10 {
+                try await gateway.store.append(AppendRequest(
+                    aggregateID: "a\(index)", aggregateName: index % 2 == 0 ? "Even" : "Odd", expectedVersion: .any,
+                    events: [NewEvent(eventType: "t", payload: .null)]))
+            }
+            let resumed = try await SSESubscriber(port: gateway.port, query: "after=0&aggregate_name=Even", headers: ["Last-Event-ID: 4"])
+            _ = try await resumed.head()
+            try await resumed.read(untilPositions: 3)
+            #expect(resumed.positions == [5, 7, 9])
+            await resumed.close()
         }
-        let resumed = try await SSESubscriber(port: gateway.port, query: "after=0&aggregate_name=Even", headers: ["Last-Event-ID: 4"])
-        _ = try await resumed.head()
-        try await resumed.read(untilPositions: 3)
-        #expect(resumed.positions == [5, 7, 9])
-        await resumed.close()
     }
 
     @Test func epochMismatchAndOffsetsBeyondTheHeadAre409BadQueries400() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        try await append(gateway.store, "x", count: 3)
-        let sse = [("Accept", "text/event-stream")]
-        let wrongEpoch = try await gateway.get("/events/subscribe?after=1&epoch=other", headers: sse)
-        #expect(wrongEpoch.status == .conflict)
-        #expect(try wrongEpoch.jsonObject()["error"] as? String == "epoch_mismatch")
-        let beyond = try await gateway.get("/events/subscribe?after=4", headers: sse)
-        #expect(beyond.status == .conflict)
-        #expect(try await gateway.get("/events/subscribe?after=x", headers: sse).status == .badRequest)
-        #expect(try await gateway.get("/events/subscribe?after=0", headers: sse + [("Last-Event-ID", "abc")]).status == .badRequest)
-        #expect(try await gateway.get("/events/subscribe?after=0").status == .badRequest, "neither SSE nor WebSocket")
+        try await withTestGateway { gateway in
+            try await append(gateway.store, "x", count: 3)
+            let sse = [("Accept", "text/event-stream")]
+            let wrongEpoch = try await gateway.get("/events/subscribe?after=1&epoch=other", headers: sse)
+            #expect(wrongEpoch.status == .conflict)
+            #expect(try wrongEpoch.jsonObject()["error"] as? String == "epoch_mismatch")
+            let beyond = try await gateway.get("/events/subscribe?after=4", headers: sse)
+            #expect(beyond.status == .conflict)
+            #expect(try await gateway.get("/events/subscribe?after=x", headers: sse).status == .badRequest)
+            #expect(try await gateway.get("/events/subscribe?after=0", headers: sse + [("Last-Event-ID", "abc")]).status == .badRequest)
+            #expect(try await gateway.get("/events/subscribe?after=0").status == .badRequest, "neither SSE nor WebSocket")
+        }
     }
 
     @Test func aSlowSubscriberFallsBehindCatchesUpAndMissesNothing() async throws {
@@ -125,22 +125,16 @@ private final class SSESubscriber {
             configuration: GatewayConfiguration(port: 0, subscriberHighWater: 16 * 1024, logger: logger)
         )
         let port = try await server.start()
-        defer { Task { await server.stop() } }
-        // A small receive buffer and no reading for a while: the socket fills, the gateway's queue too.
-        let slow = try await SSESubscriber(port: port, query: "after=0", receiveBuffer: 4096)
-        _ = try await slow.head()
-        // Wait until it is live, so that it is the hub that meets its full socket.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while server.hub.liveCount == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        try #require(server.hub.liveCount == 1)
-        for index in 0..<2000 { try await append(store, "s\(index % 3)", count: 5, payloadSize: 1000) }
-        // Still not reading: 12 MB cannot all fit in the socket buffers, so the hub meets a full queue.
-        let behind = ContinuousClock.now + .seconds(10)
-        while server.hub.fellBehindCount == 0, ContinuousClock.now < behind { try await Task.sleep(for: .milliseconds(10)) }
-        // Now read it all.
-        try await slow.read(untilPositions: 10000, timeout: .seconds(240))
-        #expect(slow.positions == Array(1...10000))
-        #expect(server.hub.fellBehindCount >= 1, "the subscriber went back to the store at least once")
-        await slow.close()
+        try await withTeardown({ await server.stop() }) {
+            // A small receive buffer and no reading for a while: the socket fills, the gateway's queue too.
+            let slow = try await SSESubscriber(port: port, query: "after=0", receiveBuffer: 4096)
+            _ = try await slow.head()
+            try await overflowTheLiveSubscriber(of: server, store: store)
+            // Now read it all.
+            try await slow.read(untilPositions: 10000, timeout: .seconds(240))
+            #expect(slow.positions == Array(1...10000))
+            #expect(server.hub.fellBehindCount >= 1, "the subscriber went back to the store at least once")
+            await slow.close()
+        }
     }
 }

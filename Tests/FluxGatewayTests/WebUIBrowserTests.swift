@@ -20,30 +20,30 @@ import Testing
     @Test(arguments: ["websocket", "sse", "polling", "websocket+token"])
     func aNewEventAppearsAndItsPayloadShows(transport: String) async throws {
         let token = "browser-token-0123456789"
-        let gateway = try await TestGateway.start(
-            accessControl: transport.hasSuffix("+token")
-                ? try await AccessControl(tokens: [.init(name: "browser", token: token, scopes: ["read", "write"])]) : nil
-        )
-        defer { Task { await gateway.stop() } }
-        for index in 1...12 {
-            try await gateway.store.append(AppendRequest(
-                aggregateID: "acc-\(index % 4)", aggregateName: "Account", expectedVersion: .any,
-                events: [NewEvent(eventType: index % 3 == 0 ? "account.AccountDebited" : "account.AccountCredited",
-                                  payload: EventPayload(trustedJSON: Array(#"{"amount": \#(index * 10)}"#.utf8)))]))
+        let access = transport.hasSuffix("+token")
+            ? try await AccessControl(tokens: [.init(name: "browser", token: token, scopes: ["read", "write"])]) : nil
+        try await withTestGateway(await TestGateway.start(accessControl: access)) { gateway in
+            for index in 1...12 {
+                try await gateway.store.append(AppendRequest(
+                    aggregateID: "acc-\(index % 4)", aggregateName: "Account", expectedVersion: .any,
+                    events: [NewEvent(eventType: index % 3 == 0 ? "account.AccountDebited" : "account.AccountCredited",
+                                      payload: EventPayload(trustedJSON: Array(#"{"amount": \#(index * 10)}"#.utf8)))]))
+            }
+            let refusals = ["websocket": [], "sse": ["--refuse-push"], "polling": ["--refuse-push", "--refuse-sse"], "websocket+token": ["--token", token]][transport] ?? []
+            let screenshot = Self.screenshot(transport)
+            try? FileManager.default.removeItem(at: screenshot)
+            try await withChildProcess(
+                URL(fileURLWithPath: "/usr/bin/env"),
+                ["python3", Self.script.path, "http://127.0.0.1:\(gateway.port)", screenshot.path, "--timeout", "120"] + refusals
+            ) { process in
+                let status = await process.waitForExit(timeout: .seconds(180))
+                let output = (process.outputLines.joined(separator: "\n") + "\n" + process.errorOutput).trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(status == 0, "ui_check.py exited \(status.map(String.init) ?? "— still running after 180 s, stopped"):\n\(output)")
+                let size = (try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0
+                #expect(size > 0, "no screenshot at \(screenshot.path)")
+                let header = try? FileHandle(forReadingFrom: screenshot).read(upToCount: 8)
+                #expect(header == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "\(screenshot.path) is not a PNG")
+            }
         }
-        let refusals = ["websocket": [], "sse": ["--refuse-push"], "polling": ["--refuse-push", "--refuse-sse"], "websocket+token": ["--token", token]][transport] ?? []
-        let screenshot = Self.screenshot(transport)
-        try? FileManager.default.removeItem(at: screenshot)
-        let process = try ChildProcess(
-            URL(fileURLWithPath: "/usr/bin/env"),
-            ["python3", Self.script.path, "http://127.0.0.1:\(gateway.port)", screenshot.path, "--timeout", "120"] + refusals)
-        let status = await process.waitForExit(timeout: .seconds(180))
-        if status == nil { process.signal(SIGKILL) }
-        let output = (process.outputLines.joined(separator: "\n") + "\n" + process.errorOutput).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(status == 0, "ui_check.py exited \(status.map(String.init) ?? "— still running after 180 s, killed"):\n\(output)")
-        let size = (try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0
-        #expect(size > 0, "no screenshot at \(screenshot.path)")
-        let header = try? FileHandle(forReadingFrom: screenshot).read(upToCount: 8)
-        #expect(header == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "\(screenshot.path) is not a PNG")
     }
 }

@@ -284,47 +284,46 @@ func tail(_ store: PostgresEventStore, until count: Int64, deadline: Duration = 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-pg-restart-\(UUID().uuidString.prefix(8))").path
         let port = freeLoopbackPort()
         let server = try await TestPostgres.start(directory: directory, port: port)
-        defer {
-            // Also when the test fails half-way: stop the server, then remove its files.
-            Task {
-                try? await TestPostgres.stop(directory: directory)
-                try? FileManager.default.removeItem(atPath: directory)
-                try? FileManager.default.removeItem(atPath: directory + ".initdb.log")
+        // Also when the test fails half-way: stop the server, then remove its files.
+        try await withTeardown({
+            try? await TestPostgres.stop(directory: directory)
+            try? FileManager.default.removeItem(atPath: directory)
+            try? FileManager.default.removeItem(atPath: directory + ".initdb.log")
+        }) {
+            let database = try await TestPostgres.createDatabase(on: server)
+            var options = PostgresEventStore.Options.forTests
+            options.operationTimeout = .seconds(30)  // appends fail clearly while the server is down, within this
+            options.headPollInterval = .seconds(3600)  // only notifications wake the reader
+            let writer = try await PostgresEventStore.open(database, options: options)
+            let reader = try await PostgresEventStore.open(database, options: options)
+            for _ in 0..<10 { try await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [newEvent()])) }
+
+            try await TestPostgres.stop(directory: directory)
+            await #expect(throws: StoreError.self) {
+                try await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [newEvent()]))
             }
-        }
-        let database = try await TestPostgres.createDatabase(on: server)
-        var options = PostgresEventStore.Options.forTests
-        options.operationTimeout = .seconds(30)  // appends fail clearly while the server is down, within this
-        options.headPollInterval = .seconds(3600)  // only notifications wake the reader
-        let writer = try await PostgresEventStore.open(database, options: options)
-        let reader = try await PostgresEventStore.open(database, options: options)
-        for _ in 0..<10 { try await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [newEvent()])) }
+            _ = try await TestPostgres.start(directory: directory, port: port)
 
-        try await TestPostgres.stop(directory: directory)
-        await #expect(throws: StoreError.self) {
+            // Appends work again once the pool has reconnected; a retry with the same event id is idempotent.
+            let event = newEvent()
+            var appended: AppendResult?
+            let retryUntil = ContinuousClock.now + .seconds(90)
+            while appended == nil && ContinuousClock.now < retryUntil {
+                appended = try? await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [event]))
+                if appended == nil { try await Task.sleep(for: .milliseconds(250)) }
+            }
+            let result = try #require(appended, "the store reconnected after the restart")
+            #expect(result.firstPosition == Position(11) || result.firstPosition == Position(12))
+            // The reader's listener reconnected and hears the next commit.
+            try await Task.sleep(for: .seconds(3))
+            let head = try await reader.head()
+            async let woken = reader.waitForHead(beyond: head, timeout: .seconds(30))
             try await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [newEvent()]))
+            #expect(try await woken == head.next)
+            let positions = try await reader.read(after: .start, limit: 100).map(\.position.rawValue)
+            #expect(positions == Array(1...head.next.rawValue), "dense, nothing lost or repeated")
+            await writer.close()
+            await reader.close()
         }
-        _ = try await TestPostgres.start(directory: directory, port: port)
-
-        // Appends work again once the pool has reconnected; a retry with the same event id is idempotent.
-        let event = newEvent()
-        var appended: AppendResult?
-        let retryUntil = ContinuousClock.now + .seconds(90)
-        while appended == nil && ContinuousClock.now < retryUntil {
-            appended = try? await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [event]))
-            if appended == nil { try await Task.sleep(for: .milliseconds(250)) }
-        }
-        let result = try #require(appended, "the store reconnected after the restart")
-        #expect(result.firstPosition == Position(11) || result.firstPosition == Position(12))
-        // The reader's listener reconnected and hears the next commit.
-        try await Task.sleep(for: .seconds(3))
-        let head = try await reader.head()
-        async let woken = reader.waitForHead(beyond: head, timeout: .seconds(30))
-        try await writer.append(AppendRequest(aggregateID: "r", aggregateName: "T", expectedVersion: .any, events: [newEvent()]))
-        #expect(try await woken == head.next)
-        let positions = try await reader.read(after: .start, limit: 100).map(\.position.rawValue)
-        #expect(positions == Array(1...head.next.rawValue), "dense, nothing lost or repeated")
-        await writer.close()
-        await reader.close()
     }
 }

@@ -38,8 +38,8 @@ actor TestPostgres {
     /// Starts a server with `scripts/postgres.sh` (in `directory` on `port` when given) and returns its location.
     static func start(directory: String? = nil, port: Int? = nil) async throws -> PostgresLocation {
         let arguments = ["bash", script, "start"] + (directory.map { [$0] } ?? []) + (port.map { [String($0)] } ?? [])
-        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments)
-        guard await process.waitForExit(timeout: .seconds(120)) == 0, let url = process.outputLines.last else {
+        let process = try await ChildProcess.run(URL(fileURLWithPath: "/usr/bin/env"), arguments, timeout: .seconds(120))
+        guard process.status == 0, let url = process.outputLines.last else {
             throw TestSetupError("could not start PostgreSQL with scripts/postgres.sh (\(process.errorOutput)); run scripts/setup.sh, or set FLUXGATE_TEST_POSTGRES_URL")
         }
         return try PostgresLocation(url: url)
@@ -47,8 +47,7 @@ actor TestPostgres {
 
     /// Stops a server started with `start(directory:port:)`.
     static func stop(directory: String) async throws {
-        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["bash", script, "stop", directory])
-        _ = await process.waitForExit(timeout: .seconds(60))
+        _ = try await ChildProcess.run(URL(fileURLWithPath: "/usr/bin/env"), ["bash", script, "stop", directory], timeout: .seconds(60))
     }
 
     /// Drops the databases earlier test runs left on the throwaway server (each test makes its own), so that they do
@@ -56,8 +55,8 @@ actor TestPostgres {
     static func dropOldTestDatabases(on server: PostgresLocation) async throws {
         let url = "postgres://\(server.username)@\(server.host):\(server.port)/\(server.database)"
         let sql = #"SELECT format('DROP DATABASE IF EXISTS %I', datname) FROM pg_database WHERE datname LIKE 'fluxgate\_test\_%' \gexec"#
-        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["bash", "-c", "echo \"$1\" | psql -X -q \"$2\" >/dev/null", "drop", sql, url])
-        _ = await process.waitForExit(timeout: .seconds(120))
+        _ = try await ChildProcess.run(
+            URL(fileURLWithPath: "/usr/bin/env"), ["bash", "-c", "echo \"$1\" | psql -X -q \"$2\" >/dev/null", "drop", sql, url], timeout: .seconds(120))
     }
 
     /// A new, empty database on the server.
@@ -88,10 +87,11 @@ actor TestPostgres {
         try await runPsql(location, sql, options: ["-A", "-t"]).outputLines.joined(separator: "\n")
     }
 
-    private static func runPsql(_ location: PostgresLocation, _ sql: String, options: [String] = []) async throws -> ChildProcess {
+    private static func runPsql(_ location: PostgresLocation, _ sql: String, options: [String] = []) async throws -> ChildProcess.Outcome {
         let url = "postgres://\(location.username)@\(location.host):\(location.port)/\(location.database)"
-        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"] + options + [url, "-c", sql])
-        guard await process.waitForExit(timeout: .seconds(60)) == 0 else {
+        let process = try await ChildProcess.run(
+            URL(fileURLWithPath: "/usr/bin/env"), ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"] + options + [url, "-c", sql], timeout: .seconds(60))
+        guard process.status == 0 else {
             throw TestSetupError("psql failed on \(sql): \(process.errorOutput)")
         }
         return process

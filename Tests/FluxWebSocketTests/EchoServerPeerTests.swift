@@ -13,32 +13,34 @@ import Glibc
 
     @Test(arguments: [false, true])
     func pythonWebsocketsClientGetsEveryMessageBack(deflate: Bool) async throws {
-        let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["echo-server", "--port", "0"])
-        defer { server.signal(SIGKILL) }
-        let line = try await server.waitForLine(containing: "listening")
-        let address = try #require(line.firstMatch(of: /ws:\/\/127\.0\.0\.1:(\d+)/))
-        let client = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Self.peer.path, "ws://127.0.0.1:\(address.1)"] + (deflate ? ["--deflate"] : []))
-        #expect(await client.waitForExit(timeout: .seconds(120)) == 0, "\(client.outputLines) \(client.errorOutput.suffix(1000))")
-        #expect(client.outputLines.last == "ok")
+        try await withFluxgate(["echo-server", "--port", "0"]) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            let address = try #require(line.firstMatch(of: /ws:\/\/127\.0\.0\.1:(\d+)/))
+            let arguments = ["python3", Self.peer.path, "ws://127.0.0.1:\(address.1)"] + (deflate ? ["--deflate"] : [])
+            try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments) { client in
+                #expect(await client.waitForExit(timeout: .seconds(120)) == 0, "\(client.outputLines) \(client.errorOutput.suffix(1000))")
+                #expect(client.outputLines.last == "ok")
+            }
+        }
     }
 
     @Test func plainHTTPAndBadHandshakesGetAClearError() async throws {
-        let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["echo-server", "--port", "0"])
-        defer { server.signal(SIGKILL) }
-        let line = try await server.waitForLine(containing: "listening")
-        let match = try #require(line.firstMatch(of: /ws:\/\/127\.0\.0\.1:(\d+)/))
-        let port = try #require(Int(match.1))
-        let plain = try await RawTCPConnection.connect(port: port)
-        try await plain.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        let answer = try await plain.readUntil("\r\n\r\n")
-        #expect(answer?.hasPrefix("HTTP/1.1 400") == true)
-        await plain.close()
-        let oldVersion = try await RawTCPConnection.connect(port: port)
-        try await oldVersion.send("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n")
-        let refused = try await oldVersion.readUntil("\r\n\r\n")
-        #expect(refused?.hasPrefix("HTTP/1.1 426") == true, "\(refused ?? "nothing")")
-        #expect(refused?.contains("13") == true)
-        await oldVersion.close()
+        try await withFluxgate(["echo-server", "--port", "0"]) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            let match = try #require(line.firstMatch(of: /ws:\/\/127\.0\.0\.1:(\d+)/))
+            let port = try #require(Int(match.1))
+            let plain = try await RawTCPConnection.connect(port: port)
+            try await plain.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answer = try await plain.readUntil("\r\n\r\n")
+            #expect(answer?.hasPrefix("HTTP/1.1 400") == true)
+            await plain.close()
+            let oldVersion = try await RawTCPConnection.connect(port: port)
+            try await oldVersion.send("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n")
+            let refused = try await oldVersion.readUntil("\r\n\r\n")
+            #expect(refused?.hasPrefix("HTTP/1.1 426") == true, "\(refused ?? "nothing")")
+            #expect(refused?.contains("13") == true)
+            await oldVersion.close()
+        }
     }
 }
 
@@ -48,24 +50,26 @@ import Glibc
 
     @Test(arguments: [false, true])
     func echoesEverythingAPythonWebsocketsServerSendsAndClosesCleanly(deflate: Bool) async throws {
-        let server = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Self.peer.path])
-        defer { server.signal(SIGKILL) }
-        let line = try await server.waitForLine(containing: "listening")
-        let port = try #require(line.split(separator: " ").last.map(String.init))
-        let client = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["echo-client", "--url", "ws://127.0.0.1:\(port)/"] + (deflate ? ["--deflate"] : []))
-        #expect(await client.waitForExit(timeout: .seconds(120)) == 0, "\(client.errorOutput)")
-        #expect(await server.waitForExit(timeout: .seconds(30)) == 0, "\(server.outputLines) \(server.errorOutput.suffix(800))")
-        #expect(server.outputLines.last == "ok")
+        try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Self.peer.path]) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            let port = try #require(line.split(separator: " ").last.map(String.init))
+            try await withFluxgate(["echo-client", "--url", "ws://127.0.0.1:\(port)/"] + (deflate ? ["--deflate"] : [])) { client in
+                #expect(await client.waitForExit(timeout: .seconds(120)) == 0, "\(client.errorOutput)")
+            }
+            #expect(await server.waitForExit(timeout: .seconds(30)) == 0, "\(server.outputLines) \(server.errorOutput.suffix(800))")
+            #expect(server.outputLines.last == "ok")
+        }
     }
 
     @Test func aRefusedUpgradeIsANonZeroExitWithAReason() async throws {
         // A plain HTTP server answers the handshake with 200, not 101.
-        let plain = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
-        defer { plain.signal(SIGKILL) }
-        let line = try await plain.waitForLine(containing: "Serving HTTP")
-        let match = try #require(line.firstMatch(of: /port (\d+)/))
-        let client = try ChildProcess(try ChildProcess.fluxgateExecutable(), ["echo-client", "--url", "ws://127.0.0.1:\(match.1)/"])
-        #expect(await client.waitForExit(timeout: .seconds(30)) != 0)
-        #expect(client.errorOutput.contains("refused"))
+        try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"]) { plain in
+            let line = try await plain.waitForLine(containing: "Serving HTTP")
+            let match = try #require(line.firstMatch(of: /port (\d+)/))
+            try await withFluxgate(["echo-client", "--url", "ws://127.0.0.1:\(match.1)/"]) { client in
+                #expect(await client.waitForExit(timeout: .seconds(30)) != 0)
+                #expect(client.errorOutput.contains("refused"))
+            }
+        }
     }
 }

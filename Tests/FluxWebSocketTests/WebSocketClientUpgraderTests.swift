@@ -1,3 +1,4 @@
+import FluxTesting
 import FluxWebSocket
 import NIOCore
 import NIOEmbedded
@@ -106,10 +107,10 @@ final class CollectingClientHandler: ChannelInboundHandler {
         client.write(HTTPClientRequestPart.head(head), promise: nil)
         try await client.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
 
-        let echo = try await WebSocketLoopbackTests.withTimeout(.seconds(20)) { try await received.futureResult.get() }
+        let echo = try await withTimeLimit(.seconds(20), "the echo") { try await received.futureResult.get() }
         #expect(echo == sent)
         // The closing handshake ends with the server closing TCP.
-        try await WebSocketLoopbackTests.withTimeout(.seconds(20)) { try await client.closeFuture.get() }
+        try await withTimeLimit(.seconds(20), "the close") { try await client.closeFuture.get() }
 
         try await server.close()
         try await group.shutdownGracefully()

@@ -1,3 +1,4 @@
+import FluxTesting
 import FluxWebSocket
 import NIOCore
 import NIOHTTP1
@@ -24,21 +25,6 @@ import Testing
             .get()
     }
 
-    struct TimedOut: Error {}
-
-    /// Runs `operation`, failing (and cancelling it) after `limit` so a bug fails the test instead of hanging the run.
-    static func withTimeout<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw TimedOut()
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
-        }
-    }
-
     /// Serializes a request head the way a browser would send it.
     static func serialize(_ head: HTTPRequestHead) -> ByteBuffer {
         var text = "\(head.method.rawValue) \(head.uri) HTTP/1.1\r\n"
@@ -59,7 +45,7 @@ import Testing
         let handshake = WebSocketClientHandshake(deflate: deflate ? WebSocketDeflateOptions() : nil)
         let payload = String(repeating: "fluxgate event ", count: 200)
 
-        let (response, frames) = try await Self.withTimeout(.seconds(20)) { try await client.executeThenClose { inbound, outbound in
+        let (response, frames) = try await withTimeLimit(.seconds(20), "the echo exchange") { try await client.executeThenClose { inbound, outbound in
             try await outbound.write(Self.serialize(handshake.requestHead(host: "127.0.0.1:\(port)", path: "/ws")))
             var message = WebSocketFrame(opcode: .text, maskKey: .random(), data: ByteBuffer(string: payload))
             if deflate {

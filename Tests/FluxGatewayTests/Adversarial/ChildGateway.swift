@@ -30,12 +30,16 @@ final class ChildGateway {
         } else {
             process = try ChildProcess(executable, serve)
         }
-        let line = try await process.waitForLine(containing: "listening", timeout: .seconds(60))
-        guard let match = line.firstMatch(of: /127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
-            process.signal(SIGKILL)
-            throw TestFailure("no port in \(line)")
+        do {
+            let line = try await process.waitForLine(containing: "listening", timeout: .seconds(60))
+            guard let match = line.firstMatch(of: /127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
+                throw TestFailure("no port in \(line)")
+            }
+            return ChildGateway(process: process, port: port)
+        } catch {
+            await process.stop(grace: .zero)
+            throw error
         }
-        return ChildGateway(process: process, port: port)
     }
 
     /// The process's resident memory, in MiB (from `/proc/PID/status`); `nil` once it has exited.
@@ -54,9 +58,10 @@ final class ChildGateway {
 
     var isRunning: Bool { kill(process.processIdentifier, 0) == 0 && residentMiB() != nil }
 
-    /// One request on a new connection.
+    /// One request on a new connection; a gateway that does not answer within 60 s fails the test.
     func request(_ method: HTTPMethod, _ target: String, headers: [(String, String)] = [], json: String? = nil) async throws -> HTTPResponse {
         let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        connection.responseTimeout = .seconds(60)
         var headers = headers
         if json != nil { headers.append(("Content-Type", "application/json")) }
         let response = try await connection.request(method, target, headers: headers, body: json.map { ByteBuffer(string: $0) })
@@ -80,8 +85,8 @@ final class ChildGateway {
         }
     }
 
+    /// Kills the gateway (an attack's aftermath is not worth a graceful stop) and waits until it is reaped.
     func stop() async {
-        process.signal(SIGKILL)
-        _ = await process.waitForExit(timeout: .seconds(10))
+        await process.stop(grace: .zero)
     }
 }

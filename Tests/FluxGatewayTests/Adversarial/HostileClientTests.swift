@@ -164,13 +164,7 @@ import Glibc
 
 /// Runs `body`, then kills the gateway, whatever happened.
 func withChildGateway(_ gateway: ChildGateway, _ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch {
-        await gateway.stop()
-        throw error
-    }
-    await gateway.stop()
+    try await withTeardown({ await gateway.stop() }, body)
 }
 
 /// A value shared between a test and the thread it starts.

@@ -36,24 +36,24 @@ import Testing
     /// Through the feed: 8 KiB events, `limit=1000`, a 64 KiB budget: each page holds what fits, says `next` after
     /// its last event, and following `next` reads every event once.
     @Test func theFeedFollowsPagesCutByBytesWithoutSkipping() async throws {
-        let gateway = try await TestGateway.start { $0.maxPageBytes = 64 * 1024 }
-        defer { Task { await gateway.stop() } }
-        try await append(gateway.store, "big", count: 100, payloadSize: 8192)
-        var target = "/events?after=0&limit=1000&embed=payload"
-        var positions: [Int] = []
-        var pages = 0
-        while pages < 100 {
-            let body = try await gateway.get(target).jsonObject()
-            let events = try #require(body["events"] as? [[String: Any]])
-            if events.isEmpty { break }
-            pages += 1
-            #expect(events.count <= 8, "a page of \(events.count) events of 8 KiB in a 64 KiB budget")
-            positions += events.compactMap { $0["position"] as? Int }
-            let next = try #require(body["next"] as? String)
-            let path = try #require(next.range(of: "/events"))
-            target = String(next[path.lowerBound...])
+        try await withTestGateway(await TestGateway.start { $0.maxPageBytes = 64 * 1024 }) { gateway in
+            try await append(gateway.store, "big", count: 100, payloadSize: 8192)
+            var target = "/events?after=0&limit=1000&embed=payload"
+            var positions: [Int] = []
+            var pages = 0
+            while pages < 100 {
+                let body = try await gateway.get(target).jsonObject()
+                let events = try #require(body["events"] as? [[String: Any]])
+                if events.isEmpty { break }
+                pages += 1
+                #expect(events.count <= 8, "a page of \(events.count) events of 8 KiB in a 64 KiB budget")
+                positions += events.compactMap { $0["position"] as? Int }
+                let next = try #require(body["next"] as? String)
+                let path = try #require(next.range(of: "/events"))
+                target = String(next[path.lowerBound...])
+            }
+            #expect(positions == Array(1...100), "every event once, in order")
+            #expect(pages >= 13)
         }
-        #expect(positions == Array(1...100), "every event once, in order")
-        #expect(pages >= 13)
     }
 }

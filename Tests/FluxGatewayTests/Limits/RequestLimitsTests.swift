@@ -16,16 +16,16 @@ import Testing
     }
 
     @Test func oversizedHeadersGet431() async throws {
-        let gateway = try await TestGateway.start { $0.maxHeaderSize = 4096 }
-        defer { Task { await gateway.stop() } }
-        let connection = try await RawTCPConnection.connect(port: gateway.port)
-        try await connection.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 8000))\r\n\r\n")
-        let answer = try await readToEnd(connection)
-        #expect(answer.hasPrefix("HTTP/1.1 431"), "\(answer.prefix(200))")
-        #expect(answer.contains(#""error":"headers_too_large""#))
-        await connection.close()
-        // A token-sized header is fine, and the gateway keeps serving.
-        #expect(try await gateway.get("/health", headers: [("X-Fine", String(repeating: "b", count: 2000))]).status == .ok)
+        try await withTestGateway(await TestGateway.start { $0.maxHeaderSize = 4096 }) { gateway in
+            let connection = try await RawTCPConnection.connect(port: gateway.port)
+            try await connection.send("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 8000))\r\n\r\n")
+            let answer = try await readToEnd(connection)
+            #expect(answer.hasPrefix("HTTP/1.1 431"), "\(answer.prefix(200))")
+            #expect(answer.contains(#""error":"headers_too_large""#))
+            await connection.close()
+            // A token-sized header is fine, and the gateway keeps serving.
+            #expect(try await gateway.get("/health", headers: [("X-Fine", String(repeating: "b", count: 2000))]).status == .ok)
+        }
     }
 
     /// Opens a connection, sends `text` (if any) and never finishes the request; returns what the gateway answered.
@@ -39,43 +39,45 @@ import Testing
     }
 
     @Test func aRequestHeadThatTricklesInGets408() async throws {
-        let gateway = try await TestGateway.start { $0.requestReadTimeout = .seconds(3) }
-        defer { Task { await gateway.stop() } }
-        async let trickling = answerToUnfinished("GET /health HTTP/1.1\r\nHost: x\r\n", port: gateway.port)
-        async let silent = answerToUnfinished(nil, port: gateway.port)
-        async let body = answerToUnfinished(
-            "POST /streams/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"aggr", port: gateway.port
-        )
-        let (headAnswer, silentAnswer, bodyAnswer) = try await (trickling, silent, body)
-        #expect(headAnswer.hasPrefix("HTTP/1.1 408"), "\(headAnswer.prefix(200))")
-        #expect(headAnswer.contains(#""error":"request_timeout""#))
-        #expect(silentAnswer.hasPrefix("HTTP/1.1 408"), "a connection that says nothing: \(silentAnswer.prefix(200))")
-        #expect(bodyAnswer.hasPrefix("HTTP/1.1 408"), "a body that stops coming: \(bodyAnswer.prefix(200))")
-        #expect(try await gateway.store.head() == .start)
-        #expect(try await gateway.get("/health").status == .ok)
+        try await withTestGateway(await TestGateway.start { $0.requestReadTimeout = .seconds(3) }) { gateway in
+            async let trickling = answerToUnfinished("GET /health HTTP/1.1\r\nHost: x\r\n", port: gateway.port)
+            async let silent = answerToUnfinished(nil, port: gateway.port)
+            async let body = answerToUnfinished(
+                "POST /streams/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"aggr", port: gateway.port
+            )
+            let (headAnswer, silentAnswer, bodyAnswer) = try await (trickling, silent, body)
+            #expect(headAnswer.hasPrefix("HTTP/1.1 408"), "\(headAnswer.prefix(200))")
+            #expect(headAnswer.contains(#""error":"request_timeout""#))
+            #expect(silentAnswer.hasPrefix("HTTP/1.1 408"), "a connection that says nothing: \(silentAnswer.prefix(200))")
+            #expect(bodyAnswer.hasPrefix("HTTP/1.1 408"), "a body that stops coming: \(bodyAnswer.prefix(200))")
+            #expect(try await gateway.store.head() == .start)
+            #expect(try await gateway.get("/health").status == .ok)
+        }
     }
 
     @Test func idleKeepAliveConnectionsAreClosedButLongPollsAreNot() async throws {
         // Not shorter: on a loaded machine seconds may pass between connecting and sending the request.
-        let gateway = try await TestGateway.start {
-            $0.requestReadTimeout = .seconds(8)
-            $0.idleTimeout = .seconds(10)
-        }
-        defer { Task { await gateway.stop() } }
-        let connection = try await RawTCPConnection.connect(port: gateway.port)
-        try await connection.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        let answer = try await readToEnd(connection)  // answered, then closed once idle
-        #expect(answer.hasPrefix("HTTP/1.1 200"))
-        #expect(!answer.contains("HTTP/1.1 408"), "an idle connection is closed without an answer")
-        await connection.close()
+        try await withTestGateway(
+            await TestGateway.start {
+                $0.requestReadTimeout = .seconds(8)
+                $0.idleTimeout = .seconds(10)
+            }
+        ) { gateway in
+            let connection = try await RawTCPConnection.connect(port: gateway.port)
+            try await connection.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answer = try await readToEnd(connection)  // answered, then closed once idle
+            #expect(answer.hasPrefix("HTTP/1.1 200"))
+            #expect(!answer.contains("HTTP/1.1 408"), "an idle connection is closed without an answer")
+            await connection.close()
 
-        // A long-poll waits longer than both timeouts and is answered when the event comes.
-        let page = Task { try await gateway.get("/events?after=0&wait=30") }
-        try await Task.sleep(for: .seconds(11))
-        try await append(gateway.store, "late")
-        let response = try await page.value
-        #expect(response.status == .ok)
-        #expect((try response.jsonObject()["events"] as? [[String: Any]])?.count == 1)
+            // A long-poll waits longer than both timeouts and is answered when the event comes.
+            let page = Task { try await gateway.get("/events?after=0&wait=30") }
+            try await Task.sleep(for: .seconds(11))
+            try await append(gateway.store, "late")
+            let response = try await page.value
+            #expect(response.status == .ok)
+            #expect((try response.jsonObject()["events"] as? [[String: Any]])?.count == 1)
+        }
     }
 
     @Test func appendsOverTheRateGet429WithRetryAfterPerCaller() async throws {
@@ -83,21 +85,23 @@ import Testing
             .init(name: "a", token: "writer-a-0123456789", scopes: ["write"]),
             .init(name: "b", token: "writer-b-0123456789", scopes: ["write"]),
         ])
-        let gateway = try await TestGateway.start(accessControl: access) {
-            $0.appendRate = 0.001  // one more per 1,000 s: none during the test, however slow the machine
-            $0.appendBurst = 2
+        try await withTestGateway(
+            await TestGateway.start(accessControl: access) {
+                $0.appendRate = 0.001  // one more per 1,000 s: none during the test, however slow the machine
+                $0.appendBurst = 2
+            }
+        ) { gateway in
+            let a = [("Authorization", "Bearer writer-a-0123456789")]
+            #expect(try await gateway.append("s", events: [("t.E", "1")], headers: a).status == .created)
+            #expect(try await gateway.append("s", events: [("t.E", "2")], headers: a).status == .created)
+            let limited = try await gateway.append("s", events: [("t.E", "3")], headers: a)
+            #expect(limited.status == .tooManyRequests)
+            #expect(try limited.jsonObject()["error"] as? String == "rate_limited")
+            #expect(limited.headers.first(name: "Retry-After").flatMap(Int.init).map { (1...1000).contains($0) } == true)
+            // Another token has its own budget.
+            #expect(try await gateway.append("s", events: [("t.E", "4")], headers: [("Authorization", "Bearer writer-b-0123456789")]).status == .created)
+            #expect(try await gateway.store.head() == Position(3), "the refused append stored nothing")
         }
-        defer { Task { await gateway.stop() } }
-        let a = [("Authorization", "Bearer writer-a-0123456789")]
-        #expect(try await gateway.append("s", events: [("t.E", "1")], headers: a).status == .created)
-        #expect(try await gateway.append("s", events: [("t.E", "2")], headers: a).status == .created)
-        let limited = try await gateway.append("s", events: [("t.E", "3")], headers: a)
-        #expect(limited.status == .tooManyRequests)
-        #expect(try limited.jsonObject()["error"] as? String == "rate_limited")
-        #expect(limited.headers.first(name: "Retry-After").flatMap(Int.init).map { (1...1000).contains($0) } == true)
-        // Another token has its own budget.
-        #expect(try await gateway.append("s", events: [("t.E", "4")], headers: [("Authorization", "Bearer writer-b-0123456789")]).status == .created)
-        #expect(try await gateway.store.head() == Position(3), "the refused append stored nothing")
     }
 
     @Test func rateLimiterRefillsOverTime() {
@@ -115,18 +119,18 @@ import Testing
 /// Every answer names its request: the client's `X-Request-ID` when it gave a sane one, else one of ours.
 @Suite struct RequestIDTests {
     @Test func answersCarryARequestID() async throws {
-        let gateway = try await TestGateway.start()
-        defer { Task { await gateway.stop() } }
-        let connection = try await gateway.connect()
-        let first = try await connection.request(.GET, "/health")
-        let second = try await connection.request(.GET, "/nope")
-        let ours = try #require(first.headers.first(name: "X-Request-ID"))
-        #expect(ours.hasSuffix("-1"))
-        #expect(second.headers.first(name: "X-Request-ID") == ours.dropLast(2) + "-2", "same connection, next request")
-        let given = try await connection.request(.GET, "/health", headers: [("X-Request-ID", "trace-abc-123")])
-        #expect(given.headers.first(name: "X-Request-ID") == "trace-abc-123")
-        let unprintable = try await connection.request(.GET, "/health", headers: [("X-Request-ID", "has space")])
-        #expect(unprintable.headers.first(name: "X-Request-ID")?.hasSuffix("-4") == true)
-        await connection.close()
+        try await withTestGateway { gateway in
+            let connection = try await gateway.connect()
+            let first = try await connection.request(.GET, "/health")
+            let second = try await connection.request(.GET, "/nope")
+            let ours = try #require(first.headers.first(name: "X-Request-ID"))
+            #expect(ours.hasSuffix("-1"))
+            #expect(second.headers.first(name: "X-Request-ID") == ours.dropLast(2) + "-2", "same connection, next request")
+            let given = try await connection.request(.GET, "/health", headers: [("X-Request-ID", "trace-abc-123")])
+            #expect(given.headers.first(name: "X-Request-ID") == "trace-abc-123")
+            let unprintable = try await connection.request(.GET, "/health", headers: [("X-Request-ID", "has space")])
+            #expect(unprintable.headers.first(name: "X-Request-ID")?.hasSuffix("-4") == true)
+            await connection.close()
+        }
     }
 }

@@ -8,42 +8,42 @@ import Testing
 /// comes back when a subscriber leaves.
 @Suite struct SubscriptionLimitTests {
     @Test func overTheLimitWebSocketsGet1013AndSSEGets503() async throws {
-        let gateway = try await TestGateway.start { $0.maxSubscriptions = 2 }
-        defer { Task { await gateway.stop() } }
-        try await append(gateway.store, "s")
-        let first = try await PushChannelTestClient(port: gateway.port, query: "after=0")
-        let second = try await PushChannelTestClient(port: gateway.port, query: "after=0")
-        try await first.read(untilPositions: 1)
-        try await second.read(untilPositions: 1)
+        try await withTestGateway(await TestGateway.start { $0.maxSubscriptions = 2 }) { gateway in
+            try await append(gateway.store, "s")
+            let first = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+            let second = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+            try await first.read(untilPositions: 1)
+            try await second.read(untilPositions: 1)
 
-        let third = try await PushChannelTestClient(port: gateway.port, query: "after=0")
-        #expect(third.status == 101)
-        try await third.readUntilClosed()
-        #expect(third.closeCode == 1013)
-        #expect(third.closeReason.contains("maximum of 2 subscriptions"))
-        await third.close()
-        let sse = try await gateway.get("/events/subscribe?after=0", headers: [("Accept", "text/event-stream")])
-        #expect(sse.status == .serviceUnavailable)
-        #expect(sse.headers.first(name: "Retry-After") != nil)
+            let third = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+            #expect(third.status == 101)
+            try await third.readUntilClosed()
+            #expect(third.closeCode == 1013)
+            #expect(third.closeReason.contains("maximum of 2 subscriptions"))
+            await third.close()
+            let sse = try await gateway.get("/events/subscribe?after=0", headers: [("Accept", "text/event-stream")])
+            #expect(sse.status == .serviceUnavailable)
+            #expect(sse.headers.first(name: "Retry-After") != nil)
 
-        // The first subscriber leaves: its slot is free again.
-        try await first.sendClose()
-        try await first.readUntilClosed()
-        await first.close()
-        var reopened: PushChannelTestClient?
-        for _ in 0..<50 {
-            let client = try await PushChannelTestClient(port: gateway.port, query: "after=0")
-            try await client.read(untilPositions: 1, timeout: .seconds(5))
-            if client.positions == [1] {
-                reopened = client
-                break
+            // The first subscriber leaves: its slot is free again.
+            try await first.sendClose()
+            try await first.readUntilClosed()
+            await first.close()
+            var reopened: PushChannelTestClient?
+            for _ in 0..<50 {
+                let client = try await PushChannelTestClient(port: gateway.port, query: "after=0")
+                try await client.read(untilPositions: 1, timeout: .seconds(5))
+                if client.positions == [1] {
+                    reopened = client
+                    break
+                }
+                await client.close()
+                try await Task.sleep(for: .milliseconds(100))
             }
-            await client.close()
-            try await Task.sleep(for: .milliseconds(100))
+            #expect(reopened != nil, "a slot came back after a subscriber left")
+            await reopened?.close()
+            await second.close()
         }
-        #expect(reopened != nil, "a slot came back after a subscriber left")
-        await reopened?.close()
-        await second.close()
     }
 
     @Test func slotsAreCountedAndGivenBackOnce() {

@@ -67,15 +67,19 @@ import Testing
 
     static let timeout = Duration.seconds(300)  // a whole case; only a hung one waits it out (16 MiB echoes in debug builds are slow when the suite runs in parallel)
 
-    /// Starts the client against a fresh scripted server; returns the peer once the TCP connection is up.
-    private static func start(deflate: Bool) async throws -> (ChildProcess, RawTCPServer, ConformancePeer) {
+    /// Runs `body` with the client connected to a fresh scripted server (the peer, once the TCP connection is up);
+    /// when `body` returns or throws, the client is stopped and the connection and the listener are closed.
+    private static func withEchoClient(deflate: Bool, _ body: (ChildProcess, RawTCPServer, ConformancePeer) async throws -> Void) async throws {
         let server = try await RawTCPServer.listen()
-        let client = try ChildProcess(
-            try ChildProcess.fluxgateExecutable(), ["echo-client", "--url", "ws://127.0.0.1:\(server.port)/"] + (deflate ? ["--deflate"] : []))
+        try await withTeardown({ await server.close() }) {
+            try await withFluxgate(["echo-client", "--url", "ws://127.0.0.1:\(server.port)/"] + (deflate ? ["--deflate"] : [])) { client in
         guard let connection = await server.accept(timeout: .seconds(30)) else {
             throw ConformanceProblem(description: "echo-client did not connect; stderr: \(client.errorOutput)")
         }
-        return (client, server, ConformancePeer(connection: connection, side: .server, timeout: timeout))
+                let peer = ConformancePeer(connection: connection, side: .server, timeout: timeout)
+                try await withTeardown({ await peer.finish() }) { try await body(client, server, peer) }
+            }
+        }
     }
 
     static func run(_ testCase: AutobahnCase) async throws {
@@ -90,7 +94,7 @@ import Testing
     }
 
     private static func play(_ testCase: AutobahnCase) async throws {
-        let (client, server, peer) = try await start(deflate: false)
+        try await withEchoClient(deflate: false) { client, server, peer in
         do {
             _ = try await peer.serverHandshake { _ in nil }
         } catch {
@@ -127,6 +131,7 @@ import Testing
             #expect(status == 1, "a failed connection exits 1, not a crash; stderr: \(client.errorOutput)")
         }
     }
+    }
 
     static func run(_ testCase: AutobahnDeflateCase) async throws {
         await ConformanceSlots.clientRole.acquire()
@@ -140,7 +145,7 @@ import Testing
     }
 
     private static func play(_ testCase: AutobahnDeflateCase) async throws {
-        let (client, server, peer) = try await start(deflate: true)
+        try await withEchoClient(deflate: true) { client, server, peer in
         var offers: [DeflateExtension] = []
         var offerProblem: (any Error)?
         let request = try await peer.serverHandshake { headers in
@@ -173,5 +178,6 @@ import Testing
         #expect(peer.transcript.closeCode == .some(1000))
         #expect(peer.transcript.afterClose.isEmpty)
         #expect(await client.waitForExit(timeout: .seconds(30)) == 0, "stderr: \(client.errorOutput)")
+    }
     }
 }

@@ -6,7 +6,7 @@ import Testing
 /// (``ConformancePeer``) plays each case against `fluxgate echo-server` and checks, as Autobahn does, the
 /// echoed payloads, the testee's close code, that the testee then closes TCP, and, after every case that
 /// fails the connection, that the server still accepts and echoes.
-@Suite struct AutobahnServerRoleTests {
+@Suite(.conformanceEchoServer) struct AutobahnServerRoleTests {
     /// 1.1.1–1.2.8: text and binary messages around every length encoding, and chopped writes.
     @Test("1 Framing", arguments: AutobahnCatalog.section1)
     func framing(_ testCase: AutobahnCase) async throws { try await Self.run(testCase) }
@@ -77,7 +77,7 @@ import Testing
     }
 
     private static func play(_ testCase: AutobahnCase) async throws {
-        let port = try await ConformanceServer.echo.port()
+        let port = try await ConformanceServer.port()
         let peer = ConformancePeer(connection: try await RawTCPConnection.connect(port: port), side: .client, timeout: timeout)
         _ = try await peer.clientHandshake(host: "127.0.0.1:\(port)", extensions: nil)
         await peer.play(testCase)
@@ -89,7 +89,7 @@ import Testing
 
     /// After a failed connection the server must keep serving: a new connection gets its message back.
     static func expectServerStillEchoes(port: Int) async throws {
-        #expect(try await ConformanceServer.echo.isRunning(), "the echo server is still running")
+        #expect(try await ConformanceServer.isRunning(), "the echo server is still running")
         let peer = ConformancePeer(connection: try await RawTCPConnection.connect(port: port), side: .client, timeout: timeout)
         _ = try await peer.clientHandshake(host: "127.0.0.1:\(port)", extensions: nil)
         await peer.send([.text("still there?")])
@@ -112,7 +112,7 @@ import Testing
     }
 
     private static func play(_ testCase: AutobahnDeflateCase) async throws {
-        let port = try await ConformanceServer.echo.port()
+        let port = try await ConformanceServer.port()
         let peer = ConformancePeer(connection: try await RawTCPConnection.connect(port: port), side: .client, timeout: timeout)
         let offer = testCase.offers.map(\.headerValue).joined(separator: ", ")
         let headers = try await peer.clientHandshake(host: "127.0.0.1:\(port)", extensions: offer)

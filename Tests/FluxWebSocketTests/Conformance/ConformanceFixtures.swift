@@ -1,49 +1,56 @@
 import FluxTesting
 import Foundation
 import NIOCore
-import Synchronization
 import Testing
 
-#if canImport(Glibc)
-import Glibc
-#endif
+/// The `fluxgate` child process the server-role cases of a suite talk to, as a suite trait
+/// (`@Suite(.conformanceEchoServer)`, `@Suite(.conformanceGateway)`): started once for the suite, on a free port, and
+/// stopped when the suite ends, whether its cases passed, failed or threw.
+struct ConformanceServer: SuiteTrait, TestScoping {
+    private struct Running: Sendable {
+        let process: ChildProcess
+        let port: Int
+    }
 
-/// A `fluxgate` child process the server-role cases talk to: started once, on a free port, and killed when the test
-/// process exits.
-final class ConformanceServer: Sendable {
-    /// `fluxgate echo-server` with Autobahn's 16 MiB message limit.
-    static let echo = ConformanceServer(["echo-server", "--port", "0", "--max-message-size", "16777216"])
-    /// `fluxgate serve` on the in-memory store: its push channel.
-    static let gateway = ConformanceServer(["serve", "--port", "0", "--store", "memory", "--log-level", "info"])
+    /// The `fluxgate` arguments.
+    let arguments: [String]
 
-    private let started: Task<(ChildProcess, Int), any Error>
+    @TaskLocal private static var running: Running?
 
-    private init(_ arguments: [String]) {
-        started = Task {
-            let server = try ChildProcess(try ChildProcess.fluxgateExecutable(), arguments)
-            conformanceServers.withLock { $0.append(server.processIdentifier) }
-            atexit { conformanceServers.withLock { for process in $0 { kill(process, SIGKILL) } } }
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        try await withFluxgate(arguments) { server in
             let line = try await server.waitForLine(containing: "listening", timeout: .seconds(60))
             guard let match = line.firstMatch(of: /127\.0\.0\.1:(\d+)/), let port = Int(match.1) else {
                 throw ConformanceProblem(description: "no port in \"\(line)\"")
             }
-            return (server, port)
+            try await Self.$running.withValue(Running(process: server, port: port), operation: function)
         }
     }
 
+    private static func current() throws -> Running {
+        guard let running else {
+            throw ConformanceProblem(description: "no server: the suite needs the .conformanceEchoServer or .conformanceGateway trait")
+        }
+        return running
+    }
+
     /// The server's port.
-    func port() async throws -> Int {
-        try await started.value.1
+    static func port() async throws -> Int {
+        try current().port
     }
 
     /// Whether the server process is still alive (a crash fails every later case, this says why).
-    func isRunning() async throws -> Bool {
-        kill(try await started.value.0.processIdentifier, 0) == 0
+    static func isRunning() async throws -> Bool {
+        try current().process.isRunning
     }
 }
 
-/// The servers' process ids, for the `atexit` handler.
-private let conformanceServers = Mutex<[Int32]>([])
+extension Trait where Self == ConformanceServer {
+    /// Runs the suite's cases against one `fluxgate echo-server` with Autobahn's 16 MiB message limit.
+    static var conformanceEchoServer: Self { ConformanceServer(arguments: ["echo-server", "--port", "0", "--max-message-size", "16777216"]) }
+    /// Runs the suite's cases against one `fluxgate serve` on the in-memory store: its push channel.
+    static var conformanceGateway: Self { ConformanceServer(arguments: ["serve", "--port", "0", "--store", "memory", "--log-level", "info"]) }
+}
 
 /// Bounds how many cases run at once, so parameterized tests on a 2-core machine neither start hundreds of
 /// child processes nor starve one another into timeouts.

@@ -69,6 +69,8 @@ final class ConformancePeer {
     init(connection: RawTCPConnection, side: Side, timeout: Duration) {
         self.connection = connection
         self.side = side
+        // One read may wait as long as the whole case (a 16 MiB echo in a debug build, the suite running in parallel).
+        connection.timeout = timeout
         let flag = TimeoutFlag()
         self.timeoutFlag = flag
         watchdog = connection.closeAfter(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) { flag.set() }

@@ -7,7 +7,7 @@ import Testing
 /// only acks, so the cases are those whose expectation holds no data message: pings and pongs, reserved bits and
 /// opcodes, masking, fragmentation errors, invalid UTF-8, close codes and reasons — plus the push channel's own
 /// message size limit.
-@Suite struct PushChannelConformanceTests {
+@Suite(.conformanceGateway) struct PushChannelConformanceTests {
     /// Catalog cases whose expectation has no data message (cases graded INFORMATIONAL are left out).
     static let cases: [AutobahnCase] = {
         let sections = AutobahnCatalog.section2 + AutobahnCatalog.section3 + AutobahnCatalog.section4 + AutobahnCatalog.section5
@@ -52,12 +52,12 @@ import Testing
     static let timeout = Duration.seconds(120)
 
     private static func play(_ testCase: AutobahnCase) async throws {
-        let port = try await ConformanceServer.gateway.port()
+        let port = try await ConformanceServer.port()
         let peer = try await subscribe(port: port)
         await peer.play(testCase)
         ConformanceVerdict.check(peer.transcript, against: testCase)
         if testCase.failsConnection {
-            #expect(try await ConformanceServer.gateway.isRunning(), "the gateway is still running")
+            #expect(try await ConformanceServer.isRunning(), "the gateway is still running")
             let again = try await subscribe(port: port)
             await again.sendClose()
             await again.readToEnd()
