@@ -17,6 +17,8 @@ public final class HeadSignal: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Timeout tasks of waits that are running (they end with their wait); for tests.
+    private let runningTimeouts = Atomic<Int>(0)
 
     public init(head: Position = .start) {
         state = Mutex(State(head: head))
@@ -24,6 +26,12 @@ public final class HeadSignal: Sendable {
 
     /// The last published head.
     public var head: Position { state.withLock { $0.head } }
+
+    /// Waits registered and not yet woken; for tests.
+    var waiterCount: Int { state.withLock { $0.waiters.count } }
+
+    /// Timeout tasks running (each ends with its wait); for tests.
+    var timeoutTaskCount: Int { runningTimeouts.load(ordering: .relaxed) }
 
     /// Publishes a new head (ignored when it is not beyond the current one) and wakes the waiters it satisfies.
     public func publish(_ newHead: Position) {
@@ -41,6 +49,9 @@ public final class HeadSignal: Sendable {
     }
 
     /// Returns the head once it is beyond `position`, or the current head after `timeout`, or at cancellation.
+    ///
+    /// The timeout runs in a child task of the wait: when the head moves first or the caller is cancelled, it is
+    /// cancelled and has ended by the time the wait returns.
     public func wait(beyond position: Position, timeout: Duration) async -> Position {
         let current = head
         if current > position || timeout <= .zero || Task.isCancelled { return current }
@@ -48,25 +59,39 @@ public final class HeadSignal: Sendable {
             state.nextID += 1
             return state.nextID
         }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Position, Never>) in
-                let immediate: Position? = state.withLock { state in
-                    if state.head > position { return state.head }
-                    state.waiters[id] = Waiter(beyond: position, continuation: continuation)
-                    return nil
+        return await withTaskGroup(of: Void.self) { group in
+            let woken = await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Position, Never>) in
+                    let immediate: Position? = state.withLock { state in
+                        // Cancellation checked under the lock: a cancellation handler that ran before found no waiter.
+                        if state.head > position || Task.isCancelled { return state.head }
+                        state.waiters[id] = Waiter(beyond: position, continuation: continuation)
+                        return nil
+                    }
+                    if let immediate {
+                        continuation.resume(returning: immediate)
+                        return
+                    }
+                    group.addTask { await self.expire(id, after: timeout) }
                 }
-                if let immediate {
-                    continuation.resume(returning: immediate)
-                    return
-                }
-                Task { [weak self] in
-                    try? await Task.sleep(for: timeout)
-                    self?.expire(id)
-                }
+            } onCancel: {
+                expire(id)
             }
-        } onCancel: {
-            expire(id)
+            group.cancelAll()
+            return woken
         }
+    }
+
+    /// Ends wait `id` after `timeout`, unless cancelled first (the wait ended).
+    private func expire(_ id: UInt64, after timeout: Duration) async {
+        runningTimeouts.add(1, ordering: .relaxed)
+        defer { runningTimeouts.subtract(1, ordering: .relaxed) }
+        do {
+            try await Task.sleep(for: timeout)
+        } catch {
+            return
+        }
+        expire(id)
     }
 
     private func expire(_ id: UInt64) {

@@ -74,16 +74,6 @@ public final class GatewayServer: Service, Sendable {
     @discardableResult
     public func start() async throws -> Int {
         let router = self.router
-        let maxBodySize = configuration.maxRequestBodySize
-        let highWater = configuration.subscriberHighWater
-        let (readTimeout, idleTimeout) = (configuration.requestReadTimeout, configuration.idleTimeout)
-        let decoderLimits = {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderListSize = $0
-            limits.maxHeaderFieldSize = $0
-            limits.maxHeaderFieldCount = 200
-            return limits
-        }(configuration.maxHeaderSize)
         let logger = configuration.logger
         let tls = configuration.tls
         let refusals = self.refusals
@@ -116,24 +106,7 @@ public final class GatewayServer: Service, Sendable {
                         try pipeline.addHandler(RefusedConnectionHandler(message: refusal, budget: refusals))
                         return
                     }
-                    let encoder = HTTPResponseEncoder()
-                    // Bytes after a WebSocket handshake are forwarded to the push channel when the decoder leaves.
-                    let decoder = ByteToMessageHandler(
-                        HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits))
-                    let gate = PipelinedRequestGate()
-                    let pipelining = HTTPServerPipelineHandler()
-                    try pipeline.addHandler(encoder, name: HandlerName.encoder)
-                    try pipeline.addHandler(decoder, name: HandlerName.decoder)
-                    try pipeline.addHandler(gate, name: HandlerName.gate)
-                    try pipeline.addHandler(pipelining, name: HandlerName.pipelining)
-                    try pipeline.addHandler(
-                        HTTPServerHandler(
-                            router: router, maxBodySize: maxBodySize, streamHighWater: highWater, requestReadTimeout: readTimeout,
-                            idleTimeout: idleTimeout, connectionID: connectionID + 1,
-                            httpHandlers: HTTPConnectionHandlers(requestDecoder: decoder, others: [encoder, gate, pipelining]), logger: logger
-                        ),
-                        name: HandlerName.handler
-                    )
+                    try Self.addHTTPHandlers(to: pipeline, router: router, connectionID: connectionID + 1)
                 }
             }
         let hub = self.hub
@@ -164,6 +137,34 @@ public final class GatewayServer: Service, Sendable {
         let port = channel.localAddress?.port ?? configuration.port
         logger.info("fluxgate gateway listening", metadata: ["address": "\(tls == nil ? "http" : "https")://\(configuration.host):\(port)"])
         return port
+    }
+
+    /// Adds an admitted connection's HTTP/1.1 handlers, configured by `router`'s configuration: the response encoder,
+    /// the request decoder, the request gate, the pipelining handler and ``HTTPServerHandler``.
+    static func addHTTPHandlers(to pipeline: ChannelPipeline.SynchronousOperations, router: GatewayRouter, connectionID: UInt64) throws {
+        let configuration = router.configuration
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = configuration.maxHeaderSize
+        limits.maxHeaderFieldSize = configuration.maxHeaderSize
+        limits.maxHeaderFieldCount = 200
+        let encoder = HTTPResponseEncoder()
+        // Bytes after a WebSocket handshake are forwarded to the push channel when the decoder leaves.
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
+        let gate = PipelinedRequestGate()
+        let pipelining = HTTPServerPipelineHandler()
+        try pipeline.addHandler(encoder, name: HandlerName.encoder)
+        try pipeline.addHandler(decoder, name: HandlerName.decoder)
+        try pipeline.addHandler(gate, name: HandlerName.gate)
+        try pipeline.addHandler(pipelining, name: HandlerName.pipelining)
+        try pipeline.addHandler(
+            HTTPServerHandler(
+                router: router, maxBodySize: configuration.maxRequestBodySize, streamHighWater: configuration.subscriberHighWater,
+                requestReadTimeout: configuration.requestReadTimeout, idleTimeout: configuration.idleTimeout, connectionID: connectionID,
+                httpHandlers: HTTPConnectionHandlers(requestDecoder: decoder, others: [encoder, gate, pipelining]),
+                logger: configuration.logger
+            ),
+            name: HandlerName.handler
+        )
     }
 
     /// Counts a new connection against the limits; returns why it is refused (it is then answered with 503 and

@@ -46,16 +46,15 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let connectionID: UInt64
     private let httpHandlers: HTTPConnectionHandlers
     private var requestCount = 0
-    private let requestReadTimeout: TimeAmount
-    private let idleTimeout: TimeAmount
     private var state = State.idle
     private var closeAfterResponse = false
-    /// The last answer is written and our side closed: what the client still sends is dropped.
-    private var lingering = false
     /// Malformed bytes followed the request being answered: once its answer is written, they get a `400`.
     private var pendingParserError: HTTPParserError?
-    /// Closes a connection that is slow to send its request (slowloris) or idle between requests for too long.
-    private var readTimer: Scheduled<Void>?
+    /// The connection's deadlines: a request slow to arrive (slowloris), idle between requests, lingering after the
+    /// final answer.
+    private var timeouts: HTTPConnectionTimeouts<EventLoopInstant>
+    /// At `timeouts`' next deadline.
+    private let timer = EventLoopDeadlineTimer()
 
     init(
         router: GatewayRouter, maxBodySize: Int, streamHighWater: Int, requestReadTimeout: Duration, idleTimeout: Duration,
@@ -65,71 +64,77 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.router = router
         self.maxBodySize = maxBodySize
         self.streamHighWater = streamHighWater
-        self.requestReadTimeout = TimeAmount(requestReadTimeout)
-        self.idleTimeout = TimeAmount(idleTimeout)
+        self.timeouts = HTTPConnectionTimeouts(requestTimeout: requestReadTimeout, idleTimeout: idleTimeout)
         self.connectionID = connectionID
         self.logger = logger
         self.logger[metadataKey: "connection"] = "\(connectionID)"
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { armReadTimer(context: context, idle: false) }
+        if context.channel.isActive { run(timeouts.connectionActive(now: now(context)), context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        armReadTimer(context: context, idle: false)
+        run(timeouts.connectionActive(now: now(context)), context: context)
         context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        readTimer?.cancel()
-        readTimer = nil
+        run(timeouts.connectionClosed(), context: context)
     }
 
-    /// Starts the clock for the next piece of a request: a new connection's first head (or a body chunk) within
-    /// `requestReadTimeout` (else `408`), a kept-alive connection's next request within `idleTimeout` (else close).
-    private func armReadTimer(context: ChannelHandlerContext, idle: Bool) {
-        readTimer?.cancel()
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        readTimer = context.eventLoop.scheduleTask(in: idle ? idleTimeout : requestReadTimeout) {
-            let (handler, context) = bound.value
-            handler.readTimer = nil
-            handler.readTimedOut(context: context, idle: idle)
-        }
+    // MARK: Time
+
+    private func now(_ context: ChannelHandlerContext) -> EventLoopInstant {
+        .now(on: context.eventLoop)
     }
 
-    private func readTimedOut(context: ChannelHandlerContext, idle: Bool) {
-        switch state {
-        case .idle where idle:
-            context.close(promise: nil)
-        case .idle, .receiving:
-            var receivingHead: HTTPRequestHead?
-            if case .receiving(let head, _) = state { receivingHead = head }
-            state = .discarding
-            closeAfterResponse = true
-            let seconds = max(1, requestReadTimeout.nanoseconds / 1_000_000_000)
-            let response = GatewayResponse.error(
-                .requestTimeout, "request_timeout", "the request did not arrive within \(seconds) s; send it whole, promptly"
-            )
-            countUnfinished(response.status, head: receivingHead)
-            if receivingHead != nil {
-                write(response, version: .http1_1, context: context)
-            } else if let pipelining = try? context.pipeline.syncOperations.context(name: GatewayServer.HandlerName.pipelining) {
-                // No request began, so the pipelining handler expects no response: write past it.
-                write(response, version: .http1_1, context: pipelining)
-            } else {
-                context.close(promise: nil)
-            }
-        default:
+    /// Carries out what `timeouts` asked for, then keeps the timer at its next deadline.
+    private func run(_ action: HTTPConnectionTimeouts<EventLoopInstant>.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
             break
+        case .answerRequestTimeout:
+            answerRequestTimeout(context: context)
+        case .closeOutput:
+            let channel = context.channel
+            channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+        case .closeConnection:
+            context.close(promise: nil)
+        }
+        timer.schedule(at: timeouts.nextDeadline, on: context.eventLoop) { [self] in
+            run(timeouts.timerFired(now: now(context)), context: context)
         }
     }
+
+    /// A request did not arrive within `requestReadTimeout` (its head, or the next piece of its body): `408`.
+    private func answerRequestTimeout(context: ChannelHandlerContext) {
+        var receivingHead: HTTPRequestHead?
+        if case .receiving(let head, _) = state { receivingHead = head }
+        state = .discarding
+        closeAfterResponse = true
+        let seconds = max(1, timeouts.requestTimeout.components.seconds)
+        let response = GatewayResponse.error(
+            .requestTimeout, "request_timeout", "the request did not arrive within \(seconds) s; send it whole, promptly"
+        )
+        countUnfinished(response.status, head: receivingHead)
+        if receivingHead != nil {
+            write(response, version: .http1_1, context: context)
+        } else if let pipelining = try? context.pipeline.syncOperations.context(name: GatewayServer.HandlerName.pipelining) {
+            // No request began, so the pipelining handler expects no response: write past it.
+            write(response, version: .http1_1, context: context, through: pipelining)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .idle = state else { return }
-            armReadTimer(context: context, idle: false)  // now for the body
+            run(timeouts.received(.head, now: now(context)), context: context)
             if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > maxBodySize {
                 refuseBody(context: context, head: head)
                 return
@@ -158,11 +163,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             state = .idle  // drop the reference so the write below does not copy
             body.writeBuffer(&chunk)
             state = .receiving(head, body)
-            armReadTimer(context: context, idle: false)
+            run(timeouts.received(.body, now: now(context)), context: context)
         case .end:
             guard case .receiving(let head, let body) = state else { return }
-            readTimer?.cancel()
-            readTimer = nil
+            run(timeouts.received(.end, now: now(context)), context: context)
             if context.channel.isWritable {
                 dispatch(context: context, head: head, body: body)
             } else {
@@ -189,8 +193,6 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func refuse(context: ChannelHandlerContext, head: HTTPRequestHead?, status: HTTPResponseStatus, code: String, message: String) {
         state = .discarding
         closeAfterResponse = true
-        readTimer?.cancel()
-        readTimer = nil
         let response = GatewayResponse.error(status, code, message)
         countUnfinished(response.status, head: head)
         write(response, version: head?.version ?? .http1_1, context: context)
@@ -252,10 +254,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             var headers = response.headers
             headers.remove(name: "Content-Length")
             headers.replaceOrAdd(name: "Connection", value: "close")
-            let channel = context.channel
-            lingering = true
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))))
-                .whenComplete { _ in Self.closeLingering(channel) }
+            writeFinal(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers)), context: context)
         } else if head.method == .HEAD {
             write(response, version: head.version, context: context, withBody: false)
         } else if let upgrade = response.upgrade {
@@ -322,9 +321,14 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         router.metrics.recordRequest(route: route ?? .other, method: head?.method ?? .RAW(value: "-"), status: status, duration: nil)
     }
 
-    /// Writes a whole response; `withBody: false` for HEAD (the headers still say the GET's Content-Length).
-    private func write(_ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext, withBody: Bool = true) {
+    /// Writes a whole response (through `through`, else this handler's context); `withBody: false` for HEAD (the
+    /// headers still say the GET's Content-Length).
+    private func write(
+        _ response: GatewayResponse, version: HTTPVersion, context: ChannelHandlerContext, through: ChannelHandlerContext? = nil,
+        withBody: Bool = true
+    ) {
         let wrap = { (part: HTTPServerResponsePart) in NIOAny(part) }
+        let writer = through ?? context
         var headers = response.headers
         if response.stream == nil {
             headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
@@ -334,17 +338,24 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else if version.major == 1 && version.minor == 0 {
             headers.replaceOrAdd(name: "Connection", value: "keep-alive")
         }
-        context.write(wrap(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        writer.write(wrap(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
         if withBody && response.body.readableBytes > 0 {
-            context.write(wrap(.body(.byteBuffer(response.body))), promise: nil)
+            writer.write(wrap(.body(.byteBuffer(response.body))), promise: nil)
         }
         if closeAfterResponse {
-            let channel = context.channel
-            lingering = true
-            context.writeAndFlush(wrap(.end(nil))).whenComplete { _ in Self.closeLingering(channel) }
+            writeFinal(.end(nil), context: context, through: writer)
         } else {
-            context.writeAndFlush(wrap(.end(nil)), promise: nil)
-            if case .idle = state { armReadTimer(context: context, idle: true) }
+            // Before the write: writing the end hands over the next pipelined request, if one is waiting.
+            if case .idle = state { run(timeouts.responseSent(now: now(context)), context: context) }
+            writer.writeAndFlush(wrap(.end(nil)), promise: nil)
+        }
+    }
+
+    /// Writes the last part of the final answer; once it is written, closes lingering (``HTTPConnectionTimeouts``).
+    private func writeFinal(_ part: HTTPServerResponsePart, context: ChannelHandlerContext, through: ChannelHandlerContext? = nil) {
+        run(timeouts.finalResponseSent(), context: context)
+        (through ?? context).writeAndFlush(NIOAny(part)).assumeIsolated().whenComplete { [self] _ in
+            run(timeouts.finalResponseWritten(now: now(context)), context: context)
         }
     }
 
@@ -353,13 +364,6 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard head.method == .GET || head.method == .HEAD else { return false }
         let request = GatewayRequest(method: head.method, uri: head.uri, headers: [:], body: ByteBuffer())
         return request.queryValues("wait").contains { $0 != "0" && !$0.isEmpty }
-    }
-
-    /// Closes our side, then gives the client a moment to read the answer and close its own: closing at once with
-    /// its unread request bytes in our socket would reset the connection and lose the answer.
-    static func closeLingering(_ channel: any Channel) {
-        channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
-        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -387,7 +391,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 break
             }
         }
-        if lingering { return }  // bytes after our last answer (and the decoder's complaints about them)
+        if timeouts.sentFinalResponse { return }  // bytes after our last answer (and the decoder's complaints about them)
         logger.debug("connection error", metadata: ["error": "\(error)"])
         context.close(promise: nil)
     }
@@ -414,8 +418,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        readTimer?.cancel()
-        readTimer = nil
+        run(timeouts.connectionClosed(), context: context)
         switch state {
         case .responding(_, let task):
             task.cancel()

@@ -39,12 +39,11 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     private var parsing = false
     /// A `read` held back while the connection is not writable; passed on when it is again.
     private var readHeld = false
-    private var machine: WebSocketConnectionStateMachine<WebSocketEventLoopInstant>?
+    private var machine: WebSocketConnectionStateMachine<EventLoopInstant>?
     private var compressor: WebSocketDeflateCompressor?
     /// ``WebSocketClosingEvent`` was fired.
     private var closingAnnounced = false
-    private var timer: Scheduled<Void>?
-    private var timerDeadline: WebSocketEventLoopInstant?
+    private let timer = EventLoopDeadlineTimer()
     /// The peer's count of our bytes acknowledged at the last timer (``TCPDeliveryProgress``).
     private var bytesAcknowledgedMark: UInt64 = 0
 
@@ -75,12 +74,12 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        cancelTimer()
+        timer.cancel()
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         machine?.connectionClosed()
-        cancelTimer()
+        timer.cancel()
         context.fireChannelInactive()
     }
 
@@ -227,7 +226,7 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Actions and time
 
-    private func run(_ action: WebSocketConnectionStateMachine<WebSocketEventLoopInstant>.Action, context: ChannelHandlerContext) {
+    private func run(_ action: WebSocketConnectionStateMachine<EventLoopInstant>.Action, context: ChannelHandlerContext) {
         switch action {
         case .none:
             break
@@ -258,20 +257,13 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(WebSocketClosingEvent(code: code))
     }
 
-    private func now(_ context: ChannelHandlerContext) -> WebSocketEventLoopInstant {
-        WebSocketEventLoopInstant(context.eventLoop.now)
+    private func now(_ context: ChannelHandlerContext) -> EventLoopInstant {
+        .now(on: context.eventLoop)
     }
 
     /// Keeps exactly one scheduled task, at the machine's next deadline.
     private func updateTimer(context: ChannelHandlerContext) {
-        let deadline = machine?.nextDeadline
-        guard deadline != timerDeadline else { return }
-        cancelTimer()
-        guard let deadline else { return }
-        timerDeadline = deadline
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline.deadline) { [self] in
-            timer = nil
-            timerDeadline = nil
+        timer.schedule(at: machine?.nextDeadline, on: context.eventLoop) { [self] in
             timerFired(context: context)
         }
     }
@@ -288,12 +280,6 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
             let action = machine!.timerFired(now: now(context))
             run(action, context: context)
         }
-    }
-
-    private func cancelTimer() {
-        timer?.cancel()
-        timer = nil
-        timerDeadline = nil
     }
 }
 

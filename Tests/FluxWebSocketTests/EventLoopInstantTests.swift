@@ -2,9 +2,9 @@
 import NIOCore
 import Testing
 
-@Suite struct WebSocketEventLoopInstantTests {
+@Suite struct EventLoopInstantTests {
     @Test func arithmeticFollowsTheDeadline() {
-        let start = WebSocketEventLoopInstant(.uptimeNanoseconds(1_000))
+        let start = EventLoopInstant(.uptimeNanoseconds(1_000))
         let later = start.advanced(by: .milliseconds(5))
         #expect(later.deadline == .uptimeNanoseconds(5_001_000))
         #expect(start.duration(to: later) == .milliseconds(5))
