@@ -70,6 +70,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a keep-alive connection may stay idle between requests.")
     var idleTimeout = 60.0
 
+    @Option(help: "Seconds between keep-alive pings on a quiet push-channel connection; a subscriber whose connection shows no life for as long again after a ping is closed with 1001. Lower it behind proxies that drop idle connections sooner.")
+    var pingInterval = 30.0
+
     @Option(help: "Live subscriptions (WebSocket and SSE) at once (default: bounded by --max-connections); more get close 1013 or 503.")
     var maxSubscriptions: Int?
 
@@ -119,6 +122,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0.001...86_400).contains(requestTimeout), (0.001...86_400).contains(idleTimeout) else {
             throw ValidationError("--request-timeout and --idle-timeout must be between 0.001 and 86400 seconds")
         }
+        guard (1...86_400).contains(pingInterval) else { throw ValidationError("--ping-interval must be between 1 and 86400 seconds") }
         if let maxSubscriptions, maxSubscriptions <= 0 { throw ValidationError("--max-subscriptions must be positive") }
         if let appendRate, !(0.001...1_000_000_000).contains(appendRate) {
             throw ValidationError("--append-rate must be between 0.001 and 1000000000 appends per second")
@@ -200,6 +204,7 @@ struct ServeCommand: AsyncParsableCommand {
         )
         configuration.tls = tls
         configuration.trustedProxies = Set(trustedProxies)
+        configuration.pingInterval = .milliseconds(Int64(pingInterval * 1000))
         let server = GatewayServer(store: opened.store, configuration: configuration)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

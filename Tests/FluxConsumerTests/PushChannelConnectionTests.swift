@@ -35,7 +35,6 @@ import Testing
     func aRefusedUpgradeReportsTheStatus(answer: String, status: Int) async throws {
         let server = try await RawTCPServer.listen()
         let port = server.port
-        let started = ContinuousClock.now
         async let refusal: PushChannelError? = {
             do {
                 _ = try await PushChannelConnection.connect(host: "127.0.0.1", port: port, target: "/events/subscribe", handshakeTimeoutSeconds: 30)
@@ -48,8 +47,9 @@ import Testing
         _ = try await connection.readUntil("\r\n\r\n")
         try await connection.send(answer)
         let error = await refusal
-        #expect(error?.refusedStatus == status, "\(String(describing: error))")
-        #expect(ContinuousClock.now - started < .seconds(5), "reported from the answer, not when the connection closes")
+        // The connection stays open until after this: a client that waited for the close would have timed out
+        // (30 s, no status) instead.
+        #expect(error?.refusedStatus == status, "reported from the answer, not when the connection closes: \(String(describing: error))")
         await connection.close()
         await server.close()
     }
@@ -107,9 +107,10 @@ import Testing
         }
         #expect(head == Position(9))
         await connection.close()
+        // Closing ends (its own bound is 2 s; on a loaded machine allow far more, far below a hang).
         let started = ContinuousClock.now
         await opened.close()
-        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(ContinuousClock.now - started < .seconds(60))
         await server.close()
     }
 

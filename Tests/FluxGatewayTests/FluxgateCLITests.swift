@@ -81,4 +81,15 @@ import Glibc
             #expect(tail.errorOutput.contains("URL"))
         }
     }
+
+    /// Values from outside are range-checked before they become durations: an absurd --ping-interval is refused
+    /// with a message, not converted.
+    @Test func aPingIntervalOutOfRangeIsRefused() async throws {
+        for value in ["0", "1e300", "nan", "-5"] {
+            try await withFluxgate(["serve", "--port", "0", "--store", "memory", "--ping-interval", value]) { serve in
+                #expect(await serve.waitForExit() != 0, "--ping-interval \(value)")
+                #expect(serve.errorOutput.contains("--ping-interval"), "--ping-interval \(value): \(serve.errorOutput)")
+            }
+        }
+    }
 }

@@ -17,7 +17,7 @@ import Glibc
             let started = ContinuousClock.now
             let status = await child.stop(grace: .milliseconds(300))
             #expect(status == SIGKILL, "SIGTERM is ignored, so SIGKILL ends it")
-            #expect(ContinuousClock.now - started < .seconds(5), "stopped within the grace and the kill's bound")
+            #expect(ContinuousClock.now - started < .seconds(120), "stopped by the kill, not waited for (it never ends)")
             #expect(!child.isRunning)
             #expect(kill(child.processIdentifier, 0) == -1, "the process is gone (reaped)")
         }
@@ -95,11 +95,11 @@ import Glibc
     }
 
     @Test func waitsAreBounded() async throws {
-        try await withChildProcess(Self.shell, ["-c", "sleep 60"], grace: .zero) { child in
+        try await withChildProcess(Self.shell, ["-c", "sleep 600"], grace: .zero) { child in
             let started = ContinuousClock.now
             #expect(await child.waitForExit(timeout: .milliseconds(200)) == nil)
             await #expect(throws: ConformanceFailure.self) { try await child.waitForLine(containing: "never", timeout: .milliseconds(200)) }
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(ContinuousClock.now - started < .seconds(120), "bounded, not waited for (the child sleeps 600 s)")
         }
         try await withChildProcess(Self.shell, ["-c", "echo bye; exit 3"]) { quitter in
             let error = await #expect(throws: ConformanceFailure.self) { try await quitter.waitForLine(containing: "never") }

