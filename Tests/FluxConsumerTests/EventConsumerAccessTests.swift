@@ -45,7 +45,7 @@ import Testing
         )
         let positions = Mutex<[Int64]>([])
         let run = Task { try await consumer.run { event in positions.withLock { $0.append(event.position.rawValue) } } }
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(90)
         while positions.withLock({ $0.count }) < 10, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(positions.withLock { $0 } == Array(1...10))
         consumer.stop()

@@ -40,7 +40,7 @@ import Testing
 
     /// The request timeout over real sockets (when exactly it fires, per case, is `HTTPServerHandlerTests`').
     @Test func aRequestHeadThatTricklesInGets408() async throws {
-        try await withTestGateway(await TestGateway.start { $0.requestReadTimeout = .seconds(1) }) { gateway in
+        try await withTestGateway(await TestGateway.start { $0.requestReadTimeout = .seconds(3) }) { gateway in
             async let trickling = answerToUnfinished("GET /health HTTP/1.1\r\nHost: x\r\n", port: gateway.port)
             async let silent = answerToUnfinished(nil, port: gateway.port)
             async let body = answerToUnfinished(
