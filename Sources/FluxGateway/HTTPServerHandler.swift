@@ -102,7 +102,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .closeConnection:
             context.close(promise: nil)
         }
-        timer.schedule(at: timeouts.nextDeadline, on: context.eventLoop) { [self] in
+        let deadline = timeouts.nextDeadline
+        guard deadline != timer.deadline else { return }  // no closure (an allocation) when nothing moves
+        timer.schedule(at: deadline, on: context.eventLoop) { [self] in
             run(timeouts.timerFired(now: now(context)), context: context)
         }
     }

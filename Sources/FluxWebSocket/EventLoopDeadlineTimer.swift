@@ -12,7 +12,8 @@ public final class EventLoopDeadlineTimer {
     /// A timer with nothing scheduled.
     public init() {}
 
-    /// Keeps one task scheduled at `deadline` that calls `fire` (none when `deadline` is `nil`).
+    /// Keeps one task scheduled at `deadline` that calls `fire` (none when `deadline` is `nil`). On a hot path, compare
+    /// with ``deadline`` first: building the `fire` closure allocates even when nothing moves.
     public func schedule(at deadline: EventLoopInstant?, on eventLoop: any EventLoop, _ fire: @escaping () -> Void) {
         guard deadline != self.deadline else { return }
         cancel()

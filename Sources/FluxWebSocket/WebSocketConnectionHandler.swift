@@ -263,7 +263,10 @@ public final class WebSocketConnectionHandler: ChannelDuplexHandler {
 
     /// Keeps exactly one scheduled task, at the machine's next deadline.
     private func updateTimer(context: ChannelHandlerContext) {
-        timer.schedule(at: machine?.nextDeadline, on: context.eventLoop) { [self] in
+        let deadline = machine?.nextDeadline
+        // Called after every message: when the deadline stays, no closure is made (it would cost an allocation each).
+        guard deadline != timer.deadline else { return }
+        timer.schedule(at: deadline, on: context.eventLoop) { [self] in
             timerFired(context: context)
         }
     }
