@@ -83,14 +83,7 @@ import Testing
     }
 
     static func run(_ testCase: AutobahnCase) async throws {
-        await ConformanceSlots.clientRole.acquire()
-        do {
-            try await play(testCase)
-            await ConformanceSlots.clientRole.release()
-        } catch {
-            await ConformanceSlots.clientRole.release()
-            throw error
-        }
+        try await ConformanceSlots.with(.clientRole) { try await play(testCase) }
     }
 
     private static func play(_ testCase: AutobahnCase) async throws {
@@ -134,14 +127,7 @@ import Testing
     }
 
     static func run(_ testCase: AutobahnDeflateCase) async throws {
-        await ConformanceSlots.clientRole.acquire()
-        do {
-            try await play(testCase)
-            await ConformanceSlots.clientRole.release()
-        } catch {
-            await ConformanceSlots.clientRole.release()
-            throw error
-        }
+        try await ConformanceSlots.with(.clientRole) { try await play(testCase) }
     }
 
     private static func play(_ testCase: AutobahnDeflateCase) async throws {

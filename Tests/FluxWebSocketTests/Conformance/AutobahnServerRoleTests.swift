@@ -38,14 +38,7 @@ import Testing
     /// 9.1.1–9.8.6: large messages (16 MiB), many frames, many messages; three at a time to bound memory.
     @Test("9 Limits", arguments: AutobahnCatalog.section9)
     func limits(_ testCase: AutobahnCase) async throws {
-        await ConformanceSlots.largeMessages.acquire()
-        do {
-            try await Self.run(testCase)
-            await ConformanceSlots.largeMessages.release()
-        } catch {
-            await ConformanceSlots.largeMessages.release()
-            throw error
-        }
+        try await ConformanceSlots.with(.largeMessages) { try await Self.run(testCase) }
     }
 
     /// 10.1.1: an auto-fragmented message.
@@ -66,14 +59,7 @@ import Testing
     static let timeout = Duration.seconds(300)  // a whole case; only a hung one waits it out (16 MiB echoes in debug builds are slow when the suite runs in parallel)
 
     static func run(_ testCase: AutobahnCase) async throws {
-        await ConformanceSlots.serverRole.acquire()
-        do {
-            try await play(testCase)
-            await ConformanceSlots.serverRole.release()
-        } catch {
-            await ConformanceSlots.serverRole.release()
-            throw error
-        }
+        try await ConformanceSlots.with(.serverRole) { try await play(testCase) }
     }
 
     private static func play(_ testCase: AutobahnCase) async throws {
@@ -101,14 +87,7 @@ import Testing
     }
 
     static func run(_ testCase: AutobahnDeflateCase) async throws {
-        await ConformanceSlots.serverRole.acquire()
-        do {
-            try await play(testCase)
-            await ConformanceSlots.serverRole.release()
-        } catch {
-            await ConformanceSlots.serverRole.release()
-            throw error
-        }
+        try await ConformanceSlots.with(.serverRole) { try await play(testCase) }
     }
 
     private static func play(_ testCase: AutobahnDeflateCase) async throws {

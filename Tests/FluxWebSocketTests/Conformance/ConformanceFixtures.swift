@@ -77,6 +77,19 @@ actor ConformanceSlots {
         await withCheckedContinuation { waiting.append($0) }
     }
 
+    /// Runs `body` holding one slot, given back however `body` ends.
+    static func with<Result: Sendable>(_ slots: ConformanceSlots, _ body: () async throws -> Result) async throws -> Result {
+        await slots.acquire()
+        do {
+            let result = try await body()
+            await slots.release()
+            return result
+        } catch {
+            await slots.release()
+            throw error
+        }
+    }
+
     func release() {
         if waiting.isEmpty {
             available += 1

@@ -25,14 +25,7 @@ import Testing
 
     @Test("Autobahn cases without echo, on /events/subscribe", arguments: cases)
     func autobahnCase(_ testCase: AutobahnCase) async throws {
-        await ConformanceSlots.serverRole.acquire()
-        do {
-            try await Self.play(testCase)
-            await ConformanceSlots.serverRole.release()
-        } catch {
-            await ConformanceSlots.serverRole.release()
-            throw error
-        }
+        try await ConformanceSlots.with(.serverRole) { try await Self.play(testCase) }
     }
 
     /// A subscriber's message over the push channel's 64 KiB limit fails the connection with 1009, in one frame or
