@@ -115,6 +115,7 @@ struct TestIssuer {
         #expect(await outcome(access, try await issuer.hs256(early)).contains("not valid yet"))
         #expect(await outcome(access, try await issuer.hs256(TestClaims(issuer: "https://evil.example", audience: "fluxgate"))).contains("issuer"))
         #expect(await outcome(access, try await issuer.hs256(TestClaims(issuer: "https://id.example", audience: "other"))).contains("audience"))
+        #expect(await outcome(access, try await issuer.hs256(TestClaims(issuer: "https://id.example"))).contains("audience"), "no aud at all")
         // alg "none" with no signature, and garbage.
         let unsigned = try await issuer.hs256(good).split(separator: ".")
         let noneHeader = Data(#"{"alg":"none","typ":"JWT"}"#.utf8).base64EncodedString().replacing("=", with: "")
