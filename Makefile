@@ -16,7 +16,7 @@ serve: setup-build
 	swift run fluxgate serve
 
 test: setup
-	swift test
+	scripts/test.sh
 
 bench: setup
 	swift run -c release fluxgate-bench appends

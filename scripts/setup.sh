@@ -14,7 +14,8 @@ if [ "$purpose" = test ]; then
     # postgresql: the server that the PostgreSQL store's tests start on loopback (scripts/postgres.sh), with psql.
     # nginx: the proxy in front of two gateway nodes in deploy/local-cluster.sh.
     # openssl: the CLI that makes the TLS tests' throwaway CA and server certificate (FluxTesting/TestCertificates).
-    packages+=(chromium chromium-driver postgresql nginx openssl)
+    # gdb: scripts/test.sh prints the test process's threads with it when a run hangs.
+    packages+=(chromium chromium-driver postgresql nginx openssl gdb)
 fi
 need_packages=()
 for package in "${packages[@]}"; do

@@ -35,7 +35,7 @@ public final class PostgresCheckpointStore: CheckpointStore {
             }
         } catch {
             runTask.cancel()
-            await runTask.value
+            _ = await awaitEnd(of: runTask, within: timeout)
             if let error = error as? StoreError { throw error }
             throw StoreError(.storeUnavailable, "cannot open the checkpoint store in \(location) (\(PostgresErrors.describe(error))); check that PostgreSQL runs there")
         }
@@ -85,6 +85,8 @@ public final class PostgresCheckpointStore: CheckpointStore {
     /// Disconnects; loads and saves after this fail.
     public func close() async {
         runTask.cancel()
-        await runTask.value
+        if !(await awaitEnd(of: runTask, within: timeout)) {
+            logger.warning("the connection pool did not stop within \(timeout) of close(); leaving it behind", metadata: ["database": "\(location)"])
+        }
     }
 }

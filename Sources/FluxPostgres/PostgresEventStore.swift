@@ -90,7 +90,7 @@ public final class PostgresEventStore: EventStore {
             )
         } catch {
             runTask.cancel()
-            await runTask.value
+            _ = await awaitEnd(of: runTask, within: closeLimit)
             if let error = error as? StoreError { throw error }
             throw StoreError(
                 .storeUnavailable,
@@ -107,11 +107,25 @@ public final class PostgresEventStore: EventStore {
             defer { tasks = (nil, nil) }
             return tasks
         }
-        watch?.cancel()
-        run?.cancel()
-        await watch?.value
-        await run?.value
+        // The head watcher first, while the pool still serves its connections: a query of the watcher that the pool's
+        // shutdown cuts off may never be answered (seen in a test run that then waited for ever). Neither wait is
+        // unbounded: a task that does not end in time is left behind, and said so.
+        if let watch {
+            watch.cancel()
+            if !(await awaitEnd(of: watch, within: Self.closeLimit)) {
+                logger.warning("the head watcher did not stop within \(Self.closeLimit) of close(); leaving it behind", metadata: ["database": "\(location)"])
+            }
+        }
+        if let run {
+            run.cancel()
+            if !(await awaitEnd(of: run, within: Self.closeLimit)) {
+                logger.warning("the connection pool did not stop within \(Self.closeLimit) of close(); leaving it behind", metadata: ["database": "\(location)"])
+            }
+        }
     }
+
+    /// How long `close()` waits for each of its background tasks to end.
+    static let closeLimit = Duration.seconds(10)
 
     /// How this node's writer has batched appends since the store was opened.
     public var writerStatistics: PostgresWriterStatistics { writer.statistics }
@@ -195,8 +209,11 @@ public final class PostgresEventStore: EventStore {
                     do {
                         try await client.withConnection { connection in
                             try await connection.listen(on: PostgresGroupCommitter.channel) { notifications in
-                                // Whatever committed while nobody listened.
-                                signal.publish(Position(try await PostgresEventQueries.head(connection, logger: logger)))
+                                // Whatever committed while nobody listened (bounded: a connection that stops answering
+                                // ends this listen, and the loop connects again).
+                                signal.publish(Position(try await withTimeout(.seconds(10), "reading the head") {
+                                    try await PostgresEventQueries.head(connection, logger: logger)
+                                }))
                                 for try await notification in notifications {
                                     if let head = Int64(notification.payload) { signal.publish(Position(head)) }
                                 }

@@ -431,6 +431,18 @@ func withTimeout<T: Sendable>(_ timeout: Duration, _ what: String, _ body: @esca
     }
 }
 
+/// Waits for `task` to end, for at most `limit`; returns whether it ended. A task stuck in a call that ignores
+/// cancellation — a query whose connection the pool closed under it may never be answered — is left behind rather
+/// than holding its caller (a `close()`, a test, a stopping gateway) for ever.
+func awaitEnd(of task: Task<Void, Never>, within limit: Duration) async -> Bool {
+    do {
+        try await withTimeout(limit, "ending a task") { await task.value }
+        return true
+    } catch {
+        return false
+    }
+}
+
 /// The continuation of `withTimeout`, resumed once by whichever of the work and the timer finishes first.
 private final class TimeoutRace<T: Sendable>: Sendable {
     private struct State {

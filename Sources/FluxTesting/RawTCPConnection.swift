@@ -17,8 +17,9 @@ public final class RawTCPConnection {
         public var description: String
     }
 
-    init(channel: any Channel, stream: AsyncThrowingStream<ByteBuffer, any Error>) {
+    init(channel: any Channel, stream: AsyncThrowingStream<ByteBuffer, any Error>, readsWhileWriting: Flag) {
         self.channel = channel
+        self.readsWhileWritingFlag = readsWhileWriting
         self.iterator = stream.makeAsyncIterator()
     }
 
@@ -29,14 +30,15 @@ public final class RawTCPConnection {
         if let receiveBuffer {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBuffer))
         }
+        let flag = Flag()
         let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Collector(continuation: continuation))
+                    try channel.pipeline.syncOperations.addHandler(Collector(continuation: continuation, readsWhileWriting: flag))
                 }
             }
             .connect(host: host, port: port).get()
-        return RawTCPConnection(channel: channel, stream: stream)
+        return RawTCPConnection(channel: channel, stream: stream, readsWhileWriting: flag)
     }
 
     public func send(_ text: String) async throws {
@@ -115,20 +117,59 @@ public final class RawTCPConnection {
         }
     }
 
+    /// Whether the connection reads while a write of its is in flight (off by default: a test that does not read
+    /// exerts real TCP backpressure). A peer that writes a lot and reads only afterwards needs it against a server
+    /// that stops reading while its answers are not read (an echo server): both would wait for ever. Autobahn's client
+    /// reads while it writes, too. What is read waits in the connection for ``readMore()``.
+    public var readsWhileWriting: Bool {
+        get { readsWhileWritingFlag.value.load(ordering: .relaxed) }
+        set { readsWhileWritingFlag.value.store(newValue, ordering: .relaxed) }
+    }
+    private let readsWhileWritingFlag: Flag
+
+    /// A switch shared with the connection's ``Collector``.
+    final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
     /// Sends a FIN (half-close): the peer reads end of stream while this side can still read.
     public func shutdownOutput() async {
         try? await channel.close(mode: .output)
     }
 
-    /// Forwards received bytes (and the end of the stream, or a read error) to a `RawTCPConnection`'s stream.
-    final class Collector: ChannelInboundHandler {
+    /// Forwards received bytes (and the end of the stream, or a read error) to a `RawTCPConnection`'s stream; with
+    /// ``readsWhileWriting``, reads as long as a write is in flight.
+    final class Collector: ChannelDuplexHandler {
         typealias InboundIn = ByteBuffer
+        typealias OutboundIn = ByteBuffer
         let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+        let readsWhileWriting: Flag
+        private var writesInFlight = 0
 
-        init(continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation) { self.continuation = continuation }
+        init(continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation, readsWhileWriting: Flag) {
+            self.continuation = continuation
+            self.readsWhileWriting = readsWhileWriting
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             continuation.yield(unwrapInboundIn(data))
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            if writesInFlight > 0 { context.read() }
+            context.fireChannelReadComplete()
+        }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            guard readsWhileWriting.value.load(ordering: .relaxed) else {
+                context.write(data, promise: promise)
+                return
+            }
+            let written = promise ?? context.eventLoop.makePromise()
+            writesInFlight += 1
+            if writesInFlight == 1 { context.read() }
+            written.futureResult.assumeIsolated().whenComplete { [self] _ in writesInFlight -= 1 }
+            context.write(data, promise: written)
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {

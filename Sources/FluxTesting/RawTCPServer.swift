@@ -24,9 +24,10 @@ public final class RawTCPServer {
             .childChannelInitializer { child in
                 child.eventLoop.makeCompletedFuture {
                     let (bytes, bytesContinuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
-                    try child.pipeline.syncOperations.addHandler(RawTCPConnection.Collector(continuation: bytesContinuation))
+                    let flag = RawTCPConnection.Flag()
+                    try child.pipeline.syncOperations.addHandler(RawTCPConnection.Collector(continuation: bytesContinuation, readsWhileWriting: flag))
                     // Hand the connection out only once it is active: a read asked for before would be lost.
-                    let box = RawTCPConnectionBox(channel: child, stream: bytes)
+                    let box = RawTCPConnectionBox(channel: child, stream: bytes, readsWhileWriting: flag)
                     try child.pipeline.syncOperations.addHandler(OnActive { continuation.yield(box) }, position: .first)
                 }
             }
@@ -49,7 +50,7 @@ public final class RawTCPServer {
         let next = await iterator.next()
         accepted = iterator
         guard let box = next else { return nil }
-        return RawTCPConnection(channel: box.channel, stream: box.stream)
+        return RawTCPConnection(channel: box.channel, stream: box.stream, readsWhileWriting: box.readsWhileWriting)
     }
 
     /// Stops listening; accepted connections stay open.
@@ -78,4 +79,5 @@ private final class OnActive: ChannelInboundHandler {
 struct RawTCPConnectionBox: Sendable {
     let channel: any Channel
     let stream: AsyncThrowingStream<ByteBuffer, any Error>
+    let readsWhileWriting: RawTCPConnection.Flag
 }

@@ -29,6 +29,9 @@ struct EchoClientCommand: AsyncParsableCommand {
     @Option(help: "The largest message accepted, in bytes (larger ones close with 1009).")
     var maxMessageSize = 16 << 20
 
+    @Option(help: "How long to wait for the server's answer to the opening handshake, in seconds (1–3600).")
+    var handshakeTimeout = 10
+
     private func endpoint() throws -> (host: String, port: Int, target: String) {
         guard let parsed = URL(string: url), parsed.scheme == "ws", let host = parsed.host else {
             throw ValidationError("--url must look like ws://127.0.0.1:9001/path (wss:// is not supported yet), got \(url)")
@@ -41,6 +44,9 @@ struct EchoClientCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try endpoint()
         guard maxMessageSize > 0 else { throw ValidationError("--max-message-size must be positive") }
+        guard (1...3600).contains(handshakeTimeout) else {
+            throw ValidationError("--handshake-timeout must be 1 to 3600 seconds, got \(handshakeTimeout)")
+        }
     }
 
     func run() async throws {
@@ -52,6 +58,7 @@ struct EchoClientCommand: AsyncParsableCommand {
                 to: host, port: port, path: target,
                 handshake: WebSocketClientHandshake(deflate: deflate ? WebSocketDeflateOptions() : nil),
                 configuration: WebSocketConnectionConfiguration(role: .client, maxMessageSize: maxMessageSize, pingInterval: nil),
+                handshakeTimeout: .seconds(handshakeTimeout),
                 // Echoes on the event loop, in order with the frames behind each message (a Close right after it);
                 // nothing reaches the async sequence.
                 messageHandlers: { pipeline in try pipeline.addHandler(EchoHandler()) }

@@ -92,4 +92,14 @@ import Glibc
             }
         }
     }
+
+    /// The echo client's handshake timeout is range-checked too (the conformance suite raises it on a loaded machine).
+    @Test func aHandshakeTimeoutOutOfRangeIsRefused() async throws {
+        for value in ["0", "3601", "-1", "ten"] {
+            try await withFluxgate(["echo-client", "--url", "ws://127.0.0.1:9/", "--handshake-timeout", value]) { client in
+                #expect(await client.waitForExit() != 0, "--handshake-timeout \(value)")
+                #expect(client.errorOutput.contains("--handshake-timeout"), "--handshake-timeout \(value): \(client.errorOutput)")
+            }
+        }
+    }
 }

@@ -63,6 +63,16 @@ final class PushChannelTestClient {
         }
     }
 
+    /// Reads until the `caught_up` message arrived (it may follow catch-up events read already, when appends kept the
+    /// subscriber catching up), or the connection closed, or the timeout passed.
+    func readUntilCaughtUp(timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while caughtUpHeads.isEmpty, closeCode == nil {
+            guard ContinuousClock.now < deadline else { throw TestFailure("no caught_up after \(positions.count) events") }
+            if try await !step() { break }
+        }
+    }
+
     /// Reads until the server's Close arrives (or the stream ends).
     func readUntilClosed(timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout

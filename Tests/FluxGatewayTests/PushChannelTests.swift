@@ -23,6 +23,7 @@ import Testing
                 try await group.waitForAll()
             }
             try await client.read(untilPositions: 520)
+            try await client.readUntilCaughtUp()
             #expect(client.positions == Array(31...550))
             #expect(client.caughtUpHeads.count == 1)
             #expect(client.epochs == [gateway.store.epoch.rawValue])

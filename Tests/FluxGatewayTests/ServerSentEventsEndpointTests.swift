@@ -25,11 +25,21 @@ private final class SSESubscriber {
         try #require(try await connection.readUntil("\r\n\r\n"))
     }
 
+    /// Reads until the `caught_up` event arrived (it may follow the events of the catch-up that were read already,
+    /// when appends kept the subscriber catching up).
+    func readUntilCaughtUp(timeout: Duration = .seconds(30)) async throws {
+        try await read(until: { $0.caughtUpCount > 0 }, timeout: timeout)
+    }
+
     /// Reads SSE events (through chunked framing) until `count` event positions were seen.
     func read(untilPositions count: Int, timeout: Duration = .seconds(30)) async throws {
+        try await read(until: { $0.positions.count >= count }, timeout: timeout)
+    }
+
+    private func read(until done: (SSESubscriber) -> Bool, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
-        while positions.count < count {
-            guard ContinuousClock.now < deadline else { throw TestFailure("got \(positions.count) of \(count) events: \(positions.suffix(20)); buffered: \(String(buffer: connection.buffered).prefix(300))") }
+        while !done(self) {
+            guard ContinuousClock.now < deadline else { throw TestFailure("not done after \(positions.count) events (caught_up \(caughtUpCount) times): \(positions.suffix(20)); buffered: \(String(buffer: connection.buffered).prefix(300))") }
             guard let block = try await connection.readUntil("\n\n") else { throw TestFailure("stream ended after \(positions.count) events") }
             parse(block)
         }
@@ -75,6 +85,9 @@ private final class SSESubscriber {
                 try await group.waitForAll()
             }
             try await subscriber.read(untilPositions: 500)
+            // While appends keep coming, the catch-up may read all of them before it joins the live tail: then
+            // `caught_up` follows the last of them.
+            try await subscriber.readUntilCaughtUp()
             #expect(subscriber.positions == Array(21...520))
             #expect(subscriber.caughtUpCount == 1)
             #expect((subscriber.caughtUpHead ?? 0) >= 120)

@@ -72,7 +72,10 @@ import Testing
     private static func withEchoClient(deflate: Bool, _ body: (ChildProcess, RawTCPServer, ConformancePeer) async throws -> Void) async throws {
         let server = try await RawTCPServer.listen()
         try await withTeardown({ await server.close() }) {
-            try await withFluxgate(["echo-client", "--url", "ws://127.0.0.1:\(server.port)/"] + (deflate ? ["--deflate"] : [])) { client in
+            // A minute for the scripted server's 101: three 16 MiB cases at once in a debug build on a loaded machine
+            // can hold the test process up for longer than the client's default 10 s.
+            let arguments = ["echo-client", "--url", "ws://127.0.0.1:\(server.port)/", "--handshake-timeout", "60"]
+            try await withFluxgate(arguments + (deflate ? ["--deflate"] : [])) { client in
         guard let connection = await server.accept(timeout: .seconds(30)) else {
             throw ConformanceProblem(description: "echo-client did not connect; stderr: \(client.errorOutput)")
         }

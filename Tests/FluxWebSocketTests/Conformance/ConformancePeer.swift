@@ -71,6 +71,9 @@ final class ConformancePeer {
         self.side = side
         // One read may wait as long as the whole case (a 16 MiB echo in a debug build, the suite running in parallel).
         connection.timeout = timeout
+        // Read while sending, as Autobahn's client does: a script of 1000 messages is 4 MiB, and an echoing testee that
+        // stops reading while its echoes are not read would wait for us as we wait for it until the watchdog.
+        connection.readsWhileWriting = true
         let flag = TimeoutFlag()
         self.timeoutFlag = flag
         watchdog = connection.closeAfter(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) { flag.set() }
