@@ -29,17 +29,19 @@ public struct PushChannelError: Error, Sendable, CustomStringConvertible {
 ///
 /// Use from one task at a time.
 public final class PushChannelConnection {
-    /// Messages the client holds before it stops reading the socket (each may carry many events); it reads on once
-    /// half of them are taken. A subscriber that stops taking them leaves the rest in the gateway's care, which
-    /// serves it from the store when it falls behind.
+    /// Messages the client holds before it stops reading the socket (each may carry many events): the channel's
+    /// buffer reads on once half of its `maximumQueued` are taken, and the session holds one more, read ahead for the
+    /// next `next()`. A subscriber that stops taking them leaves the rest in the gateway's care, which serves it
+    /// from the store when it falls behind.
     static let maximumQueued = 4
 
     private let socket: WebSocketChannel
     private let outbound: WebSocketOutbound
-    /// The `next()` calls waiting for a message; finishing it ends the session.
-    private let requests: AsyncStream<MessageRequest>.Continuation
+    /// The message the session read ahead, handed to `next()`.
+    private let readAhead: ReadAhead
     /// Holds the channel's `executeThenClose` scope for this connection's life (its API is not scoped: connect,
-    /// next…, close), and takes messages out of it one request at a time, so the channel's back-pressure holds.
+    /// next…, close) and reads the channel's messages one ahead of the caller, so that `next()` finds the next one
+    /// waiting while the caller handles the last (the channel's back-pressure holds: it reads no further ahead).
     private let session: Task<Void, Never>
 
     /// The close code and reason the server sent, once the connection ended (`code` is `nil` for an empty Close);
@@ -48,10 +50,10 @@ public final class PushChannelConnection {
         get async { await socket.receivedClose().map { (code: $0.code?.rawValue, reason: $0.reason) } }
     }
 
-    private init(socket: WebSocketChannel, outbound: WebSocketOutbound, requests: AsyncStream<MessageRequest>.Continuation, session: Task<Void, Never>) {
+    private init(socket: WebSocketChannel, outbound: WebSocketOutbound, readAhead: ReadAhead, session: Task<Void, Never>) {
         self.socket = socket
         self.outbound = outbound
-        self.requests = requests
+        self.readAhead = readAhead
         self.session = session
     }
 
@@ -86,38 +88,28 @@ public final class PushChannelConnection {
 
     /// Starts the session that holds `socket` open.
     private static func open(_ socket: WebSocketChannel) async -> PushChannelConnection {
-        let (requests, asking) = AsyncStream.makeStream(of: MessageRequest.self)
+        let readAhead = ReadAhead()
         var session: Task<Void, Never>?
         let outbound = await withCheckedContinuation { (opened: CheckedContinuation<WebSocketOutbound, Never>) in
             session = Task {
                 try? await socket.executeThenClose { inbound, outbound in
                     opened.resume(returning: outbound)
-                    await PushChannelConnection.serve(requests, from: inbound)
+                    await PushChannelConnection.serve(readAhead, from: inbound)
                 }
             }
         }
-        return PushChannelConnection(socket: socket, outbound: outbound, requests: asking, session: session!)
+        return PushChannelConnection(socket: socket, outbound: outbound, readAhead: readAhead, session: session!)
     }
 
-    /// The session's side: answers each request with the next message (keeping one whose caller gave up for the
-    /// next request), then, once no more requests can come, reads on to the server's Close and the TCP close.
-    private static func serve(_ requests: AsyncStream<MessageRequest>, from inbound: NIOAsyncChannelInboundStream<WebSocketMessage>) async {
-        var messages = inbound.makeAsyncIterator()
-        var kept: Result<WebSocketMessage?, any Error>?
-        for await request in requests {
-            let result: Result<WebSocketMessage?, any Error>
-            if let answer = kept.take() {
-                result = answer
-            } else {
-                do {
-                    result = .success(try await messages.next())
-                } catch {
-                    result = .failure(error)
-                }
-            }
-            if !request.complete(with: result) { kept = result }
+    /// The session's side: reads the channel's messages into `readAhead` (waiting while it holds one), to the end of
+    /// the connection; once the caller closed, what it reads (up to the server's Close and the TCP close) is dropped.
+    private static func serve(_ readAhead: ReadAhead, from inbound: NIOAsyncChannelInboundStream<WebSocketMessage>) async {
+        do {
+            for try await message in inbound { await readAhead.put(message) }
+            readAhead.end(.success(nil))
+        } catch {
+            readAhead.end(.failure(error))
         }
-        while (try? await messages.next()) != nil {}
     }
 
     /// The next text message undecoded (the JSON bytes); `nil` once the connection closed. For tools that
@@ -153,11 +145,9 @@ public final class PushChannelConnection {
     }
 
     /// The next message, from the session; `nil` once the connection closed (or `close()` was called). Cancelling
-    /// the calling task throws `CancellationError`; a message taken for it meanwhile goes to the next call.
+    /// the calling task throws `CancellationError`; a message that arrives meanwhile goes to the next call.
     private func nextMessage() async throws -> WebSocketMessage? {
-        let request = MessageRequest()
-        if case .terminated = requests.yield(request) { return nil }
-        return try await request.result()
+        try await readAhead.take()
     }
 
     /// Acknowledges handled events (optional; feeds the gateway's lag figures).
@@ -170,7 +160,7 @@ public final class PushChannelConnection {
     public func close() async {
         let channel = socket.asyncChannel.channel
         channel.triggerUserOutboundEvent(WebSocketCloseRequest(), promise: nil)
-        requests.finish()
+        readAhead.discard()
         let cutOff = channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
         await session.value
         cutOff.cancel()
@@ -179,56 +169,113 @@ public final class PushChannelConnection {
     deinit {
         // Not closed: close now, without waiting (the connection handler's close timeout bounds it).
         socket.asyncChannel.channel.triggerUserOutboundEvent(WebSocketCloseRequest(), promise: nil)
-        requests.finish()
+        readAhead.discard()
     }
 }
 
 @available(*, unavailable)
 extension PushChannelConnection: Sendable {}
 
-/// One `next()` call waiting for the session's answer; its caller may give up first (task cancellation).
-private final class MessageRequest: Sendable {
-    private enum State {
-        case asked
-        case waiting(CheckedContinuation<WebSocketMessage?, any Error>)
-        case answered(Result<WebSocketMessage?, any Error>)
+/// The hand-over between the session, which reads the channel, and `next()`: it holds at most one message (the
+/// session waits in `put` while it does), then the end of the connection for every later call.
+private final class ReadAhead: Sendable {
+    private struct State {
+        /// The message read ahead.
+        var message: WebSocketMessage?
+        /// How the connection ended (`nil` once it closed normally), after `message`; kept for every later call.
+        var end: Result<WebSocketMessage?, any Error>?
+        /// A `take()` waiting for a message.
+        var taker: CheckedContinuation<WebSocketMessage?, any Error>?
+        /// The session, waiting for room.
+        var putter: CheckedContinuation<Void, Never>?
+        /// `close()` was called: messages are dropped, takers get `nil`.
+        var discarding = false
     }
 
-    private let state = Mutex(State.asked)
+    private let state = Mutex(State())
 
-    /// The session's answer, or `CancellationError` when the calling task is cancelled before it.
-    func result() async throws -> WebSocketMessage? {
+    /// Hands `message` to a waiting `take()`, or keeps it and waits until it is taken (or dropped).
+    func put(_ message: WebSocketMessage) async {
+        await withCheckedContinuation { (room: CheckedContinuation<Void, Never>) in
+            enum Outcome {
+                case handed(CheckedContinuation<WebSocketMessage?, any Error>)
+                case kept
+                case dropped
+            }
+            let outcome: Outcome = state.withLock { state in
+                if state.discarding { return .dropped }
+                if let taker = state.taker.take() { return .handed(taker) }
+                state.message = message
+                state.putter = room
+                return .kept
+            }
+            switch outcome {
+            case .handed(let taker):
+                taker.resume(returning: message)
+                room.resume()
+            case .dropped:
+                room.resume()
+            case .kept:
+                break
+            }
+        }
+    }
+
+    /// Records how the connection ended (after the message held, if any) and wakes a waiting `take()`.
+    func end(_ result: Result<WebSocketMessage?, any Error>) {
+        let taker = state.withLock { state in
+            state.end = result
+            return state.message == nil ? state.taker.take() : nil
+        }
+        taker?.resume(with: result)
+    }
+
+    /// The next message (`nil` once the connection ended or `discard()` was called); `CancellationError` when the
+    /// calling task is cancelled first, leaving the message that comes for the next call.
+    func take() async throws -> WebSocketMessage? {
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let answer: Result<WebSocketMessage?, any Error>? = state.withLock { state in
-                    guard case .answered(let answer) = state else {
-                        state = .waiting(continuation)
-                        return nil
-                    }
-                    return answer
+            try await withCheckedThrowingContinuation { (taker: CheckedContinuation<WebSocketMessage?, any Error>) in
+                enum Outcome {
+                    case message(WebSocketMessage, room: CheckedContinuation<Void, Never>?)
+                    case ended(Result<WebSocketMessage?, any Error>)
+                    case cancelled
+                    case waiting
                 }
-                if let answer { continuation.resume(with: answer) }
+                let outcome: Outcome = state.withLock { state in
+                    if let message = state.message.take() { return .message(message, room: state.putter.take()) }
+                    if state.discarding { return .ended(.success(nil)) }
+                    if let end = state.end { return .ended(end) }
+                    // Checked under the lock: a cancellation handler that ran before found no taker.
+                    if Task.isCancelled { return .cancelled }
+                    state.taker = taker
+                    return .waiting
+                }
+                switch outcome {
+                case .message(let message, let room):
+                    room?.resume()
+                    taker.resume(returning: message)
+                case .ended(let end):
+                    taker.resume(with: end)
+                case .cancelled:
+                    taker.resume(throwing: CancellationError())
+                case .waiting:
+                    break
+                }
             }
         } onCancel: {
-            _ = complete(with: .failure(CancellationError()))
+            state.withLock { $0.taker.take() }?.resume(throwing: CancellationError())
         }
     }
 
-    /// Answers the request; `false` when it was answered already (its caller gave up).
-    func complete(with answer: Result<WebSocketMessage?, any Error>) -> Bool {
-        let (first, waiting): (Bool, CheckedContinuation<WebSocketMessage?, any Error>?) = state.withLock { state in
-            switch state {
-            case .asked:
-                state = .answered(answer)
-                return (true, nil)
-            case .waiting(let continuation):
-                state = .answered(answer)
-                return (true, continuation)
-            case .answered:
-                return (false, nil)
-            }
+    /// Drops the message held and every later one (the caller closed): the session reads on to the end of the
+    /// connection without waiting, and `take()` returns `nil`.
+    func discard() {
+        let (room, taker) = state.withLock { state in
+            state.discarding = true
+            state.message = nil
+            return (state.putter.take(), state.taker.take())
         }
-        waiting?.resume(with: answer)
-        return first
+        room?.resume()
+        taker?.resume(returning: nil)
     }
 }

@@ -78,7 +78,7 @@ import Glibc
             let handshake = Shared("")
             let growth = await peakGrowth(of: gateway, baseline: baseline) {
                 guard let attacker = try? TestSocket(port: port, receiveBuffer: 4096) else { return }
-                attacker.send(
+                _ = attacker.send(
                     "GET /events/subscribe?after=0 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                         + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
                 )
