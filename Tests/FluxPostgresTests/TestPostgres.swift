@@ -119,12 +119,18 @@ extension PostgresEventStore {
 }
 
 extension PostgresEventStore.Options {
-    /// The defaults with a generous operation timeout (60 s).
+    /// The defaults with a generous operation timeout (``TestPostgres/operationTimeout``).
     static var forTests: Self {
         var options = Self()
-        options.operationTimeout = .seconds(60)
+        options.operationTimeout = TestPostgres.operationTimeout
         return options
     }
+}
+
+extension TestPostgres {
+    /// How long a test's store waits for PostgreSQL: the whole suite runs in parallel beside other jobs (a cold
+    /// build, say), and a connection and its migrations may then take well over the default 10 s.
+    static let operationTimeout = Duration.seconds(60)
 }
 
 /// A TCP port on loopback that is free now (the kernel picks it), for a second PostgreSQL server.
