@@ -11,9 +11,14 @@ case "$silence_limit" in '' | *[!0-9]*) echo "test: FLUXGATE_TEST_SILENCE_LIMIT 
 log=$(mktemp "${TMPDIR:-/tmp}/fluxgate-tests.XXXXXX")
 trap 'rm -f "$log"' EXIT
 
+# Line-buffered output (coreutils' stdbuf reaches the test process through the environment): through a pipe the
+# test process's output comes in blocks, and the last lines before a hang would sit unwritten in its buffer.
+line_buffered=()
+command -v stdbuf >/dev/null 2>&1 && line_buffered=(stdbuf -oL -eL)
+
 # Our own process group, so that the watchdog can stop the run and everything it started.
 set -m
-swift test "$@" > >(tee -a "$log") 2>&1 &
+"${line_buffered[@]}" swift test "$@" > >(tee -a "$log") 2>&1 &
 runner=$!
 set +m
 

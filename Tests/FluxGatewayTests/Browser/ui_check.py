@@ -133,7 +133,7 @@ def append_event(gateway, aggregate_id, event_type, payload):
                                      headers={"Content-Type": "application/json",
                                               **({"Authorization": f"Bearer {ACCESS_TOKEN}"} if ACCESS_TOKEN else {})})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             if response.status != 201:
                 raise CheckFailed(f"the append answered {response.status}, expected 201")
             return json.load(response)
@@ -143,12 +143,22 @@ def append_event(gateway, aggregate_id, event_type, payload):
         raise CheckFailed(f"could not append to {gateway}: {error.reason}") from None
 
 
-def check_gateway(gateway):
-    try:
-        with urllib.request.urlopen(f"{gateway}/health", timeout=10) as response:
-            health = json.load(response)
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise CheckFailed(f"the gateway at {gateway} does not answer GET /health ({error}); start it first") from None
+def check_gateway(gateway, patience=60):
+    # A gateway that refuses the connection is not there; one that is slow to answer may be on a loaded machine
+    # (the test suite runs in parallel beside builds): ask again until `patience` seconds have passed.
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with urllib.request.urlopen(f"{gateway}/health", timeout=20) as response:
+                health = json.load(response)
+            break
+        except urllib.error.URLError as error:
+            if isinstance(error.reason, ConnectionRefusedError) or time.monotonic() >= deadline:
+                raise CheckFailed(f"the gateway at {gateway} does not answer GET /health ({error}); start it first") from None
+        except (OSError, ValueError) as error:
+            if time.monotonic() >= deadline:
+                raise CheckFailed(f"the gateway at {gateway} does not answer GET /health ({error}); start it first") from None
+        time.sleep(0.5)
     log(f"gateway {gateway} is up: head {health.get('head')}, epoch {health.get('epoch')}")
 
 
