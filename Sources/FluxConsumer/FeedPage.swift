@@ -34,7 +34,7 @@ public struct FeedPage: Sendable {
 }
 
 extension RecordedEvent {
-    /// The fields of an envelope with payload, in the order the gateway writes them (PROTOCOL.md "Event envelope").
+    /// The fields of an envelope with payload, in the order the gateway writes them (README "Wire protocol" → "Events and positions").
     private enum EnvelopeField: Int {
         case eventID, url, aggregateName, aggregateVersion, eventType, created, aggregateID, position, recordedAt, payload
 

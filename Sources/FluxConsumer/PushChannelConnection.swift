@@ -5,7 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// A message of the push channel (PROTOCOL.md "Push channel"), decoded.
+/// A message of the push channel (README "Wire protocol" → "Push channel"), decoded.
 public enum PushMessage: Sendable {
     /// Events in position order.
     case events(epoch: StoreEpoch, [RecordedEvent])

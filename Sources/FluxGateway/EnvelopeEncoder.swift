@@ -1,7 +1,7 @@
 import FluxCore
 import NIOCore
 
-/// Encodes stored events as the feed's JSON envelopes (PROTOCOL.md "Event envelope").
+/// Encodes stored events as the feed's JSON envelopes (README "Wire protocol" → "Events and positions").
 ///
 /// The first six fields are the original flux feed's, with its names and types; the payload bytes are
 /// copied as stored, never re-encoded. An envelope is written through one ``JSONCursor`` (one `ByteBuffer`

@@ -137,8 +137,9 @@ import Testing
         await client.close()
     }
 
-    /// PROTOCOL.md: a subscriber that merely reads slowly is not a dead peer. Its pong comes only after it has read
-    /// the backlog queued before the ping, long after the pong timeout; it is still reading, so it stays.
+    /// README "Wire protocol" → "Push channel": a subscriber that merely reads slowly is not a dead peer. Its pong
+    /// comes only after it has read the backlog queued before the ping, long after the pong timeout; it is still
+    /// reading, so it stays.
     @Test func aSlowReaderIsNotClosedForALatePong() async throws {
         // Pings every 200 ms, 3 s for the pong; ≥ 2 MiB (the low-water mark) of the 2.4 MB backlog is queued ahead
         // of the first ping.

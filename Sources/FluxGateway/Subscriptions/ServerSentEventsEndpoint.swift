@@ -15,7 +15,7 @@ final class ServerSentEventsSink: SubscriberSink {
 
 extension GatewayRouter {
     /// `GET /events/subscribe` with `Accept: text/event-stream`: the push channel's fallback as server-sent
-    /// events (PROTOCOL.md "Server-sent events").
+    /// events (README "Wire protocol" → "Server-sent events").
     func serverSentEvents(_ request: GatewayRequest, grant: AccessGrant) async throws -> GatewayResponse {
         guard let hub else {
             return .error(.serviceUnavailable, "unavailable", "subscriptions are not enabled on this server")
