@@ -2,6 +2,7 @@ import FluxCore
 import FluxGateway
 import FluxTesting
 import FluxWebSocket
+import FluxWire
 import Foundation
 import Logging
 import NIOCore
@@ -88,7 +89,7 @@ import Testing
             try await append(gateway.store, "x", count: 3)
             let client = try await PushChannelTestClient(port: gateway.port, query: "after=0")
             try await client.read(untilPositions: 3)
-            try await client.send(text: #"{"type": "ack", "position": 3}"#)
+            try await client.send(text: PushAcknowledgement(position: Position(3)).json)
             try await append(gateway.store, "x")
             try await client.read(untilPositions: 4)
             #expect(client.closeCode == nil)

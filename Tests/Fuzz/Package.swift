@@ -36,6 +36,7 @@ let package = Package(
             "FuzzGatewayRequest",
             dependencies: [
                 .product(name: "FluxGateway", package: "fluxgate"),
+                .product(name: "FluxWire", package: "fluxgate"),
                 .product(name: "FluxCore", package: "fluxgate"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

@@ -1,4 +1,5 @@
 import FluxCore
+import FluxWire
 import NIOCore
 import NIOHTTP1
 
@@ -56,7 +57,9 @@ extension GatewayRouter {
                     try await writer.write(buffer, events: page.count)
                 },
                 sendCaughtUp: { head in
-                    try await writer.write(ByteBuffer(string: "event: caught_up\ndata: {\"head\":\(head.rawValue)}\n\n"))
+                    var buffer = ByteBuffer()
+                    ServerSentEvents.writeCaughtUp(head: head, into: &buffer)
+                    try await writer.write(buffer)
                 },
                 sink: sink
             )
@@ -66,7 +69,7 @@ extension GatewayRouter {
                     // A comment line now and then keeps proxies from closing an idle stream.
                     while true {
                         try await Task.sleep(for: keepAlive)
-                        _ = writer.offer(ByteBuffer(string: ": keep-alive\n\n"))
+                        _ = writer.offer(ServerSentEvents.keepAlive)
                     }
                 }
                 if let expiresAt {

@@ -1,5 +1,5 @@
 import FluxCore
-@testable import FluxGateway
+import FluxWire
 import NIOCore
 import Testing
 
