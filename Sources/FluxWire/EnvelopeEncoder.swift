@@ -53,7 +53,7 @@ public struct EnvelopeEncoder: Sendable {
     }
 
     /// Writes `id` percent-encoded as a path segment (at most three bytes per byte; nothing to escape in JSON).
-    @usableFromInline static func writePathSegment(_ id: String, into out: inout JSONCursor) {
+    @inlinable static func writePathSegment(_ id: String, into out: inout JSONCursor) {
         var id = id
         let unreserved = id.withUTF8 { utf8 in
             guard utf8.allSatisfy(URLEncoding.isUnreserved) else { return false }

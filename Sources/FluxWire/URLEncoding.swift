@@ -3,7 +3,7 @@
 public enum URLEncoding {
     /// RFC 3986 §2.3: ALPHA, DIGIT, `-`, `.`, `_`, `~`; one bit per byte value (the envelope's `url` checks every
     /// byte of every event id).
-    public static func isUnreserved(_ byte: UInt8) -> Bool {
+    @inlinable public static func isUnreserved(_ byte: UInt8) -> Bool {
         let below64: UInt64 = 0x03FF_6000_0000_0000  // "-", ".", "0"…"9"
         let from64: UInt64 = 0x47FF_FFFE_87FF_FFFE  // "A"…"Z", "_", "a"…"z", "~"
         let bits = byte < 64 ? below64 : byte < 128 ? from64 : 0
