@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "FluxCore", targets: ["FluxCore"]),
+        .library(name: "FluxWire", targets: ["FluxWire"]),
         .library(name: "FluxSQLite", targets: ["FluxSQLite"]),
         .library(name: "FluxPostgres", targets: ["FluxPostgres"]),
         .library(name: "FluxWebSocket", targets: ["FluxWebSocket"]),
@@ -30,6 +31,15 @@ let package = Package(
     targets: [
         // Pure event-sourcing core: no I/O, no NIO.
         .target(name: "FluxCore"),
+        // The wire protocol (README "Wire protocol"): the byte-range JSON reader and the cursor writer, event envelopes,
+        // push-channel and server-sent-event messages, timestamps' and URLs' wire forms. Above FluxCore, no I/O.
+        .target(
+            name: "FluxWire",
+            dependencies: [
+                "FluxCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Embedded SQLite event store and checkpoint store (the default).
         .target(
             name: "FluxSQLite",
@@ -77,6 +87,7 @@ let package = Package(
             name: "FluxGateway",
             dependencies: [
                 "FluxCore",
+                "FluxWire",
                 "FluxWebSocket",
                 "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -98,6 +109,7 @@ let package = Package(
             name: "FluxConsumer",
             dependencies: [
                 "FluxCore",
+                "FluxWire",
                 "FluxWebSocket",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -122,6 +134,7 @@ let package = Package(
             name: "fluxgate",
             dependencies: [
                 "FluxCore",
+                "FluxWire",
                 "FluxSQLite",
                 "FluxPostgres",
                 "FluxGateway",
@@ -158,6 +171,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore", "FluxTesting"]),
+        .testTarget(
+            name: "FluxWireTests",
+            dependencies: ["FluxWire", "FluxCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "FluxTestingTests", dependencies: ["FluxTesting"]),
         .testTarget(name: "FluxSQLiteTests", dependencies: ["FluxSQLite", "FluxTesting", "fluxgate"]),
         .testTarget(name: "FluxPostgresTests", dependencies: ["FluxPostgres", "FluxTesting", "fluxgate"]),
@@ -167,6 +184,8 @@ let package = Package(
                 "FluxWebSocket",
                 "FluxTesting",
                 "fluxgate",
+                // The push channel's conformance cases read its greeting (`caught_up`) with its own message type.
+                "FluxWire",
                 // The conformance suite's scripted peers compress and hash with their own zlib and SHA-1 code.
                 "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -178,13 +197,13 @@ let package = Package(
             exclude: ["Peers"]
         ),
         .testTarget(
-            name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting", "FluxWebSocket"],
+            name: "FluxConsumerTests", dependencies: ["FluxConsumer", "FluxGateway", "FluxTesting", "FluxWebSocket", "FluxWire"],
             exclude: ["refusing_proxy.py"]
         ),
         .testTarget(
             name: "FluxGatewayTests",
             dependencies: [
-                "FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "fluxgate",
+                "FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "FluxWire", "fluxgate",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],

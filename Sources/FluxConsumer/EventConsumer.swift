@@ -7,7 +7,7 @@ public struct ConsumerError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable {
         private let name: String
         private init(_ name: String) { self.name = name }
-        /// The gateway's store is not the one the checkpoint was taken from (PROTOCOL.md epochs): the
+        /// The gateway's store is not the one the checkpoint was taken from (README "Wire protocol", epochs): the
         /// offsets mean nothing there. Never reset silently: delete the checkpoint deliberately to start over.
         public static let epochMismatch = Code("epoch mismatch")
         /// The gateway refused the subscription for good (bad query, not authorized).

@@ -1,17 +1,10 @@
 import FluxCore
 import FluxWebSocket
+import FluxWire
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
-
-/// A message of the push channel (PROTOCOL.md "Push channel"), decoded.
-public enum PushMessage: Sendable {
-    /// Events in position order.
-    case events(epoch: StoreEpoch, [RecordedEvent])
-    /// The backlog is delivered; live events follow.
-    case caughtUp(head: Position)
-}
 
 /// Why the push channel could not be used.
 public struct PushChannelError: Error, Sendable, CustomStringConvertible {
@@ -122,25 +115,15 @@ public final class PushChannelConnection {
         }
     }
 
-    /// The next message; `nil` once the connection closed (see `close`).
+    /// The next message (README "Wire protocol" → "Push channel"); `nil` once the connection closed (see `close`).
     public func next() async throws -> PushMessage? {
         while true {
             let message = try await nextMessage()
             guard let message else { return nil }
-            let bytes = Array(message.data.readableBytesView)
-            // Text messages are valid UTF-8 (checked by the WebSocket layer); payloads are only sliced, and the
-            // envelope fields a RecordedEvent has no place for (`url`, `created`) only checked, never built.
-            guard message.isText, let json = try? JSONParser.parse(bytes, opaqueKeys: ["payload", "url", "created"]) else { continue }
-            switch json["type"]?.stringValue {
-            case "events":
-                guard let epoch = json["epoch"]?.stringValue, let values = json["events"]?.arrayValue else { continue }
-                let events = values.compactMap { RecordedEvent(envelope: $0, in: bytes) }
-                return .events(epoch: StoreEpoch(rawValue: epoch), events)
-            case "caught_up":
-                return .caughtUp(head: Position(json["head"]?.int64Value ?? 0))
-            default:
-                continue  // a newer server may send more; ignore what we do not know
-            }
+            // Text messages are valid UTF-8 (checked by the WebSocket layer), as `PushMessage(json:)` needs. A message
+            // it does not know (a newer server may send more) is skipped.
+            guard message.isText, let decoded = PushMessage(json: Array(message.data.readableBytesView)) else { continue }
+            return decoded
         }
     }
 
@@ -152,7 +135,7 @@ public final class PushChannelConnection {
 
     /// Acknowledges handled events (optional; feeds the gateway's lag figures).
     public func acknowledge(_ position: Position) async throws {
-        try await outbound.send(text: #"{"type":"ack","position":\#(position.rawValue)}"#)
+        try await outbound.send(text: PushAcknowledgement(position: position).json)
     }
 
     /// Closes with 1000: reads on to the server's Close (whatever is still queued is dropped) and waits for the TCP

@@ -8,14 +8,8 @@ public struct EventPayload: Hashable, Sendable, CustomStringConvertible {
     /// The JSON text, UTF-8.
     public let bytes: [UInt8]
 
-    /// Wraps JSON bytes after checking that they hold exactly one valid JSON value.
-    public init(validating bytes: some Collection<UInt8>) throws(JSONParser.Error) {
-        let array = Array(bytes)
-        _ = try JSONParser.parse(array)
-        self.bytes = array
-    }
-
     /// Wraps bytes already known to be valid JSON (read back from a store, or sliced from a parsed document).
+    /// To check bytes from elsewhere, use FluxWire's `EventPayload(validating:)`.
     public init(trustedJSON bytes: [UInt8]) {
         self.bytes = bytes
     }

@@ -1,9 +1,10 @@
 import FluxCore
+import FluxWire
 import NIOCore
 import NIOHTTP1
 
 extension GatewayRouter {
-    /// `POST /streams/{aggregate_id}`: appends events atomically (PROTOCOL.md "Appending").
+    /// `POST /streams/{aggregate_id}`: appends events atomically (README "Wire protocol" → "Appending").
     func append(_ request: GatewayRequest, aggregateID: String, grant: AccessGrant) async throws -> GatewayResponse {
         if let contentType = request.headers.first(name: "Content-Type"),
             !contentType.lowercased().hasPrefix("application/json")

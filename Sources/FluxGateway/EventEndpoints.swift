@@ -1,4 +1,5 @@
 import FluxCore
+import FluxWire
 import NIOCore
 import NIOHTTP1
 

@@ -1,3 +1,4 @@
+import FluxWire
 import NIOCore
 import NIOHTTP1
 

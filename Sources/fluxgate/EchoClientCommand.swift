@@ -2,7 +2,7 @@ import ArgumentParser
 import FluxWebSocket
 import Foundation
 
-/// `fluxgate echo-client`: the client-role conformance testee of our WebSocket layer (PROTOCOL.md
+/// `fluxgate echo-client`: the client-role conformance testee of our WebSocket layer (README "Wire protocol" →
 /// "Conformance testees"): connects, echoes every text and binary message, answers the server's close, and
 /// exits 0 after a completed closing handshake, printing its close code.
 struct EchoClientCommand: AsyncParsableCommand {

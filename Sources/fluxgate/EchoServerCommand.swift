@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// `fluxgate echo-server`: the server-role conformance testee of our WebSocket layer (PROTOCOL.md
+/// `fluxgate echo-server`: the server-role conformance testee of our WebSocket layer (README "Wire protocol" →
 /// "Conformance testees"): echoes every text and binary message; accepts permessage-deflate when offered.
 struct EchoServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,7 @@
 import ArgumentParser
 import FluxConsumer
 import FluxCore
-import FluxGateway
+import FluxWire
 import Foundation
 import Synchronization
 

@@ -3,6 +3,7 @@ import FluxCore
 import FluxGateway
 import FluxTesting
 import FluxWebSocket
+import FluxWire
 import Logging
 import NIOCore
 import Testing
@@ -71,7 +72,7 @@ import Testing
     /// are reported (the consumer tells users why the gateway ended a subscription: 4409, 4400, 1008).
     @Test func framesBehindThe101AndTheServersCloseReasonAreKept() async throws {
         let (server, connection, _, opened) = try await Self.open { _ in
-            [Self.frame(.text, #"{"type":"caught_up","head":7}"#), Self.closeFrame(4409, "the gateway serves store epoch b, not a")]
+            [Self.frame(.text, Self.caughtUp(7)), Self.closeFrame(4409, "the gateway serves store epoch b, not a")]
         }
         guard case .caughtUp(let head) = try await opened.next() else {
             Issue.record("expected caught_up first")
@@ -100,7 +101,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(200))
         waiting.cancel()
         await #expect(throws: CancellationError.self) { _ = try await waiting.value }
-        try await connection.send(raw: Self.frame(.text, #"{"type":"caught_up","head":9}"#))
+        try await connection.send(raw: Self.frame(.text, Self.caughtUp(9)))
         guard case .caughtUp(let head) = try await opened.next() else {
             Issue.record("expected the message that arrived after the cancellation")
             return
@@ -137,6 +138,11 @@ import Testing
 
     static func frame(_ opcode: WebSocketOpcode, _ text: String) -> ByteBuffer {
         WebSocketFrameEncoder.encode(WebSocketFrame(opcode: opcode, data: ByteBuffer(string: text)), allocator: ByteBufferAllocator())
+    }
+
+    /// The gateway's `caught_up` message (FluxWire's `PushMessage`).
+    static func caughtUp(_ head: Int64) -> String {
+        String(buffer: PushMessage.caughtUp(head: Position(head)).json(baseURL: "http://127.0.0.1"))
     }
 
     static func closeFrame(_ code: UInt16, _ reason: String) -> ByteBuffer {

@@ -1,5 +1,6 @@
 import FluxCore
 @testable import FluxGateway
+import FluxWire
 import NIOCore
 import Testing
 

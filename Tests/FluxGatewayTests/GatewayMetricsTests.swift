@@ -2,6 +2,7 @@ import FluxConsumer
 import FluxCore
 import FluxGateway
 import FluxTesting
+import FluxWire
 import Logging
 import Metrics
 import NIOCore
@@ -95,7 +96,7 @@ extension TestGateway {
             #expect(try await gateway.append("acc-2", expected: "-1", events: [("a.Opened", "{}"), ("a.Credited", "{\"n\":4}")]).status == .created)
             try await client.read(untilPositions: 5)
             #expect(client.positions == [1, 2, 3, 4, 5])
-            try await client.send(text: #"{"type": "ack", "position": 5}"#)
+            try await client.send(text: PushAcknowledgement(position: Position(5)).json)
             try await client.sendClose(code: 1000)
             try await client.readUntilClosed()
             #expect(client.closeCode == 1000)

@@ -2,6 +2,7 @@ import FluxConsumer
 import FluxCore
 import FluxGateway
 import FluxTesting
+import FluxWire
 import Foundation
 import Logging
 import FluxWebSocket
@@ -73,11 +74,13 @@ private func tlsGateway(_ certificates: TestCertificates, store: any EventStore 
             let socket = try await WebSocketClient.connect(to: "localhost", port: gateway.port, path: "/events/subscribe?after=0", tls: tls)
             let positions = try await withTimeLimit(.seconds(60), "reading the backlog") {
                 try await socket.executeThenClose { inbound, _ in
-                    var positions: [Int] = []
+                    var positions: [Int64] = []
                     for try await message in inbound {
-                        let json = try JSONSerialization.jsonObject(with: Data(message.data.readableBytesView)) as? [String: Any]
-                        if json?["type"] as? String == "caught_up" { break }
-                        positions += (json?["events"] as? [[String: Any]] ?? []).compactMap { $0["position"] as? Int }
+                        switch PushMessage(json: Array(message.data.readableBytesView)) {
+                        case .caughtUp: return positions
+                        case .events(_, let events): positions += events.map(\.position.rawValue)
+                        case nil: Issue.record("not a push message: \(String(buffer: message.data))")
+                        }
                     }
                     return positions
                 }

@@ -1,5 +1,6 @@
 import FluxCore
 import FluxWebSocket
+import FluxWire
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -64,11 +65,11 @@ import Testing
     @Test func acksAreTakenAndAnythingElseIsAPolicyViolation() throws {
         let metrics = GatewayMetrics()
         let channel = try Self.makeChannel(metrics: metrics)
-        try Self.send(text: #"{"type":"ack","position":7}"#, to: channel)
+        try Self.send(text: PushAcknowledgement(position: Position(7)).json, to: channel)
         let handler = try channel.pipeline.syncOperations.handler(type: PushChannelHandler.self)
         #expect(handler.acknowledged == Position(7))
         #expect(try Self.sentClose(channel) == nil)
-        try Self.send(text: #"{"type":"ack","position":-1}"#, to: channel)
+        try Self.send(text: PushAcknowledgement(position: Position(-1)).json, to: channel)
         #expect(try Self.sentClose(channel)?.0 == .policyViolation)
         #expect(Self.closes(metrics, code: "1008"))
         _ = try? channel.finish()

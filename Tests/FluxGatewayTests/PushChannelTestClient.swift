@@ -1,5 +1,6 @@
 import FluxTesting
 import FluxWebSocket
+import FluxWire
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -112,16 +113,13 @@ final class PushChannelTestClient {
     }
 
     private func handle(_ message: WebSocketMessage) {
-        guard let json = try? JSONSerialization.jsonObject(with: Data(message.data.readableBytesView)) as? [String: Any] else { return }
-        switch json["type"] as? String {
-        case "events":
-            if let epoch = json["epoch"] as? String { epochs.insert(epoch) }
-            for event in json["events"] as? [[String: Any]] ?? [] {
-                positions.append(Int64(event["position"] as? Int ?? -1))
-            }
-        case "caught_up":
-            caughtUpHeads.append(Int64(json["head"] as? Int ?? -1))
-        default:
+        switch PushMessage(json: Array(message.data.readableBytesView)) {
+        case .events(let epoch, let events):
+            epochs.insert(epoch.rawValue)
+            positions += events.map(\.position.rawValue)
+        case .caughtUp(let head):
+            caughtUpHeads.append(head.rawValue)
+        case nil:
             break
         }
     }

@@ -2,6 +2,7 @@ import FluxCore
 import FluxGateway
 import FluxTesting
 import FluxWebSocket
+import FluxWire
 import Foundation
 import Logging
 import NIOCore
@@ -89,7 +90,7 @@ import Testing
             try await append(gateway.store, "x", count: 3)
             let client = try await PushChannelTestClient(port: gateway.port, query: "after=0")
             try await client.read(untilPositions: 3)
-            try await client.send(text: #"{"type": "ack", "position": 3}"#)
+            try await client.send(text: PushAcknowledgement(position: Position(3)).json)
             try await append(gateway.store, "x")
             try await client.read(untilPositions: 4)
             #expect(client.closeCode == nil)
@@ -138,8 +139,9 @@ import Testing
         await client.close()
     }
 
-    /// PROTOCOL.md: a subscriber that merely reads slowly is not a dead peer. Its pong comes only after it has read
-    /// the backlog queued before the ping, long after the pong timeout; it is still reading, so it stays.
+    /// README "Wire protocol" → "Push channel": a subscriber that merely reads slowly is not a dead peer. Its pong
+    /// comes only after it has read the backlog queued before the ping, long after the pong timeout; it is still
+    /// reading, so it stays.
     @Test func aSlowReaderIsNotClosedForALatePong() async throws {
         // Pings every 200 ms, 3 s for the pong; ≥ 2 MiB (the low-water mark) of the 2.4 MB backlog is queued ahead
         // of the first ping.

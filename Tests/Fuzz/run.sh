@@ -18,7 +18,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 scratch="${FUZZ_SCRATCH:-$root/.build-fuzz}"
 work="${FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/fluxgate-fuzz.XXXXXX")}"
-targets=(${FUZZ_TARGETS:-FuzzFrameParser FuzzServerHandshake FuzzDeflateDecompressor FuzzExtensionHeader FuzzUTF8Validator FuzzGatewayRequest})
+targets=(${FUZZ_TARGETS:-FuzzFrameParser FuzzServerHandshake FuzzDeflateDecompressor FuzzExtensionHeader FuzzUTF8Validator FuzzJSONReader FuzzGatewayRequest})
 # Swift 6.3's `-sanitize=fuzzer` links libFuzzer but adds no coverage instrumentation to Swift code (no
 # __sancov sections in the objects; libFuzzer then warns "no interesting inputs ... Is the code instrumented
 # for coverage?" and fuzzes blind). Ask for the same instrumentation clang's -fsanitize=fuzzer uses, for every
@@ -27,14 +27,18 @@ flags=(--scratch-path "$scratch" --sanitize=fuzzer --sanitize=address
     -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table)
 
 cd "$here"
-echo "== building ${#targets[@]} fuzz targets (scratch: $scratch)"
+echo "== building ${#targets[@]} fuzz target(s) (scratch: $scratch)"
 # SwiftPM keeps the sanitizers in a Set and writes them into every compile command in its iteration order, which
 # Swift's per-process hash seed changes from one `swift build` to the next (`-sanitize=fuzzer -sanitize=address`,
 # then `-sanitize=address -sanitize=fuzzer`): every command looks new and the whole graph (BoringSSL included) is
 # rebuilt about every other time. A fixed seed keeps the order, so an unchanged build is a no-op (it also makes
 # the targets' own Set and Dictionary orders the same from run to run, which helps reproduce an input).
 export SWIFT_DETERMINISTIC_HASHING=1
-swift build "${flags[@]}"
+# Only the targets to run, one product at a time (what they share is built once): a subset such as
+# FUZZ_TARGETS=FuzzJSONReader does not wait for the gateway and BoringSSL.
+for target in "${targets[@]}"; do
+    swift build "${flags[@]}" --product "$target"
+done
 bin="$(swift build "${flags[@]}" --show-bin-path)"
 
 status=0

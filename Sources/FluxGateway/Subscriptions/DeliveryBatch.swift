@@ -1,5 +1,6 @@
 import FluxCore
 import FluxWebSocket
+import FluxWire
 import NIOCore
 import Synchronization
 
@@ -70,14 +71,9 @@ public final class DeliveryBatch: Sendable {
         var json = JSONWriter(buffer: ByteBuffer())
         json.buffer.reserveCapacity(headerRoom + 64 + page.reduce(0) { $0 + $1.payload.bytes.count + 360 })
         json.buffer.moveWriterIndex(forwardBy: headerRoom)
-        json.raw(#"{"type":"events","epoch":"#)
-        json.string(epoch.rawValue)
-        json.raw(#","events":["#)
-        for (index, event) in page.enumerated() {
-            if index > 0 { json.raw(",") }
+        PushMessage.writeEvents(page, epoch: epoch, into: &json) { event, json in
             encoder.write(event, includePayload: true, into: &json)
         }
-        json.raw("]}")
         var buffer = json.buffer
         WebSocketFrameEncoder.frame(&buffer, reservedHeaderBytes: headerRoom, opcode: .text)
         return buffer
@@ -87,17 +83,9 @@ public final class DeliveryBatch: Sendable {
     static func eventsMessage(_ events: some Collection<EncodedEvent>, epoch: StoreEpoch) -> ByteBuffer {
         var json = JSONWriter(buffer: ByteBuffer())
         json.buffer.reserveCapacity(events.reduce(64) { $0 + $1.envelope.readableBytes + 1 })
-        json.raw(#"{"type":"events","epoch":"#)
-        json.string(epoch.rawValue)
-        json.raw(#","events":["#)
-        var first = true
-        for event in events {
-            if !first { json.raw(",") }
-            first = false
-            var envelope = event.envelope
-            json.buffer.writeBuffer(&envelope)
+        PushMessage.writeEvents(events, epoch: epoch, into: &json) { event, json in
+            json.buffer.writeImmutableBuffer(event.envelope)
         }
-        json.raw("]}")
         return json.buffer
     }
 }
@@ -118,15 +106,8 @@ public struct EncodedEvent: Sendable {
         self.envelope = json.buffer
     }
 
-    /// `id:`, `event:` and `data:` lines, then the blank line (the envelope JSON has no raw newlines).
+    /// The event as a server-sent event (``ServerSentEvents/writeEvent(_:envelope:into:)``).
     func writeServerSentEvent(into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("id: ")
-        buffer.writeString(String(event.position.rawValue))
-        buffer.writeStaticString("\nevent: ")
-        // An event type with a line break would end the field early: such bytes are replaced by spaces.
-        buffer.writeString(event.eventType.contains(where: \.isNewline) ? String(event.eventType.map { $0.isNewline ? " " : $0 }) : event.eventType)
-        buffer.writeStaticString("\ndata: ")
-        buffer.writeImmutableBuffer(envelope)
-        buffer.writeStaticString("\n\n")
+        ServerSentEvents.writeEvent(event, envelope: envelope, into: &buffer)
     }
 }

@@ -1,5 +1,6 @@
 import FluxCore
 import FluxWebSocket
+import FluxWire
 import Logging
 import NIOCore
 
@@ -99,8 +100,9 @@ final class PushChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             },
             sendCaughtUp: { head in
-                let message = ByteBuffer(string: #"{"type":"caught_up","head":\#(head.rawValue)}"#)
-                try await writer.write(SharedDeflateCompressor.preparePlain(text: message).plainFrame)
+                var message = JSONWriter(buffer: ByteBuffer())
+                PushMessage.writeCaughtUp(head: head, into: &message)
+                try await writer.write(SharedDeflateCompressor.preparePlain(text: message.buffer).plainFrame)
             },
             sink: sink
         )
@@ -181,18 +183,14 @@ final class PushChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
         settings.metrics.recordWebSocketClose(code: code.rawValue)
     }
 
-    /// Subscribers may only acknowledge: `{"type": "ack", "position": N}`. Anything else is a policy violation.
+    /// Subscribers may only acknowledge (``PushAcknowledgement``). Anything else is a policy violation.
     private func handleClientMessage(_ message: WebSocketMessage, context: ChannelHandlerContext) {
-        if message.isText,
-            let json = try? JSONParser.parse(message.data.readableBytesView),
-            json["type"]?.stringValue == "ack",
-            let position = json["position"]?.int64Value, position >= 0
-        {
-            acknowledged = Position(position)
-            settings.metrics.recordAck(Position(position))
+        if message.isText, let ack = PushAcknowledgement(json: message.data.readableBytesView) {
+            acknowledged = ack.position
+            settings.metrics.recordAck(ack.position)
             return
         }
-        closeWith(.policyViolation, #"subscribers may only send {"type": "ack", "position": N}"#, context: context)
+        closeWith(.policyViolation, "subscribers may only send \(PushAcknowledgement.shape)", context: context)
     }
 }
 

@@ -13,7 +13,7 @@ struct PushChannelUpgrade: Sendable {
 }
 
 extension GatewayRouter {
-    /// `GET /events/subscribe` with a WebSocket upgrade (PROTOCOL.md "Push channel").
+    /// `GET /events/subscribe` with a WebSocket upgrade (README "Wire protocol" → "Push channel").
     ///
     /// A malformed handshake is answered in HTTP (`400`, `426`). A well-formed handshake is accepted even
     /// when the subscription cannot be served: the client then gets a close code it can act on — 4400 for a

@@ -1,4 +1,5 @@
 import FluxCore
+import FluxWire
 import NIOCore
 import NIOHTTP1
 
@@ -15,7 +16,7 @@ final class ServerSentEventsSink: SubscriberSink {
 
 extension GatewayRouter {
     /// `GET /events/subscribe` with `Accept: text/event-stream`: the push channel's fallback as server-sent
-    /// events (PROTOCOL.md "Server-sent events").
+    /// events (README "Wire protocol" → "Server-sent events").
     func serverSentEvents(_ request: GatewayRequest, grant: AccessGrant) async throws -> GatewayResponse {
         guard let hub else {
             return .error(.serviceUnavailable, "unavailable", "subscriptions are not enabled on this server")
@@ -56,7 +57,9 @@ extension GatewayRouter {
                     try await writer.write(buffer, events: page.count)
                 },
                 sendCaughtUp: { head in
-                    try await writer.write(ByteBuffer(string: "event: caught_up\ndata: {\"head\":\(head.rawValue)}\n\n"))
+                    var buffer = ByteBuffer()
+                    ServerSentEvents.writeCaughtUp(head: head, into: &buffer)
+                    try await writer.write(buffer)
                 },
                 sink: sink
             )
@@ -66,7 +69,7 @@ extension GatewayRouter {
                     // A comment line now and then keeps proxies from closing an idle stream.
                     while true {
                         try await Task.sleep(for: keepAlive)
-                        _ = writer.offer(ByteBuffer(string: ": keep-alive\n\n"))
+                        _ = writer.offer(ServerSentEvents.keepAlive)
                     }
                 }
                 if let expiresAt {

@@ -1,4 +1,5 @@
 import FluxCore
+import FluxWire
 import NIOCore
 
 /// Drives one subscriber whatever its transport: reads the backlog from the store at the subscriber's

@@ -1,4 +1,5 @@
 import FluxCore
+import FluxWire
 import Logging
 import NIOCore
 import Synchronization

@@ -1,7 +1,7 @@
 import FluxCore
 
-/// What a subscriber asks for (PROTOCOL.md "Push channel"): where to start, the epoch its offsets belong to,
-/// and filters. Shared by the WebSocket and server-sent-events transports.
+/// What a subscriber asks for (README "Wire protocol" → "Push channel"): where to start, the epoch its offsets
+/// belong to, and filters. Shared by the WebSocket and server-sent-events transports.
 struct SubscriptionQuery: Sendable {
     var after: Position
     var epoch: StoreEpoch?

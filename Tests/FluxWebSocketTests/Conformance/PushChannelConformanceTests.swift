@@ -1,4 +1,5 @@
 import FluxTesting
+import FluxWire
 import NIOCore
 import Testing
 
@@ -64,7 +65,7 @@ import Testing
         let peer = ConformancePeer(connection: try await RawTCPConnection.connect(port: port), side: .client, timeout: timeout)
         _ = try await peer.clientHandshake(host: "127.0.0.1:\(port)", path: "/events/subscribe", extensions: nil)
         let greeting = await peer.nextEvent()
-        guard case .text(let text) = greeting, String(buffer: text).contains(#""type":"caught_up""#) else {
+        guard case .text(let text) = greeting, case .caughtUp = PushMessage(json: Array(text.readableBytesView)) else {
             throw ConformanceProblem(description: "the subscription did not start with caught_up: \(String(describing: greeting))")
         }
         peer.forgetEvents()

@@ -1,6 +1,7 @@
 import Dispatch
 import FluxCore
 @testable import FluxGateway
+import FluxWire
 import Foundation
 import FuzzSupport
 import NIOCore
@@ -34,7 +35,7 @@ import Synchronization
 // - every failure (≥ 400) is `application/json` with an `{"error": code, "message": …}` object, a code that fits
 //   the status (no `internal`; 401 with `WWW-Authenticate`, 405 with `Allow`, 429 with `Retry-After`), and 401/403
 //   only from access control or the WebSocket origin check;
-// - every other JSON body parses (FluxCore's strict `JSONParser`), a 304 has no body and answers an If-None-Match,
+// - every other JSON body parses (FluxWire's strict `JSONParser`), a 304 has no body and answers an If-None-Match,
 //   a feed or stream page holds at most `maxPageSize` events, response headers are tokens without CR, LF or NUL in
 //   their values;
 // - a `101` only for a WebSocket GET to /events/subscribe, a stream only for SSE;

@@ -1,4 +1,4 @@
-@testable import FluxGateway
+import FluxWire
 import Testing
 
 @Suite struct URLEncodingTests {

@@ -1,5 +1,5 @@
 import FluxCore
-@testable import FluxGateway
+import FluxWire
 import NIOCore
 import Testing
 
@@ -10,7 +10,8 @@ import Testing
         return String(buffer: json.buffer)
     }
 
-    /// The envelope of PROTOCOL.md, byte for byte: field order, no spaces, asctime `created`, RFC 3339 `recorded_at`.
+    /// The envelope of the README's "Wire protocol", byte for byte: field order, no spaces, asctime `created`,
+    /// RFC 3339 `recorded_at`.
     @Test func writesTheProtocolsEnvelope() {
         let event = RecordedEvent(
             eventID: "2f1c-uuid", position: Position(1042), aggregateID: "acc-17", aggregateName: "Account", version: 3,

@@ -1,18 +1,19 @@
 import FluxCore
 import NIOCore
 
-/// Encodes stored events as the feed's JSON envelopes (PROTOCOL.md "Event envelope").
+/// Encodes stored events as the feed's JSON envelopes (README "Wire protocol" → "Events and positions").
 ///
 /// The first six fields are the original flux feed's, with its names and types; the payload bytes are
 /// copied as stored, never re-encoded. An envelope is written through one ``JSONCursor`` (one `ByteBuffer`
-/// call per event), and the `url` prefix is escaped once per encoder, not per event.
-struct EnvelopeEncoder {
+/// call per event), and the `url` prefix is escaped once per encoder, not per event. The feed, the push channel
+/// and server-sent events all write envelopes with it; ``EnvelopeDecoder`` reads them back.
+public struct EnvelopeEncoder: Sendable {
     /// The public base URL (scheme, host and port, no trailing slash) used for each envelope's `url`.
-    let baseURL: String
+    public let baseURL: String
     /// `<baseURL>/events/` as it appears inside the JSON string of `url` (escaped).
-    private let urlPrefix: [UInt8]
+    @usableFromInline let urlPrefix: [UInt8]
 
-    init(baseURL: String) {
+    public init(baseURL: String) {
         self.baseURL = baseURL
         var json = JSONWriter(buffer: ByteBuffer())
         json.string(baseURL + "/events/")
@@ -20,17 +21,18 @@ struct EnvelopeEncoder {
     }
 
     /// Keys, punctuation, both integers and both timestamps (years of any `Int64` millisecond count) fit in this.
-    private static let fixedSize = 320
+    @inlinable static var fixedSize: Int { 320 }
 
     /// The most bytes ``write(_:includePayload:into:)`` writes for `event`.
-    private func maximumSize(of event: RecordedEvent, includePayload: Bool) -> Int {
+    @inlinable func maximumSize(of event: RecordedEvent, includePayload: Bool) -> Int {
         Self.fixedSize + urlPrefix.count + 3 * event.eventID.utf8.count
             + JSONCursor.maximumSize(ofString: event.eventID) + JSONCursor.maximumSize(ofString: event.aggregateName)
             + JSONCursor.maximumSize(ofString: event.eventType) + JSONCursor.maximumSize(ofString: event.aggregateID)
             + (includePayload ? event.payload.bytes.count : 0)
     }
 
-    func write(_ event: RecordedEvent, includePayload: Bool, into json: inout JSONWriter) {
+    /// Writes `event`'s envelope, with its payload or without (the original feed's pages).
+    @inlinable public func write(_ event: RecordedEvent, includePayload: Bool, into json: inout JSONWriter) {
         json.write(reserving: maximumSize(of: event, includePayload: includePayload)) { out in
             out.raw(#"{"event_id":"#); out.string(event.eventID)
             out.raw(#","url":""#); out.raw(urlPrefix); Self.writePathSegment(event.eventID, into: &out)
@@ -51,7 +53,7 @@ struct EnvelopeEncoder {
     }
 
     /// Writes `id` percent-encoded as a path segment (at most three bytes per byte; nothing to escape in JSON).
-    private static func writePathSegment(_ id: String, into out: inout JSONCursor) {
+    @inlinable static func writePathSegment(_ id: String, into out: inout JSONCursor) {
         var id = id
         let unreserved = id.withUTF8 { utf8 in
             guard utf8.allSatisfy(URLEncoding.isUnreserved) else { return false }

@@ -1,4 +1,4 @@
-import FluxCore
+import FluxWire
 import Testing
 
 @Suite struct JSONParserTests {

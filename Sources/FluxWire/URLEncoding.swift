@@ -1,8 +1,9 @@
-/// Percent-encoding for paths and query strings (RFC 3986), and query-string parsing.
-enum URLEncoding {
+/// Percent-encoding for paths and query strings (RFC 3986), and query-string parsing: the gateway reads request
+/// targets with it and writes `url`s and `next` links with it.
+public enum URLEncoding {
     /// RFC 3986 §2.3: ALPHA, DIGIT, `-`, `.`, `_`, `~`; one bit per byte value (the envelope's `url` checks every
     /// byte of every event id).
-    static func isUnreserved(_ byte: UInt8) -> Bool {
+    @inlinable public static func isUnreserved(_ byte: UInt8) -> Bool {
         let below64: UInt64 = 0x03FF_6000_0000_0000  // "-", ".", "0"…"9"
         let from64: UInt64 = 0x47FF_FFFE_87FF_FFFE  // "A"…"Z", "_", "a"…"z", "~"
         let bits = byte < 64 ? below64 : byte < 128 ? from64 : 0
@@ -12,7 +13,7 @@ enum URLEncoding {
     private static let hex: [UInt8] = Array("0123456789ABCDEF".utf8)
 
     /// Encodes everything but RFC 3986's unreserved characters.
-    static func encodePathSegment(_ value: String) -> String {
+    public static func encodePathSegment(_ value: String) -> String {
         if value.utf8.allSatisfy(isUnreserved) { return value }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(value.utf8.count * 3)
@@ -38,7 +39,7 @@ enum URLEncoding {
     }
 
     /// Decodes `%XX` escapes (and `+` as a space when `plusIsSpace`); `nil` for a bad escape or invalid UTF-8.
-    static func decode(_ text: Substring, plusIsSpace: Bool) -> String? {
+    public static func decode(_ text: Substring, plusIsSpace: Bool) -> String? {
         if !text.utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && text.utf8.contains(UInt8(ascii: "+"))) {
             return String(text)
         }
@@ -58,7 +59,7 @@ enum URLEncoding {
     }
 
     /// Splits a query string into decoded name/value pairs, in order; `nil` when an escape is malformed.
-    static func parseQuery(_ query: Substring) -> [(name: String, value: String)]? {
+    public static func parseQuery(_ query: Substring) -> [(name: String, value: String)]? {
         var items: [(name: String, value: String)] = []
         for part in query.split(separator: "&", omittingEmptySubsequences: true) {
             let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -71,9 +72,9 @@ enum URLEncoding {
     }
 
     /// Encodes a query value (form style).
-    static func encodeQueryValue(_ value: String) -> String { encodePathSegment(value) }
+    public static func encodeQueryValue(_ value: String) -> String { encodePathSegment(value) }
 
     /// A user name or password in a URL's userinfo (RFC 3986 §3.2.1: `:`, `@` and `/` must be escaped; so is all
     /// but the unreserved set here).
-    static func encodeUserinfo(_ value: String) -> String { encodePathSegment(value) }
+    public static func encodeUserinfo(_ value: String) -> String { encodePathSegment(value) }
 }

@@ -1,0 +1,19 @@
+import FluxCore
+import FluxWire
+import NIOCore
+import Testing
+
+@Suite struct ServerSentEventsTests {
+    /// `id:` the position, `event:` the type (line breaks replaced), `data:` the envelope; `caught_up` with its head.
+    @Test func writesTheProtocolsEvents() {
+        var buffer = ByteBuffer()
+        let event = RecordedEvent(
+            eventID: "e", position: Position(12), aggregateID: "a", aggregateName: "A", version: 0, eventType: "x\ny\r",
+            recordedAtMilliseconds: 0, payload: .null
+        )
+        ServerSentEvents.writeEvent(event, envelope: ByteBuffer(string: #"{"e":1}"#), into: &buffer)
+        ServerSentEvents.writeCaughtUp(head: Position(12), into: &buffer)
+        #expect(String(buffer: buffer) == "id: 12\nevent: x y \ndata: {\"e\":1}\n\nevent: caught_up\ndata: {\"head\":12}\n\n")
+        #expect(String(buffer: ServerSentEvents.keepAlive) == ": keep-alive\n\n")
+    }
+}
