@@ -317,7 +317,7 @@ import Testing
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             received.append(unwrapInboundIn(data))
-            if let bytes = more.take() { context.pipeline.fireChannelRead(NIOAny(bytes)) }
+            if let bytes = more.take() { context.pipeline.syncOperations.fireChannelRead(NIOAny(bytes)) }
         }
     }
 
