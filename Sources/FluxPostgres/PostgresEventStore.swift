@@ -59,7 +59,10 @@ public final class PostgresEventStore: EventStore {
             client: client, location: location, signal: signal, clock: clock, timeout: options.operationTimeout,
             batchesInFlight: max(1, options.batchesInFlight), logger: logger
         )
-        let watch = Task { await Self.watchHead(client: client, signal: signal, pollInterval: options.headPollInterval, logger: logger) }
+        let watch = Task {
+            await Self.watchHead(
+                client: client, signal: signal, pollInterval: options.headPollInterval, timeout: options.operationTimeout, logger: logger)
+        }
         self.tasks = Mutex((runTask, watch))
     }
 
@@ -110,16 +113,11 @@ public final class PostgresEventStore: EventStore {
         // The head watcher first, while the pool still serves its connections: a query of the watcher that the pool's
         // shutdown cuts off may never be answered (seen in a test run that then waited for ever). Neither wait is
         // unbounded: a task that does not end in time is left behind, and said so.
-        if let watch {
-            watch.cancel()
-            if !(await awaitEnd(of: watch, within: Self.closeLimit)) {
-                logger.warning("the head watcher did not stop within \(Self.closeLimit) of close(); leaving it behind", metadata: ["database": "\(location)"])
-            }
-        }
-        if let run {
-            run.cancel()
-            if !(await awaitEnd(of: run, within: Self.closeLimit)) {
-                logger.warning("the connection pool did not stop within \(Self.closeLimit) of close(); leaving it behind", metadata: ["database": "\(location)"])
+        for (task, name) in [(watch, "head watcher"), (run, "connection pool")] {
+            guard let task else { continue }
+            task.cancel()
+            if !(await awaitEnd(of: task, within: Self.closeLimit)) {
+                logger.warning("the \(name) did not stop within \(Self.closeLimit) of close(); leaving it behind", metadata: ["database": "\(location)"])
             }
         }
     }
@@ -201,7 +199,7 @@ public final class PostgresEventStore: EventStore {
 
     /// Follows the head of the database: LISTEN for the writers' notifications (reconnecting with backoff when the
     /// connection drops, and reading the head on every reconnect), and poll it as a safety net.
-    private static func watchHead(client: PostgresClient, signal: HeadSignal, pollInterval: Duration, logger: Logger) async {
+    private static func watchHead(client: PostgresClient, signal: HeadSignal, pollInterval: Duration, timeout: Duration, logger: Logger) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 var failures = 0
@@ -211,7 +209,7 @@ public final class PostgresEventStore: EventStore {
                             try await connection.listen(on: PostgresGroupCommitter.channel) { notifications in
                                 // Whatever committed while nobody listened (bounded: a connection that stops answering
                                 // ends this listen, and the loop connects again).
-                                signal.publish(Position(try await withTimeout(.seconds(10), "reading the head") {
+                                signal.publish(Position(try await withTimeout(timeout, "reading the head") {
                                     try await PostgresEventQueries.head(connection, logger: logger)
                                 }))
                                 for try await notification in notifications {

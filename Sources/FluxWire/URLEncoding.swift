@@ -29,7 +29,8 @@ public enum URLEncoding {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
+    /// The value of one hexadecimal digit (either case); `nil` for any other byte.
+    public static func hexDigitValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
@@ -47,7 +48,7 @@ public enum URLEncoding {
         var iterator = Array(text.utf8)[...]
         while let byte = iterator.popFirst() {
             if byte == UInt8(ascii: "%") {
-                guard let high = iterator.popFirst().flatMap(hexValue), let low = iterator.popFirst().flatMap(hexValue) else { return nil }
+                guard let high = iterator.popFirst().flatMap(hexDigitValue), let low = iterator.popFirst().flatMap(hexDigitValue) else { return nil }
                 bytes.append(high << 4 | low)
             } else if byte == UInt8(ascii: "+") && plusIsSpace {
                 bytes.append(UInt8(ascii: " "))
