@@ -1,13 +1,17 @@
 # The quick start: `make demo` runs the bank example end to end; `make test` runs every test.
 # Both install what they need first (scripts/setup.sh).
 
-.PHONY: setup setup-build demo serve test bench cluster fuzz
+.PHONY: setup setup-build clients demo serve test bench cluster fuzz
 
 setup:
 	@scripts/setup.sh test
 
 setup-build:
 	@scripts/setup.sh build
+
+# The Python clients' packages (clients/python/requirements.txt) in the virtual environment .venv.
+clients:
+	@scripts/setup.sh clients
 
 demo: setup-build
 	swift run fluxgate demo

@@ -91,7 +91,10 @@ down() {
 }
 
 test_cluster() {
-    python3 "$root/deploy/cluster_check.py" --balanced "http://127.0.0.1:$base" --node-a "http://127.0.0.1:$((base + 1))" \
+    # The check subscribes with the websockets package: the project's virtual environment has it (make clients).
+    local python=${FLUXGATE_PYTHON:-$root/.venv/bin/python3}
+    [ -x "$python" ] || { echo "local-cluster: no $python; run make clients (or set FLUXGATE_PYTHON)" >&2; return 1; }
+    "$python" "$root/deploy/cluster_check.py" --balanced "http://127.0.0.1:$base" --node-a "http://127.0.0.1:$((base + 1))" \
         --node-b "http://127.0.0.1:$((base + 2))" --node-a-pid "$(cat "$dir/node-a.pid")"
 }
 

@@ -165,7 +165,7 @@ private func quietConfiguration(_ transport: EventConsumer.Configuration.Transpo
         try await append(store, 30)
         let (server, port) = try await gateway(store)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("refusing_proxy.py")
-        try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, "0", "\(port)"]) { proxy in
+        try await withChildProcess(TestPython.executable, [script.path, "0", "\(port)"]) { proxy in
             let line = try await proxy.waitForLine(containing: "listening")
             let proxyPort = try #require(Int(line.split(separator: " ").last ?? ""))
             var configuration = quietConfiguration()

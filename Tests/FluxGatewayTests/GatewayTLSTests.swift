@@ -111,8 +111,8 @@ private func tlsGateway(_ certificates: TestCertificates, store: any EventStore 
                             break
                 """
             try await withChildProcess(
-                URL(fileURLWithPath: "/usr/bin/env"),
-                ["python3", "-c", script, "wss://localhost:\(gateway.port)/events/subscribe?after=0", certificates.caFile]
+                TestPython.executable,
+                ["-c", script, "wss://localhost:\(gateway.port)/events/subscribe?after=0", certificates.caFile]
             ) { python in
                 #expect(await python.waitForExit(timeout: .seconds(30)) == 0, "\(python.errorOutput)")
                 #expect(python.outputLines == [#"["t.Py"]"#], "\(python.errorOutput)")

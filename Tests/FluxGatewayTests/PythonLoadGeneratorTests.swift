@@ -13,8 +13,8 @@ import Testing
         try await withTestGateway { gateway in
             let out = FileManager.default.temporaryDirectory.appendingPathComponent("loadgen-\(UUID().uuidString).json")
             defer { try? FileManager.default.removeItem(at: out) }
-            try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), [
-                "python3", Self.script.path, "http://127.0.0.1:\(gateway.port)", "--subscribers", "8", "--writers", "2",
+            try await withChildProcess(TestPython.executable, [
+                Self.script.path, "http://127.0.0.1:\(gateway.port)", "--subscribers", "8", "--writers", "2",
                 "--rate", "100", "--duration", "2", "--deflate", "--out", out.path,
             ]) { process in
                 #expect(await process.waitForExit(timeout: .seconds(120)) == 0, "\(process.errorOutput.suffix(800))")

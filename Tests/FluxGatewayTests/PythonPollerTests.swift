@@ -10,8 +10,8 @@ import Testing
         .appendingPathComponent("clients/python/poll.py")
 
     private func runPoller(port: Int, offsetFile: String, extra: [String] = []) async throws -> (status: Int32?, lines: [String], stderr: String) {
-        let arguments = ["python3", Self.script.path, "http://127.0.0.1:\(port)", "--offset-file", offsetFile, "--once"] + extra
-        let run = try await ChildProcess.run(URL(fileURLWithPath: "/usr/bin/env"), arguments, timeout: .seconds(60))
+        let arguments = [Self.script.path, "http://127.0.0.1:\(port)", "--offset-file", offsetFile, "--once"] + extra
+        let run = try await ChildProcess.run(TestPython.executable, arguments, timeout: .seconds(60))
         return (run.status, run.outputLines, run.errorOutput)
     }
 

@@ -18,8 +18,8 @@ import Glibc
 
     /// Runs `body` with a subscriber of `port` keeping its offset in `offsetFile`, stopped when `body` ends.
     private func withSubscriber(port: Int, offsetFile: String, extra: [String] = [], _ body: (ChildProcess) async throws -> Void) async throws {
-        let arguments = ["python3", Self.script.path, "ws://127.0.0.1:\(port)", "--offset-file", offsetFile] + extra
-        try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments, body)
+        let arguments = [Self.script.path, "ws://127.0.0.1:\(port)", "--offset-file", offsetFile] + extra
+        try await withChildProcess(TestPython.executable, arguments, body)
     }
 
     private func positions(_ lines: [String]) -> [Int] {

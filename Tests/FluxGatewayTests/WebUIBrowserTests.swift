@@ -33,8 +33,8 @@ import Testing
             let screenshot = Self.screenshot(transport)
             try? FileManager.default.removeItem(at: screenshot)
             try await withChildProcess(
-                URL(fileURLWithPath: "/usr/bin/env"),
-                ["python3", Self.script.path, "http://127.0.0.1:\(gateway.port)", screenshot.path, "--timeout", "120"] + refusals
+                TestPython.executable,
+                [Self.script.path, "http://127.0.0.1:\(gateway.port)", screenshot.path, "--timeout", "120"] + refusals
             ) { process in
                 let status = await process.waitForExit(timeout: .seconds(180))
                 let output = (process.outputLines.joined(separator: "\n") + "\n" + process.errorOutput).trimmingCharacters(in: .whitespacesAndNewlines)

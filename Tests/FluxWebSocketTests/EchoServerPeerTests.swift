@@ -16,8 +16,8 @@ import Glibc
         try await withFluxgate(["echo-server", "--port", "0"]) { server in
             let line = try await server.waitForLine(containing: "listening")
             let address = try #require(line.firstMatch(of: /ws:\/\/127\.0\.0\.1:(\d+)/))
-            let arguments = ["python3", Self.peer.path, "ws://127.0.0.1:\(address.1)"] + (deflate ? ["--deflate"] : [])
-            try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), arguments) { client in
+            let arguments = [Self.peer.path, "ws://127.0.0.1:\(address.1)"] + (deflate ? ["--deflate"] : [])
+            try await withChildProcess(TestPython.executable, arguments) { client in
                 #expect(await client.waitForExit(timeout: .seconds(120)) == 0, "\(client.outputLines) \(client.errorOutput.suffix(1000))")
                 #expect(client.outputLines.last == "ok")
             }
@@ -50,7 +50,7 @@ import Glibc
 
     @Test(arguments: [false, true])
     func echoesEverythingAPythonWebsocketsServerSendsAndClosesCleanly(deflate: Bool) async throws {
-        try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", Self.peer.path]) { server in
+        try await withChildProcess(TestPython.executable, [Self.peer.path]) { server in
             let line = try await server.waitForLine(containing: "listening")
             let port = try #require(line.split(separator: " ").last.map(String.init))
             try await withFluxgate(["echo-client", "--url", "ws://127.0.0.1:\(port)/"] + (deflate ? ["--deflate"] : [])) { client in
@@ -63,7 +63,7 @@ import Glibc
 
     @Test func aRefusedUpgradeIsANonZeroExitWithAReason() async throws {
         // A plain HTTP server answers the handshake with 200, not 101.
-        try await withChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"]) { plain in
+        try await withChildProcess(TestPython.executable, ["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"]) { plain in
             let line = try await plain.waitForLine(containing: "Serving HTTP")
             let match = try #require(line.firstMatch(of: /port (\d+)/))
             try await withFluxgate(["echo-client", "--url", "ws://127.0.0.1:\(match.1)/"]) { client in

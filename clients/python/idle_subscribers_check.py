@@ -15,9 +15,11 @@ import sys
 import urllib.parse
 import urllib.request
 
-import websockets
 
 from gateway_checks import require_loopback, rss_kib
+from requirements_check import import_websockets
+
+websockets = import_websockets("idle_subscribers_check.py")
 
 
 

@@ -20,9 +20,11 @@ import time
 import urllib.parse
 import urllib.request
 
-import websockets
 
 from gateway_checks import require_loopback
+from requirements_check import import_websockets
+
+websockets = import_websockets("loadgen.py")
 
 
 def percentile(values, fraction):

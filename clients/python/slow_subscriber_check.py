@@ -16,11 +16,13 @@ import sys
 import urllib.parse
 import urllib.request
 
-import websockets
 
 from gateway_checks import require_loopback, rss_kib
 
 from loadgen import Subscriber, percentile, writer
+from requirements_check import import_websockets
+
+websockets = import_websockets("slow_subscriber_check.py")
 
 
 

@@ -19,9 +19,11 @@ import random
 import sys
 import urllib.parse
 
-import websockets
 
 from offsets import load_offset, save_offset
+from requirements_check import import_websockets
+
+websockets = import_websockets("subscribe.py")
 
 
 

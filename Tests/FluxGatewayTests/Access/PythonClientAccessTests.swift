@@ -27,7 +27,7 @@ import Testing
 
     func run(_ script: String, _ arguments: [String]) async throws -> (status: Int32?, lines: [String], stderr: String) {
         let run = try await ChildProcess.run(
-            URL(fileURLWithPath: "/usr/bin/env"), ["python3", Self.clients.appendingPathComponent(script).path] + arguments, timeout: .seconds(60))
+            TestPython.executable, [Self.clients.appendingPathComponent(script).path] + arguments, timeout: .seconds(60))
         return (run.status, run.outputLines, run.errorOutput)
     }
 
