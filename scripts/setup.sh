@@ -20,7 +20,8 @@ if [ "$purpose" = test ]; then
     # nginx: the proxy in front of two gateway nodes in deploy/local-cluster.sh.
     # openssl: the CLI that makes the TLS tests' throwaway CA and server certificate (FluxTesting/TestCertificates).
     # gdb: scripts/test.sh prints the test process's threads with it when a run hangs.
-    packages+=(chromium chromium-driver postgresql nginx openssl gdb)
+    # nodejs: runs clients/js/fluxgate.js outside a browser, as the README shows (FluxgateJSNodeTests).
+    packages+=(chromium chromium-driver postgresql nginx openssl gdb nodejs)
 fi
 need_packages=()
 for package in "${packages[@]}"; do

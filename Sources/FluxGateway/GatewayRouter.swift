@@ -21,6 +21,8 @@ public struct GatewayRouter: Sendable {
     let feedPages: PageSizer
     /// Catch-up pages of subscribers (many may catch up at once: a quarter of a feed page's bytes each).
     let subscriptionPages: PageSizer
+    /// CORS for the origins of `--allow-origin` (Access/CrossOriginPolicy.swift).
+    let crossOrigin: CrossOriginPolicy
 
     /// `metrics` defaults to the hub's, else a new set.
     public init(
@@ -34,6 +36,7 @@ public struct GatewayRouter: Sendable {
         self.metrics = metrics ?? hub?.metrics ?? GatewayMetrics()
         self.feedPages = PageSizer(byteBudget: configuration.maxPageBytes)
         self.subscriptionPages = PageSizer(byteBudget: max(1, configuration.maxPageBytes / 4))
+        self.crossOrigin = CrossOriginPolicy(configuration: configuration)
     }
 
     /// Answers one request and counts it in `metrics` (route template, method, status, latency). Never throws:
@@ -41,7 +44,15 @@ public struct GatewayRouter: Sendable {
     /// (a HEAD request is answered as its GET).
     public func respond(to request: GatewayRequest, countedAs method: HTTPMethod? = nil) async -> GatewayResponse {
         let started = ContinuousClock.now
-        let response = await dispatch(request)
+        let origin = request.headers.first(name: "Origin")
+        let allowedOrigin = origin.flatMap { isAllowed(origin: $0, request) ? $0 : nil }
+        var response: GatewayResponse
+        if let origin, CrossOriginPolicy.isPreflight(request) {
+            response = CrossOriginPolicy.preflightResponse(origin: origin, allowed: allowedOrigin != nil)
+        } else {
+            response = await dispatch(request)
+            crossOrigin.decorate(&response, allowedOrigin: allowedOrigin)
+        }
         metrics.recordRequest(
             route: HTTPRoute(request), method: method ?? request.method, status: response.status, duration: ContinuousClock.now - started)
         return response

@@ -51,7 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("allow-origin"),
-        help: "A browser origin (https://app.example.com) whose pages may open the push channel; repeat it, or * for any. The gateway's own origin is always allowed."
+        help: "A browser origin (https://app.example.com) whose pages may use the gateway: open the push channel, and read, subscribe (SSE) and append through CORS; repeat it, or * for any. The gateway's own origin is always allowed."
     )
     var allowedOrigins: [String] = []
 

@@ -13,6 +13,8 @@ private final class SSESubscriber {
     private(set) var positions: [Int64] = []
     private(set) var caughtUpHead: Int64?
     private(set) var caughtUpCount = 0
+    /// The `event:` names seen, in order (`nil` for an event without one: a plain message).
+    private(set) var names: [String?] = []
 
     init(port: Int, query: String, headers: [String] = [], receiveBuffer: Int? = nil) async throws {
         connection = try await RawTCPConnection.connect(port: port, receiveBuffer: receiveBuffer)
@@ -54,7 +56,10 @@ private final class SSESubscriber {
                 positions.append(Int64(line.dropFirst(4)) ?? -1)
             } else if line.hasPrefix("event: ") {
                 event = String(line.dropFirst(7))
-            } else if line.hasPrefix("data: "), event == "caught_up" {
+            } else if line.hasPrefix("data: ") {
+                names.append(event)
+            }
+            if line.hasPrefix("data: "), event == "caught_up" {
                 caughtUpCount += 1
                 let json = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any]
                 caughtUpHead = (json?["head"] as? Int).map(Int64.init)
@@ -111,6 +116,28 @@ private final class SSESubscriber {
             try await resumed.read(untilPositions: 3)
             #expect(resumed.positions == [5, 7, 9])
             await resumed.close()
+        }
+    }
+
+    /// `event_names=message`: every event a plain message (what `EventSource.onmessage` receives), `caught_up` still
+    /// named; the default names events after their type; another value is a 400 saying which exist.
+    @Test func eventNamesMessageSendsPlainMessages() async throws {
+        try await withTestGateway { gateway in
+            try await append(gateway.store, "x", count: 3)
+            let plain = try await SSESubscriber(port: gateway.port, query: "after=0&event_names=message")
+            #expect(try await plain.head().hasPrefix("HTTP/1.1 200"))
+            try await plain.readUntilCaughtUp()
+            #expect(plain.positions == [1, 2, 3])
+            #expect(plain.names == [nil, nil, nil, "caught_up"])
+            await plain.close()
+            let named = try await SSESubscriber(port: gateway.port, query: "after=0&event_names=type")
+            _ = try await named.head()
+            try await named.readUntilCaughtUp()
+            #expect(named.names.dropLast().allSatisfy { $0 != nil && $0 != "caught_up" }, "\(named.names)")
+            await named.close()
+            let bad = try await gateway.get("/events/subscribe?after=0&event_names=plain", headers: [("Accept", "text/event-stream")])
+            #expect(bad.status == .badRequest)
+            #expect((try bad.jsonObject()["message"] as? String)?.contains("event_names must be type") == true)
         }
     }
 

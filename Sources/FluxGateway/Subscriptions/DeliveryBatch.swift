@@ -13,6 +13,7 @@ public final class DeliveryBatch: Sendable {
 
     private struct Cache {
         var serverSentEvents: ByteBuffer?
+        var serverSentMessages: ByteBuffer?
         var eventsMessage: ByteBuffer?
         var plainFrame: WebSocketPreparedMessage?
         var compressedFrame: WebSocketPreparedMessage?
@@ -30,12 +31,19 @@ public final class DeliveryBatch: Sendable {
     public var lastPosition: Position { events[events.count - 1].position }
 
     /// The batch as server-sent events: `id: <position>`, `event: <type>`, `data: <envelope>` per event.
-    public var serverSentEvents: ByteBuffer {
+    public var serverSentEvents: ByteBuffer { serverSentEvents(names: .type) }
+
+    /// The batch as server-sent events named as `names` says (``ServerSentEvents/EventNames``), made once per naming.
+    public func serverSentEvents(names: ServerSentEvents.EventNames) -> ByteBuffer {
         cache.withLock { cache in
-            if let cached = cache.serverSentEvents { return cached }
+            let cached = names == .type ? cache.serverSentEvents : cache.serverSentMessages
+            if let cached { return cached }
             var buffer = ByteBuffer()
-            for event in events { event.writeServerSentEvent(into: &buffer) }
-            cache.serverSentEvents = buffer
+            for event in events { event.writeServerSentEvent(names: names, into: &buffer) }
+            switch names {
+            case .type: cache.serverSentEvents = buffer
+            case .message: cache.serverSentMessages = buffer
+            }
             return buffer
         }
     }
@@ -106,8 +114,8 @@ public struct EncodedEvent: Sendable {
         self.envelope = json.buffer
     }
 
-    /// The event as a server-sent event (``ServerSentEvents/writeEvent(_:envelope:into:)``).
-    func writeServerSentEvent(into buffer: inout ByteBuffer) {
-        ServerSentEvents.writeEvent(event, envelope: envelope, into: &buffer)
+    /// The event as a server-sent event (``ServerSentEvents/writeEvent(_:envelope:names:into:)``).
+    func writeServerSentEvent(names: ServerSentEvents.EventNames = .type, into buffer: inout ByteBuffer) {
+        ServerSentEvents.writeEvent(event, envelope: envelope, names: names, into: &buffer)
     }
 }

@@ -6,11 +6,15 @@ import NIOHTTP1
 /// Feeds a live subscriber over a server-sent-events response.
 final class ServerSentEventsSink: SubscriberSink {
     let writer: BoundedOutboundWriter
+    let names: ServerSentEvents.EventNames
 
-    init(writer: BoundedOutboundWriter) { self.writer = writer }
+    init(writer: BoundedOutboundWriter, names: ServerSentEvents.EventNames) {
+        self.writer = writer
+        self.names = names
+    }
 
     func offer(_ batch: DeliveryBatch, writes: OutboundWriteBatch) -> Bool {
-        writer.offer(batch.serverSentEvents, events: batch.events.count, batch: writes)
+        writer.offer(batch.serverSentEvents(names: names), events: batch.events.count, batch: writes)
     }
 }
 
@@ -23,6 +27,7 @@ extension GatewayRouter {
         }
         var query = try SubscriptionQuery(request, lastEventID: request.headers.first(name: "Last-Event-ID"))
         query.filter = try restrict(query.filter, to: grant)
+        let names = try Self.eventNames(request)
         guard let slot = subscriptionSlots.take() else {
             return .error(
                 .serviceUnavailable, "overloaded",
@@ -48,12 +53,12 @@ extension GatewayRouter {
             defer { slot.release() }
             metrics.subscriberJoined(.serverSentEvents)
             defer { metrics.subscriberLeft(.serverSentEvents) }
-            let sink = ServerSentEventsSink(writer: writer)
+            let sink = ServerSentEventsSink(writer: writer, names: names)
             let transport = SubscriptionDriver.Transport(
                 sendPage: { page, encoder in
                     var buffer = ByteBuffer()
                     buffer.reserveCapacity(page.reduce(0) { $0 + $1.payload.bytes.count + 400 })
-                    for event in page { EncodedEvent(event, encoder: encoder).writeServerSentEvent(into: &buffer) }
+                    for event in page { EncodedEvent(event, encoder: encoder).writeServerSentEvent(names: names, into: &buffer) }
                     try await writer.write(buffer, events: page.count)
                 },
                 sendCaughtUp: { head in
@@ -80,5 +85,17 @@ extension GatewayRouter {
                 group.cancelAll()
             }
         }
+    }
+}
+
+extension GatewayRouter {
+    /// `event_names=type` (the default: each event named after its event type) or `event_names=message` (no names:
+    /// every event reaches `EventSource.onmessage`).
+    static func eventNames(_ request: GatewayRequest) throws(BadRequest) -> ServerSentEvents.EventNames {
+        guard let text = request.queryValue("event_names") else { return .type }
+        guard let names = ServerSentEvents.EventNames(rawValue: text) else {
+            throw BadRequest("event_names must be type (events named after their event type) or message (every event a plain message), got \"\(text.prefix(40))\"")
+        }
+        return names
     }
 }

@@ -11,7 +11,8 @@
 //     onEvent: (event) => console.log(event.position, event.event_type, event.payload),
 //     onCaughtUp: (head) => console.log("live from", head),
 //     onState: (state) => console.log(state),             // "websocket" | "sse" | "polling" | "reconnecting" | "stopped"
-//     onError: (error) => console.error(error),            // fatal: epoch mismatch, bad query
+//     onError: (error) => console.error(error),            // fatal (the subscription stops): epoch mismatch, bad
+//                                                          // query, refused token, this page's origin refused (CORS)
 //   });
 //   sub.start();  …  sub.stop();
 //
@@ -22,8 +23,11 @@
 // gateway with access control: sent as Authorization on fetch() and as access_token on the WebSocket URL, the only
 // way a browser can send one there; a refused token (401/403) is a fatal error). `sub.position`, `sub.epoch` and `sub.transport` tell where it stands.
 //
-// Server-sent events are read with fetch() rather than EventSource: the gateway names each SSE event after
-// its event type, and EventSource only hands named events to listeners registered for those names.
+// Server-sent events are read with fetch() rather than EventSource: EventSource cannot send an Authorization
+// header, and fetch() lets this module tell a refused token or origin from a network failure.
+//
+// In Node (18 or newer) save this file as fluxgate.mjs and import it from there; Node before 22 has no WebSocket
+// and subscribes over server-sent events. TypeScript declarations: clients/js/fluxgate.d.ts.
 
 const TRANSPORTS = ["websocket", "sse", "polling"];
 
@@ -111,6 +115,23 @@ export class FluxgateSubscription {
     this.stop();
     const error = new Error(message);
     if (this.options.onError) this.options.onError(error); else console.error(error);
+  }
+
+  // The feed could not be fetched at all. From a page of another origin that is either the network or the gateway
+  // refusing this origin (CORS), and a browser does not say which: a no-cors request tells them apart, since it
+  // reaches a gateway that refuses the origin (the answer is opaque, but it is an answer) and fails like the first
+  // when the gateway is down. A refusal is fatal (retrying cannot help); a network failure is retried.
+  async _crossOriginRefused() {
+    if (typeof location === "undefined" || typeof fetch === "undefined") return false;  // Node: no CORS
+    let target;
+    try { target = new URL(this.baseUrl, location.href); } catch { return false; }
+    if (target.origin === location.origin) return false;
+    try {
+      await fetch(this.baseUrl + "/health", { mode: "no-cors", cache: "no-store" });
+    } catch { return false; }
+    this._fatal("the gateway at " + target.origin + " does not let pages from " + location.origin + " read it (CORS); " +
+      "its operator can allow them: fluxgate serve --allow-origin " + location.origin);
+    return true;
   }
 
   _deliver(event, epoch) {
@@ -271,6 +292,7 @@ export class FluxgateSubscription {
         if (!caughtUp && page.events.length < limit) { caughtUp = true; this._caughtUp(page.head); }
       } catch (error) {
         if (this.stopped) return;
+        if (error instanceof TypeError && await this._crossOriginRefused()) return;
         failed = true;
         this._state("reconnecting");
         await new Promise((resolve) => setTimeout(resolve, Math.random() * this.backoff));
