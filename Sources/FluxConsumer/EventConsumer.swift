@@ -51,6 +51,18 @@ public final class EventConsumer: Sendable {
         /// A bearer token for a gateway with access control (sent as `Authorization: Bearer …`); it needs the
         /// `read` scope (or `read:NAME` for the aggregates the filter names).
         public var accessToken: String? = nil
+        /// Called when the gateway cannot be reached (refused, reset, timed out, a 5xx) and the consumer waits to try
+        /// again: what failed, and the wait. For a user interface ("waiting for the gateway…"); the consumer retries
+        /// whatever it does.
+        public var onRetry: (@Sendable (RetryNotice) -> Void)? = nil
+
+        /// Why the consumer is about to retry, and when.
+        public struct RetryNotice: Sendable {
+            /// What failed: the push channel's connection or the feed's request.
+            public var error: any Error
+            /// How long the consumer waits before the next attempt.
+            public var delay: Duration
+        }
 
         /// How events reach the consumer.
         public enum Transport: Sendable {
@@ -173,6 +185,7 @@ public final class EventConsumer: Sendable {
             while !isStopped, !Task.isCancelled {
                 guard await waitWhilePaused() else { break }
                 if configuration.transport == .automatic, pollUntil.map({ ContinuousClock.now >= $0 }) ?? true {
+                    var failure: (any Error)?
                     do {
                         let delivered = try await subscribe(&progress, handler)
                         if delivered { backoff = configuration.initialBackoff }
@@ -198,9 +211,12 @@ public final class EventConsumer: Sendable {
                     } catch {
                         if isStopped || Task.isCancelled { break }
                         configuration.logger.warning("push channel failed; reconnecting", metadata: ["error": "\(error)"])
+                        failure = error
                     }
                     if isStopped || Task.isCancelled { break }
-                    try? await Task.sleep(for: Self.jittered(backoff))
+                    let delay = Self.jittered(backoff)
+                    if let failure { configuration.onRetry?(.init(error: failure, delay: delay)) }
+                    try? await Task.sleep(for: delay)
                     backoff = min(backoff * 2, configuration.maximumBackoff)
                 } else {
                     let until = configuration.transport == .polling ? nil : pollUntil
@@ -306,7 +322,9 @@ public final class EventConsumer: Sendable {
             } catch {
                 if isStopped || Task.isCancelled { return }
                 configuration.logger.warning("feed unavailable; retrying", metadata: ["error": "\(error)", "backoff": "\(backoff)"])
-                try? await Task.sleep(for: Self.jittered(backoff))
+                let delay = Self.jittered(backoff)
+                configuration.onRetry?(.init(error: error, delay: delay))
+                try? await Task.sleep(for: delay)
                 backoff = min(backoff * 2, configuration.maximumBackoff)
                 continue
             }

@@ -13,9 +13,9 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Run the bank example end to end on the embedded store, then exit.",
         discussion: """
-            Creates accounts, runs credits and debits from concurrent tellers (optimistic-concurrency conflicts
-            are retried, overdrafts refused), serves the events through the gateway, and consumes them with a
-            read model over the JSON feed. Ends by itself within seconds and prints what it did.
+            Creates accounts, runs credits and debits from concurrent tellers (optimistic-concurrency conflicts are retried, overdrafts refused), serves the events through the gateway, and consumes them with a read model over the gateway's push channel (WebSocket). Ends by itself within seconds and prints what it did.
+
+            With --serve the gateway keeps serving the demo's events afterwards, until Ctrl-C: open the web UI, curl the feed, or tail it (the demo prints the commands).
             """
     )
 
@@ -27,6 +27,9 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(help: "How many credit/debit commands the tellers run.")
     var commands = 60
+
+    @Flag(help: "Keep the gateway serving the demo's events after the checks, until Ctrl-C or SIGTERM.")
+    var serve = false
 
     func run() async throws {
         let started = ContinuousClock.now
@@ -137,10 +140,9 @@ struct DemoCommand: AsyncParsableCommand {
             group.cancelAll()
             return result
         }
-        await server.stop()
-        try await opened.close()
-
         guard let model else {
+            await server.stop()
+            try await opened.close()
             throw ValidationError("the read model did not catch up within 30 s")
         }
         print("▶ read model consumed \(model.eventsSeen) events over the push channel, up to position \(model.position) (store head \(head))")
@@ -155,7 +157,57 @@ struct DemoCommand: AsyncParsableCommand {
         print(consistent
             ? "✔ read model and aggregates agree; \(head) events stored in \(location); done in \(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000) ms"
             : "✘ read model and aggregates disagree")
-        if !consistent { throw ExitCode.failure }
+        guard consistent else {
+            await server.stop()
+            try await opened.close()
+            throw ExitCode.failure
+        }
+        let url = "http://127.0.0.1:\(boundPort)"
+        if serve {
+            print("""
+                ▶ the gateway keeps serving the demo's \(head) events at \(url) until Ctrl-C:
+                    web UI     \(url)/
+                    the feed   curl -s '\(url)/events?after=0&limit=5&embed=payload'
+                    one stream curl -s '\(url)/streams/alice'
+                    live       fluxgate tail \(url)    (from a checkout: swift run fluxgate tail \(url))
+                    append     curl -s -X POST \(url)/streams/dave -H 'Content-Type: application/json' \\
+                                 -d '{"aggregate_name": "Account", "expected_version": -1, "events": [{"event_type": "account.AccountCreated", "payload": {"balance": 10}}]}'
+                """)
+            fflush(nil)  // every stream; a pipe buffers: the user (or a script) reads this while the demo waits
+            await Self.waitForStopSignal()
+            print("▶ stopping")
+        }
+        await server.stop()
+        try await opened.close()
+        if !serve {
+            print("""
+                Next: `fluxgate demo --serve` keeps the demo's gateway running to explore (web UI, feed, tail); \
+                `fluxgate serve --store \(location)` serves these events again.
+                """)
+        }
+    }
+
+    /// Returns on SIGINT or SIGTERM (Ctrl-C, `kill`).
+    private static func waitForStopSignal() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumed = Mutex(false)
+            let sources = [SIGINT, SIGTERM].map { signal in
+                Foundation.signal(signal, SIG_IGN)
+                return DispatchSource.makeSignalSource(signal: signal)
+            }
+            for source in sources {
+                source.setEventHandler {
+                    let first = resumed.withLock { done in
+                        defer { done = true }
+                        return !done
+                    }
+                    guard first else { return }
+                    sources.forEach { $0.cancel() }
+                    continuation.resume()
+                }
+                source.resume()
+            }
+        }
     }
 }
 

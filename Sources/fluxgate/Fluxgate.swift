@@ -8,8 +8,7 @@ struct Fluxgate: AsyncParsableCommand {
         commandName: "fluxgate",
         abstract: "An event-sourcing toolkit and event-feed gateway: a JSON feed and append API over an event store.",
         discussion: """
-            Start with `fluxgate demo` (a bank example served and consumed end to end), then
-            `fluxgate serve` to run a gateway on the embedded SQLite store (fluxgate-data/events.sqlite).
+            Start with `fluxgate demo` (a bank example served and consumed end to end; `fluxgate demo --serve` keeps it running to explore), then `fluxgate serve` to run a gateway on the embedded SQLite store (fluxgate-data/events.sqlite).
             """,
         subcommands: [ServeCommand.self, DemoCommand.self, TailCommand.self, ImportCommand.self, EchoServerCommand.self, EchoClientCommand.self, AppendLoopCommand.self]
     )

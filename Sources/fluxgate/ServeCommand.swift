@@ -12,10 +12,11 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve the JSON feed and the append API over an event store.",
         discussion: """
             Examples:
-              fluxgate serve                                  # sqlite:fluxgate-data/events.sqlite on 127.0.0.1:8080
+              fluxgate serve          # fluxgate-data/events.sqlite on 127.0.0.1:8080
               fluxgate serve --port 9000 --store memory
               fluxgate serve --host 0.0.0.0 --public-url https://feed.example.com
-              fluxgate serve --tls-cert server.pem --tls-key server-key.pem   # https:// and wss://
+              fluxgate serve --tls-cert server.pem --tls-key server-key.pem   # https
+
             Stop with Ctrl-C (SIGINT) or SIGTERM: in-flight appends finish, then the server exits.
             """
     )

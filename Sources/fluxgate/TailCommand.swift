@@ -11,11 +11,14 @@ struct TailCommand: AsyncParsableCommand {
         commandName: "tail",
         abstract: "Print a gateway's events as JSON lines: the backlog, then live events as they commit.",
         discussion: """
-            Uses the WebSocket push channel, and long-polling of the JSON feed when the upgrade is refused.
+            Uses the WebSocket push channel, and long-polling of the JSON feed when the upgrade is refused. While the gateway cannot be reached it retries, and says so on stderr.
+
             Examples:
               fluxgate tail http://127.0.0.1:8080
-              fluxgate tail http://127.0.0.1:8080 --after 1000 --event-type account.AccountCredited
-              fluxgate tail https://feed.example.com --ca-file ca.pem     # TLS; --ca-file for a private CA
+              fluxgate tail http://127.0.0.1:8080 --after 1000 \\
+                --event-type account.AccountCredited
+              fluxgate tail https://feed.example.com --ca-file ca.pem   # a private CA
+
             Stop with Ctrl-C.
             """
     )
@@ -69,6 +72,9 @@ struct TailCommand: AsyncParsableCommand {
         configuration.logger.logLevel = .error
         if secure { configuration.tls = try ClientTLS(caFile: caFile) }
         configuration.accessToken = token ?? ProcessInfo.processInfo.environment["FLUXGATE_TOKEN"]
+        // Silence would look like an empty feed: say what it waits for (once per cause, then every 10 s at most).
+        let retries = RetryReporter(url: base)
+        configuration.onRetry = { retries.report($0) }
         let consumer = EventConsumer(
             host: host, port: port, name: "tail", checkpoints: InMemoryCheckpointStore(),
             filter: EventFilter(aggregateNames: Set(aggregateNames), eventTypes: Set(eventTypes), aggregateIDs: Set(aggregateIDs)),
@@ -88,6 +94,41 @@ struct TailCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data((event.envelopeJSON(baseURL: base) + "\n").utf8))
             if limit > 0, printed.increment() >= limit { consumer.stop() }
         }
+    }
+}
+
+/// Tells the user on stderr why `tail` prints nothing: the gateway cannot be reached and it keeps retrying.
+final class RetryReporter: Sendable {
+    private let url: String
+    private let last = Mutex<(cause: String, at: ContinuousClock.Instant)?>(nil)
+
+    init(url: String) { self.url = url }
+
+    func report(_ notice: EventConsumer.Configuration.RetryNotice) {
+        let cause = Self.cause(of: notice.error)
+        let now = ContinuousClock.now
+        let due = last.withLock { last in
+            if let previous = last, previous.cause == cause, now - previous.at < .seconds(10) { return false }
+            last = (cause, now)
+            return true
+        }
+        guard due else { return }
+        let seconds = Double(notice.delay.components.seconds) + Double(notice.delay.components.attoseconds) / 1e18
+        let line = "fluxgate tail: waiting for the gateway at \(url): \(cause); retrying in \(String(format: "%.1f", seconds)) s (Ctrl-C stops)\n"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    /// A short cause: the system's words for a socket error (connection refused, …), else the error's own.
+    static func cause(of error: any Error) -> String {
+        let text = "\(error)"
+        for (needle, words) in [
+            ("refused", "connection refused"), ("ECONNREFUSED", "connection refused"), ("reset", "connection reset"),
+            ("timed out", "timed out"), ("timeout", "timed out"), ("unreachable", "network unreachable"),
+            ("resolve", "the host name does not resolve"), ("not known", "the host name does not resolve"),
+        ] where text.localizedCaseInsensitiveContains(needle) {
+            return words
+        }
+        return String(text.prefix(200))
     }
 }
 

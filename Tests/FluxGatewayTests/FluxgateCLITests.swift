@@ -1,4 +1,5 @@
 import FluxTesting
+import NIOCore
 import Foundation
 import Testing
 
@@ -16,6 +17,34 @@ import Glibc
             #expect(output.contains("store sqlite:"), "the demo runs on the embedded SQLite store by default")
             #expect(output.contains("conflict detected"))
             #expect(output.contains("read model and aggregates agree"), "\(output.suffix(800))")
+        }
+    }
+
+    /// `demo --serve` leaves something to explore: after its checks the gateway keeps serving the demo's events,
+    /// the demo says where and how (web UI, curl, tail), and Ctrl-C ends it cleanly. Without it, the demo names the
+    /// next step.
+    @Test func demoServeKeepsTheGatewayServingItsEventsUntilCtrlC() async throws {
+        try await withFluxgate(["demo", "--serve", "--store", "memory"]) { demo in
+            let line = try await demo.waitForLine(containing: "keeps serving", timeout: .seconds(60))
+            let match = try #require(line.firstMatch(of: /http:\/\/127\.0\.0\.1:(\d+)/), "\(line)")
+            let port = try #require(Int(match.1))
+            let output = demo.outputLines.joined(separator: "\n")
+            for hint in ["web UI", "curl -s 'http://127.0.0.1:\(port)/events?after=0", "fluxgate tail http://127.0.0.1:\(port)"] {
+                #expect(output.contains(hint), "\(output.suffix(1200))")
+            }
+            let connection = try await RawTCPConnection.connect(port: port)
+            try await connection.send("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            while try await connection.readMore() {}
+            let answer = connection.withBuffered { String(buffer: $0) }
+            await connection.close()
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer)")
+            #expect(!answer.contains("\"head\":0"), "the demo's events are there: \(answer)")
+            demo.signal(SIGINT)
+            #expect(await demo.waitForExit(timeout: .seconds(20)) == 0, "\(demo.errorOutput.suffix(1000))")
+        }
+        try await withFluxgate(["demo", "--store", "memory"]) { demo in
+            #expect(await demo.waitForExit(timeout: .seconds(60)) == 0)
+            #expect(demo.outputLines.contains { $0.contains("fluxgate demo --serve") }, "\(demo.outputLines.suffix(3))")
         }
     }
 
@@ -37,6 +66,23 @@ import Glibc
             #expect(text.contains("serve") && text.contains("demo"))
             #expect(!text.contains("append-loop"), "test-only commands stay hidden")
             #expect(!text.contains("echo-server") && !text.contains("echo-client"), "conformance testees are not user commands")
+        }
+    }
+
+    /// Help text that wraps mid-example is hard to copy: every line of an "Examples:" block stays an indented example
+    /// (or its indented continuation) at the width the help is printed with.
+    @Test(arguments: ["serve", "tail", "demo", "import"])
+    func helpExamplesDoNotWrap(command: String) async throws {
+        let run = try await ChildProcess.run(try ChildProcess.fluxgateExecutable(), [command, "--help"])
+        #expect(run.status == 0)
+        var inExamples = false
+        for line in run.outputLines {
+            if line.hasPrefix("USAGE:") { break }
+            if line.hasPrefix("Examples:") { inExamples = true; continue }
+            if line.isEmpty { inExamples = false; continue }
+            if inExamples {
+                #expect(line.hasPrefix("  "), "fluxgate \(command) --help: an example wrapped: \"\(line)\"")
+            }
         }
     }
 
@@ -72,6 +118,22 @@ import Glibc
                 }
                 #expect(positions == [3, 5])
             }
+        }
+    }
+
+    /// Against a gateway that is not there, `tail` keeps retrying, and says so on stderr instead of sitting silent
+    /// (which looks like an empty feed).
+    @Test func tailSaysWhatItWaitsForWhenTheGatewayIsDown() async throws {
+        // A port that was free a moment ago and has no listener now.
+        let listener = try await RawTCPServer.listen()
+        let closed = listener.port
+        await listener.close()
+        try await withFluxgate(["tail", "http://127.0.0.1:\(closed)"]) { tail in
+            let line = try await tail.waitForLine(containing: "waiting for the gateway", timeout: .seconds(20))
+            #expect(line.contains("http://127.0.0.1:\(closed)"), "\(line)")
+            #expect(line.contains("connection refused"), "\(line)")
+            #expect(tail.isRunning, "it keeps retrying")
+            #expect(tail.outputLines.isEmpty)
         }
     }
 
