@@ -59,12 +59,17 @@ import Testing
     @Test func offsetsFromAnotherStoreClose4409AndBadQueries4400() async throws {
         try await withTestGateway { gateway in
             try await append(gateway.store, "x", count: 2)
-            for (query, code) in [("after=0&epoch=not-this-one", 4409), ("after=3", 4409), ("after=-1", 4400), ("after=abc", 4400)] {
+            for (query, code) in [("after=0&epoch=\(UUID().uuidString.lowercased())", 4409), ("after=3", 4409), ("after=-1", 4400), ("after=abc", 4400)] {
                 let client = try await PushChannelTestClient(port: gateway.port, query: query)
                 #expect(client.status == 101)
                 try await client.readUntilClosed()
                 #expect(client.closeCode == UInt16(code), "\(query): \(String(describing: client.closeCode)) \(client.closeReason)")
                 #expect(!client.closeReason.isEmpty)
+                if code == 4409 {
+                    // Whole, not cut at the Close frame's 123 bytes: it ends saying what it means.
+                    #expect(client.closeReason.hasSuffix("your offsets belong to another store"), "\(client.closeReason)")
+                    #expect(client.closeReason.utf8.count <= 123)
+                }
                 #expect(client.positions.isEmpty)
                 await client.close()
             }

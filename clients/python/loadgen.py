@@ -145,9 +145,16 @@ async def main_async(args):
         "exactly_once_in_order": not problems, "problems": problems[:20],
     }
     print(json.dumps(result, indent=2))
+    achieved = result["append_rate_achieved"]
+    reached = achieved >= 0.95 * args.rate
+    if not reached:
+        print(f"loadgen: the writers reached {achieved:.0f} appends/s, not the {args.rate:g}/s asked for: the gateway "
+              f"(or this machine) could not take more with {args.writers} writers; the figures are for {achieved:.0f}/s",
+              file=sys.stderr)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
+        print(f"loadgen: the JSON result is in {os.path.abspath(args.out)}", file=sys.stderr)
     if args.plot:
         try:
             import matplotlib
@@ -157,12 +164,15 @@ async def main_async(args):
             axis.hist(latencies, bins=100, log=True)
             axis.set_xlabel("append → receive latency (ms)")
             axis.set_ylabel("deliveries")
-            axis.set_title(f"{args.subscribers} subscribers, {args.rate} events/s: p50 {result['latency_ms']['p50']:.1f} ms, "
+            rate = f"{achieved:.0f} events/s" + ("" if reached else f" (asked {args.rate:g}/s)")
+            axis.set_title(f"{args.subscribers} subscribers, {rate}: p50 {result['latency_ms']['p50']:.1f} ms, "
                            f"p99 {result['latency_ms']['p99']:.1f} ms")
             figure.tight_layout()
             figure.savefig(args.plot, dpi=100)
+            print(f"loadgen: the latency plot is in {os.path.abspath(args.plot)}", file=sys.stderr)
         except ImportError:
-            print("loadgen: matplotlib is not installed; no plot (pip install -r requirements.txt)", file=sys.stderr)
+            print("loadgen: matplotlib is not installed, so no plot: make clients (or .venv/bin/pip install -r "
+                  "clients/python/requirements.txt), then run loadgen.py with .venv/bin/python3", file=sys.stderr)
     return 0 if not problems else 1
 
 

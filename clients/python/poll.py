@@ -83,4 +83,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: the offset file already holds the last handled position
+        sys.exit(130)

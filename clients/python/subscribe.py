@@ -101,7 +101,9 @@ def main():
     try:
         return asyncio.run(run(args))
     except EpochMismatch as error:
-        print(f"subscribe.py: {error}; these offsets belong to another store: delete {args.offset_file} to start over", file=sys.stderr)
+        print(f"subscribe.py: the offsets in {args.offset_file} belong to another store than this gateway's, so resuming "
+              f"from them could skip or repeat events. Delete {args.offset_file} to start over from the beginning.\n"
+              f"  (the gateway said: {str(error).strip() or 'close 4409'})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -44,7 +44,7 @@ extension GatewayRouter {
             var parsed = try SubscriptionQuery(request)
             parsed.filter = try restrict(parsed.filter, to: grant)
             if let mismatch = try await parsed.mismatch(with: store) {
-                closeFirst = (PushChannelHandler.epochMismatch, mismatch)
+                closeFirst = (PushChannelHandler.epochMismatch, mismatch.closeReason)
             }
             query = parsed
         } catch let error as BadRequest {

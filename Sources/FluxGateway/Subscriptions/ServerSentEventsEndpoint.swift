@@ -36,7 +36,7 @@ extension GatewayRouter {
             )
         }
         if let mismatch = try await query.mismatch(with: store) {
-            return .error(.conflict, "epoch_mismatch", mismatch)
+            return .error(.conflict, "epoch_mismatch", mismatch.message)
         }
         let driver = SubscriptionDriver(
             store: store, hub: hub, filter: query.filter, baseURL: baseURL(for: request), pageSize: configuration.subscriptionPageSize,

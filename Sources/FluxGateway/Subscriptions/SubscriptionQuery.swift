@@ -28,14 +28,38 @@ struct SubscriptionQuery: Sendable {
         )
     }
 
+    /// Why a subscriber's offsets cannot be trusted against this store.
+    enum Mismatch: Equatable {
+        case epoch(given: StoreEpoch, store: StoreEpoch)
+        case beyondHead(after: Position, head: Position)
+
+        /// The full explanation, for an HTTP error body.
+        var message: String {
+            switch self {
+            case .epoch(let given, let store):
+                "epoch \(given.rawValue.prefix(100)) is not this store's (\(store)): your offsets belong to another store; reset them deliberately"
+            case .beyondHead(let after, let head):
+                "after=\(after) is beyond the head (\(head)): your offsets belong to another store; reset them deliberately"
+            }
+        }
+
+        /// The explanation within a Close frame's 123 bytes, whole (the long one would be cut mid-sentence).
+        var closeReason: String {
+            switch self {
+            case .epoch(_, let store): "epoch mismatch: this store's epoch is \(store); your offsets belong to another store"
+            case .beyondHead(let after, let head): "after=\(after) is beyond the head (\(head)); your offsets belong to another store"
+            }
+        }
+    }
+
     /// Why the subscriber's offsets cannot be trusted against this store, or `nil` when they can.
-    func mismatch(with store: any EventReader) async throws -> String? {
+    func mismatch(with store: any EventReader) async throws -> Mismatch? {
         if let epoch, epoch != store.epoch {
-            return "epoch \(epoch) is not this store's (\(store.epoch)): your offsets belong to another store; reset them deliberately"
+            return .epoch(given: epoch, store: store.epoch)
         }
         let head = try await store.head()
         if after > head {
-            return "after=\(after) is beyond the head (\(head)): your offsets belong to another store; reset them deliberately"
+            return .beyondHead(after: after, head: head)
         }
         return nil
     }
