@@ -101,9 +101,14 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // The browser UI and the JS client module (clients/js/fluxgate.js links here), served at `/`.
-            resources: [.copy("WebUI/Assets")]
+            // The browser UI and the JS client module (clients/js/fluxgate.js links here), served at `/`: compiled
+            // into the binary by the EmbedWebAssets plugin, so `fluxgate` is one file to install.
+            exclude: ["WebUI/Assets"],
+            plugins: ["EmbedWebAssets"]
         ),
+        // The build plugin that embeds FluxGateway's web UI files, and the tool it runs.
+        .plugin(name: "EmbedWebAssets", capability: .buildTool(), dependencies: ["fluxgate-embed-assets"], path: "Sources/EmbedWebAssetsPlugin"),
+        .executableTarget(name: "fluxgate-embed-assets"),
         // The client library: HTTP feed polling (WebSocket subscription to come), checkpoints.
         .target(
             name: "FluxConsumer",

@@ -8,6 +8,9 @@
    subscribers reconnect through the balanced port (nginx sends them to node B) from the last position they
    handled. Every acknowledged append must be in the store, and every subscriber must have seen positions 1..N
    exactly once, in order.
+The balanced URL is nginx's TLS listener of deploy/nginx/fluxgate.conf (`--ca-file` trusts its certificate); the
+check also reads an event's `url` through it (https, nginx's host: the nodes trust nginx's X-Forwarded-* headers)
+and, with `--redirect`, that plain http:// answers 301 to https://.
 Loopback targets only. Exit status 0 when everything held.
 """
 import argparse
@@ -15,6 +18,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import statistics
 import sys
 import time
@@ -31,10 +35,13 @@ def require_loopback(parser, url):
         parser.error(f"only loopback targets, got {url}")
 
 
+TLS = None  # the ssl.SSLContext trusting --ca-file, for https:// and wss:// URLs
+
+
 def http_json(method, url, body=None, timeout=10):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with urllib.request.urlopen(request, timeout=timeout, context=TLS if url.startswith("https:") else None) as response:
         return json.loads(response.read())
 
 
@@ -66,7 +73,9 @@ class Subscriber:
         url = self.urls[0]
         while self.last < until.get("position", float("inf")):
             try:
-                async with websockets.connect(ws_url(url, self.last), open_timeout=10, ping_interval=None) as socket:
+                target = ws_url(url, self.last)
+                secure = {"ssl": TLS} if target.startswith("wss:") else {}
+                async with websockets.connect(target, open_timeout=10, ping_interval=None, **secure) as socket:
                     while self.last < until.get("position", float("inf")):
                         try:
                             raw = await asyncio.wait_for(socket.recv(), timeout=0.5)
@@ -157,8 +166,32 @@ async def fail_over(args):
                              f"({len(set(subscriber.positions))} distinct), expected {final - start} in order")
         if subscriber.reconnects == 0:
             raise SystemExit(f"cluster_check: FAILED: subscriber {number} never lost node A")
+    # The nodes trust nginx's X-Forwarded-Proto and X-Forwarded-Host (--trusted-proxy 127.0.0.1 in the unit):
+    # an event read through nginx names nginx's https:// address, and that URL answers.
+    event = http_json("GET", f"{args.balanced}/events?after={start}&limit=1")["events"][0]
+    if not event["url"].startswith(args.balanced + "/events/"):
+        raise SystemExit(f"cluster_check: FAILED: an event read through nginx has url {event['url']}, not under {args.balanced}")
+    with urllib.request.urlopen(event["url"], timeout=10, context=TLS) as response:
+        if response.status != 200:
+            raise SystemExit(f"cluster_check: FAILED: {event['url']} answered {response.status}")
     print(f"cluster_check: fail-over ok: {total} acknowledged appends all stored once ({failures} retried during the kill); "
           f"{len(subscribers)} subscribers moved from node A to node B and saw every event once, in order")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *arguments):
+        return None
+
+
+def check_redirect(args):
+    try:
+        urllib.request.build_opener(NoRedirect).open(f"{args.redirect}/health", timeout=10)
+        raise SystemExit(f"cluster_check: FAILED: {args.redirect} answered without redirecting")
+    except urllib.error.HTTPError as error:
+        location = error.headers.get("Location", "")
+        if error.code != 301 or not location.startswith("https://"):
+            raise SystemExit(f"cluster_check: FAILED: {args.redirect}/health answered {error.code} Location {location!r}, not 301 to https://")
+    print(f"cluster_check: redirect ok: {args.redirect} answers 301 to https://")
 
 
 def main():
@@ -167,9 +200,16 @@ def main():
     parser.add_argument("--node-a", required=True, help="nginx, to node A only")
     parser.add_argument("--node-b", required=True, help="nginx, to node B only")
     parser.add_argument("--node-a-pid", type=int, required=True, help="node A's process id (killed with SIGKILL)")
+    parser.add_argument("--ca-file", help="the CA certificate (PEM) that https:// URLs are verified against")
+    parser.add_argument("--redirect", help="nginx's plain http:// listener, which must redirect to --balanced")
     args = parser.parse_args()
-    for url in (args.balanced, args.node_a, args.node_b):
+    for url in filter(None, (args.balanced, args.node_a, args.node_b, args.redirect)):
         require_loopback(parser, url)
+    global TLS
+    if args.ca_file:
+        TLS = ssl.create_default_context(cafile=args.ca_file)
+    if args.redirect:
+        check_redirect(args)
     asyncio.run(cross_node(args))
     asyncio.run(fail_over(args))
     print("cluster_check: ok")

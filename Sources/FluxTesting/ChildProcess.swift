@@ -61,8 +61,9 @@ public final class ChildProcess: Sendable {
         throw ConformanceFailure(description: "the fluxgate executable was not found next to the tests (looked at \(candidates.map(\.path))); build it with `swift build`")
     }
 
-    /// Starts `executable` with `arguments`; stdin is /dev/null, stdout is collected by line, stderr as text.
-    public init(_ executable: URL, _ arguments: [String]) throws {
+    /// Starts `executable` with `arguments` and this process's environment plus `environment`; stdin is
+    /// /dev/null, stdout is collected by line, stderr as text.
+    public init(_ executable: URL, _ arguments: [String], environment extra: [String: String] = [:]) throws {
         let stdout = try Self.makePipe()
         let stderr: (read: Int32, write: Int32)
         do {
@@ -74,6 +75,7 @@ public final class ChildProcess: Sendable {
         }
         var environment = ProcessInfo.processInfo.environment
         environment["SWIFT_BACKTRACE"] = "enable=no"
+        environment.merge(extra) { _, new in new }
         let spawned = Self.spawn(executable.path, arguments, environment: environment, stdout: stdout.write, stderr: stderr.write)
         // The child has its own copies now: without closing ours, the read ends would never see the end of file.
         close(stdout.write)
@@ -180,8 +182,10 @@ public final class ChildProcess: Sendable {
 
     /// Runs a command to its end: waits at most `timeout` for it to exit, stops it when it had not (SIGTERM, then
     /// SIGKILL), and returns what it printed.
-    public static func run(_ executable: URL, _ arguments: [String], timeout: Duration = .seconds(30)) async throws -> Outcome {
-        try await withChildProcess(executable, arguments) { child in
+    public static func run(
+        _ executable: URL, _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(30)
+    ) async throws -> Outcome {
+        try await withChildProcess(executable, arguments, environment: environment) { child in
             let status = await child.waitForExit(timeout: timeout)
             return Outcome(status: status, outputLines: child.outputLines, errorOutput: child.errorOutput)
         }
@@ -367,17 +371,17 @@ public final class ChildProcess: Sendable {
 /// SIGTERM to its process group, SIGKILL after `grace`) when `body` returns or throws; the child's pipes are closed
 /// by then.
 public func withChildProcess<Result>(
-    _ executable: URL, _ arguments: [String], grace: Duration = .seconds(5), isolation: isolated (any Actor)? = #isolation,
-    _ body: (ChildProcess) async throws -> Result
+    _ executable: URL, _ arguments: [String], environment: [String: String] = [:], grace: Duration = .seconds(5),
+    isolation: isolated (any Actor)? = #isolation, _ body: (ChildProcess) async throws -> Result
 ) async throws -> Result {
-    let child = try ChildProcess(executable, arguments)
+    let child = try ChildProcess(executable, arguments, environment: environment)
     return try await withTeardown({ await child.stop(grace: grace) }) { try await body(child) }
 }
 
-/// ``withChildProcess(_:_:grace:isolation:_:)`` for the `fluxgate` executable (``ChildProcess/fluxgateExecutable()``).
+/// ``withChildProcess(_:_:environment:grace:isolation:_:)`` for the `fluxgate` executable (``ChildProcess/fluxgateExecutable()``).
 public func withFluxgate<Result>(
-    _ arguments: [String], grace: Duration = .seconds(5), isolation: isolated (any Actor)? = #isolation,
-    _ body: (ChildProcess) async throws -> Result
+    _ arguments: [String], environment: [String: String] = [:], grace: Duration = .seconds(5),
+    isolation: isolated (any Actor)? = #isolation, _ body: (ChildProcess) async throws -> Result
 ) async throws -> Result {
-    try await withChildProcess(try ChildProcess.fluxgateExecutable(), arguments, grace: grace, body)
+    try await withChildProcess(try ChildProcess.fluxgateExecutable(), arguments, environment: environment, grace: grace, body)
 }

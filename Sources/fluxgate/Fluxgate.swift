@@ -10,20 +10,33 @@ struct Fluxgate: AsyncParsableCommand {
         discussion: """
             Start with `fluxgate demo` (a bank example served and consumed end to end; `fluxgate demo --serve` keeps it running to explore), then `fluxgate serve` to run a gateway on the embedded SQLite store (fluxgate-data/events.sqlite).
             """,
-        subcommands: [ServeCommand.self, DemoCommand.self, TailCommand.self, ImportCommand.self, EchoServerCommand.self, EchoClientCommand.self, AppendLoopCommand.self]
+        version: FluxgateVersion.current,
+        subcommands: [ServeCommand.self, DemoCommand.self, TailCommand.self, ImportCommand.self, HealthCommand.self, EchoServerCommand.self, EchoClientCommand.self, AppendLoopCommand.self]
     )
 
     /// Parses and runs a command; `serve --config FILE` is first expanded into the file's options.
     static func main() async {
         do {
-            let arguments = try ServeConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
-            var command = try parseAsRoot(arguments)
-            if var asyncCommand = command as? AsyncParsableCommand {
+            let fromEnvironment = try ServeEnvironment.expand(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+            let arguments = try ServeConfigFile.expand(fromEnvironment.arguments)
+            let command: ParsableCommand
+            do {
+                command = try parseAsRoot(arguments)
+            } catch where !fromEnvironment.variables.isEmpty {
+                // A bad value may have come from a variable the user forgot about: name them.
+                FileHandle.standardError.write(Data("fluxgate serve: options were also taken from \(fromEnvironment.variables.joined(separator: ", "))\n".utf8))
+                throw error
+            }
+            var runnable = command
+            if var asyncCommand = runnable as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
-                try command.run()
+                try runnable.run()
             }
         } catch let failure as ServeConfigFile.Failure {
+            FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
+            Foundation.exit(64)
+        } catch let failure as ServeEnvironment.Failure {
             FileHandle.standardError.write(Data("Error: \(failure.description)\n".utf8))
             Foundation.exit(64)
         } catch {

@@ -16,6 +16,9 @@ struct ServeCommand: AsyncParsableCommand {
               fluxgate serve --port 9000 --store memory
               fluxgate serve --host 0.0.0.0 --public-url https://feed.example.com
               fluxgate serve --tls-cert server.pem --tls-key server-key.pem   # https
+              FLUXGATE_STORE_FILE=db.url fluxgate serve   # the store URL from a file
+
+            Every option also reads a variable: --max-connections from FLUXGATE_MAX_CONNECTIONS, and so on (lists comma-separated); the command line wins over the environment, which wins over --config's file.
 
             Stop with Ctrl-C (SIGINT) or SIGTERM: in-flight appends finish, then the server exits.
             """
@@ -186,6 +189,10 @@ struct ServeCommand: AsyncParsableCommand {
         MemoryReclaimer.configureAllocator()
         var logger = Logger(label: "fluxgate")
         logger.logLevel = logLevel
+        let environment = try? ServeEnvironment.expand(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+        if let variables = environment?.variables, !variables.isEmpty {
+            logger.info("options from the environment", metadata: ["variables": "\(variables.joined(separator: ", "))"])
+        }
         let accessControl = try await accessControl()
         if accessControl == nil {
             logger.notice("no access control: every client may read and append (see --token-file, --jwt-secret-file, --jwt-public-key)")

@@ -1,3 +1,4 @@
+import FluxConsumer
 import FluxTesting
 import NIOCore
 import Foundation
@@ -163,5 +164,44 @@ import Glibc
                 #expect(client.errorOutput.contains("--handshake-timeout"), "--handshake-timeout \(value): \(client.errorOutput)")
             }
         }
+    }
+}
+
+/// `fluxgate` as one file to install, `--version`, and `fluxgate health` for container health checks.
+@Suite struct FluxgateInstallTests {
+    @Test func theBinaryAloneServesTheWebUI() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-alone-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let copy = directory.appendingPathComponent("fluxgate")
+        try FileManager.default.copyItem(at: try ChildProcess.fluxgateExecutable(), to: copy)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["fluxgate"])
+        try await withChildProcess(copy, ["serve", "--port", "0", "--store", "memory"]) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+            let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+            for path in ["/", "/ui/app.js", "/ui/style.css", "/ui/fluxgate.js", "/ui/favicon.svg"] {
+                let answer = try await connection.request(.GET, path)
+                #expect(answer.status == .ok, "\(path)")
+                #expect(answer.body.readableBytes > 100, "\(path)")
+            }
+            await connection.close()
+
+            let healthy = try await ChildProcess.run(copy, ["health", "http://127.0.0.1:\(port)"])
+            #expect(healthy.status == 0, "\(healthy.errorOutput)")
+            #expect(healthy.outputLines.joined().contains(#""status":"ok""#))
+        }
+    }
+
+    @Test func versionAndAnUnreachableGateway() async throws {
+        let version = try await ChildProcess.run(try ChildProcess.fluxgateExecutable(), ["--version"])
+        #expect(version.status == 0)
+        #expect(version.outputLines.first?.firstMatch(of: /^\d+\.\d+\.\d+/) != nil, "\(version.outputLines)")
+        // Port 1 (tcpmux): nothing listens there on a test machine.
+        let down = try await ChildProcess.run(try ChildProcess.fluxgateExecutable(), ["health", "http://127.0.0.1:1"])
+        #expect(down.status == 1)
+        #expect(down.errorOutput.contains("connection refused"), "\(down.errorOutput)")
+        let bad = try await ChildProcess.run(try ChildProcess.fluxgateExecutable(), ["health", "ftp://x"])
+        #expect(bad.status != 0 && bad.status != 1)
     }
 }

@@ -3,14 +3,14 @@ import Testing
 
 @testable import FluxGateway
 
-/// The web UI's files as the gateway loads them from its resource bundle.
+/// The web UI's files as compiled into the gateway.
 @Suite struct WebUIAssetsTests {
     static let sourceAssets = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Sources/FluxGateway/WebUI/Assets")
 
-    @Test func theBundleHoldsEverySourceFileByteForByte() throws {
-        let assets = try #require(WebUIAssets.bundled, "the resource bundle fluxgate_FluxGateway.resources was not found")
+    @Test func theBinaryHoldsEverySourceFileByteForByte() throws {
+        let assets = WebUIAssets.embedded
         let sourceNames = try FileManager.default.contentsOfDirectory(atPath: Self.sourceAssets.path).filter { !$0.hasPrefix(".") }.sorted()
         #expect(assets.names == sourceNames)
         for name in ["index.html", "app.js", "style.css", "fluxgate.js", "favicon.svg"] {
@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func entityTagsAreQuotedAndDifferPerFile() throws {
-        let assets = try #require(WebUIAssets.bundled)
+        let assets = WebUIAssets.embedded
         let tags = assets.names.compactMap { assets[$0]?.etag }
         #expect(tags.count == assets.names.count)
         #expect(Set(tags).count == tags.count)

@@ -13,8 +13,8 @@ struct WebAsset: Sendable {
 }
 
 /// The files served to browsers (`Sources/FluxGateway/WebUI/Assets`): the page at `/`, its script and style,
-/// and the JS client module `fluxgate.js`. Read from the target's resource bundle once, on first use, and
-/// kept in memory; a file that is not there is never looked for on disk again.
+/// and the JS client module `fluxgate.js`. Compiled into the binary by the EmbedWebAssets build plugin
+/// (`EmbeddedWebAssets`), decoded once on first use and kept in memory.
 struct WebUIAssets: Sendable {
     /// The page served at `/`.
     static let indexName = "index.html"
@@ -26,26 +26,31 @@ struct WebUIAssets: Sendable {
 
     subscript(name: String) -> WebAsset? { assets[name] }
 
-    /// The bundled assets, loaded on first use; `nil` when the resource bundle is not installed next to the
-    /// executable (see `bundledDirectory()`).
-    static let bundled: WebUIAssets? = bundledDirectory().flatMap { try? WebUIAssets(directory: $0) }
+    /// The assets compiled into this build.
+    static let embedded = WebUIAssets(files: EmbeddedWebAssets.files.map { (name: $0.name, bytes: [UInt8](Data(base64Encoded: $0.base64) ?? Data())) })
 
-    /// Loads every regular file of `directory` (not its subdirectories).
-    init(directory: URL) throws {
+    /// The given files, by name.
+    init(files: [(name: String, bytes: [UInt8])]) {
         var assets: [String: WebAsset] = [:]
-        let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.isRegularFileKey])
-        for file in files {
-            // `fluxgate.js` is also reached through the `clients/js` symlink; read what the link points to.
-            let resolved = file.resolvingSymlinksInPath()
-            guard (try? resolved.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
-            let name = file.lastPathComponent
-            guard !name.hasPrefix(".") else { continue }
-            let bytes = try Data(contentsOf: resolved)
+        for (name, bytes) in files {
             let body = ByteBuffer(bytes: bytes)
             let etag = "\"" + String(GatewayRouter.fnv1a(body.readableBytesView), radix: 16) + "-" + String(bytes.count, radix: 16) + "\""
             assets[name] = WebAsset(name: name, contentType: Self.contentType(forName: name), body: body, etag: etag)
         }
         self.assets = assets
+    }
+
+    /// Loads every regular file of `directory` (not its subdirectories, not hidden files).
+    init(directory: URL) throws {
+        var files: [(name: String, bytes: [UInt8])] = []
+        for file in try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.isRegularFileKey]) {
+            // `fluxgate.js` is also reached through the `clients/js` symlink; read what a link points to.
+            let resolved = file.resolvingSymlinksInPath()
+            guard (try? resolved.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
+            guard !file.lastPathComponent.hasPrefix(".") else { continue }
+            files.append((file.lastPathComponent, [UInt8](try Data(contentsOf: resolved))))
+        }
+        self.init(files: files)
     }
 
     /// The media type for a file name, by its extension; text types are UTF-8.
@@ -63,23 +68,5 @@ struct WebUIAssets: Sendable {
         case "woff2": return "font/woff2"
         default: return "application/octet-stream"
         }
-    }
-
-    /// Where the bundled `Assets` folder is: `Bundle.module`. On Linux SwiftPM's accessor stops the process
-    /// when the resource bundle is neither next to the executable nor in the build directory (a binary
-    /// installed without it), so the bundle is looked for first, next to the executable as started and as
-    /// its symlinks resolve; when it is missing the UI answers `503` instead of taking the gateway down.
-    static func bundledDirectory() -> URL? {
-        #if os(Linux)
-        let bundleName = "fluxgate_FluxGateway.resources"
-        let fileManager = FileManager.default
-        if !fileManager.fileExists(atPath: Bundle.main.bundleURL.appendingPathComponent(bundleName).path) {
-            // Bundle.module looks only next to the executable as started (and in the build directory).
-            guard let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() else { return nil }
-            let assets = executable.deletingLastPathComponent().appendingPathComponent(bundleName).appendingPathComponent("Assets")
-            return fileManager.fileExists(atPath: assets.path) ? assets : nil
-        }
-        #endif
-        return Bundle.module.url(forResource: "Assets", withExtension: nil)
     }
 }

@@ -16,12 +16,7 @@ extension GatewayRouter {
         case 2: name = segments[1]
         default: name = nil
         }
-        guard let assets = WebUIAssets.bundled else {
-            return .error(
-                .serviceUnavailable, "web_ui_unavailable",
-                "the web UI's files (fluxgate_FluxGateway.resources) are not installed next to the fluxgate executable; copy that folder from the build directory beside it. The JSON API works without them."
-            )
-        }
+        let assets = WebUIAssets.embedded
         guard let name, let asset = assets[name] else {
             let path = "/" + segments.joined(separator: "/")
             return .error(.notFound, "not_found", "no web UI file at \(path.prefix(300)); the UI is at /, its files are \(assets.names.map { "/ui/" + $0 }.joined(separator: ", "))")
