@@ -15,6 +15,16 @@ public protocol EventReader: Sendable {
     /// The event with this id, if stored.
     func event(id: String) async throws -> RecordedEvent?
 
+    /// The streams whose aggregate id starts with `prefix` (byte for byte; `""` for every stream), in the byte order
+    /// of their ids' UTF-8 form (`StreamListing`), after the id `cursor` (`nil`: from the first), at most `limit` of
+    /// them; only those whose aggregate name is in `aggregateNames` when that set is not empty. A page is the next
+    /// page's cursor by its last id (keyset paging: streams created meanwhile are listed where they sort, none is
+    /// listed twice). A prefix, cursor or name with a control character matches nothing (`EventKey`).
+    ///
+    /// Stores seek from stream to stream on their `(aggregate_id, version)` index: a page costs about `limit` index
+    /// seeks, whatever the streams' lengths; with `aggregateNames`, streams of other names are passed over too.
+    func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) async throws -> [StreamSummary]
+
     /// Returns the head once it is beyond `position`, or the current head when `timeout` passes first.
     /// Cancellation ends the wait early.
     func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position
@@ -40,6 +50,11 @@ extension EventReader {
     /// Events after `position` with no filter.
     public func read(after position: Position, limit: Int) async throws -> [RecordedEvent] {
         try await read(after: position, limit: limit, filter: .all)
+    }
+
+    /// The streams whose aggregate id starts with `prefix`, whatever their aggregate name.
+    public func streams(after cursor: String?, prefix: String = "", limit: Int) async throws -> [StreamSummary] {
+        try await streams(after: cursor, prefix: prefix, aggregateNames: [], limit: limit)
     }
 }
 

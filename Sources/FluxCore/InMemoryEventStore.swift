@@ -60,6 +60,26 @@ public final class InMemoryEventStore: EventStore {
         state.withLock { state in state.indexByEventID[id].map { state.events[$0] } }
     }
 
+    /// Filters and sorts the streams on each call (O(streams)): this store is for tests and demos.
+    public func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) async throws -> [StreamSummary] {
+        guard limit > 0, let names = StreamListing.printableArguments(after: cursor, prefix: prefix, aggregateNames: aggregateNames) else {
+            return []
+        }
+        let start = StreamListing.start(after: cursor, prefix: prefix)
+        return state.withLock { state in
+            var found: [(id: String, last: Int)] = []
+            for (id, stream) in state.streams {
+                guard let last = stream.eventIndices.last, StreamListing.hasPrefix(id, prefix),
+                    start.inclusive ? !StreamListing.precedes(id, start.bound) : StreamListing.precedes(start.bound, id),
+                    names.isEmpty || names.contains(stream.aggregateName)
+                else { continue }
+                found.append((id, last))
+            }
+            found.sort { StreamListing.precedes($0.id, $1.id) }
+            return found.prefix(limit).map { StreamSummary(lastEvent: state.events[$0.last]) }
+        }
+    }
+
     public func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {
         await signal.wait(beyond: position, timeout: timeout)
     }

@@ -77,6 +77,9 @@ public struct GatewayRouter: Sendable {
             case ("events", 2):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 return try await singleEvent(request, id: segments[1], grant: authorize(request, for: .read))
+            case ("streams", 1):
+                guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
+                return try await streamList(request, grant: authorize(request, for: .read))  // StreamListEndpoint.swift
             case ("streams", 2):
                 switch request.method {
                 case .POST: return try await append(request, aggregateID: segments[1], grant: authorize(request, for: .write))
@@ -93,7 +96,7 @@ public struct GatewayRouter: Sendable {
             case (nil, 0), ("ui", _):
                 return webUI(request, segments: segments)  // the web UI: WebUI/WebUIEndpoint.swift
             default:
-                return .error(.notFound, "not_found", "no endpoint at \(request.method) /\(segments.joined(separator: "/")); see /health, /metrics, /events, /streams/{aggregate_id}, or the web UI at /")
+                return .error(.notFound, "not_found", "no endpoint at \(request.method) /\(segments.joined(separator: "/")); see /health, /metrics, /events, /streams, /streams/{aggregate_id}, or the web UI at /")
             }
         } catch let denied as AccessDenied {
             return denied.response

@@ -67,6 +67,58 @@ enum PostgresEventQueries {
         return PostgresQuery(unsafeSQL: sql, binds: bindings)
     }
 
+    /// A page of the stream listing (`EventReader.streams`), in the byte order of aggregate ids.
+    ///
+    /// A recursive query seeks from one aggregate id to the next on the `"C"`-collated index (a loose index scan),
+    /// and stops at the first id without the prefix (in byte order the ids with a prefix are contiguous); each
+    /// stream's last event is one more seek at the end of its range. The outer `LIMIT` stops the recursion: a page
+    /// costs about two seeks per stream passed, never a scan of the streams' events.
+    static func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) -> PostgresQuery {
+        let start = StreamListing.start(after: cursor, prefix: prefix)
+        var bindings = PostgresBindings(capacity: 4)
+        bindings.append(start.bound)
+        bindings.append(prefix)
+        var sql = """
+            WITH RECURSIVE ids(id) AS (
+                SELECT (SELECT e.aggregate_id COLLATE "C" FROM fluxgate_events e
+                        WHERE e.aggregate_id COLLATE "C" \(start.inclusive ? ">=" : ">") ($1 COLLATE "C")
+                        ORDER BY e.aggregate_id COLLATE "C" LIMIT 1)
+                UNION ALL
+                SELECT (SELECT e.aggregate_id COLLATE "C" FROM fluxgate_events e
+                        WHERE e.aggregate_id COLLATE "C" > ids.id
+                        ORDER BY e.aggregate_id COLLATE "C" LIMIT 1)
+                FROM ids WHERE ids.id IS NOT NULL AND starts_with(ids.id, $2 COLLATE "C")
+            )
+            SELECT ids.id, tail.aggregate_name, tail.version, tail.position, tail.recorded_at
+            FROM ids CROSS JOIN LATERAL (
+                SELECT e.aggregate_name, e.version, e.position, e.recorded_at FROM fluxgate_events e
+                WHERE e.aggregate_id COLLATE "C" = ids.id ORDER BY e.version DESC LIMIT 1
+            ) tail
+            WHERE ids.id IS NOT NULL AND starts_with(ids.id, $2 COLLATE "C")
+            """
+        if !aggregateNames.isEmpty {
+            bindings.append(aggregateNames.sorted())
+            sql += " AND tail.aggregate_name = ANY($\(bindings.count))"
+        }
+        bindings.append(Int64(limit))
+        sql += " LIMIT $\(bindings.count)"
+        return PostgresQuery(unsafeSQL: sql, binds: bindings)
+    }
+
+    /// Decodes the rows of `streams(after:prefix:aggregateNames:limit:)`.
+    static func streamSummaries(_ rows: PostgresRowSequence) async throws -> [StreamSummary] {
+        var result: [StreamSummary] = []
+        for try await (id, name, version, position, recordedAt) in rows.decode((String, String, Int64, Int64, Int64).self) {
+            result.append(
+                StreamSummary(
+                    aggregateID: id, aggregateName: name, version: version, lastPosition: Position(position),
+                    lastRecordedAtMilliseconds: recordedAt
+                )
+            )
+        }
+        return result
+    }
+
     /// One stream's events from `fromVersion` on, in version order.
     static func stream(_ aggregateID: String, fromVersion: Int64, limit: Int) -> PostgresQuery {
         """

@@ -226,6 +226,17 @@ enum PostgresEventSchema {
                 """
             ]
         ),
+        (
+            // The stream listing (EventReader.streams) pages by aggregate id in UTF-8 byte order, as every store does.
+            // The (aggregate_id, version) index of the unique constraint sorts by the database's collation, which may
+            // be a linguistic one (en_US.UTF-8 ignores punctuation at first: "acc-2" sorts between "acc1" and "acc3",
+            // so the ids with a prefix would not be contiguous); this index sorts by bytes ("C"), and the listing's
+            // seeks and each stream's last event use it.
+            "events-v5-streams-index",
+            [
+                #"CREATE INDEX fluxgate_events_by_aggregate_id ON fluxgate_events (aggregate_id COLLATE "C", version)"#
+            ]
+        ),
     ]
 
     /// Brings the database's schema up to date and returns the store's epoch (made by the first migration run).

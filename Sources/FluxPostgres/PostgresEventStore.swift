@@ -172,6 +172,17 @@ public final class PostgresEventStore: EventStore {
         }
     }
 
+    public func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) async throws -> [StreamSummary] {
+        guard limit > 0, let names = StreamListing.printableArguments(after: cursor, prefix: prefix, aggregateNames: aggregateNames) else {
+            return []
+        }
+        let logger = self.logger
+        let query = PostgresEventQueries.streams(after: cursor, prefix: prefix, aggregateNames: names, limit: limit)
+        return try await reading { connection in
+            try await PostgresEventQueries.streamSummaries(connection.query(query, logger: logger))
+        }
+    }
+
     public func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {
         await signal.wait(beyond: position, timeout: timeout)
     }

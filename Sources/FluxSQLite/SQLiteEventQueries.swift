@@ -21,6 +21,14 @@ enum SQLiteEventQueries {
     static let eventByIDSQL = "SELECT \(columns) FROM events WHERE event_id = ?"
     static let streamSQL = "SELECT \(columns) FROM events WHERE aggregate_id = ? AND version >= ? ORDER BY version LIMIT ?"
     static let pageSQL = "SELECT \(columns) FROM events WHERE position > ? ORDER BY position LIMIT ?"
+    /// The first aggregate id at or after / after a bound: one seek on the `(aggregate_id, version)` index, which
+    /// holds ids in `BINARY` (UTF-8 byte) order, the listing order of every store (`StreamListing`).
+    static let firstStreamFromSQL = "SELECT aggregate_id FROM events WHERE aggregate_id >= ? ORDER BY aggregate_id LIMIT 1"
+    static let firstStreamAfterSQL = "SELECT aggregate_id FROM events WHERE aggregate_id > ? ORDER BY aggregate_id LIMIT 1"
+    /// A stream's last event, without its payload: one seek at the end of its range of the same index.
+    static let streamSummarySQL = """
+        SELECT aggregate_name, version, position, recorded_at FROM events WHERE aggregate_id = ? ORDER BY version DESC LIMIT 1
+        """
 
     /// More values than this in one filter set are matched with a plain `IN` list instead of one merged
     /// index range per value.
@@ -99,6 +107,35 @@ enum SQLiteEventQueries {
 
     private static func condition(_ column: String, count: Int) -> String {
         count == 1 ? "\(column) = ?" : "\(column) IN (" + Array(repeating: "?", count: count).joined(separator: ", ") + ")"
+    }
+
+    /// A page of the stream listing (`EventReader.streams`): seeks from one aggregate id to the next on the index,
+    /// so a page costs two seeks per stream passed, never a scan of the streams' events.
+    static func streams(
+        after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int, _ db: Database
+    ) throws -> [StreamSummary] {
+        let start = StreamListing.start(after: cursor, prefix: prefix)
+        let first = try db.cachedStatement(sql: firstStreamFromSQL)
+        let next = try db.cachedStatement(sql: firstStreamAfterSQL)
+        let summary = try db.cachedStatement(sql: streamSummarySQL)
+        var result: [StreamSummary] = []
+        var bound = start.bound
+        var statement = start.inclusive ? first : next
+        while result.count < limit {
+            guard let id = try String.fetchOne(statement, arguments: [bound]), StreamListing.hasPrefix(id, prefix) else { break }
+            bound = id
+            statement = next
+            guard let row = try Row.fetchOne(summary, arguments: [id]) else { continue }
+            let name: String = row[0]
+            if !aggregateNames.isEmpty && !aggregateNames.contains(name) { continue }
+            result.append(
+                StreamSummary(
+                    aggregateID: id, aggregateName: name, version: row[1], lastPosition: Position(row[2] as Int64),
+                    lastRecordedAtMilliseconds: row[3]
+                )
+            )
+        }
+        return result
     }
 
     /// One stream's events from `fromVersion` on.

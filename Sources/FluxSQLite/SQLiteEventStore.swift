@@ -138,6 +138,15 @@ public final class SQLiteEventStore: EventStore {
         return try await reading { db in try SQLiteEventQueries.event(id: id, db) }
     }
 
+    public func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) async throws -> [StreamSummary] {
+        guard limit > 0, let names = StreamListing.printableArguments(after: cursor, prefix: prefix, aggregateNames: aggregateNames) else {
+            return []
+        }
+        return try await reading { db in
+            try SQLiteEventQueries.streams(after: cursor, prefix: prefix, aggregateNames: names, limit: limit, db)
+        }
+    }
+
     public func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {
         await signal.wait(beyond: position, timeout: timeout)
     }

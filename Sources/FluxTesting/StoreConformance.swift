@@ -100,6 +100,8 @@ public enum StoreConformance {
         ConformanceCase(name: "paging", body: paging),
         ConformanceCase(name: "filters", body: filters),
         ConformanceCase(name: "stream reads", body: streamReads),
+        ConformanceCase(name: "stream listing: byte order, keyset pages, summaries", body: streamListing),
+        ConformanceCase(name: "stream listing: prefixes are literal, names narrow, bad text finds nothing", body: streamListingPrefixes),
         ConformanceCase(name: "event by id", body: eventByID),
         ConformanceCase(name: "payload bytes are kept exactly", body: payloadBytes),
         ConformanceCase(name: "waiting for the head", body: waitForHead),
@@ -412,6 +414,100 @@ public enum StoreConformance {
         try expect(middle.map(\.version) == [2, 3, 4], "from version 2, limit 3")
         try expect(try await store.readStream("even", fromVersion: 6, limit: 3).isEmpty, "past the stream's end")
         try expect(try await store.readStream("none", fromVersion: 0, limit: 3).isEmpty, "unknown stream")
+    }
+
+    /// Ids whose byte order differs from a naive order: upper case before lower, `-` (0x2D) before digits, `_` (0x5F)
+    /// and `%` (0x25) that SQL LIKE would read as wildcards, a multi-byte character after every ASCII one.
+    static let listedIDs = ["acc-1", "acc-10", "acc-2", "Acc-3", "acc_x", "acc%y", "acc", "accX", "b-1", "é-1", "acc-1é"]
+
+    /// Every listed stream, page by page.
+    static func listAll(_ store: any EventReader, prefix: String = "", names: Set<String> = [], limit: Int) async throws -> [StreamSummary] {
+        var result: [StreamSummary] = []
+        var cursor: String?
+        for _ in 0..<100 {
+            let page = try await store.streams(after: cursor, prefix: prefix, aggregateNames: names, limit: limit)
+            try expect(page.count <= limit, "a page of \(page.count) streams is over its limit \(limit)")
+            result += page
+            guard let last = page.last, page.count == limit else { return result }
+            cursor = last.aggregateID
+        }
+        throw ConformanceFailure(description: "the stream listing did not end after 100 pages")
+    }
+
+    static func streamListing(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        try expect(try await store.streams(after: nil, limit: 10).isEmpty, "a new store lists no stream")
+        var appendedAt: [String: Int64] = [:]
+        for (index, id) in listedIDs.enumerated() {
+            let count = index % 3 + 1
+            let before = Timestamp.nowMilliseconds()
+            try await store.append(request(id, .noStream, (0..<count).map { _ in event() }, name: index % 2 == 0 ? "Even" : "Odd"))
+            appendedAt[id] = before
+        }
+        // A later append moves a stream's last event, not its place in the listing.
+        try await store.append(request("acc-2", .exact(2), [event()], name: "Even"))
+        let expected = listedIDs.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        try expect(expected.first == "Acc-3" && expected.last == "é-1", "the test's own byte order: \(expected)")
+
+        let all = try await store.streams(after: nil, limit: 100)
+        try expect(all.map(\.aggregateID) == expected, "streams in UTF-8 byte order: \(all.map(\.aggregateID))")
+        let events = try await readAll(store)
+        for summary in all {
+            let stream = events.filter { $0.aggregateID.utf8.elementsEqual(summary.aggregateID.utf8) }
+            guard let last = stream.last else { throw ConformanceFailure(description: "listed stream \(summary.aggregateID) has no events") }
+            try expect(
+                summary == StreamSummary(lastEvent: last) && summary.eventCount == Int64(stream.count),
+                "summary of \(summary.aggregateID): \(summary), its last event is \(last)"
+            )
+            try expect(summary.lastRecordedAtMilliseconds >= appendedAt[summary.aggregateID] ?? .max, "recorded_at of \(summary.aggregateID)")
+        }
+        let last = all.first { $0.aggregateID == "acc-2" }
+        try expect(last?.version == 3 && last?.lastPosition == Position(Int64(events.count)), "acc-2's last event is the last append: \(String(describing: last))")
+
+        for limit in [1, 2, 3, 5, 11, 12] {
+            let paged = try await listAll(store, limit: limit)
+            try expect(paged.map(\.aggregateID) == expected, "pages of \(limit) list every stream once, in order: \(paged.map(\.aggregateID))")
+        }
+        try expect(try await store.streams(after: "acc-10", limit: 2).map(\.aggregateID) == ["acc-1é", "acc-2"], "after an id: the next ones")
+        try expect(try await store.streams(after: "acc-0", limit: 1).map(\.aggregateID) == ["acc-1"], "after an id that is not stored")
+        try expect(try await store.streams(after: "é-1", limit: 10).isEmpty, "after the last id: nothing")
+        try expect(try await store.streams(after: nil, limit: 0).isEmpty, "limit 0 lists nothing")
+
+        // A stream created after a page was read is listed where it sorts.
+        try await store.append(request("acc-15", .noStream, [event()], name: "Even"))
+        try expect(try await store.streams(after: "acc-10", limit: 1).map(\.aggregateID) == ["acc-15"], "a new stream is listed in its place")
+    }
+
+    static func streamListingPrefixes(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        for (index, id) in listedIDs.enumerated() {
+            try await store.append(request(id, .noStream, [event()], name: index % 2 == 0 ? "Even" : "Odd"))
+        }
+        func ids(after cursor: String? = nil, _ prefix: String, names: Set<String> = [], limit: Int = 100) async throws -> [String] {
+            try await store.streams(after: cursor, prefix: prefix, aggregateNames: names, limit: limit).map(\.aggregateID)
+        }
+        try expect(try await ids("acc-") == ["acc-1", "acc-10", "acc-1é", "acc-2"], "prefix acc-")
+        try expect(try await ids("acc") == ["acc", "acc%y", "acc-1", "acc-10", "acc-1é", "acc-2", "accX", "acc_x"], "prefix acc (the id itself included)")
+        try expect(try await ids("acc_") == ["acc_x"], "_ is literal, not a one-character wildcard")
+        try expect(try await ids("acc%") == ["acc%y"], "% is literal, not a wildcard")
+        try expect(try await ids("Acc") == ["Acc-3"], "prefixes are case-sensitive")
+        try expect(try await ids("é") == ["é-1"], "a multi-byte prefix")
+        try expect(try await ids("acc-1é") == ["acc-1é"], "a whole id as its own prefix")
+        try expect(try await ids("zz").isEmpty, "a prefix matching nothing")
+        try expect(try await ids("acc-3").isEmpty, "a prefix matching nothing but another case")
+        try expect(try await ids(after: "a", "acc-", limit: 2) == ["acc-1", "acc-10"], "a cursor before the prefix starts at the prefix")
+        try expect(try await ids(after: "acc-10", "acc-") == ["acc-1é", "acc-2"], "a cursor inside the prefix continues after it")
+        try expect(try await ids(after: "b", "acc-").isEmpty, "a cursor past the prefix lists nothing")
+        let even = listedIDs.enumerated().filter { $0.offset % 2 == 0 }.map(\.element).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        try expect(try await ids("", names: ["Even"]) == even, "only the streams of a name")
+        try expect(try await listAll(store, names: ["Even"], limit: 2).map(\.aggregateID) == even, "pages of one name")
+        try expect(try await ids("acc-", names: ["Odd"]) == ["acc-10"], "a prefix and a name")
+        try expect(try await ids("", names: ["None"]).isEmpty, "a name no stream has")
+        try expect(try await ids("", names: ["Even", "Odd"]).count == listedIDs.count, "both names")
+        try expect(try await ids("acc\u{0}").isEmpty, "a prefix with a NUL finds nothing")
+        try expect(try await ids("acc\u{1F}").isEmpty, "a prefix with a control character finds nothing")
+        try expect(try await ids(after: "acc\u{0}x", "").isEmpty, "a cursor with a control character finds nothing")
+        try expect(try await ids("", names: ["Even\u{0}"]).isEmpty, "a name with a control character finds nothing")
     }
 
     static func eventByID(_ harness: StoreHarness) async throws {

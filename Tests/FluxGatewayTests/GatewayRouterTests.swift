@@ -13,6 +13,7 @@ private struct FailingStore: EventStore {
     func read(after position: Position, limit: Int, filter: EventFilter) async throws -> [RecordedEvent] { throw error }
     func readStream(_ aggregateID: String, fromVersion: Int64, limit: Int) async throws -> [RecordedEvent] { throw error }
     func event(id: String) async throws -> RecordedEvent? { throw error }
+    func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) async throws -> [StreamSummary] { throw error }
     func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position { throw error }
     func append(_ request: AppendRequest) async throws -> AppendResult { throw error }
 }

@@ -107,6 +107,9 @@ import Testing
             try await Task.sleep(for: .milliseconds(800))
             return try await store.event(id: id)
         }
+        func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) async throws -> [StreamSummary] {
+            try await store.streams(after: cursor, prefix: prefix, aggregateNames: aggregateNames, limit: limit)
+        }
         func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {
             try await store.waitForHead(beyond: position, timeout: timeout)
         }

@@ -1,5 +1,5 @@
 import FluxCore
-import FluxPostgres
+@testable import FluxPostgres
 import FluxTesting
 import Foundation
 import Testing
@@ -234,6 +234,41 @@ func tail(_ store: PostgresEventStore, until count: Int64, deadline: Duration = 
         let reopened = try await PostgresEventStore.open(database)
         #expect(try await reopened.head() == Position(8), "the eight calls were appends like any other")
         await reopened.close()
+    }
+
+    /// The stream listing is in byte order whatever the database's collation: on databases whose default collation
+    /// is ICU's en-US (which sorts "acc-1" < "Acc-2" < "acc-3", so the ids with a prefix are not contiguous), the
+    /// listing cases of the conformance suite hold; and its seeks can use the "C"-collated index (with sequential
+    /// scans disabled the plan names it and scans nothing: a tiny table may be planned either way otherwise).
+    @Test func theStreamListingIsInByteOrderOnALinguisticCollation() async throws {
+        let server = try await TestPostgres.shared.location()
+        @Sendable func icuDatabase() async throws -> PostgresLocation {
+            let name = "fluxgate_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+            try await TestPostgres.psql(server, "CREATE DATABASE \(name) LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8' TEMPLATE template0")
+            return server.database(name)
+        }
+        let probe = try await icuDatabase()
+        #expect(try await TestPostgres.psqlOutput(probe, "SELECT 'Acc-2' < 'acc-3' AND 'acc-1' < 'Acc-2'") == "t", "en-US sorts case-insensitively first")
+        let harness = StoreHarness(make: { try await PostgresEventStore.open(try await icuDatabase()) }, reopen: nil)
+        for conformanceCase in StoreConformance.cases where conformanceCase.name.hasPrefix("stream listing") {
+            try await conformanceCase.run(harness)
+        }
+
+        let store = try await PostgresEventStore.open(probe)
+        for id in ["acc-1", "Acc-2", "acc-3"] {
+            try await store.append(AppendRequest(aggregateID: id, aggregateName: "A", expectedVersion: .noStream, events: [newEvent()]))
+        }
+        #expect(try await store.streams(after: nil, prefix: "acc-", limit: 10).map(\.aggregateID) == ["acc-1", "acc-3"])
+        await store.close()
+        for (after, names) in [(nil, Set<String>()), ("acc-1", ["A"])] as [(String?, Set<String>)] {
+            let query = PostgresEventQueries.streams(after: after, prefix: "acc-", aggregateNames: names, limit: 10)
+            let types = names.isEmpty ? "text, text, bigint" : "text, text, text[], bigint"
+            let arguments = names.isEmpty ? "'acc-', 'acc-', 10" : "'\(after ?? "")', 'acc-', ARRAY['A'], 10"
+            let plan = try await TestPostgres.psqlOutput(
+                probe, "SET enable_seqscan = off; PREPARE listing(\(types)) AS \(query.sql); EXPLAIN EXECUTE listing(\(arguments))")
+            #expect(plan.contains("fluxgate_events_by_aggregate_id"), "\(plan)")
+            #expect(!plan.contains("Seq Scan"), "\(plan)")
+        }
     }
 
     /// The append function refuses a request under another aggregate name than its stream's (outcome 3, with the

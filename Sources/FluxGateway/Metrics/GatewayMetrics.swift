@@ -26,7 +26,7 @@ public final class GatewayMetrics: Sendable {
 
     /// A store call timed in `fluxgate_store_operation_duration_seconds`.
     enum StoreOperation: Sendable {
-        case append, read, readStream, readEvent
+        case append, read, readStream, readEvent, listStreams
     }
 
     /// The `route`, `method` and `status` labels of one HTTP series.
@@ -57,6 +57,7 @@ public final class GatewayMetrics: Sendable {
     private let readDuration: DurationHistogram
     private let readStreamDuration: DurationHistogram
     private let readEventDuration: DurationHistogram
+    private let listStreamsDuration: DurationHistogram
     // Subscribers
     private let webSocketSubscribers: Gauge
     private let serverSentEventsSubscribers: Gauge
@@ -105,6 +106,7 @@ public final class GatewayMetrics: Sendable {
         readDuration = storeHistogram("read")
         readStreamDuration = storeHistogram("read_stream")
         readEventDuration = storeHistogram("read_event")
+        listStreamsDuration = storeHistogram("list_streams")
 
         let subscribers = name("subscribers", "", "Subscribers connected, by transport.")
         webSocketSubscribers = registry.makeGauge(descriptor: subscribers, labels: [("transport", "websocket")])
@@ -186,6 +188,7 @@ public final class GatewayMetrics: Sendable {
         case .read: readDuration.record(duration)
         case .readStream: readStreamDuration.record(duration)
         case .readEvent: readEventDuration.record(duration)
+        case .listStreams: listStreamsDuration.record(duration)
         }
     }
 

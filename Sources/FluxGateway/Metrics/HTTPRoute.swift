@@ -7,6 +7,7 @@ enum HTTPRoute: String, Hashable, Sendable, CaseIterable {
     case events = "/events"
     case event = "/events/{id}"
     case subscribe = "/events/subscribe"
+    case streams = "/streams"
     case stream = "/streams/{aggregate_id}"
     case health = "/health"
     case metrics = "/metrics"
@@ -24,6 +25,7 @@ enum HTTPRoute: String, Hashable, Sendable, CaseIterable {
         case ("events", 1): self = .events
         case ("events", 2) where segments[1] == "subscribe": self = .subscribe
         case ("events", 2): self = .event
+        case ("streams", 1): self = .streams
         case ("streams", 2): self = .stream
         case ("health", 1): self = .health
         case ("metrics", 1): self = .metrics

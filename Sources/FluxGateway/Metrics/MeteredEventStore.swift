@@ -37,6 +37,12 @@ struct MeteredEventStore: EventStore {
         return try await base.event(id: id)
     }
 
+    func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) async throws -> [StreamSummary] {
+        let started = ContinuousClock.now
+        defer { metrics.recordStoreCall(.listStreams, duration: ContinuousClock.now - started) }
+        return try await base.streams(after: cursor, prefix: prefix, aggregateNames: aggregateNames, limit: limit)
+    }
+
     func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {
         let head = try await base.waitForHead(beyond: position, timeout: timeout)
         metrics.observeHead(head)

@@ -95,6 +95,33 @@ import Testing
         }
     }
 
+    /// The stream listing needs a read scope, and a token restricted to some aggregate names lists only their streams:
+    /// the others are not named, not even as a page's cursor.
+    @Test func theStreamListingShowsOnlyWhatATokenMayRead() async throws {
+        try await withTestGateway(await gateway()) { gateway in
+            for (id, name) in [("acc-1", "Account"), ("acc-2", "Order"), ("acc-3", "Account"), ("acc-4", "Order"), ("acc-5", "Order"), ("acc-6", "Account")] {
+                #expect(try await gateway.append(id, name: name, events: [("t.E", "1")], headers: bearer(Self.writer)).status == .created)
+            }
+            #expect(try await gateway.get("/streams").status == .unauthorized)
+            #expect(try await gateway.get("/streams", headers: bearer("wrong-token-0123456789")).status == .unauthorized)
+            #expect(try await gateway.get("/streams", headers: bearer(Self.metrics)).status == .forbidden)
+            #expect(try await gateway.get("/streams", headers: bearer(Self.blindWriter)).status == .forbidden, "write:Account is not read")
+            func ids(_ target: String, _ token: String) async throws -> (ids: [String], next: String?) {
+                let body = try await gateway.get(target, headers: bearer(token)).jsonObject()
+                let ids = (body["streams"] as? [[String: Any]] ?? []).compactMap { $0["aggregate_id"] as? String }
+                return (ids, (body["next"] as? String).map { String($0.dropFirst("http://127.0.0.1:\(gateway.port)".count)) })
+            }
+            #expect(try await ids("/streams", Self.reader).ids == ["acc-1", "acc-2", "acc-3", "acc-4", "acc-5", "acc-6"])
+            let first = try await ids("/streams?limit=2", Self.accountOnly)
+            #expect(first.ids == ["acc-1", "acc-3"])
+            #expect(first.next == "/streams?after=acc-3&limit=2")
+            let second = try await ids(try #require(first.next), Self.accountOnly)
+            #expect(second.ids == ["acc-6"], "passing over acc-4 and acc-5, which it may not read")
+            #expect(second.next == nil)
+            #expect(try await ids("/streams?access_token=\(Self.accountOnly)", Self.accountOnly).ids.count == 3)
+        }
+    }
+
     /// A scoped writer cannot write into another aggregate's stream (a stream has one aggregate name for life),
     /// and a refused append tells it nothing it may not read: not the stream's name, not its version.
     @Test func aRefusedAppendTellsACallerNothingItMayNotRead() async throws {

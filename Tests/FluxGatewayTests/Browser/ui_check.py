@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks the gateway's web UI in a real browser (headless Debian chromium through /usr/bin/chromedriver).
 
-    python3 ui_check.py GATEWAY_URL SCREENSHOT.png [--refuse-push [--refuse-sse]] [--timeout SECONDS]
+    python3 ui_check.py GATEWAY_URL SCREENSHOT.png [--refuse-push [--refuse-sse]] [--token T] [--extended]
+                        [--timeout SECONDS]
+    python3 ui_check.py GATEWAY_URL SCREENSHOT.png --prompt-token GOOD_TOKEN [--timeout SECONDS]
 
 It opens GATEWAY_URL/, waits for the page to show the store's head and to be live, appends an event over HTTP
 (POST /streams/{id}), checks that the event appears on the page within two seconds, clicks it and checks that
@@ -9,6 +11,16 @@ its payload is shown, opens its stream, and saves a PNG screenshot. With --refus
 through a small proxy in this script that refuses WebSocket upgrades (502, as some corporate proxies do), so
 the page must fall back to server-sent events; with --refuse-sse as well, the proxy refuses those too and the
 page must fall back to long-polling the feed.
+
+--extended then checks the rest of the page against a gateway that holds streams list-00 … list-24 (aggregate name
+UICheck) and more than 50 events: the subscriber and lag figures from /metrics; the stream list searched by the prefix "list-", its next
+page, and a click opening a stream; an append to that open stream showing in its table; an older page of the
+global history and the way back to live; and, at 360 px wide, no horizontal scrolling of the page.
+
+--prompt-token checks the token prompt against a gateway with access control holding exactly one event: the page,
+opened without a token, asks once (however many of its requests were refused), does not claim "No events yet"
+while the head is 1, asks again with the reason after a wrong token, and, given GOOD_TOKEN, shows event 1 and
+never asks again (not after a reload either: the token is kept for the tab's session).
 
 Exit status: 0 when every check held; 1 when one failed (the reason on stderr, and a screenshot of the page as
 it was, when there is one); 2 for bad arguments or a missing browser. Loopback addresses only.
@@ -123,10 +135,10 @@ class RefusingProxy:
 ACCESS_TOKEN = None  # --token: the gateway needs one (the page gets it in its fragment, appends in a header)
 
 
-def append_event(gateway, aggregate_id, event_type, payload):
+def append_event(gateway, aggregate_id, event_type, payload, expected_version=-1):
     body = json.dumps({
         "aggregate_name": "UICheck",
-        "expected_version": -1,
+        "expected_version": expected_version,
         "events": [{"event_type": event_type, "payload": payload}],
     }).encode()
     request = urllib.request.Request(f"{gateway}/streams/{urllib.parse.quote(aggregate_id)}", data=body, method="POST",
@@ -275,6 +287,150 @@ def run_checks(driver, page_url, gateway, expected_transport):
     return transport
 
 
+def digits(text):
+    return int("".join(c for c in text if c.isdigit()) or "-1")
+
+
+def run_extended_checks(driver, gateway, screenshot):
+    from selenium.webdriver.common.by import By
+
+    def text_of(selector):
+        return driver.find_element(By.CSS_SELECTOR, selector).text.strip()
+
+    # Metrics at a glance: this page is a WebSocket subscriber itself.
+    wait_for("the subscriber count from /metrics was not shown", lambda: digits(text_of("#subscribers")) >= 1, timeout=12)
+    wait_for("the subscriber lag from /metrics was not shown",
+             lambda: text_of("#lag").replace(".", "").replace(",", "").isdigit(), timeout=12)
+    log(f"metrics shown: {text_of('#subscribers')} subscribers ({text_of('#subscribers-hint')}), lag {text_of('#lag')} ({text_of('#lag-hint')})")
+
+    # The stream list: a prefix search, its next page, a click opening the stream.
+    prefix = driver.find_element(By.ID, "stream-prefix")
+    prefix.clear()
+    prefix.send_keys("list-")
+    driver.find_element(By.CSS_SELECTOR, "#streams-form button[type=submit]").click()
+
+    def listed():
+        ids = [row.get_attribute("data-aggregate-id") for row in driver.find_elements(By.CSS_SELECTOR, "#streams-rows tr")]
+        return ids
+    first = wait_for("the stream list did not show a first page of 20 list-… streams",
+                     lambda: (lambda ids: ids if len(ids) == 20 and all(i.startswith("list-") for i in ids) else None)(listed()), timeout=5)
+    if first != sorted(first):
+        raise CheckFailed(f"the stream list is not in aggregate id order: {first}")
+    driver.find_element(By.ID, "streams-more").click()
+    expected = [f"list-{index:02d}" for index in range(25)]
+    wait_for("the stream list's next page did not add list-20 … list-24", lambda: listed() == expected, timeout=5)
+    if driver.find_elements(By.ID, "streams-more"):
+        raise CheckFailed("the stream list offers another page after its last one")
+    log("the stream list shows list-00 … list-24 in two pages")
+
+    target = "list-07"
+    driver.find_element(By.CSS_SELECTOR, f'#streams-rows tr[data-aggregate-id="{target}"] td').click()
+    count = wait_for(f"clicking {target} in the list did not open its stream",
+                     lambda: len(driver.find_elements(By.CSS_SELECTOR, "#stream-events tr"))
+                     if driver.find_element(By.ID, "stream-id").get_attribute("value") == target else 0, timeout=5)
+    log(f"clicking {target} opened its stream ({count} events)")
+
+    # The open stream follows live appends.
+    appended = append_event(gateway, target, "uicheck.Followed", {"followed": True}, expected_version="any")
+    appended_at = time.monotonic()
+    position = appended["first_position"]
+    wait_for(f"event {position}, appended to the open stream {target}, did not appear in its table",
+             lambda: driver.find_elements(By.CSS_SELECTOR, f'#stream-events tr[data-position="{position}"]'), timeout=APPEAR_WITHIN)
+    log(f"the open stream showed its new event {position} {time.monotonic() - appended_at:.3f} s after the append")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#stream-events tr")
+    versions = [int(row.get_attribute("data-version")) for row in rows]
+    if versions != list(range(len(versions))):
+        raise CheckFailed(f"the open stream's versions are not 0, 1, 2, … once each: {versions}")
+
+    # Older pages of the global history, and back to live.
+    live_positions = [int(row.get_attribute("data-position")) for row in driver.find_elements(By.CSS_SELECTOR, "#live-events tr")]
+    oldest = min(live_positions)
+    driver.find_element(By.ID, "older").click()
+    older = wait_for("the Older button did not show the page before the live rows",
+                     lambda: [int(row.get_attribute("data-position")) for row in driver.find_elements(By.CSS_SELECTOR, "#history-events tr")]
+                     if driver.find_element(By.ID, "live-panel").get_attribute("data-mode") == "history" else None, timeout=5)
+    if older[0] != oldest - 1 or older != sorted(older, reverse=True) or len(older) != min(50, oldest - 1):
+        raise CheckFailed(f"the older page holds {older[:3]}…{older[-3:]} ({len(older)} events); expected {oldest - 1} down, 50 of them")
+    if any(row.is_displayed() for row in driver.find_elements(By.CSS_SELECTOR, "#live-events tr")):
+        raise CheckFailed("the live rows are still shown beside the older page")
+    log(f"Older shows positions {older[-1]}–{older[0]} (the live rows started at {oldest})")
+    driver.find_element(By.ID, "to-live").click()
+    wait_for("Back to live did not show the live rows again",
+             lambda: driver.find_element(By.ID, "live-panel").get_attribute("data-mode") == "live"
+             and driver.find_elements(By.CSS_SELECTOR, "#live-events tr")[0].is_displayed(), timeout=3)
+
+    # A narrow screen: no horizontal scrolling of the page; wide tables scroll inside their boxes.
+    driver.set_window_size(360, 800)
+    time.sleep(0.5)
+    for step in ("as it is", "with an older page", "scrolled to the stream"):
+        if step == "with an older page":
+            driver.find_element(By.ID, "older").click()
+            wait_for("the older page did not show at 360 px",
+                     lambda: driver.find_element(By.ID, "live-panel").get_attribute("data-mode") == "history", timeout=5)
+        if step == "scrolled to the stream":
+            driver.execute_script("document.getElementById('stream-panel').scrollIntoView()")
+        width, inner = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        if width > inner:
+            narrow = screenshot.replace(".png", "-360.png")
+            driver.save_screenshot(narrow)
+            raise CheckFailed(f"at 360 px the page is {width} px wide ({step}): it scrolls sideways (picture: {narrow})")
+    log(f"at {inner} px wide the page does not scroll sideways")
+    driver.save_screenshot(screenshot.replace(".png", "-360.png"))
+    driver.find_element(By.ID, "to-live").click()
+    driver.set_window_size(1400, 1150)
+    driver.execute_script("window.scrollTo(0, 0)")
+
+
+def run_prompt_checks(driver, page_url, good_token):
+    from selenium.webdriver.common.by import By
+
+    def text_of(selector):
+        return driver.find_element(By.CSS_SELECTOR, selector).text.strip()
+
+    def asked():
+        return int(driver.find_element(By.ID, "token-panel").get_attribute("data-asked") or "0")
+
+    driver.get(page_url + "/")
+    panel = driver.find_element(By.ID, "token-panel")
+    wait_for("the page did not ask for a token", panel.is_displayed, timeout=15)
+    wait_for("the page did not show head 1", lambda: digits(text_of("#head")) == 1, timeout=10)
+    time.sleep(3)  # the subscription, the stream list and the metrics have all been refused by now
+    if asked() != 1:
+        raise CheckFailed(f"the page asked for a token {asked()} times before one was given, not once")
+    if driver.find_element(By.CSS_SELECTOR, "#live-panel .empty-none").is_displayed():
+        raise CheckFailed("the page says \"No events yet\" while the head is 1")
+    log(f"the page asks once and says {text_of('#live-waiting')!r} while the head is 1")
+
+    field = driver.find_element(By.ID, "token-input")
+    field.send_keys("wrong-token-0123456789")
+    driver.find_element(By.CSS_SELECTOR, "#token-panel button[type=submit]").click()
+    wait_for("a refused token was not asked for again, with the reason",
+             lambda: panel.is_displayed() and asked() == 2 and "refused" in text_of("#token-message"), timeout=10)
+    log(f"a wrong token is asked for again: {text_of('#token-message')!r}")
+
+    field.send_keys(good_token)
+    driver.find_element(By.CSS_SELECTOR, "#token-panel button[type=submit]").click()
+    wait_for("the page did not show event 1 after the good token",
+             lambda: driver.find_elements(By.CSS_SELECTOR, '#live-events tr[data-position="1"]'), timeout=10)
+    wait_for("the page did not go live after the good token",
+             lambda: driver.find_element(By.ID, "connection").get_attribute("data-state") == "live", timeout=10)
+    wait_for("the stream list did not show the one stream after the good token",
+             lambda: len(driver.find_elements(By.CSS_SELECTOR, "#streams-rows tr")) == 1, timeout=10)
+    time.sleep(6)  # a read of /metrics (403: no metrics scope) must not bring the prompt back
+    if panel.is_displayed() or asked() != 2:
+        raise CheckFailed(f"the prompt came back after a good token (asked {asked()} times)")
+    if driver.find_element(By.CSS_SELECTOR, "#live-panel .empty-none").is_displayed():
+        raise CheckFailed("the page says \"No events yet\" beside event 1")
+    log("after the good token: event 1 shown, live, the prompt gone for good")
+
+    driver.refresh()
+    wait_for("after a reload, the page did not show event 1 with the remembered token",
+             lambda: driver.find_elements(By.CSS_SELECTOR, '#live-events tr[data-position="1"]'), timeout=15)
+    if driver.find_element(By.ID, "token-panel").is_displayed():
+        raise CheckFailed("after a reload the page asked for the token again")
+    log("after a reload the token is remembered: no prompt")
+
+
 def save_screenshot(driver, path):
     if not driver.save_screenshot(path):
         raise CheckFailed(f"could not save the screenshot to {path}")
@@ -292,6 +448,9 @@ def main():
     parser.add_argument("--refuse-sse", action="store_true", help="with --refuse-push: the proxy refuses server-sent events too")
     parser.add_argument("--timeout", type=float, default=90, help="give up after this many seconds (default 90)")
     parser.add_argument("--token", help="an access token with read and write scopes, for a gateway with access control")
+    parser.add_argument("--extended", action="store_true",
+                        help="check the stream list, the open stream following appends, older history, metrics and a 360 px layout too")
+    parser.add_argument("--prompt-token", help="check only the token prompt (the page opened without a token), this being the good token")
     arguments = parser.parse_args()
     global ACCESS_TOKEN
     ACCESS_TOKEN = arguments.token
@@ -322,7 +481,15 @@ def main():
             refused = "WebSocket upgrades and server-sent events" if arguments.refuse_sse else "WebSocket upgrades"
             log(f"browsing through {page_url}, a proxy that refuses {refused}")
         driver = make_driver()
+        if arguments.prompt_token:
+            run_prompt_checks(driver, page_url, arguments.prompt_token)
+            save_screenshot(driver, arguments.screenshot)
+            log(f"ok: the token prompt asked once, again only for a refused token, in {time.monotonic() - started:.1f} s")
+            status = 0
+            return status
         transport = run_checks(driver, page_url, arguments.gateway, expected_transport)
+        if arguments.extended:
+            run_extended_checks(driver, arguments.gateway, arguments.screenshot)
         save_screenshot(driver, arguments.screenshot)
         log(f"ok: head, live event, payload and stream shown over {transport} in {time.monotonic() - started:.1f} s")
         status = 0

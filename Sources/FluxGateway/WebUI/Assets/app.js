@@ -1,5 +1,6 @@
-// The Fluxgate web UI: head position and event rate, the newest events live, a stream by aggregate id, and an
-// event's payload on click. Plain DOM; every string from the store goes in through textContent.
+// The Fluxgate web UI: head position, event rate, subscribers and their lag; the newest events live and older pages
+// of the global history; the stream list (prefix search, paging); a stream's events, following its appends live;
+// an event's payload on click. Plain DOM; every string from the store goes in through textContent.
 
 import { FluxgateSubscription } from "./fluxgate.js";
 
@@ -8,6 +9,9 @@ const API = new URL("..", import.meta.url).href.replace(/\/+$/, "");
 const LIVE_ROWS = 100;      // rows kept in the live table
 const BACKLOG = 25;         // events shown from before the page opened
 const RATE_WINDOW = 10;     // seconds the event rate is measured over
+const HISTORY_PAGE = 50;    // events per older page of the global history
+const STREAMS_PAGE = 20;    // streams per page of the stream list
+const METRICS_EVERY = 5000; // ms between reads of /metrics (subscribers, lag)
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,6 +26,10 @@ const state = {
   flushScheduled: false,
   pendingCount: 0,          // events that arrived while paused
   selectedId: null,
+  history: null,            // the older page shown instead of the live rows: { from, to } (positions), or null
+  stream: null,             // the open stream: { id, lastVersion, loading, pending: [events], complete }
+  streamsNext: null,        // the stream list's next page (a path), or null
+  metrics: null,            // the last /metrics sample: { time, lagSum, lagCount }
 };
 
 // --- small helpers ------------------------------------------------------------------------------
@@ -62,42 +70,94 @@ function formatAgo(milliseconds) {
 
 // --- access token (gateways started with --token-file or --jwt-*) --------------------------------
 // Taken from the page's fragment (#access_token=…, never sent to the server or its logs) or asked for when the
-// gateway answers 401; kept in sessionStorage for this tab only.
+// gateway answers 401; kept in sessionStorage for this tab only. The prompt is shown once for every request that
+// waits for a token (they wait together, then go on with it); it comes back only when the gateway refuses the
+// token it was given, and then says why.
 
 const TOKEN_KEY = "fluxgate:access-token";
+const token = { waiters: [], asked: 0 };
 
 function accessToken() {
-  try { return sessionStorage.getItem(TOKEN_KEY) || null; } catch { return null; }
+  try { return sessionStorage.getItem(TOKEN_KEY) || null; } catch { return token.memory || null; }
+}
+
+function storeToken(value) {
+  token.memory = value || null;
+  try {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value); else sessionStorage.removeItem(TOKEN_KEY);
+  } catch { /* storage denied: kept in memory */ }
 }
 
 function takeTokenFromFragment() {
   const match = /(?:^#|&)access_token=([^&]*)/.exec(location.hash);
   if (!match) return;
-  try { sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1])); } catch { /* storage denied */ }
+  storeToken(decodeURIComponent(match[1]));
   const rest = location.hash.slice(1).split("&").filter((part) => !part.startsWith("access_token=")).join("&");
   history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
 }
 
-function askForToken(message) {
-  $("token-message").textContent = message;
-  $("token-panel").hidden = false;
-  $("token-input").focus();
+// Resolves once there is a token to try. `used`: the token the refused request carried (null: it carried none).
+// A request that left before the current token was given tries again at once with it; else the refused token is
+// forgotten and the prompt asks for one (once, however many requests wait).
+function waitForToken(reason, used) {
+  if ((accessToken() || null) !== (used || null)) return Promise.resolve();
+  if (used) storeToken(null);
+  const promise = new Promise((resolve) => token.waiters.push(resolve));
+  const panel = $("token-panel");
+  if (panel.hidden) {
+    token.asked += 1;
+    panel.dataset.asked = String(token.asked);
+    $("token-message").textContent = used
+      ? `The gateway refused the access token: ${String(reason).replace(/[.\s]*$/, ".")} Enter another one.`
+      : "This gateway needs an access token to read events.";
+    panel.hidden = false;
+    $("token-input").focus();
+    setLiveWaiting();
+  }
+  return promise;
 }
 
-async function getJSON(path) {
+function submitToken(value) {
+  if (!value) return;
+  storeToken(value);
+  $("token-input").value = "";
+  $("token-panel").hidden = true;
+  setLiveWaiting();
+  for (const resolve of token.waiters.splice(0)) resolve();
+}
+
+function apiHeaders() {
   const headers = { Accept: "application/json" };
-  const token = accessToken();
-  if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch(API + path, { cache: "no-store", headers });
-  let body = null;
-  try { body = await response.json(); } catch { /* not JSON */ }
-  if (!response.ok) {
-    const error = new Error((body && body.message) || `${path} answered ${response.status}`);
+  const current = accessToken();
+  if (current) headers.Authorization = "Bearer " + current;
+  return headers;
+}
+
+// GETs a JSON resource of the gateway. A 401 waits for a token and tries again (as many times as the user gives
+// tokens); other failures throw an Error with the gateway's message and the status.
+async function getJSON(path) {
+  for (;;) {
+    const headers = apiHeaders();
+    const response = await fetch(API + path, { cache: "no-store", headers });
+    let body = null;
+    try { body = await response.json(); } catch { /* not JSON */ }
+    if (response.ok) return body;
+    const message = (body && body.message) || `${path} answered ${response.status}`;
+    if (response.status === 401) {
+      await waitForToken(message, headers.Authorization ? headers.Authorization.slice(7) : null);
+      continue;
+    }
+    const error = new Error(message);
     error.status = response.status;
-    if (response.status === 401) askForToken(error.message);
     throw error;
   }
-  return body;
+}
+
+// The gateway's path of a URL it handed out (`next` links are absolute, and may carry a proxy's prefix).
+function apiPath(url, endpoint) {
+  const parsed = new URL(url, API + "/");
+  const index = parsed.pathname.lastIndexOf(endpoint);
+  return (index < 0 ? parsed.pathname : parsed.pathname.slice(index)) + parsed.search;
 }
 
 function showNotice(text) {
@@ -135,6 +195,7 @@ function setHead(head) {
   if (typeof head !== "number" || (state.head !== null && head <= state.head)) return;
   state.head = head;
   $("head").textContent = formatNumber(head);
+  setLiveWaiting();
 }
 
 function tick() {
@@ -205,10 +266,21 @@ function eventRow(event, { fresh = false } = {}) {
   return row;
 }
 
+// The live panel's empty state: "No events yet" only when the store is empty; else what the page waits for.
+function setLiveWaiting() {
+  const panel = $("live-panel");
+  const empty = state.head === 0;
+  panel.classList.toggle("store-empty", empty);
+  $("live-waiting").textContent = !$("token-panel").hidden
+    ? "The newest events show once the gateway has an access token."
+    : "Loading the newest events…";
+}
+
 function addLiveEvent(event, live) {
   const recorded = Date.parse(event.recorded_at);
   if (!Number.isNaN(recorded)) state.lastEventAt = Math.max(state.lastEventAt || 0, recorded);
   setHead(event.position);
+  followStream(event);
   // Rows are added in batches (a burst of events is one DOM update); only the newest can be shown anyway.
   state.queue.push({ event, live });
   if (state.queue.length > LIVE_ROWS) state.queue.splice(0, state.queue.length - LIVE_ROWS);
@@ -234,8 +306,10 @@ function flushLiveEvents() {
   const body = $("live-events");
   body.prepend(rows);
   while (body.rows.length > LIVE_ROWS) body.deleteRow(body.rows.length - 1);
-  $("live-panel").classList.remove("is-empty");
-  $("live-count").textContent = `newest ${formatNumber(body.rows.length)}`;
+  if (!state.history) {
+    $("live-panel").classList.remove("is-empty");
+    $("live-count").textContent = `newest ${formatNumber(body.rows.length)}`;
+  }
 }
 
 function togglePause() {
@@ -247,6 +321,79 @@ function togglePause() {
     state.pendingCount = 0;
     flushLiveEvents();
   }
+}
+
+// --- older pages of the global history ------------------------------------------------------------
+// "Older" replaces the live rows with the page of events before the oldest shown (the live rows keep coming, out of
+// sight); "Newer" pages forward; "Back to live" shows the live rows again. Pages are ranges of positions, read with
+// /events?after=…&limit=… (a token limited to some aggregates sees only theirs, so a page may show fewer rows).
+
+function oldestShown() {
+  if (state.history) return state.history.from;
+  const rows = $("live-events").rows;
+  if (rows.length) return Number(rows[rows.length - 1].dataset.position);
+  return state.head === null ? null : state.head + 1;
+}
+
+async function showHistory(from, to) {
+  if (to < from || from < 1) return;
+  const request = ++historyRequest;
+  const panel = $("live-panel");
+  try {
+    const page = await getJSON(`/events?after=${from - 1}&limit=${to - from + 1}`);
+    if (request !== historyRequest) return;
+    const rows = document.createDocumentFragment();
+    const events = page.events.filter((event) => event.position >= from && event.position <= to);
+    for (let index = events.length - 1; index >= 0; index -= 1) rows.append(eventRow(events[index]));
+    $("history-events").replaceChildren(rows);
+    state.history = { from, to };
+    panel.dataset.mode = "history";
+    panel.classList.remove("is-empty");
+    $("live-title").textContent = "Event history";
+    $("live-count").textContent = `positions ${formatNumber(from)}–${formatNumber(to)}` + (events.length < to - from + 1 ? ` · ${formatNumber(events.length)} readable` : "");
+    $("older").disabled = from <= 1;
+    $("newer").hidden = false;
+    $("to-live").hidden = false;
+    $("pause").hidden = true;
+    panel.querySelector(".table-wrap").scrollTop = 0;
+  } catch (error) {
+    if (request === historyRequest) showNotice(`Could not read the older events: ${error.message}`);
+  }
+}
+
+let historyRequest = 0;
+
+function showOlder() {
+  const oldest = oldestShown();
+  if (oldest === null || oldest <= 1) return;
+  const to = oldest - 1;
+  showHistory(Math.max(1, to - HISTORY_PAGE + 1), to);
+}
+
+function showNewer() {
+  if (!state.history) return;
+  const from = state.history.to + 1;
+  const liveRows = $("live-events").rows;
+  const liveOldest = liveRows.length ? Number(liveRows[liveRows.length - 1].dataset.position) : (state.head || 0) + 1;
+  if (from >= liveOldest) return showLive();
+  showHistory(from, Math.min(from + HISTORY_PAGE - 1, liveOldest - 1));
+}
+
+function showLive() {
+  historyRequest += 1;
+  state.history = null;
+  const panel = $("live-panel");
+  panel.dataset.mode = "live";
+  $("history-events").replaceChildren();
+  $("live-title").textContent = "Newest events";
+  $("older").disabled = false;
+  $("newer").hidden = true;
+  $("to-live").hidden = true;
+  $("pause").hidden = false;
+  const rows = $("live-events").rows.length;
+  panel.classList.toggle("is-empty", rows === 0);
+  $("live-count").textContent = rows ? `newest ${formatNumber(rows)}` : "";
+  flushLiveEvents();
 }
 
 // --- event detail -------------------------------------------------------------------------------
@@ -283,8 +430,48 @@ async function selectEvent(id) {
 }
 
 // --- stream view --------------------------------------------------------------------------------
+// The open stream follows live appends: events of its aggregate that reach the page's subscription are added to its
+// table (those that arrive while its first page loads are kept and added after it, without repeats).
 
 let streamRequest = 0;
+
+function streamRow(event) {
+  return element("tr", {
+    dataset: { eventId: event.event_id, position: String(event.position), version: String(event.aggregate_version) },
+    class: event.event_id === state.selectedId ? "selected" : "",
+    tabindex: "0",
+    onclick: () => selectEvent(event.event_id),
+    onkeydown: (key) => { if (key.key === "Enter") selectEvent(event.event_id); },
+  },
+  element("td", { class: "num" }, event.aggregate_version),
+  element("td", { class: "type" }, event.event_type),
+  element("td", { class: "num" }, formatNumber(event.position)),
+  element("td", { class: "time", title: event.recorded_at }, formatTime(event.recorded_at)));
+}
+
+// Adds the open stream's next events (in version order, each once) to its table; only when its last page is shown
+// (while a "Load more" is pending, those events come with the next page).
+function appendToStream(events, { fresh = false } = {}) {
+  const stream = state.stream;
+  const body = $("stream-events");
+  if (!stream || !body || !stream.complete) return;
+  for (const event of events) {
+    if (event.aggregate_version !== stream.lastVersion + 1) continue;
+    const row = streamRow(event);
+    if (fresh) row.classList.add("fresh");
+    body.append(row);
+    stream.lastVersion = event.aggregate_version;
+  }
+  const count = $("stream-count");
+  if (count) count.textContent = `${formatNumber(stream.lastVersion + 1)} events`;
+}
+
+function followStream(event) {
+  const stream = state.stream;
+  if (!stream || event.aggregate_id !== stream.id) return;
+  if (stream.loading) { stream.pending.push(event); return; }
+  appendToStream([event], { fresh: true });
+}
 
 async function openStream(aggregateId, { append = null } = {}) {
   aggregateId = aggregateId.trim();
@@ -293,7 +480,12 @@ async function openStream(aggregateId, { append = null } = {}) {
   $("stream-id").value = aggregateId;
   updateHash();
   const container = $("stream");
-  if (!append) container.replaceChildren(element("p", { class: "message" }, "Loading…"));
+  if (!append) {
+    container.replaceChildren(element("p", { class: "message" }, "Loading…"));
+    state.stream = { id: aggregateId, lastVersion: -1, loading: true, pending: [], complete: false };
+  } else if (state.stream) {
+    state.stream.loading = true;
+  }
   try {
     const path = append || "/streams/" + encodeURIComponent(aggregateId) + "?limit=100";
     const page = await getJSON(path);
@@ -303,7 +495,9 @@ async function openStream(aggregateId, { append = null } = {}) {
       body = element("tbody", { id: "stream-events" });
       container.replaceChildren(
         element("div", { class: "stream-head" }, "Stream ", element("strong", {}, aggregateId),
-          page.events.length ? ` · ${page.events[0].aggregate_name}` : ""),
+          page.events.length ? ` · ${page.events[0].aggregate_name} · ` : " · ",
+          element("span", { id: "stream-count" }, ""),
+          element("span", { class: "following", title: "New events of this stream are added as they are stored" }, " · following live")),
         element("div", { class: "table-wrap" }, element("table", { class: "events" },
           element("thead", {}, element("tr", {},
             element("th", { class: "num" }, "Version"), element("th", {}, "Event type"),
@@ -311,31 +505,145 @@ async function openStream(aggregateId, { append = null } = {}) {
           body)));
     }
     container.querySelector(".more")?.remove();
-    for (const event of page.events) {
-      body.append(element("tr", {
-        dataset: { eventId: event.event_id, position: String(event.position) },
-        class: event.event_id === state.selectedId ? "selected" : "",
-        tabindex: "0",
-        onclick: () => selectEvent(event.event_id),
-        onkeydown: (key) => { if (key.key === "Enter") selectEvent(event.event_id); },
-      },
-      element("td", { class: "num" }, event.aggregate_version),
-      element("td", { class: "type" }, event.event_type),
-      element("td", { class: "num" }, formatNumber(event.position)),
-      element("td", { class: "time", title: event.recorded_at }, formatTime(event.recorded_at))));
-    }
+    const stream = state.stream;
+    stream.complete = true;  // appendToStream adds this page's events in order
+    appendToStream(page.events);
+    stream.complete = !page.next;
+    stream.loading = false;
     if (page.next) {
-      const next = new URL(page.next, API + "/");
+      const next = apiPath(page.next, "/streams/");
       container.append(element("button", {
         type: "button", class: "button-quiet more",
-        onclick: () => openStream(aggregateId, { append: next.pathname.replace(/^.*(?=\/streams\/)/, "") + next.search }),
+        onclick: () => openStream(aggregateId, { append: next }),
       }, "Load more"));
+    } else {
+      appendToStream(stream.pending.splice(0).sort((a, b) => a.aggregate_version - b.aggregate_version), { fresh: true });
     }
   } catch (error) {
     if (request !== streamRequest) return;
+    if (state.stream) state.stream.loading = false;
     container.replaceChildren(element("p", { class: "message error" },
       error.status === 404 ? `No events for aggregate id “${aggregateId}”.` : error.message));
   }
+}
+
+// --- stream list ----------------------------------------------------------------------------------
+// GET /streams: aggregate ids in byte order, a page at a time, narrowed by a prefix; a click opens the stream.
+
+let streamsRequest = 0;
+let streamsTyping = null;   // the search that typing schedules (a load of any kind replaces it)
+
+async function loadStreams({ more = false } = {}) {
+  clearTimeout(streamsTyping);
+  const prefix = $("stream-prefix").value;
+  const request = ++streamsRequest;
+  const container = $("streams");
+  const path = more && state.streamsNext
+    ? state.streamsNext
+    : `/streams?${prefix ? "prefix=" + encodeURIComponent(prefix) + "&" : ""}limit=${STREAMS_PAGE}`;
+  if (!more) container.replaceChildren(element("p", { class: "message" }, "Loading…"));
+  try {
+    const page = await getJSON(path);
+    if (request !== streamsRequest) return;
+    let body = $("streams-rows");
+    if (!more || !body) {
+      body = element("tbody", { id: "streams-rows" });
+      container.replaceChildren(element("div", { class: "table-wrap" }, element("table", { class: "events streams" },
+        element("thead", {}, element("tr", {},
+          element("th", {}, "Aggregate id"), element("th", {}, "Name"),
+          element("th", { class: "num" }, "Events"), element("th", {}, "Last event"))),
+        body)));
+    }
+    container.querySelector(".more")?.remove();
+    for (const stream of page.streams) {
+      body.append(element("tr", {
+        dataset: { aggregateId: stream.aggregate_id },
+        tabindex: "0",
+        title: "Show this stream",
+        onclick: () => openStream(stream.aggregate_id),
+        onkeydown: (key) => { if (key.key === "Enter") openStream(stream.aggregate_id); },
+      },
+      element("td", { class: "aggregate mono" }, stream.aggregate_id),
+      element("td", { class: "name" }, stream.aggregate_name),
+      element("td", { class: "num" }, formatNumber(stream.event_count)),
+      element("td", { class: "time", title: stream.last_recorded_at }, formatTime(stream.last_recorded_at))));
+    }
+    const shown = body.rows.length;
+    if (shown === 0) {
+      container.replaceChildren(element("p", { class: "message" },
+        prefix ? `No stream has an aggregate id starting with “${prefix}”.` : "No streams yet."));
+    }
+    state.streamsNext = page.next ? apiPath(page.next, "/streams") : null;
+    $("streams-count").textContent = shown ? `${formatNumber(shown)}${page.next ? "+" : ""} shown` : "";
+    if (page.next) {
+      container.append(element("button", {
+        type: "button", class: "button-quiet more", id: "streams-more",
+        onclick: () => loadStreams({ more: true }),
+      }, "More streams"));
+    }
+  } catch (error) {
+    if (request !== streamsRequest) return;
+    container.replaceChildren(element("p", { class: "message error" }, error.message));
+  }
+}
+
+// --- subscribers and lag (GET /metrics) -------------------------------------------------------------
+// Subscribers: the fluxgate_subscribers gauges (WebSocket and server-sent events; pollers are not connected).
+// Lag: the mean of fluxgate_subscriber_lag_events over the last interval (head minus the position a subscriber
+// acknowledged or was sent from the store), or since the start when there is no earlier sample. A gateway with access control
+// shows these to tokens with the metrics scope only.
+
+function parseMetrics(text) {
+  const samples = [];
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels = {};
+    for (const pair of (match[2] || "").matchAll(/(\w+)="((?:\\.|[^"\\])*)"/g)) labels[pair[1]] = pair[2];
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+async function readMetrics() {
+  let response;
+  try {
+    response = await fetch(API + "/metrics", { cache: "no-store", headers: { ...apiHeaders(), Accept: "text/plain" } });
+  } catch {
+    return;  // the gateway is away: the connection pill says so
+  }
+  if (!response.ok) {
+    $("subscribers").textContent = "–";
+    $("lag").textContent = "–";
+    const why = response.status === 401 || response.status === 403 ? "needs a token with the metrics scope" : `/metrics answered ${response.status}`;
+    $("subscribers-hint").textContent = why;
+    $("lag-hint").textContent = why;
+    return;
+  }
+  const samples = parseMetrics(await response.text());
+  const sum = (name, match = () => true) => samples.filter((s) => s.name === name && match(s.labels)).reduce((total, s) => total + s.value, 0);
+  const byTransport = (transport) => sum("fluxgate_subscribers", (labels) => labels.transport === transport);
+  const websocket = byTransport("websocket");
+  const sse = byTransport("sse");
+  $("subscribers").textContent = formatNumber(websocket + sse);
+  $("subscribers-hint").textContent = `WebSocket ${formatNumber(websocket)} · SSE ${formatNumber(sse)}`;
+  // Both observations of fluxgate_subscriber_lag_events: at each WebSocket ack, and at each page a catching-up
+  // subscriber (WebSocket or SSE) reads from the store.
+  const now = { time: performance.now(), lagSum: sum("fluxgate_subscriber_lag_events_sum"), lagCount: sum("fluxgate_subscriber_lag_events_count") };
+  const last = state.metrics;
+  state.metrics = now;
+  let mean = null;
+  let hint;
+  if (last && now.lagCount >= last.lagCount) {
+    const seen = now.lagCount - last.lagCount;
+    mean = seen > 0 ? (now.lagSum - last.lagSum) / seen : 0;
+    hint = seen > 0 ? `mean of ${formatNumber(seen)} in the last ${Math.round((now.time - last.time) / 1000)} s` : "nothing delivered in the last interval";
+  } else {
+    mean = now.lagCount > 0 ? now.lagSum / now.lagCount : 0;
+    hint = now.lagCount > 0 ? "mean since the gateway started" : "nothing delivered yet";
+  }
+  $("lag").textContent = mean < 10 ? String(Math.round(mean * 10) / 10) : formatNumber(Math.round(mean));
+  $("lag-hint").textContent = hint;
 }
 
 // --- location hash: #stream=ID&event=ID ---------------------------------------------------------
@@ -382,20 +690,24 @@ async function connect() {
 
   // ?transport=sse or ?transport=polling starts with that transport (to look at the fallbacks).
   const transport = new URLSearchParams(location.search).get("transport") || undefined;
+  const used = accessToken();
   const subscription = new FluxgateSubscription(API, {
     after: Math.max(0, health.head - BACKLOG),
     epoch: health.epoch,
     transport,
     maxBackoff: 4000,         // a person is watching: come back soon after a restart
-    accessToken: accessToken() || undefined,
+    accessToken: used || undefined,
     onEvent: (event) => addLiveEvent(event, event.position > health.head),
     onCaughtUp: (head) => setHead(head),
     onState: (name) => { if (state.subscription === subscription) setConnection(name); },
     onError: (error) => {
       if (state.subscription !== subscription) return;
       if (/access token/.test(error.message)) {
+        // Wait for a token (asked once, shared with every request waiting for one), then subscribe with it.
         setConnection("error");
-        askForToken(error.message);
+        $("connection-text").textContent = "Waiting for a token";
+        const reason = error.message.replace(/^[^:]*: /, "");
+        waitForToken(reason || error.message, used).then(() => { if (state.subscription === subscription) connect(); });
         return;
       }
       // The store was replaced (another epoch): start over against the new one.
@@ -403,6 +715,7 @@ async function connect() {
       showNotice(`${error.message}. Starting over…`);
       $("live-events").replaceChildren();
       state.queue = [];
+      showLive();
       $("live-panel").classList.add("is-empty");
       $("live-count").textContent = "";
       setTimeout(connect, 1500);
@@ -415,22 +728,34 @@ async function connect() {
 function main() {
   $("append-example").textContent = appendExample();
   $("pause").addEventListener("click", togglePause);
+  $("older").addEventListener("click", showOlder);
+  $("newer").addEventListener("click", showNewer);
+  $("to-live").addEventListener("click", showLive);
   $("stream-form").addEventListener("submit", (submit) => {
     submit.preventDefault();
     openStream($("stream-id").value);
   });
+  $("streams-form").addEventListener("submit", (submit) => {
+    submit.preventDefault();
+    loadStreams();
+  });
+  $("stream-prefix").addEventListener("input", () => {
+    clearTimeout(streamsTyping);
+    streamsTyping = setTimeout(() => loadStreams(), 300);
+  });
+  $("streams-refresh").addEventListener("click", () => loadStreams());
   $("token-panel").addEventListener("submit", (submit) => {
     submit.preventDefault();
-    try { sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim()); } catch { /* storage denied */ }
-    $("token-input").value = "";
-    $("token-panel").hidden = true;
-    if (state.subscription) state.subscription.stop();
-    connect();
+    submitToken($("token-input").value.trim());
   });
   setInterval(tick, 1000);
   takeTokenFromFragment();
+  setLiveWaiting();
   openFromHash();
   connect();
+  loadStreams();
+  readMetrics();
+  setInterval(readMetrics, METRICS_EVERY);
 }
 
 main();
