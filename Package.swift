@@ -106,9 +106,8 @@ let package = Package(
             exclude: ["WebUI/Assets"],
             plugins: ["EmbedWebAssets"]
         ),
-        // The build plugin that embeds FluxGateway's web UI files, and the tool it runs.
-        .plugin(name: "EmbedWebAssets", capability: .buildTool(), dependencies: ["fluxgate-embed-assets"], path: "Sources/EmbedWebAssetsPlugin"),
-        .executableTarget(name: "fluxgate-embed-assets"),
+        // The build plugin that compiles FluxGateway's web UI files into it.
+        .plugin(name: "EmbedWebAssets", capability: .buildTool(), path: "Sources/EmbedWebAssetsPlugin"),
         // The client library: HTTP feed polling (WebSocket subscription to come), checkpoints.
         .target(
             name: "FluxConsumer",
@@ -166,6 +165,8 @@ let package = Package(
                 // ChildProcess and RawTCPConnection: the memory benchmark runs the gateway in a child process.
                 "FluxTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The bare SQLite lookup that `fluxgate-bench legacy` compares the store's lookup by id with.
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
