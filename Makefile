@@ -35,6 +35,7 @@ bench: setup
 	swift run -c release fluxgate-bench appends
 	swift run -c release fluxgate-bench feed
 	swift run -c release fluxgate-bench catchup
+	swift run -c release fluxgate-bench legacy
 	swift run -c release fluxgate-bench fanout
 	swift build -c release --product fluxgate && swift run -c release fluxgate-bench websocket
 	swift build -c release --product fluxgate && swift run -c release fluxgate-bench memory

@@ -46,6 +46,8 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let connectionID: UInt64
     private let httpHandlers: HTTPConnectionHandlers
     private var requestCount = 0
+    /// The task executor of this connection's event loop, made for its first request (`dispatch`).
+    private var taskExecutor: EventLoopTaskExecutor?
     private var state = State.idle
     private var closeAfterResponse = false
     /// Malformed bytes followed the request being answered: once its answer is written, they get a `400`.
@@ -221,7 +223,10 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let router = self.router
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let task = Task {
+        // On this connection's event loop (`EventLoopTaskExecutor`): no thread switch for a request that needs none.
+        let executor = taskExecutor ?? EventLoopTaskExecutor(eventLoop)
+        taskExecutor = executor
+        let task = Task(executorPreference: executor) {
             var response = await router.respond(to: request, countedAs: head.method)
             response.headers.replaceOrAdd(name: "X-Request-ID", value: requestID)
             if logger.logLevel <= .debug {
@@ -237,9 +242,14 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 )
             }
             let answer = response
-            eventLoop.execute {
+            if eventLoop.inEventLoop {
                 let (handler, context) = bound.value
                 handler.finish(answer, context: context)
+            } else {
+                eventLoop.execute {
+                    let (handler, context) = bound.value
+                    handler.finish(answer, context: context)
+                }
             }
         }
         state = .responding(head, task)

@@ -204,6 +204,8 @@ public final class PostgresEventStore: EventStore {
         } catch let error as StoreError {
             throw error
         } catch {
+            // A read cancelled because its client went away is no failure of the store.
+            if Task.isCancelled { throw CancellationError() }
             throw StoreError(.storeUnavailable, "cannot read the event store in \(location) (\(PostgresErrors.describe(error))); retry later")
         }
     }

@@ -1,11 +1,12 @@
 import Foundation
 import FluxCore
 import GRDB
+import GRDBSQLite
 
 /// The event store's SQL: statements, the feed query for a filter, and rows decoded into events.
 ///
 /// Every statement of a hot path is a cached (prepared once per connection) statement and rows are decoded by
-/// column index, straight from the SQLite statement; the writer's per-append statements are run by
+/// column index with the SQLite C API (`events(_:_:capacity:)`); the writer's per-append statements are run by
 /// `SQLiteAppendStatements`.
 enum SQLiteEventQueries {
     static let columns = "position, event_id, aggregate_id, aggregate_name, version, event_type, recorded_at, payload"
@@ -36,25 +37,44 @@ enum SQLiteEventQueries {
     /// Filters with more values than this in total get a statement prepared for the call, not cached.
     static let maximumCachedFilterValues = 16
 
-    /// Decodes a row selected with `columns`.
+    /// Runs a statement selecting `columns` and decodes every row, stepping and reading columns with the SQLite C
+    /// API: GRDB's row cursor (a `Row` per step, each value boxed) cost more than SQLite's own work for a lookup by
+    /// id (`fluxgate-bench legacy`). The statement is left reset, so GRDB may run it again.
+    static func events(_ statement: Statement, _ arguments: StatementArguments, capacity: Int = 0) throws -> [RecordedEvent] {
+        try statement.setArguments(arguments)
+        let handle = statement.sqliteStatement
+        defer { sqlite3_reset(handle) }
+        var result: [RecordedEvent] = []
+        result.reserveCapacity(capacity)
+        while true {
+            switch sqlite3_step(handle) {
+            case SQLITE_ROW: result.append(try event(handle, statement))
+            case SQLITE_DONE: return result
+            case let code: throw failure(code, statement)
+            }
+        }
+    }
+
+    /// Decodes the current row of a statement selecting `columns`.
     @inline(__always)
-    static func event(_ row: Row) throws -> RecordedEvent {
-        let payload = try row.withUnsafeData(atIndex: 7) { data in data.map { [UInt8]($0) } ?? [] }
+    private static func event(_ handle: SQLiteStatement, _ statement: Statement) throws -> RecordedEvent {
+        // Text and blobs stay valid until the next step; their length is asked after the pointer (SQLite's rule).
+        // A NOT NULL column's text is nil only when SQLite is out of memory; an empty blob's pointer is nil.
+        func text(_ column: CInt) throws -> String {
+            guard let bytes = sqlite3_column_text(handle, column) else { throw failure(SQLITE_NOMEM, statement) }
+            return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
+        }
+        let blob = sqlite3_column_blob(handle, 7)
+        let payload = blob.map { [UInt8](UnsafeRawBufferPointer(start: $0, count: Int(sqlite3_column_bytes(handle, 7)))) } ?? []
         return RecordedEvent(
-            eventID: row[1], position: Position(row[0] as Int64), aggregateID: row[2], aggregateName: row[3],
-            version: row[4], eventType: row[5], recordedAtMilliseconds: row[6], payload: EventPayload(trustedJSON: payload)
+            eventID: try text(1), position: Position(sqlite3_column_int64(handle, 0)), aggregateID: try text(2),
+            aggregateName: try text(3), version: sqlite3_column_int64(handle, 4), eventType: try text(5),
+            recordedAtMilliseconds: sqlite3_column_int64(handle, 6), payload: EventPayload(trustedJSON: payload)
         )
     }
 
-    /// Runs a statement selecting `columns` and decodes every row.
-    static func events(_ statement: Statement, _ arguments: StatementArguments, capacity: Int = 0) throws -> [RecordedEvent] {
-        var result: [RecordedEvent] = []
-        result.reserveCapacity(capacity)
-        let rows = try Row.fetchCursor(statement, arguments: arguments)
-        while let row = try rows.next() {
-            result.append(try event(row))
-        }
-        return result
+    private static func failure(_ code: CInt, _ statement: Statement) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(sqlite3_db_handle(statement.sqliteStatement))), sql: statement.sql)
     }
 
     /// The event stored with `id`, if any.

@@ -37,6 +37,20 @@ enum SQLiteFile {
         }
     }
 
+    /// A read-only connection to the database at `path` (opened by `openPool` before), for point reads on the
+    /// caller's thread.
+    static func openLookupConnection(path: String, what: String) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.label = "fluxgate.\(what.replacingOccurrences(of: " ", with: "-")).lookups"
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        do {
+            return try DatabaseQueue(path: path, configuration: configuration)
+        } catch {
+            throw StoreError(.storeUnavailable, "cannot open a read-only connection to the \(what) at \(path) (\(describe(error))); check the file's permissions")
+        }
+    }
+
     /// A short description of a database error for messages: SQLite's code and message, never SQL arguments.
     static func describe(_ error: any Error) -> String {
         if let error = error as? DatabaseError {

@@ -15,6 +15,41 @@ func appendRequest(_ aggregateID: String, _ expected: ExpectedVersion, _ events:
 }
 
 @Suite struct SQLiteEventStoreTests {
+    /// A read whose task is cancelled (its HTTP client went away) ends with `CancellationError`, not a store failure
+    /// that the gateway would log as an error and answer 503 `store_unavailable`.
+    @Test func aCancelledReadIsNoStoreFailure() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteEventStore(path: directory.path("events.sqlite"))
+        try await store.append(appendRequest("a-1", .any, [newEvent("e-1")]))
+        let read = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await store.read(after: .start, limit: 10)
+        }
+        await #expect(throws: CancellationError.self) { try await read.value }
+        // Lookups run on the caller's thread and finish; the store keeps serving.
+        #expect(try await store.event(id: "e-1")?.aggregateID == "a-1")
+        #expect(try await store.read(after: .start, limit: 10).count == 1)
+        try await store.close()
+    }
+
+    /// Point reads use their own read-only connection: it sees every committed append at once, and a closed store
+    /// refuses them like any read.
+    @Test func lookupsSeeCommittedAppendsAndStopAtClose() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteEventStore(path: directory.path("events.sqlite"))
+        #expect(try await store.head() == Position(0))
+        for index in 1...5 {
+            try await store.append(appendRequest("a-1", .any, [newEvent("e-\(index)")]))
+            #expect(try await store.head() == Position(Int64(index)))
+            #expect(try await store.event(id: "e-\(index)")?.position == Position(Int64(index)))
+        }
+        try await store.close()
+        await #expect(throws: StoreError.self) { try await store.event(id: "e-1") }
+        await #expect(throws: StoreError.self) { try await store.head() }
+    }
+
     @Test func durableSettingsByDefault() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
