@@ -211,6 +211,8 @@ let package = Package(
             dependencies: [
                 "FluxGateway", "FluxSQLite", "FluxConsumer", "FluxTesting", "FluxWebSocket", "FluxWire", "fluxgate",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
             exclude: ["Browser"]

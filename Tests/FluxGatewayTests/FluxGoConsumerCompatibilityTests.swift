@@ -113,6 +113,69 @@ import Glibc
         }
     }
 
+    /// The consumer's pattern across a SIGTERM (issue 14, item 3): one keep-alive connection, a page then a GET per
+    /// entry, the stop sent mid-catch-up. Until the connection ends, every answer is a whole 200 the Go consumer
+    /// decodes (never a 503 it would take for an empty event and then skip the rest of its page), and the server
+    /// exits 0.
+    @Test func aStopMidCatchUpAnswersEveryRequestItTook() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-go-stop-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try await withFluxgate(["serve", "--port", "0", "--store", "sqlite:\(directory.path)/events.sqlite"]) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            let port = try #require(line.firstMatch(of: /http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+            let writer = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+            for batch in 0..<8 {
+                let events = (0..<50).map { index in
+                    #"{"event_type": "account.AccountCredited", "payload": {"account_id": "acc-\#(batch)", "transaction_id": "t\#(batch * 50 + index)", "amount": 1}}"#
+                }
+                let response = try await writer.request(
+                    .POST, "/streams/acc-\(batch)", headers: [("Content-Type", "application/json")],
+                    body: ByteBuffer(string: #"{"aggregate_name": "Account", "expected_version": "any", "events": [\#(events.joined(separator: ","))]}"#))
+                #expect(response.status == .created)
+            }
+            await writer.close()
+
+            let consumer = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+            var offset = 0
+            var answered = 0
+            var stopped = false
+            catchUp: while offset < 400 {
+                let page: HTTPResponse
+                do {
+                    page = try await consumer.request(.GET, "/events?offset=\(offset)", headers: [("User-Agent", "Go-http-client/1.1")])
+                } catch {
+                    break catchUp  // the connection ended: the Go consumer stops here too
+                }
+                #expect(page.status == .ok, "a page during the stop answered \(page.status): \(page.text)")
+                guard page.status == .ok else { break }
+                let feed = try JSONDecoder().decode(JsonEventFeed.self, from: Data(page.body.readableBytesView))
+                for entry in try #require(feed.events) {
+                    if answered == 150 && !stopped {
+                        server.signal(SIGTERM)
+                        stopped = true
+                    }
+                    let parsed = try #require(URL(string: entry.url))
+                    let response: HTTPResponse
+                    do {
+                        response = try await consumer.request(.GET, parsed.path, headers: [("User-Agent", "Go-http-client/1.1")])
+                    } catch {
+                        break catchUp
+                    }
+                    #expect(response.status == .ok, "an entry during the stop answered \(response.status): \(response.text)")
+                    guard response.status == .ok else { break catchUp }
+                    let payload = try JSONDecoder().decode(AccountCredited.self, from: Data(response.body.readableBytesView))
+                    #expect(payload.transaction_id == "t\(answered)", "entries in feed order")
+                    answered += 1
+                }
+                offset += feed.events?.count ?? 0
+            }
+            await consumer.close()
+            #expect(stopped, "the stop was sent mid-catch-up")
+            #expect(answered >= 150)
+            #expect(await server.waitForExit(timeout: .seconds(20)) == 0)
+        }
+    }
+
     @Test func serveRejectsBadArgumentsWithAMessage() async throws {
         try await withFluxgate(["serve", "--store", "postgres-or-whatever"]) { bad in
             let status = await bad.waitForExit(timeout: .seconds(20))

@@ -34,7 +34,10 @@ public struct MemoryReclaimer: Service {
     public func run() async throws {
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
-                try await Task.sleep(for: interval)
+                // Woken by a graceful shutdown too: a plain sleep held the service group's shutdown (it stops services
+                // in reverse order, this one before the gateway) for up to an interval, while the gateway kept serving.
+                let interval = self.interval
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             } catch {
                 return
             }

@@ -1,5 +1,7 @@
 @testable import FluxGateway
 import Foundation
+import Logging
+import ServiceLifecycle
 import Testing
 
 /// The reclaimer really reaches glibc's allocator: memory freed by a burst goes back to the system.
@@ -31,5 +33,24 @@ import Testing
         let freedBytes = 199_999 * 1000
         #expect(freedBytes > 0)
         #expect(before - after > 50_000, "trim gave back \(before - after) KiB of about \(freedBytes / 1024) KiB freed (before \(before), after \(after))")
+    }
+
+    /// A graceful shutdown wakes the reclaimer from its sleep: the service group stops it before the gateway, so a
+    /// sleeping reclaimer used to keep the gateway serving for up to an interval after SIGTERM.
+    @Test func aGracefulShutdownEndsItsSleep() async throws {
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [.init(service: MemoryReclaimer(interval: .seconds(600)))], logger: Logger(label: "test"))
+        )
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                try await Task.sleep(for: .seconds(120))
+                throw CancellationError()  // still asleep after two minutes: the shutdown did not wake it
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+            tasks.cancelAll()
+        }
     }
 }
