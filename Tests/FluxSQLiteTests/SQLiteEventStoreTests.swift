@@ -24,10 +24,11 @@ func appendRequest(_ aggregateID: String, _ expected: ExpectedVersion, _ events:
         try await store.append(appendRequest("a-1", .any, [newEvent("e-1")]))
         let read = Task {
             withUnsafeCurrentTask { $0?.cancel() }
-            return try await store.read(after: .start, limit: 10)
+            // A page longer than `smallPage` is read on the pool's readers, which see the cancellation.
+            return try await store.read(after: .start, limit: SQLiteEventStore.smallPage + 1)
         }
         await #expect(throws: CancellationError.self) { try await read.value }
-        // Lookups run on the caller's thread and finish; the store keeps serving.
+        // Lookups and short pages run on the caller's thread and finish; the store keeps serving.
         #expect(try await store.event(id: "e-1")?.aggregateID == "a-1")
         #expect(try await store.read(after: .start, limit: 10).count == 1)
         try await store.close()
