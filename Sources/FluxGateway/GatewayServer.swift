@@ -128,6 +128,7 @@ public final class GatewayServer: Service, Sendable {
             channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         } catch {
             hubTask.cancel()
+            await hubTask.value
             throw error
         }
         state.withLockedValue {
@@ -216,9 +217,19 @@ public final class GatewayServer: Service, Sendable {
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(GatewayShutdownEvent())
         }
+        let deadline = ContinuousClock.now + timeout
+        // The hub's task ends before the stop does (nothing of the gateway outlives `stop()`), unless a store read
+        // it is in holds it past the deadline.
+        if let hubTask {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await hubTask.value }
+                group.addTask { try? await Task.sleep(until: deadline) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
         // Connections close themselves once their response is written; whatever is still open at the
         // deadline is closed hard.
-        let deadline = ContinuousClock.now + timeout
         for connection in connections {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { try? await connection.closeFuture.get() }
