@@ -64,6 +64,51 @@ import Testing
         await feed.stop()
     }
 
+    /// `--from-offset N` reads from the feed's offset N: the events before it are neither fetched nor stored.
+    @Test func fromOffsetStartsLater() async throws {
+        let history = OriginalFluxFeedServer.bankHistory()
+        let feed = try await OriginalFluxFeedServer.start(events: history)
+        let scratch = Scratch()
+        defer { scratch.cleanUp() }
+        let result = try await runImport([
+            feed.baseURL, "--store", "sqlite:\(scratch.storePath)", "--aggregate-id-field", "account_id", "--from-offset", "20",
+        ])
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output.contains("\(history.count - 20) new, 0 already there"), "\(result.output)")
+        #expect(feed.payloadFetches == history.count - 20, "only the entries from offset 20 are fetched")
+        let stored = try await storedEvents(scratch.storePath)
+        #expect(stored.map(\.eventID) == history.dropFirst(20).map(\.id))
+        await feed.stop()
+    }
+
+    /// From a Fluxgate gateway, `--page-size N` asks for pages of N (`limit=`), which the original ignores: the bank's
+    /// 38 events come in one page instead of two, and every event is stored once, in order, with its payload.
+    @Test func pageSizeAsksAFluxgateSourceForBiggerPages() async throws {
+        let history = OriginalFluxFeedServer.bankHistory()
+        let source = InMemoryEventStore()
+        for event in history {
+            let account = String(try #require(event.payload.firstMatch(of: /"account_id":"([^"]+)"/)).1)
+            try await source.append(AppendRequest(
+                aggregateID: account, aggregateName: "Account", expectedVersion: .any,
+                events: [NewEvent(eventID: event.id, eventType: event.eventType, payload: EventPayload(trustedJSON: Array(event.payload.utf8)))]
+            ))
+        }
+        let scratch = Scratch()
+        defer { scratch.cleanUp() }
+        try await withTestGateway(try await TestGateway.start(store: source)) { gateway in
+            let result = try await runImport([
+                "http://127.0.0.1:\(gateway.port)", "--store", "sqlite:\(scratch.storePath)", "--aggregate-id-field", "account_id",
+                "--page-size", "50",
+            ])
+            #expect(result.status == 0, "\(result.errors)")
+            #expect(result.errors.contains("imported 38 events (38 new, 0 already there); next offset 38"), "one page of 38: \(result.errors)")
+            #expect(!result.errors.contains("next offset 20"), "not the original's pages of 20")
+        }
+        let stored = try await storedEvents(scratch.storePath)
+        #expect(stored.map(\.eventID) == history.map(\.id))
+        #expect(stored.map(\.payload.bytes) == history.map { Array($0.payload.utf8) })
+    }
+
     @Test func aPayloadWithoutTheIDFieldStopsTheImportUnlessSkipped() async throws {
         var history = Array(OriginalFluxFeedServer.bankHistory().prefix(25))
         history[22].payload = #"{"transaction_id":"lost","amount":5}"#
