@@ -43,7 +43,9 @@ enum SQLiteFile {
         var configuration = Configuration()
         configuration.label = "fluxgate.\(what.replacingOccurrences(of: " ", with: "-")).lookups"
         configuration.readonly = true
-        configuration.busyMode = .timeout(10)
+        // A WAL reader waits only in rare moments (another connection recovering the WAL); it runs on the caller's
+        // thread, an event loop of the gateway, which must not stall for long: fail the read (503, retried) instead.
+        configuration.busyMode = .timeout(0.2)
         do {
             return try DatabaseQueue(path: path, configuration: configuration)
         } catch {
