@@ -1,4 +1,5 @@
 import FluxCore
+@testable import FluxGateway
 import FluxSQLite
 import FluxTesting
 import Foundation
@@ -107,6 +108,38 @@ import Testing
         let stored = try await storedEvents(scratch.storePath)
         #expect(stored.map(\.eventID) == history.map(\.id))
         #expect(stored.map(\.payload.bytes) == history.map { Array($0.payload.utf8) })
+    }
+
+    /// An https:// source is verified against `--ca-file`; without it, the system's trust store refuses the test CA
+    /// and the import stops before storing anything, naming the URL.
+    @Test func anHTTPSSourceIsVerifiedAgainstTheCAFile() async throws {
+        let certificates = try await TestCertificates.shared()
+        let history = Array(OriginalFluxFeedServer.bankHistory().prefix(5))
+        let source = InMemoryEventStore()
+        for event in history {
+            let account = String(try #require(event.payload.firstMatch(of: /"account_id":"([^"]+)"/)).1)
+            try await source.append(AppendRequest(
+                aggregateID: account, aggregateName: "Account", expectedVersion: .any,
+                events: [NewEvent(eventID: event.id, eventType: event.eventType, payload: EventPayload(trustedJSON: Array(event.payload.utf8)))]
+            ))
+        }
+        let scratch = Scratch()
+        defer { scratch.cleanUp() }
+        let gateway = try await TestGateway.start(store: source) { configuration in
+            configuration.tls = try? GatewayTLS(certificateChainFile: certificates.certificateFile, privateKeyFile: certificates.keyFile)
+        }
+        try await withTestGateway(gateway) { gateway in
+            let url = "https://localhost:\(gateway.port)"
+            let untrusted = try await runImport([url, "--store", "sqlite:\(scratch.storePath)", "--aggregate-id-field", "account_id"])
+            #expect(untrusted.status == 1, "\(untrusted.errors)")
+            #expect(untrusted.errors.contains(url), "the failure names the URL: \(untrusted.errors)")
+            let trusted = try await runImport([
+                url, "--store", "sqlite:\(scratch.storePath)", "--aggregate-id-field", "account_id", "--ca-file", certificates.caFile,
+            ])
+            #expect(trusted.status == 0, "\(trusted.errors)")
+            #expect(trusted.output.contains("5 new, 0 already there"), "\(trusted.output)")
+        }
+        #expect(try await storedEvents(scratch.storePath).map(\.eventID) == history.map(\.id))
     }
 
     @Test func aPayloadWithoutTheIDFieldStopsTheImportUnlessSkipped() async throws {
