@@ -146,7 +146,14 @@ public enum WebSocketClient {
                 var requestHeaders = headers
                 requestHeaders.replaceOrAdd(name: "Host", value: port == (tls == nil ? 80 : 443) ? host : endpoint)
                 channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: requestHeaders)), promise: nil)
-                try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+                do {
+                    try await channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+                } catch {
+                    // The request could not be written because the handshake had already failed (timed out on a
+                    // slow machine, closed by the server): that failure says why, not the write's "closed channel".
+                    // Closing completes `upgraded` if nothing else has.
+                    channel.close(promise: nil)
+                }
                 return try await upgraded.futureResult.get()
             } onCancel: {
                 transportReady.fail(CancellationError())

@@ -41,7 +41,8 @@ import uuid
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-APPEAR_WITHIN = 2.0  # seconds between the append's answer and the row on the page
+APPEAR_WITHIN = 10.0  # seconds between the append's answer and the row on the page: a bound for a loaded machine
+# (the full suite runs hostile-client floods beside it), not a latency target; the check prints the time it took
 
 
 class CheckFailed(Exception):

@@ -158,6 +158,19 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(120), "bounded (the server never answers)")
     }
 
+    /// A handshake that times out before its request is even written (a loaded machine, here a timeout of 1 ns)
+    /// says so: not "I/O on closed channel" from the write that the timeout's close cut off.
+    @Test func aTimeoutBeforeTheRequestIsWrittenIsStillATimeout() async throws {
+        for _ in 0..<20 {
+            let timedOut = await #expect(throws: WebSocketClientError.self) {
+                try await Self.withAnsweringServer(nil) { port in
+                    _ = try await WebSocketClient.connect(to: "127.0.0.1", port: port, handshakeTimeout: .nanoseconds(1))
+                }
+            }
+            #expect(timedOut?.code == .handshakeTimedOut)
+        }
+    }
+
     /// Cancelling the connecting task ends a handshake that the server does not answer, at once.
     @Test func cancellingTheTaskEndsTheHandshake() async throws {
         try await Self.withAnsweringServer(nil) { port in
