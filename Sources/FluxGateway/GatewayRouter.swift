@@ -58,6 +58,35 @@ public struct GatewayRouter: Sendable {
         return response
     }
 
+    /// Whether a request is answered on its connection's event loop (`EventLoopTaskExecutor`) rather than on the
+    /// cooperative pool: only those that are cheap and bounded whatever the caller asks, the original consumer's
+    /// requests (a GET of one event; a page `?offset=N` of at most 32 events, without filters) and `/health`. Bigger
+    /// pages, filters, long-polls, appends, streams and the UI run on the pool, so that no request can hold an event
+    /// loop, and the other connections' I/O on it, for long.
+    static func answersOnEventLoop(_ request: GatewayRequest) -> Bool {
+        guard request.method == .GET, let segments = request.pathSegments, let query = request.query else { return false }
+        switch (segments.first, segments.count) {
+        case ("health", 1):
+            return true
+        case ("events", 2):
+            return segments[1] != "subscribe"
+        case ("events", 1):
+            return query.contains { $0.name == "offset" }
+                && query.allSatisfy { parameter in
+                    switch parameter.name {
+                    case "offset": return true
+                    case "limit": return Int(parameter.value).map { (1...smallLegacyPage).contains($0) } ?? false
+                    default: return false
+                    }
+                }
+        default:
+            return false
+        }
+    }
+
+    /// The largest `?offset=` page answered on the event loop (the original's pages are 20).
+    static let smallLegacyPage = 32
+
     /// Finds the endpoint and answers. Never throws: every failure becomes a JSON error response.
     func dispatch(_ request: GatewayRequest) async -> GatewayResponse {
         guard let segments = request.pathSegments else {

@@ -223,11 +223,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let router = self.router
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        // On this connection's event loop (`EventLoopTaskExecutor`): no thread switch for a request that needs none.
-        let executor = taskExecutor ?? EventLoopTaskExecutor(eventLoop)
-        taskExecutor = executor
-        let task = Task(executorPreference: executor) {
-            var response = await router.respond(to: request, countedAs: head.method)
+        let routed = request
+        let respond: @Sendable () async -> Void = {
+            var response = await router.respond(to: routed, countedAs: head.method)
             response.headers.replaceOrAdd(name: "X-Request-ID", value: requestID)
             if logger.logLevel <= .debug {
                 let elapsed = started.duration(to: .now)
@@ -235,9 +233,9 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 logger.debug(
                     "request",
                     metadata: [
-                        "request": "\(requestID)", "method": "\(request.method)", "uri": "\(request.redactedURI)",
+                        "request": "\(requestID)", "method": "\(routed.method)", "uri": "\(routed.redactedURI)",
                         "status": "\(response.status.code)", "ms": "\(Int(milliseconds.rounded()))",
-                        "address": "\(request.remoteAddress ?? "-")",
+                        "address": "\(routed.remoteAddress ?? "-")",
                     ]
                 )
             }
@@ -251,6 +249,15 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                     handler.finish(answer, context: context)
                 }
             }
+        }
+        let task: Task<Void, Never>
+        if GatewayRouter.answersOnEventLoop(routed) {
+            // On this connection's event loop (`EventLoopTaskExecutor`): no thread switch for a request that needs none.
+            let executor = taskExecutor ?? EventLoopTaskExecutor(eventLoop)
+            taskExecutor = executor
+            task = Task(executorPreference: executor) { await respond() }
+        } else {
+            task = Task { await respond() }
         }
         state = .responding(head, task)
     }

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Testing
 
@@ -46,5 +47,29 @@ import Testing
             return await group.reduce(0, +)
         }
         #expect(total == 999 * 1000 / 2)
+    }
+}
+
+/// Which requests are answered on their connection's event loop: only cheap, bounded ones.
+@Suite struct AnswersOnEventLoopTests {
+    func request(_ method: HTTPMethod, _ uri: String) -> GatewayRequest {
+        GatewayRequest(method: method, version: .http1_1, uri: uri, headers: [:], body: ByteBuffer())
+    }
+
+    @Test func oneEventAndHealthOnlyOthersOnThePool() {
+        #expect(GatewayRouter.answersOnEventLoop(request(.GET, "/events/6d0c-1")))
+        #expect(GatewayRouter.answersOnEventLoop(request(.GET, "/events/6d0c-1?envelope=true")))
+        #expect(GatewayRouter.answersOnEventLoop(request(.GET, "/health")))
+        #expect(GatewayRouter.answersOnEventLoop(request(.GET, "/events?offset=40")), "the original consumer's page")
+        #expect(GatewayRouter.answersOnEventLoop(request(.GET, "/events?offset=40&limit=32")))
+        for (method, uri) in [
+            (HTTPMethod.GET, "/events?offset=0&limit=33"), (.GET, "/events?offset=0&limit=x"), (.GET, "/events?offset=0&event_type=a"),
+            (.GET, "/events?offset=0&wait=5"), (.GET, "/events?after=0"), (.GET, "/events"),
+            (.GET, "/events?after=0&limit=1000&embed=payload"), (.GET, "/events/subscribe"),
+            (.POST, "/streams/acc-1"), (.GET, "/streams/acc-1"), (.GET, "/streams?prefix=a"), (.GET, "/metrics"), (.GET, "/"),
+            (.POST, "/events/6d0c-1"), (.GET, "/events/%zz"),
+        ] {
+            #expect(!GatewayRouter.answersOnEventLoop(request(method, uri)), "\(method) \(uri)")
+        }
     }
 }
