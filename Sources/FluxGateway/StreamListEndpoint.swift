@@ -47,12 +47,17 @@ extension GatewayRouter {
         let query = try StreamListQuery(request, configuration: configuration)
         // A token limited to some aggregate names lists only their streams: the others are not named, not even as a
         // cursor (the store passes over them, so a page is full or the listing is at its end).
-        let names: Set<String>
+        // An empty name set means every name to the store, so a grant that covers no name lists nothing (fail closed:
+        // `authorize` refuses such a grant already).
+        let streams: [StreamSummary]
         switch grant.read {
-        case .only(let allowed): names = allowed
-        case .all, .none: names = []
+        case .all:
+            streams = try await store.streams(after: query.after, prefix: query.prefix, aggregateNames: [], limit: query.limit)
+        case .only(let allowed) where !allowed.isEmpty:
+            streams = try await store.streams(after: query.after, prefix: query.prefix, aggregateNames: allowed, limit: query.limit)
+        case .only, .none:
+            streams = []
         }
-        let streams = try await store.streams(after: query.after, prefix: query.prefix, aggregateNames: names, limit: query.limit)
         let base = baseURL(for: request)
         var json = JSONWriter(buffer: ByteBuffer())
         json.buffer.reserveCapacity(streams.count * 300 + 200)

@@ -84,11 +84,17 @@ public final class SQLiteEventStore: EventStore {
     public func close() async throws {
         await writer.close()
         closed.store(true, ordering: .releasing)
-        do {
-            // Waits for running reads; closing a closed pool or queue does nothing.
-            try pool.close()
-            try lookups.close()
-        } catch {
+        // Waits for running reads; closing a closed pool or queue does nothing. Both are closed even when the first
+        // fails; the first failure is reported.
+        var failure: (any Error)?
+        for connection in [pool as any DatabaseWriter, lookups] {
+            do {
+                try connection.close()
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let error = failure {
             throw StoreError(
                 .storeUnavailable,
                 "could not close the event store at \(path) (\(SQLiteFile.describe(error))); a statement is still open: retry the close"

@@ -19,6 +19,20 @@ import Testing
         return (run.status, run.outputLines.joined(separator: "\n"), run.errorOutput)
     }
 
+    /// A Fluxgate store holding the original's events (the same ids, types and payloads; the aggregate id from the
+    /// payload's `account_id`), to serve as an import's source.
+    static func fluxgateStore(holding history: [OriginalFluxFeedServer.Event]) async throws -> InMemoryEventStore {
+        let store = InMemoryEventStore()
+        for event in history {
+            let account = String(try #require(event.payload.firstMatch(of: /"account_id":"([^"]+)"/)).1)
+            try await store.append(AppendRequest(
+                aggregateID: account, aggregateName: "Account", expectedVersion: .any,
+                events: [NewEvent(eventID: event.id, eventType: event.eventType, payload: EventPayload(trustedJSON: Array(event.payload.utf8)))]
+            ))
+        }
+        return store
+    }
+
     func storedEvents(_ path: String) async throws -> [RecordedEvent] {
         let store = try SQLiteEventStore(path: path)
         let events = try await store.read(after: .start, limit: 10_000)
@@ -86,14 +100,7 @@ import Testing
     /// 38 events come in one page instead of two, and every event is stored once, in order, with its payload.
     @Test func pageSizeAsksAFluxgateSourceForBiggerPages() async throws {
         let history = OriginalFluxFeedServer.bankHistory()
-        let source = InMemoryEventStore()
-        for event in history {
-            let account = String(try #require(event.payload.firstMatch(of: /"account_id":"([^"]+)"/)).1)
-            try await source.append(AppendRequest(
-                aggregateID: account, aggregateName: "Account", expectedVersion: .any,
-                events: [NewEvent(eventID: event.id, eventType: event.eventType, payload: EventPayload(trustedJSON: Array(event.payload.utf8)))]
-            ))
-        }
+        let source = try await Self.fluxgateStore(holding: history)
         let scratch = Scratch()
         defer { scratch.cleanUp() }
         try await withTestGateway(try await TestGateway.start(store: source)) { gateway in
@@ -115,14 +122,7 @@ import Testing
     @Test func anHTTPSSourceIsVerifiedAgainstTheCAFile() async throws {
         let certificates = try await TestCertificates.shared()
         let history = Array(OriginalFluxFeedServer.bankHistory().prefix(5))
-        let source = InMemoryEventStore()
-        for event in history {
-            let account = String(try #require(event.payload.firstMatch(of: /"account_id":"([^"]+)"/)).1)
-            try await source.append(AppendRequest(
-                aggregateID: account, aggregateName: "Account", expectedVersion: .any,
-                events: [NewEvent(eventID: event.id, eventType: event.eventType, payload: EventPayload(trustedJSON: Array(event.payload.utf8)))]
-            ))
-        }
+        let source = try await Self.fluxgateStore(holding: history)
         let scratch = Scratch()
         defer { scratch.cleanUp() }
         let gateway = try await TestGateway.start(store: source) { configuration in

@@ -42,6 +42,21 @@ import Testing
         return store
     }
 
+    /// The listing shows only the names a grant covers, and a grant that covers none lists nothing (never "all":
+    /// to the store an empty name set means every name).
+    @Test func aGrantListsOnlyItsNamesAndNoNamesListsNothing() async throws {
+        let router = Self.router(try await Self.store(["a-1", "c-1", "a-2"], name: { $0 == 1 ? "Customer" : "Account" }))
+        let request = GatewayRequest(method: .GET, uri: "/streams", headers: ["Host": "localhost"], body: ByteBuffer())
+        func listed(_ read: AggregateAccess) async throws -> [String] {
+            let grant = AccessGrant(subject: "test", read: read, write: .none, metrics: false)
+            return Self.ids(try Self.json(try await router.streamList(request, grant: grant)))
+        }
+        #expect(try await listed(.all) == ["a-1", "a-2", "c-1"])
+        #expect(try await listed(.only(["Customer"])) == ["c-1"])
+        #expect(try await listed(.only([])) == [])
+        #expect(try await listed(.none) == [])
+    }
+
     @Test func listsStreamsInByteOrderWithTheirSummaries() async throws {
         let store = try await Self.store(["acc-2", "acc-1", "ord 1/x", "Acc-3"])
         let response = await Self.respond(Self.router(store), "/streams")

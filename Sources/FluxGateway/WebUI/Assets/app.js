@@ -34,10 +34,16 @@ const state = {
 
 // --- small helpers ------------------------------------------------------------------------------
 
+// `activate: fn` makes a row act as a button: focusable, run by a click or by Enter.
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (name === "class") node.className = value;
+    else if (name === "activate") {
+      node.tabIndex = 0;
+      node.addEventListener("click", value);
+      node.addEventListener("keydown", (key) => { if (key.key === "Enter") value(); });
+    }
     else if (name === "dataset") Object.assign(node.dataset, value);
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value);
@@ -252,10 +258,8 @@ function eventRow(event, { fresh = false } = {}) {
   const row = element("tr", {
     class: fresh ? "fresh" : "",
     dataset: { eventId: event.event_id, position: String(event.position) },
-    tabindex: "0",
     title: "Show this event's payload",
-    onclick: () => selectEvent(event.event_id),
-    onkeydown: (key) => { if (key.key === "Enter") selectEvent(event.event_id); },
+    activate: () => selectEvent(event.event_id),
   },
   element("td", { class: "num" }, formatNumber(event.position)),
   element("td", { class: "type" }, event.event_type),
@@ -439,9 +443,7 @@ function streamRow(event) {
   return element("tr", {
     dataset: { eventId: event.event_id, position: String(event.position), version: String(event.aggregate_version) },
     class: event.event_id === state.selectedId ? "selected" : "",
-    tabindex: "0",
-    onclick: () => selectEvent(event.event_id),
-    onkeydown: (key) => { if (key.key === "Enter") selectEvent(event.event_id); },
+    activate: () => selectEvent(event.event_id),
   },
   element("td", { class: "num" }, event.aggregate_version),
   element("td", { class: "type" }, event.event_type),
@@ -558,10 +560,8 @@ async function loadStreams({ more = false } = {}) {
     for (const stream of page.streams) {
       body.append(element("tr", {
         dataset: { aggregateId: stream.aggregate_id },
-        tabindex: "0",
         title: "Show this stream",
-        onclick: () => openStream(stream.aggregate_id),
-        onkeydown: (key) => { if (key.key === "Enter") openStream(stream.aggregate_id); },
+        activate: () => openStream(stream.aggregate_id),
       },
       element("td", { class: "aggregate mono" }, stream.aggregate_id),
       element("td", { class: "name" }, stream.aggregate_name),
