@@ -16,6 +16,9 @@ import NIOCore
 /// 2. **The pattern over loopback**, memory and SQLite stores, one keep-alive connection and a new connection per
 ///    request (Go's client makes a new one when the consumer leaves a body unread), beside `GET /health` over the
 ///    same connections (the HTTP floor: no store, no JSON). Per event: a twentieth of a page plus one entry.
+/// 3. **swift-nio's own floor**: the same bytes (every page and entry, recorded from the gateway) answered by NIO's
+///    HTTP/1.1 server pipeline and a table lookup (`NIOHTTPFloorServer`); the gateway's cost per request is the
+///    difference, and no server on this stack can be faster for the consumer than this floor.
 ///
 /// `swift run -c release fluxgate-bench legacy [--events 3000] [--rounds 5]`. Side-by-side figures against the
 /// original's own Go server are measured outside the repository (the note says how).
@@ -72,9 +75,57 @@ enum LegacyConsumerBenchmark {
                              name, fresh ? "new connection per request" : "one keep-alive connection",
                              median(pattern), median(floor), median(pattern) / median(floor)))
             }
+            if name == "memory" {
+                try await compareWithNIOFloor(gatewayPort: port, events: events, rounds: rounds)
+            }
             await server.stop()
         }
         try await sqlite.close()
+    }
+
+    /// Records every page and entry the consumer reads from the gateway, serves them from `NIOHTTPFloorServer`, and
+    /// runs the pattern against both, alternating, over one keep-alive connection each.
+    static func compareWithNIOFloor(gatewayPort: Int, events: Int, rounds: Int) async throws {
+        let bodies = try await onThreadReturning { () throws -> [String: [UInt8]] in
+            let client = BlockingHTTPClient(port: gatewayPort)
+            var bodies: [String: [UInt8]] = [:]
+            var offset = 0
+            while offset < events {
+                let target = "/events?offset=\(offset)"
+                let page = try client.get(target).body
+                bodies[target] = page
+                let urls = entryPaths(page)
+                guard !urls.isEmpty else { throw BenchmarkError("the feed ended at offset \(offset)") }
+                for url in urls { bodies[url] = try client.get(url).body }
+                offset += urls.count
+            }
+            return bodies
+        }
+        let floorServer = NIOHTTPFloorServer()
+        let floorPort = try await floorServer.start(bodies: bodies)
+        var gateway: [Double] = []
+        var floor: [Double] = []
+        for round in 0..<rounds {
+            // Alternate which goes first, so that neither always runs on a warmer machine.
+            let first = round.isMultiple(of: 2)
+            if first { gateway.append(try await microsecondsAsync(events) { try await catchUp(port: gatewayPort, events: events, freshConnections: false) }) }
+            floor.append(try await microsecondsAsync(events) { try await catchUp(port: floorPort, events: events, freshConnections: false) })
+            if !first { gateway.append(try await microsecondsAsync(events) { try await catchUp(port: gatewayPort, events: events, freshConnections: false) }) }
+        }
+        try await floorServer.stop()
+        print(String(format: "memory, one keep-alive connection: gateway %.1f µs per event, swift-nio's HTTP/1.1 floor (same bytes from a table) %.1f µs; gateway / floor %.2f×",
+                     median(gateway), median(floor), median(gateway) / median(floor)))
+    }
+
+    static func onThreadReturning<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let box = ResultBox<T>()
+        try await onThread { box.value = try body() }
+        guard let value = box.value else { throw BenchmarkError("the thread returned nothing") }
+        return value
+    }
+
+    final class ResultBox<T: Sendable>: @unchecked Sendable {
+        var value: T?  // written by the thread before the continuation resumes, read after
     }
 
     /// The consumer's loop: pages of 20 from offset 0, then every entry's `url` path, until `events` entries; on a

@@ -32,6 +32,22 @@ private func gateway(_ store: any EventStore, port: Int = 0) async throws -> (Ga
     return (server, try await server.start())
 }
 
+/// A gateway on a port below Linux's ephemeral range (32768–60999): a port from `port: 0` is in that range, and once
+/// its gateway stops, any client socket of a test running beside this one may be given it as its own local port
+/// (or the consumer's retries may connect to themselves), so that starting a gateway on it again fails with
+/// "Address already in use".
+private func gatewayOutsideTheEphemeralRange(_ store: any EventStore) async throws -> (GatewayServer, Int) {
+    var lastError: (any Error)?
+    for _ in 0..<50 {
+        do {
+            return try await gateway(store, port: Int.random(in: 20_000..<32_000))
+        } catch {
+            lastError = error  // taken by another process: try another
+        }
+    }
+    throw lastError!
+}
+
 private func append(_ store: any EventStore, _ count: Int, type: String = "t.E") async throws {
     for _ in 0..<count {
         try await store.append(AppendRequest(aggregateID: "a", aggregateName: "A", expectedVersion: .any, events: [NewEvent(eventType: type, payload: .null)]))
@@ -145,7 +161,7 @@ private func quietConfiguration(_ transport: EventConsumer.Configuration.Transpo
     func reconnectsWhenTheGatewayComesBack(transport: EventConsumer.Configuration.Transport) async throws {
         let store = InMemoryEventStore()
         try await append(store, 4)
-        let (probe, port) = try await gateway(store)
+        let (probe, port) = try await gatewayOutsideTheEphemeralRange(store)
         await probe.stop()  // the port is free again: nothing listens yet
         let consumer = EventConsumer(host: "127.0.0.1", port: port, name: "rm", checkpoints: InMemoryCheckpointStore(), configuration: quietConfiguration(transport))
         let received = Received()

@@ -73,6 +73,50 @@ import Testing
         }
     }
 
+    @Test func pipelinedRequestsAnsweredOnTheEventLoopStayInOrder() async throws {
+        // Single events and small `?offset=` pages are answered inside the read that brought them; the requests
+        // pipelined behind them are then handed over from inside that answer. Order and request ids must hold.
+        try await withTestGateway { gateway in
+            var ids: [String] = []
+            for index in 0..<5 {
+                let id = UUID().uuidString.lowercased()
+                let event = NewEvent(eventID: id, eventType: "t", payload: EventPayload(trustedJSON: Array("\"p\(index)\"".utf8)))
+                _ = try await gateway.store.append(AppendRequest(aggregateID: "o-\(index)", aggregateName: "O", expectedVersion: .any, events: [event]))
+                ids.append(id)
+            }
+            let connection = try await gateway.connect()
+            var raw = ByteBuffer()
+            var expected: [(String, Int)] = []
+            for round in 0..<8 {
+                for (index, id) in ids.enumerated() {
+                    raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/events/\(id)", host: "x"))
+                    expected.append(("/events/\(id)", index))
+                }
+                raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/events?offset=\(round % 5)", host: "x"))
+                expected.append(("page", 5 - round % 5))
+                raw.writeImmutableBuffer(HTTPConnection.encode(.GET, "/events?after=0&limit=100", host: "x"))  // the pool
+                expected.append(("pool", 5))
+            }
+            try await connection.send(raw: raw, expectingResponses: expected.count)
+            var requestIDs: [Int] = []
+            for (what, value) in expected {
+                let response = try await connection.nextResponse()
+                #expect(response.status == .ok, "\(what)")
+                if let id = response.headers.first(name: "X-Request-ID"), let number = id.split(separator: "-").last.flatMap({ Int($0) }) {
+                    requestIDs.append(number)
+                }
+                if what.hasPrefix("/events/") {
+                    #expect(String(buffer: response.body) == "\"p\(value)\"", "the payload of \(what)")
+                } else {
+                    #expect((try response.jsonObject()["events"] as? [Any])?.count == value, "\(what)")
+                }
+            }
+            #expect(requestIDs == Array(requestIDs.sorted()) && requestIDs.count == expected.count, "answers in request order")
+            #expect(try await gateway.get("/health").status == .ok)
+            await connection.close()
+        }
+    }
+
     @Test(arguments: [
         "GARBAGE\r\n\r\n",
         "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
