@@ -27,31 +27,23 @@ import Synchronization
 /// fail (a server error aborts the whole transaction), nothing of the batch is stored and its requests are committed
 /// again one per transaction, so that the failure stays with its own request.
 final class PostgresGroupCommitter: Sendable {
-    private struct Pending {
+    private struct Pending: Sendable {
         var request: AppendRequest
         var continuation: CheckedContinuation<AppendResult, any Error>
     }
 
     private struct State {
-        var queue: [Pending] = []
-        /// Drain loops running (at most `batchesInFlight`).
-        var writers = 0
-        var closed = false
-        var drainWaiters: [CheckedContinuation<Void, Never>] = []
         var statistics = PostgresWriterStatistics()
-        /// Connections of writer loops that ended, kept for the next ones.
+        /// Connections of writer loops that ended, kept for the next ones (at most one per loop that may run).
         var idleConnections: [PostgresConnection] = []
         var nextConnectionID = 0
-        /// While a writer gathers its next batch: the queue length that wakes it before its window ends.
-        var gatherTarget: Int?
-        var gatherWaiter: CheckedContinuation<Void, Never>?
-        /// Counts gathers, so that a window's timer ends only its own.
-        var gatherGeneration = 0
+        /// `close()` took the kept connections: a loop ending after it closes its own.
+        var connectionsTaken = false
     }
 
     /// The most requests committed in one transaction.
     static let maximumBatch = 256
-    /// The longest a writer waits for the appenders it has just answered (see `gather`).
+    /// The longest a writer waits for the appenders it has just answered (see `GroupCommitQueue.gather`).
     static let maximumGatherWindow = Duration.milliseconds(1)
     /// The channel of the NOTIFY sent with every commit that moves the head (its payload is the new head).
     static let channel = "fluxgate_head"
@@ -62,9 +54,11 @@ final class PostgresGroupCommitter: Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let timeout: Duration
-    /// Batches at the server at once (`PostgresEventStore.Options.batchesInFlight`). With several, the next batch is
-    /// already at the server, waiting for the head row's lock, while the previous one commits.
+    /// Batches at the server at once (`PostgresEventStore.Options.batchesInFlight`), one writer loop each. With
+    /// several, the next batch is already at the server, waiting for the head row's lock, while the previous one
+    /// commits.
     private let batchesInFlight: Int
+    private let queue: GroupCommitQueue<Pending>
     private let state = Mutex(State())
 
     init(
@@ -77,6 +71,7 @@ final class PostgresGroupCommitter: Sendable {
         self.clock = clock
         self.timeout = timeout
         self.batchesInFlight = batchesInFlight
+        self.queue = GroupCommitQueue(maximumBatch: Self.maximumBatch, maximumWriters: batchesInFlight)
         self.logger = logger
     }
 
@@ -92,43 +87,22 @@ final class PostgresGroupCommitter: Sendable {
     /// Queues a validated request and waits for the commit of the batch that carries it.
     func append(_ request: AppendRequest) async throws -> AppendResult {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AppendResult, any Error>) in
-            let (start, gathered): (Bool?, CheckedContinuation<Void, Never>?) = state.withLock { state in
-                if state.closed { return (nil, nil) }
-                state.queue.append(Pending(request: request, continuation: continuation))
-                var gathered: CheckedContinuation<Void, Never>?
-                if let target = state.gatherTarget, state.queue.count >= target {
-                    gathered = state.gatherWaiter
-                    state.gatherTarget = nil
-                    state.gatherWaiter = nil
-                }
-                if state.writers >= batchesInFlight { return (false, gathered) }
-                state.writers += 1
-                return (true, gathered)
-            }
-            gathered?.resume()
-            switch start {
-            case nil:
+            switch queue.enqueue([Pending(request: request, continuation: continuation)]) {
+            case .refused:
                 continuation.resume(throwing: StoreError(.storeUnavailable, "the event store is closed; open it again to append"))
-            case true?:
+            case .startWriter:
                 Task { await self.drain() }
-            case false?:
-                break  // the running writer takes it in its next batch
+            case .queued:
+                break  // a running writer takes it in its next batch
             }
         }
     }
 
     /// Refuses new appends and waits until every queued one is answered.
     func close() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let idle: Bool = state.withLock { state in
-                state.closed = true
-                if state.writers == 0 { return true }
-                state.drainWaiters.append(continuation)
-                return false
-            }
-            if idle { continuation.resume() }
-        }
+        await queue.close()
         let connections = state.withLock { state in
+            state.connectionsTaken = true
             defer { state.idleConnections = [] }
             return state.idleConnections
         }
@@ -142,68 +116,27 @@ final class PostgresGroupCommitter: Sendable {
         // Each loop appends over its own connection, kept between batches: leasing one from the pool per batch
         // costs more than the append.
         var connection: PostgresConnection? = state.withLock { $0.idleConnections.popLast() }
-        while true {
-            let batch: [Pending] = state.withLock { state in
-                let count = min(state.queue.count, Self.maximumBatch)
-                defer { state.queue.removeFirst(count) }
-                return Array(state.queue.prefix(count))
-            }
-            if !batch.isEmpty {
-                let started = ContinuousClock.now
-                connection = await commit(batch, over: connection)
-                if batchesInFlight == 1 {
-                    let committed = ContinuousClock.now
-                    await gather(batch.count, within: min((committed - started) / 2, Self.maximumGatherWindow))
-                    let waited = ContinuousClock.now - committed
-                    state.withLock { $0.statistics.gatherTime += waited }
-                }
-                continue
-            }
-            let waiters: [CheckedContinuation<Void, Never>]? = state.withLock { state in
-                guard state.queue.isEmpty else { return nil }
-                state.writers -= 1
-                if let connection { state.idleConnections.append(connection) }
-                guard state.writers == 0 else { return [] }
-                defer { state.drainWaiters = [] }
-                return state.drainWaiters
-            }
-            guard let waiters else { continue }
-            for waiter in waiters { waiter.resume() }
-            return
-        }
-    }
-
-    /// Before the next batch, waits until the queue holds as many requests as the last batch answered plus those
-    /// that queued meanwhile, but never longer than `window` (half the last transaction, at most
-    /// `maximumGatherWindow`). Appenders in a loop come back as soon as they are answered; without the wait the
-    /// first to return would start a batch alone and the others the one after: alternating half batches, each
-    /// waiting for the head row's lock and a WAL flush of its own. (PostgreSQL's `commit_delay` does the same for
-    /// WAL flushes.) Only with one batch in flight: with several, another loop takes what queues meanwhile.
-    private func gather(_ answered: Int, within window: Duration) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let generation: Int? = state.withLock { state in
-                let target = min(answered + state.queue.count, Self.maximumBatch)
-                if state.closed || state.queue.count >= target { return nil }
-                state.gatherTarget = target
-                state.gatherWaiter = continuation
-                state.gatherGeneration += 1
-                return state.gatherGeneration
-            }
-            guard let generation else {
-                continuation.resume()
-                return
-            }
-            Task {
-                try? await Task.sleep(for: window)
-                let expired: CheckedContinuation<Void, Never>? = state.withLock { state in
-                    guard state.gatherGeneration == generation, let waiter = state.gatherWaiter else { return nil }
-                    state.gatherTarget = nil
-                    state.gatherWaiter = nil
-                    return waiter
-                }
-                expired?.resume()
+        while let batch = queue.nextBatch() {
+            let started = ContinuousClock.now
+            connection = await commit(batch, over: connection)
+            // Only with one batch in flight: with several, another loop takes what queues meanwhile.
+            if batchesInFlight == 1 {
+                let committed = ContinuousClock.now
+                let window = min((committed - started) / 2, Self.maximumGatherWindow)
+                await queue.gather(until: batch.count + queue.queued, within: window)
+                let waited = ContinuousClock.now - committed
+                state.withLock { $0.statistics.gatherTime += waited }
             }
         }
+        guard let connection else { return }
+        // A loop that starts between this one's end and this line opens a connection of its own: keep at most one
+        // per loop that may run, close the rest (and every one once `close()` has taken those kept).
+        let kept = state.withLock { state in
+            guard !state.connectionsTaken, state.idleConnections.count < batchesInFlight else { return false }
+            state.idleConnections.append(connection)
+            return true
+        }
+        if !kept { try? await connection.close() }
     }
 
     /// A new connection for a writer loop.

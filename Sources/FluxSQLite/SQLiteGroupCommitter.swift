@@ -19,34 +19,24 @@ import Synchronization
 /// dense; a transaction's positions are all above every committed one and become visible at its commit, so
 /// commit order is position order.
 final class SQLiteGroupCommitter: Sendable {
-    private struct Pending {
+    private struct Pending: Sendable {
         var request: AppendRequest
         /// Called once, by the writer, with the request's result.
         var complete: @Sendable (Result<AppendResult, any Error>) -> Void
     }
 
-    private struct State {
-        var queue: [Pending] = []
-        var writing = false
-        var closed = false
-        /// While the writer gathers a batch: the number of queued requests that wakes it before its window ends.
-        var gatherTarget: Int?
-        var drainWaiters: [CheckedContinuation<Void, Never>] = []
-        var statistics = SQLiteWriterStatistics()
-    }
-
     /// The most requests committed in one transaction: bounds a transaction's duration and memory.
     static let maximumBatch = 1024
-    /// The longest the writer waits for the requests it expects in the next batch (see `gather`).
+    /// The longest the writer waits for the requests it expects in the next batch (see `GroupCommitQueue.gather`).
     static let maximumGatherWindow = Duration.milliseconds(1)
 
     private let pool: DatabasePool
     private let signal: HeadSignal
     private let clock: @Sendable () -> Int64
     private let logger: Logger
-    private let state = Mutex(State())
-    /// Signalled when the queue reaches `gatherTarget`.
-    private let gathered = DispatchSemaphore(value: 0)
+    /// One writer loop at most: SQLite has one writer.
+    private let queue = GroupCommitQueue<Pending>(maximumBatch: SQLiteGroupCommitter.maximumBatch, maximumWriters: 1)
+    private let counters = Mutex(SQLiteWriterStatistics())
 
     init(pool: DatabasePool, signal: HeadSignal, clock: @escaping @Sendable () -> Int64, logger: Logger) {
         self.pool = pool
@@ -55,7 +45,11 @@ final class SQLiteGroupCommitter: Sendable {
         self.logger = logger
     }
 
-    var statistics: SQLiteWriterStatistics { state.withLock { $0.statistics } }
+    var statistics: SQLiteWriterStatistics {
+        var statistics = counters.withLock { $0 }
+        statistics.expiredGatherWindows = queue.expiredGatherWindows
+        return statistics
+    }
 
     /// Queues a validated request and waits for the commit of the batch that carries it.
     ///
@@ -79,42 +73,20 @@ final class SQLiteGroupCommitter: Sendable {
     }
 
     private func enqueue(_ pendings: [Pending]) {
-        enum Action { case refuse, startWriter, wakeWriter, none }
-        let action: Action = state.withLock { state in
-            if state.closed { return .refuse }
-            state.queue += pendings
-            if let target = state.gatherTarget, state.queue.count >= target {
-                state.gatherTarget = nil
-                return .wakeWriter
-            }
-            if state.writing { return .none }
-            state.writing = true
-            return .startWriter
-        }
-        switch action {
-        case .refuse:
+        switch queue.enqueue(pendings) {
+        case .refused:
             let error = StoreError(.storeUnavailable, "the event store is closed; open it again to append")
             for pending in pendings { pending.complete(.failure(error)) }
         case .startWriter:
             pool.asyncWriteWithoutTransaction { db in self.drain(db) }
-        case .wakeWriter:
-            gathered.signal()
-        case .none:
+        case .queued:
             break  // the running writer takes them in its next batch
         }
     }
 
     /// Refuses new appends and waits until every queued one is committed.
     func close() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let idle: Bool = state.withLock { state in
-                state.closed = true
-                if !state.writing { return true }
-                state.drainWaiters.append(continuation)
-                return false
-            }
-            if idle { continuation.resume() }
-        }
+        await queue.close()
     }
 
     /// The writer loop, on GRDB's writer queue (a dispatch queue, not the Swift concurrency pool, so syncing to
@@ -123,63 +95,15 @@ final class SQLiteGroupCommitter: Sendable {
         var expected = 0
         var window = Duration.zero
         while true {
-            gather(expected, within: window)
-            let batch: [Pending] = state.withLock { state in
-                if state.queue.count <= Self.maximumBatch {
-                    defer { state.queue = [] }
-                    return state.queue
-                }
-                let batch = Array(state.queue.prefix(Self.maximumBatch))
-                state.queue.removeFirst(Self.maximumBatch)
-                return batch
-            }
-            if !batch.isEmpty {
-                let started = ContinuousClock.now
-                let results = commit(batch, db)
-                window = min((ContinuousClock.now - started) / 2, Self.maximumGatherWindow)
-                // The requests queued during the transaction, and as many again once their appenders have their answers.
-                expected = state.withLock { min($0.queue.count + batch.count, Self.maximumBatch) }
-                for (pending, result) in zip(batch, results) { pending.complete(result) }
-                continue
-            }
-            let waiters: [CheckedContinuation<Void, Never>]? = state.withLock { state in
-                // Appends queued since the batch was taken are picked up by looping again.
-                guard state.queue.isEmpty else { return nil }
-                state.writing = false
-                defer { state.drainWaiters = [] }
-                return state.drainWaiters
-            }
-            guard let waiters else { continue }
-            for waiter in waiters { waiter.resume() }
-            return
+            queue.gatherBlocking(until: expected, within: window)
+            guard let batch = queue.nextBatch() else { return }
+            let started = ContinuousClock.now
+            let results = commit(batch, db)
+            window = min((ContinuousClock.now - started) / 2, Self.maximumGatherWindow)
+            // The requests queued during the transaction, and as many again once their appenders have their answers.
+            expected = queue.queued + batch.count
+            for (pending, result) in zip(batch, results) { pending.complete(result) }
         }
-    }
-
-    /// Waits until `count` requests are queued, for at most `window`, before the writer takes a batch.
-    ///
-    /// Appenders answered by a batch often append again at once (a command handler, a client with requests in
-    /// flight): taking the next batch before they are back would commit a few requests alone and leave the
-    /// others to wait for a whole further transaction, whose sync to disk costs the same for one request as for
-    /// many. So the writer waits for as many requests as the last batch answered plus those queued meanwhile,
-    /// but never longer than half the last transaction took (at most `maximumGatherWindow`): requests already
-    /// queued are delayed by less than the transaction they would otherwise wait for (the trade-off of
-    /// PostgreSQL's `commit_delay`).
-    private func gather(_ count: Int, within window: Duration) {
-        let waiting = state.withLock { state in
-            guard state.queue.count < count, !state.closed else { return false }
-            state.gatherTarget = count
-            return true
-        }
-        guard waiting else { return }
-        guard gathered.wait(timeout: .now() + .nanoseconds(Int(window / .nanoseconds(1)))) == .timedOut else { return }
-        let signalled = state.withLock { state in
-            // An enqueue that reached the target as the window ended has signalled, or is about to: take its signal.
-            if state.gatherTarget == nil { return true }
-            state.gatherTarget = nil
-            state.statistics.expiredGatherWindows += 1
-            return false
-        }
-        if signalled { gathered.wait() }
     }
 
     /// Commits one batch in one transaction and publishes the new head; returns each request's result.
@@ -196,7 +120,7 @@ final class SQLiteGroupCommitter: Sendable {
                 return .commit
             }
         } catch {
-            state.withLock { $0.statistics.failedTransactions += 1 }
+            counters.withLock { $0.failedTransactions += 1 }
             logger.error("event store transaction failed", metadata: ["requests": "\(batch.count)", "error": "\(SQLiteFile.describe(error))"])
             let failure = StoreError(
                 .storeUnavailable,
@@ -206,13 +130,13 @@ final class SQLiteGroupCommitter: Sendable {
         }
         guard let (outcomes, head) = applied else { preconditionFailure("a committed transaction always has outcomes") }
         let writeTime = ContinuousClock.now - started
-        state.withLock { state in
-            state.statistics.transactions += 1
-            state.statistics.applyTime += applyTime
-            state.statistics.writeTime += writeTime
-            state.statistics.requests += batch.count
-            state.statistics.largestBatch = max(state.statistics.largestBatch, batch.count)
-            state.statistics.events += outcomes.reduce(0) { $0 + $1.storedEvents }
+        counters.withLock { statistics in
+            statistics.transactions += 1
+            statistics.applyTime += applyTime
+            statistics.writeTime += writeTime
+            statistics.requests += batch.count
+            statistics.largestBatch = max(statistics.largestBatch, batch.count)
+            statistics.events += outcomes.reduce(0) { $0 + $1.storedEvents }
         }
         // Published before the answers: when an append returns, waiters on the head already see its events.
         signal.publish(Position(head))
