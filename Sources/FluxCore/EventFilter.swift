@@ -39,3 +39,26 @@ public struct EventFilter: Hashable, Sendable {
             && (aggregateIDs.isEmpty || aggregateIDs.contains(event.aggregateID))
     }
 }
+
+extension EventFilter: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case aggregateNames = "aggregate_names", eventTypes = "event_types", aggregateIDs = "aggregate_ids"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            aggregateNames: try container.decodeIfPresent(Set<String>.self, forKey: .aggregateNames) ?? [],
+            eventTypes: try container.decodeIfPresent(Set<String>.self, forKey: .eventTypes) ?? [],
+            aggregateIDs: try container.decodeIfPresent(Set<String>.self, forKey: .aggregateIDs) ?? []
+        )
+    }
+
+    /// Sorted arrays, so that the same filter is always the same text.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(aggregateNames.sorted(), forKey: .aggregateNames)
+        try container.encode(eventTypes.sorted(), forKey: .eventTypes)
+        try container.encode(aggregateIDs.sorted(), forKey: .aggregateIDs)
+    }
+}

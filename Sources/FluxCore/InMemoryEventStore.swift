@@ -16,6 +16,8 @@ public final class InMemoryEventStore: EventStore {
 
     public let epoch: StoreEpoch
     private let state = Mutex(State())
+    /// Consumer groups (`ConsumerGroupStore`), by name.
+    let consumerGroupRecords = Mutex<[String: ConsumerGroupRecord]>([:])
     private let signal = HeadSignal()
     private let clock: @Sendable () -> Int64
 

@@ -6,7 +6,7 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is. An open set: new codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: Hashable, Sendable {
-            case conflict, duplicateEventID, invalidAppend, storeUnavailable, corrupted, aggregateNameMismatch
+            case conflict, duplicateEventID, invalidAppend, storeUnavailable, corrupted, aggregateNameMismatch, notFound, invalidDefinition
         }
 
         private let base: Base
@@ -26,6 +26,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         /// aggregate name for life. Not a conflict: reloading and retrying fails again; append under another
         /// aggregate id instead.
         public static let aggregateNameMismatch = Code(.aggregateNameMismatch)
+        /// What the request names (a consumer group, a parked event) does not exist.
+        public static let notFound = Code(.notFound)
+        /// A definition (of a consumer group) is not valid; correct it and send it again.
+        public static let invalidDefinition = Code(.invalidDefinition)
 
         public var description: String {
             switch base {
@@ -35,6 +39,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
             case .storeUnavailable: return "store unavailable"
             case .corrupted: return "corrupted store"
             case .aggregateNameMismatch: return "aggregate name mismatch"
+            case .notFound: return "not found"
+            case .invalidDefinition: return "invalid definition"
             }
         }
     }
@@ -61,6 +67,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public static let storeUnavailable = Code.storeUnavailable
     public static let corrupted = Code.corrupted
     public static let aggregateNameMismatch = Code.aggregateNameMismatch
+    public static let notFound = Code.notFound
+    public static let invalidDefinition = Code.invalidDefinition
 
     public var description: String { "\(code): \(message)" }
 

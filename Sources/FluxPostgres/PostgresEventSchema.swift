@@ -237,6 +237,36 @@ enum PostgresEventSchema {
                 #"CREATE INDEX fluxgate_events_by_aggregate_id ON fluxgate_events (aggregate_id COLLATE "C", version)"#
             ]
         ),
+        (
+            // Consumer groups' state beside the events, shared by every node: definitions with their checkpoints,
+            // and parked events.
+            "events-v6-consumer-groups",
+            [
+                """
+                CREATE TABLE fluxgate_consumer_groups (
+                    name TEXT PRIMARY KEY,
+                    filter TEXT NOT NULL,
+                    start_position BIGINT NOT NULL CHECK (start_position >= 0),
+                    checkpoint BIGINT NOT NULL CHECK (checkpoint >= 0),
+                    lease_timeout_ms BIGINT NOT NULL,
+                    maximum_attempts BIGINT NOT NULL,
+                    backoff_ms BIGINT NOT NULL,
+                    maximum_backoff_ms BIGINT NOT NULL,
+                    holds_aggregate BOOLEAN NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE fluxgate_consumer_group_parked (
+                    group_name TEXT NOT NULL REFERENCES fluxgate_consumer_groups (name) ON DELETE CASCADE,
+                    position BIGINT NOT NULL,
+                    attempts BIGINT NOT NULL,
+                    reason TEXT NOT NULL,
+                    parked_at BIGINT NOT NULL,
+                    PRIMARY KEY (group_name, position)
+                )
+                """,
+            ]
+        ),
     ]
 
     /// Brings the database's schema up to date and returns the store's epoch (made by the first migration run).

@@ -38,7 +38,7 @@ public final class PostgresEventStore: EventStore {
 
     private let client: PostgresClient
     private let options: Options
-    private let logger: Logger
+    let logger: Logger
     private let signal: HeadSignal
     private let writer: PostgresGroupCommitter
     private let tasks: Mutex<(run: Task<Void, Never>?, watch: Task<Void, Never>?)>
@@ -194,7 +194,7 @@ public final class PostgresEventStore: EventStore {
     }
 
     /// Runs a read on a pooled connection within the operation timeout; database errors become `storeUnavailable`.
-    private func reading<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    func reading<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try checkOpen()
         let client = self.client
         do {

@@ -46,6 +46,39 @@ enum SQLiteEventSchema {
                 try db.execute(sql: "CREATE INDEX events_by_aggregate_name ON events (aggregate_name, position)")
             }
         ),
+        (
+            "events-v2-consumer-groups",
+            { db in
+                // Consumer groups' state beside the events: definitions with their checkpoints, and parked events.
+                try db.execute(
+                    sql: """
+                        CREATE TABLE consumer_groups (
+                            name TEXT PRIMARY KEY NOT NULL,
+                            filter TEXT NOT NULL,
+                            start_position INTEGER NOT NULL CHECK (start_position >= 0),
+                            checkpoint INTEGER NOT NULL CHECK (checkpoint >= 0),
+                            lease_timeout_ms INTEGER NOT NULL,
+                            maximum_attempts INTEGER NOT NULL,
+                            backoff_ms INTEGER NOT NULL,
+                            maximum_backoff_ms INTEGER NOT NULL,
+                            holds_aggregate INTEGER NOT NULL
+                        ) WITHOUT ROWID
+                        """
+                )
+                try db.execute(
+                    sql: """
+                        CREATE TABLE consumer_group_parked (
+                            group_name TEXT NOT NULL,
+                            position INTEGER NOT NULL,
+                            attempts INTEGER NOT NULL,
+                            reason TEXT NOT NULL,
+                            parked_at INTEGER NOT NULL,
+                            PRIMARY KEY (group_name, position)
+                        ) WITHOUT ROWID
+                        """
+                )
+            }
+        ),
     ]
 
     /// A migrator holding the migrations up to and including `last` (all of them by default).

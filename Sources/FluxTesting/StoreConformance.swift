@@ -108,7 +108,79 @@ public enum StoreConformance {
         ConformanceCase(name: "8 concurrent writers on one stream: one winner per version", body: concurrentSameStream),
         ConformanceCase(name: "8 concurrent writers on different streams: dense positions", body: concurrentDifferentStreams),
         ConformanceCase(name: "reopen after close", body: reopen),
+        ConformanceCase(name: "consumer groups: definitions, checkpoints and parked events, kept across a reopen", body: consumerGroups),
     ]
+
+    static func consumerGroups(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        guard let groups = store as? any ConsumerGroupStore else {
+            throw ConformanceFailure(description: "\(type(of: store)) does not keep consumer groups (ConsumerGroupStore)")
+        }
+        try expect(try await groups.consumerGroups().isEmpty, "a new store has no consumer groups")
+        let policy = ConsumerGroupPolicy(
+            leaseTimeout: .seconds(10), maximumAttempts: 3, backoff: .milliseconds(250), maximumBackoff: .seconds(8), holdsAggregateWhileParked: false)
+        let billing = try ConsumerGroupDefinition(
+            name: "billing.v2", filter: EventFilter(aggregateNames: ["Account"], eventTypes: ["a.B", "c.D"]), start: Position(7), policy: policy)
+        let created = try await groups.createConsumerGroup(billing)
+        try expect(created == ConsumerGroupRecord(definition: billing, checkpoint: Position(7)), "created: \(created)")
+        _ = try await expectError(.conflict, "a second group of the same name") { _ = try await groups.createConsumerGroup(billing) }
+        let audit = try ConsumerGroupDefinition(name: "audit")
+        _ = try await groups.createConsumerGroup(audit)
+        try expect(try await groups.consumerGroups().map(\.definition.name) == ["audit", "billing.v2"], "listed by name")
+
+        try await groups.saveConsumerGroupCheckpoint(Position(12), group: "billing.v2", reset: false)
+        try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(11), attempts: 3, reason: "boom", parkedAt: 1000), group: "billing.v2")
+        try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(9), attempts: 3, reason: "first", parkedAt: 900), group: "billing.v2")
+        try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(9), attempts: 4, reason: "again ü", parkedAt: 950), group: "billing.v2")
+        var record = try await groups.consumerGroup(named: "billing.v2")
+        try expect(record?.checkpoint == Position(12), "checkpoint saved: \(String(describing: record))")
+        try expect(
+            record?.parked == [
+                ParkedGroupEvent(position: Position(9), attempts: 4, reason: "again ü", parkedAt: 950),
+                ParkedGroupEvent(position: Position(11), attempts: 3, reason: "boom", parkedAt: 1000),
+            ], "parked events, oldest first, a re-park replacing the record: \(String(describing: record?.parked))")
+        try expect(try await groups.unparkConsumerGroupEvent(at: Position(11), group: "billing.v2"), "unparked")
+        try expect(try await !groups.unparkConsumerGroupEvent(at: Position(11), group: "billing.v2"), "not parked any more")
+
+        var changed = billing
+        changed.filter = EventFilter(eventTypes: ["x.Y"])
+        changed.policy.maximumAttempts = 7
+        changed.policy.holdsAggregateWhileParked = true
+        try await groups.updateConsumerGroup(changed)
+        record = try await groups.consumerGroup(named: "billing.v2")
+        try expect(record?.definition == changed && record?.checkpoint == Position(12) && record?.parked.count == 1, "updated, state kept: \(String(describing: record))")
+
+        try await groups.saveConsumerGroupCheckpoint(Position(8), group: "billing.v2", reset: true)
+        record = try await groups.consumerGroup(named: "billing.v2")
+        try expect(record?.checkpoint == Position(8) && record?.parked.isEmpty == true, "a reset drops the parked events after it: \(String(describing: record))")
+        try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(5), attempts: 1, reason: "kept", parkedAt: 1), group: "billing.v2")
+        try await groups.saveConsumerGroupCheckpoint(Position(6), group: "billing.v2", reset: true)
+        try expect(try await groups.consumerGroup(named: "billing.v2")?.parked.map(\.position) == [Position(5)], "and keeps those before it")
+
+        let missing = try ConsumerGroupDefinition(name: "nope")
+        _ = try await expectError(.notFound, "a checkpoint of an unknown group") { try await groups.saveConsumerGroupCheckpoint(Position(1), group: "nope", reset: false) }
+        _ = try await expectError(.notFound, "parking in an unknown group") {
+            try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(1), attempts: 1, reason: "", parkedAt: 0), group: "nope")
+        }
+        _ = try await expectError(.notFound, "unparking in an unknown group") { _ = try await groups.unparkConsumerGroupEvent(at: Position(1), group: "nope") }
+        _ = try await expectError(.notFound, "updating an unknown group") { try await groups.updateConsumerGroup(missing) }
+        try expect(try await groups.consumerGroup(named: "nope") == nil, "an unknown group is nil")
+        try expect(try await !groups.deleteConsumerGroup(named: "nope"), "deleting an unknown group deletes nothing")
+
+        var current = store
+        if let reopen = harness.reopen {
+            let before = try await groups.consumerGroups()
+            current = try await reopen(store)
+            guard let reopened = current as? any ConsumerGroupStore else { throw ConformanceFailure(description: "reopened store keeps no groups") }
+            try expect(try await reopened.consumerGroups() == before, "consumer groups survive a reopen")
+        }
+        guard let kept = current as? any ConsumerGroupStore else { return }
+        try expect(try await kept.deleteConsumerGroup(named: "billing.v2"), "deleted")
+        try expect(try await kept.consumerGroups().map(\.definition.name) == ["audit"], "the other group stays")
+        try expect(try await kept.consumerGroup(named: "billing.v2") == nil, "gone with its state")
+        _ = try await kept.createConsumerGroup(billing)
+        try expect(try await kept.consumerGroup(named: "billing.v2")?.parked.isEmpty == true, "a group made again under the name starts clean")
+    }
 
     static func appendAndRead(_ harness: StoreHarness) async throws {
         let store = try await harness.make()
