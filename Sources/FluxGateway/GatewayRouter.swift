@@ -23,6 +23,8 @@ public struct GatewayRouter: Sendable {
     let subscriptionPages: PageSizer
     /// CORS for the origins of `--allow-origin` (Access/CrossOriginPolicy.swift).
     let crossOrigin: CrossOriginPolicy
+    /// The store's consumer groups (Groups/GroupEndpoints.swift); `nil` when the store keeps none.
+    let groups: ConsumerGroupRegistry?
 
     /// `metrics` defaults to the hub's, else a new set.
     public init(
@@ -37,6 +39,8 @@ public struct GatewayRouter: Sendable {
         self.feedPages = PageSizer(byteBudget: configuration.maxPageBytes)
         self.subscriptionPages = PageSizer(byteBudget: max(1, configuration.maxPageBytes / 4))
         self.crossOrigin = CrossOriginPolicy(configuration: configuration)
+        let base = (store as? MeteredEventStore)?.base ?? store
+        self.groups = (base as? any EventStore & ConsumerGroupStore).map { ConsumerGroupRegistry(store: $0, logger: configuration.logger) }
     }
 
     /// Answers one request and counts it in `metrics` (route template, method, status, latency). Never throws:
@@ -118,6 +122,8 @@ public struct GatewayRouter: Sendable {
             case ("health", 1):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 return try await health()
+            case ("groups", _):
+                return try await groupsEndpoint(request, segments: segments)  // Groups/GroupEndpoints.swift
             case ("metrics", 1):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 _ = try await authorize(request, for: .metrics)
@@ -171,8 +177,10 @@ public struct GatewayRouter: Sendable {
             return .error(.conflict, "duplicate_event_id", error.message)
         case .aggregateNameMismatch:
             return .error(.conflict, "aggregate_name_mismatch", error.message)
-        case .invalidAppend:
+        case .invalidAppend, .invalidDefinition:
             return .error(.badRequest, "bad_request", error.message)
+        case .notFound:
+            return .error(.notFound, "not_found", error.message)
         default:
             configuration.logger.error("store failed", metadata: ["error": "\(error)"])
             return .error(.serviceUnavailable, "store_unavailable", error.message, headers: ["Retry-After": "1"])

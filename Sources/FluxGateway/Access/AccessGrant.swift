@@ -29,7 +29,9 @@ public enum AggregateAccess: Sendable, Equatable {
 /// - `read`: the feed, single events, stream reads and subscriptions; `read:NAME` only events whose
 ///   `aggregate_name` is NAME (repeat for several names);
 /// - `write`: appends; `write:NAME` only appends with `aggregate_name` NAME;
-/// - `metrics`: `GET /metrics`.
+/// - `metrics`: `GET /metrics`;
+/// - `groups`: consumer groups' members (fetch, acknowledge, reject, inspect; what they read stays within `read`);
+///   `groups:admin` also creates, changes and deletes groups and replays parked events.
 /// Other scopes are ignored (a token may carry scopes of other services).
 public struct AccessGrant: Sendable, Equatable {
     /// Who the token names (a JWT's `sub`, a token file entry's `name`); for logs, never the token itself.
@@ -37,6 +39,9 @@ public struct AccessGrant: Sendable, Equatable {
     public var read: AggregateAccess
     public var write: AggregateAccess
     public var metrics: Bool
+    /// Consumer groups: as a member (`groups`), and as their administrator (`groups:admin`).
+    public var consumeGroups = false
+    public var administerGroups = false
     /// When the token stops being valid (a JWT's `exp`); subscriptions end then. `nil`: never.
     public var expiresAt: ContinuousClock.Instant?
 
@@ -52,7 +57,12 @@ public struct AccessGrant: Sendable, Equatable {
     }
 
     /// Everything allowed: what every request gets when the gateway has no access control.
-    public static let unrestricted = AccessGrant(subject: "anonymous", read: .all, write: .all, metrics: true)
+    public static let unrestricted: AccessGrant = {
+        var grant = AccessGrant(subject: "anonymous", read: .all, write: .all, metrics: true)
+        grant.consumeGroups = true
+        grant.administerGroups = true
+        return grant
+    }()
 
     /// A grant from scope strings; unknown scopes are ignored.
     public init(subject: String, scopes: some Sequence<some StringProtocol>, expiresAt: ContinuousClock.Instant? = nil) {
@@ -64,6 +74,8 @@ public struct AccessGrant: Sendable, Equatable {
             case "read": read = read.union(access)
             case "write": write = write.union(access)
             case "metrics" where parts.count == 1: metrics = true
+            case "groups" where parts.count == 1: consumeGroups = true
+            case "groups" where parts[1] == "admin": administerGroups = true
             default: continue
             }
         }

@@ -30,6 +30,10 @@ enum RequiredAccess {
     case read
     case write
     case metrics
+    /// Fetching, settling and inspecting consumer groups (`groups`).
+    case consumeGroups
+    /// Creating, changing, deleting groups and replaying parked events (`groups:admin`).
+    case administerGroups
 }
 
 extension GatewayRequest {
@@ -94,6 +98,10 @@ extension GatewayRouter {
             throw .forbidden("the token of \(grant.subject) has no write scope; appending needs write or write:AGGREGATE_NAME")
         case .metrics where !grant.metrics:
             throw .forbidden("the token of \(grant.subject) has no metrics scope")
+        case .consumeGroups where !grant.consumeGroups && !grant.administerGroups:
+            throw .forbidden("the token of \(grant.subject) has no groups scope; consumer groups need groups (members) or groups:admin")
+        case .administerGroups where !grant.administerGroups:
+            throw .forbidden("the token of \(grant.subject) has no groups:admin scope; changing consumer groups needs it")
         default:
             return grant
         }

@@ -1,0 +1,169 @@
+import FluxCore
+import Logging
+import Synchronization
+
+/// One consumer group at work on this node: its `GroupLedger`, fed from the store and the clock, and what the ledger
+/// decides written back to the store (checkpoint, parked events). Members are named by the caller (HTTP pull: the
+/// `member` parameter, or one made for it on its first fetch).
+actor ConsumerGroupRuntime {
+    typealias Ledger = GroupLedger<ContinuousClock.Instant>
+
+    let definition: ConsumerGroupDefinition
+    private let store: any EventStore & ConsumerGroupStore
+    private let logger: Logger
+    private var ledger: Ledger
+    private var memberIDs: [String: Ledger.MemberID] = [:]
+    private var memberNames: [Ledger.MemberID: String] = [:]
+    private var lastSeen: [Ledger.MemberID: ContinuousClock.Instant] = [:]
+    private var nextMember: Ledger.MemberID = 1
+    /// The checkpoint last written to the store.
+    private var savedCheckpoint: Position
+
+    /// The runtime of a stored group: its parked events are read from the store first (the ledger holds their
+    /// aggregates and can replay them).
+    static func start(record: ConsumerGroupRecord, store: any EventStore & ConsumerGroupStore, logger: Logger) async throws -> ConsumerGroupRuntime {
+        var parked: [Ledger.ParkedEvent] = []
+        for stored in record.parked {
+            let events = try await store.read(after: Position(stored.position.rawValue - 1), limit: 1, filter: .all)
+            guard let event = events.first, event.position == stored.position else { continue }
+            parked.append(Ledger.ParkedEvent(event: event, attempts: stored.attempts, reason: stored.reason))
+        }
+        return ConsumerGroupRuntime(record: record, parked: parked, store: store, logger: logger)
+    }
+
+    private init(record: ConsumerGroupRecord, parked: [Ledger.ParkedEvent], store: any EventStore & ConsumerGroupStore, logger: Logger) {
+        self.definition = record.definition
+        self.store = store
+        self.logger = logger
+        let policy = record.definition.policy
+        var ledgerPolicy = Ledger.Policy()
+        ledgerPolicy.leaseTimeout = policy.leaseTimeout
+        ledgerPolicy.maximumAttempts = policy.maximumAttempts
+        ledgerPolicy.backoff = policy.backoff
+        ledgerPolicy.maximumBackoff = policy.maximumBackoff
+        ledgerPolicy.parkedEvents = policy.holdsAggregateWhileParked ? .holdAggregate : .continueAggregate
+        self.ledger = Ledger(checkpoint: record.checkpoint, parked: parked, policy: ledgerPolicy)
+        self.savedCheckpoint = record.checkpoint
+    }
+
+    /// What `GET /groups/{name}` shows of the group at work.
+    struct Status: Sendable {
+        var statistics: Ledger.Statistics
+        var members: [String]
+    }
+
+    var status: Status {
+        Status(statistics: ledger.statistics, members: memberNames.values.sorted())
+    }
+
+    /// Leases up to `max` events to `member` (made up when `nil`), waiting up to `wait` for some.
+    func fetch(member name: String?, max: Int, wait: Duration) async throws -> (member: String, deliveries: [Ledger.Delivery]) {
+        let now = ContinuousClock.now
+        let name = name ?? "member-\(nextMember)-\(UInt32.random(in: 0...UInt32.max))"
+        let id = join(name, credit: max, now: now)
+        let deadline = now.advanced(by: wait)
+        while true {
+            forgetIdleMembers(now: ContinuousClock.now, except: id)
+            try await fill()
+            let deliveries = try ledger.lease(to: id, max: max, now: ContinuousClock.now)
+            try await persist()
+            let remaining = deadline - ContinuousClock.now
+            if !deliveries.isEmpty || remaining <= .zero { return (name, deliveries) }
+            // New events, a lapsed lease or an ended backoff: look again within 100 ms.
+            _ = try await store.waitForHead(beyond: ledger.readThrough, timeout: min(remaining, .milliseconds(100)))
+            try Task.checkCancellation()
+        }
+    }
+
+    /// `member` processed these events.
+    func acknowledge(_ positions: [Position], by name: String) async throws {
+        guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
+        lastSeen[id] = ContinuousClock.now
+        try ledger.acknowledge(positions, by: id)
+        try await persist()
+    }
+
+    /// `member` failed to process the event at `position`.
+    func reject(_ position: Position, by name: String, reason: String) async throws {
+        guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
+        lastSeen[id] = ContinuousClock.now
+        try ledger.reject(position, by: id, reason: reason, now: ContinuousClock.now)
+        try await persist()
+    }
+
+    /// Hands a parked event out again (or every parked event when `position` is `nil`).
+    func replay(_ position: Position?) async throws {
+        if let position {
+            try ledger.replay(position)
+        } else {
+            ledger.replayAll()
+        }
+    }
+
+    // MARK: Internals
+
+    private func join(_ name: String, credit: Int, now: ContinuousClock.Instant) -> Ledger.MemberID {
+        let id: Ledger.MemberID
+        if let known = memberIDs[name] {
+            id = known
+        } else {
+            id = nextMember
+            nextMember += 1
+            memberIDs[name] = id
+            memberNames[id] = name
+        }
+        ledger.join(id, credit: credit)
+        lastSeen[id] = now
+        return id
+    }
+
+    /// A pull member that has not been seen for a lease timeout has gone: its leases lapsed already, and it no longer
+    /// counts as a member.
+    private func forgetIdleMembers(now: ContinuousClock.Instant, except kept: Ledger.MemberID) {
+        for (id, seen) in lastSeen where id != kept && now - seen > definition.policy.leaseTimeout {
+            ledger.leave(id, now: now)
+            lastSeen[id] = nil
+            if let name = memberNames.removeValue(forKey: id) { memberIDs[name] = nil }
+        }
+    }
+
+    /// Reads what the window has room for; an actor's other calls may run meanwhile, so a read that another fill
+    /// overtook is dropped.
+    private func fill() async throws {
+        ledger.expire(now: ContinuousClock.now)
+        let wanted = ledger.wantedEvents
+        guard wanted > 0 else { return }
+        let after = ledger.readThrough
+        let head = try await store.head()
+        guard head > after else { return }
+        let events = try await store.read(after: after, limit: min(wanted, 1000), filter: definition.filter)
+        guard ledger.readThrough == after else { return }
+        // A short page saw everything up to the head read before it.
+        let through = events.count < min(wanted, 1000) ? max(head, events.last?.position ?? after) : (events.last?.position ?? after)
+        ledger.add(events, readThrough: through)
+    }
+
+    /// Writes what the ledger changed: parked and resolved events at once, the checkpoint when it moved.
+    private func persist() async throws {
+        var checkpoint: Position?
+        for change in ledger.takeChanges() {
+            switch change {
+            case .checkpoint(let position):
+                checkpoint = position
+            case .parked(let parked):
+                logger.warning(
+                    "a consumer group parked an event",
+                    metadata: ["group": "\(definition.name)", "position": "\(parked.event.position)", "attempts": "\(parked.attempts)", "reason": "\(parked.reason)"])
+                try await store.parkConsumerGroupEvent(
+                    ParkedGroupEvent(position: parked.event.position, attempts: parked.attempts, reason: parked.reason, parkedAt: Timestamp.nowMilliseconds()),
+                    group: definition.name)
+            case .resolved(let position):
+                _ = try await store.unparkConsumerGroupEvent(at: position, group: definition.name)
+            }
+        }
+        if let checkpoint, checkpoint != savedCheckpoint {
+            try await store.saveConsumerGroupCheckpoint(checkpoint, group: definition.name, reset: false)
+            savedCheckpoint = checkpoint
+        }
+    }
+}
