@@ -18,6 +18,9 @@ actor ConsumerGroupRuntime {
     private var nextMember: Ledger.MemberID = 1
     /// The checkpoint last written to the store.
     private var savedCheckpoint: Position
+    private let pages = PageSizer(byteBudget: 4 << 20)
+    /// The most members a group keeps at once; a new one beyond it is refused until idle ones are forgotten.
+    static let maximumMembers = 1000
 
     /// The runtime of a stored group: its parked events are read from the store first (the ledger holds their
     /// aggregates and can replay them).
@@ -60,7 +63,7 @@ actor ConsumerGroupRuntime {
     func fetch(member name: String?, max: Int, wait: Duration) async throws -> (member: String, deliveries: [Ledger.Delivery]) {
         let now = ContinuousClock.now
         let name = name ?? "member-\(nextMember)-\(UInt32.random(in: 0...UInt32.max))"
-        let id = join(name, credit: max, now: now)
+        let id = try join(name, credit: max, now: now)
         let deadline = now.advanced(by: wait)
         while true {
             forgetIdleMembers(now: ContinuousClock.now, except: id)
@@ -102,11 +105,13 @@ actor ConsumerGroupRuntime {
 
     // MARK: Internals
 
-    private func join(_ name: String, credit: Int, now: ContinuousClock.Instant) -> Ledger.MemberID {
+    private func join(_ name: String, credit: Int, now: ContinuousClock.Instant) throws(TooManyMembers) -> Ledger.MemberID {
         let id: Ledger.MemberID
         if let known = memberIDs[name] {
             id = known
         } else {
+            forgetIdleMembers(now: now, except: 0)
+            guard memberIDs.count < Self.maximumMembers else { throw TooManyMembers(group: definition.name) }
             id = nextMember
             nextMember += 1
             memberIDs[name] = id
@@ -136,10 +141,11 @@ actor ConsumerGroupRuntime {
         let after = ledger.readThrough
         let head = try await store.head()
         guard head > after else { return }
-        let events = try await store.read(after: after, limit: min(wanted, 1000), filter: definition.filter)
+        // Pages of about 4 MiB whatever the events' size (PageSizer), so that one read never holds much more.
+        let (events, continues) = try await pages.read(from: store, after: after, limit: min(wanted, 1000), filter: definition.filter)
         guard ledger.readThrough == after else { return }
-        // A short page saw everything up to the head read before it.
-        let through = events.count < min(wanted, 1000) ? max(head, events.last?.position ?? after) : (events.last?.position ?? after)
+        // A page that does not continue saw everything up to the head read before it.
+        let through = continues ? (events.last?.position ?? after) : max(head, events.last?.position ?? after)
         ledger.add(events, readThrough: through)
     }
 
@@ -166,4 +172,9 @@ actor ConsumerGroupRuntime {
             savedCheckpoint = checkpoint
         }
     }
+}
+
+/// A group has ``ConsumerGroupRuntime/maximumMembers`` members already (each seen within its lease timeout).
+struct TooManyMembers: Error {
+    var group: String
 }

@@ -216,7 +216,16 @@ extension GatewayRouter {
         } else if case .none = grant.read {
             throw AccessDenied.forbidden("this token has no read scope; a group's members read its events")
         }
-        let (memberName, deliveries) = try await runtime.fetch(member: member, max: max, wait: wait)
+        let memberName: String
+        let deliveries: [ConsumerGroupRuntime.Ledger.Delivery]
+        do {
+            (memberName, deliveries) = try await runtime.fetch(member: member, max: max, wait: wait)
+        } catch let full as TooManyMembers {
+            return .error(
+                .serviceUnavailable, "too_many_members",
+                "group \(full.group) has its maximum of \(ConsumerGroupRuntime.maximumMembers) members; reuse a member name, or retry once idle members lapse",
+                headers: ["Retry-After": "5"])
+        }
         let encoder = EnvelopeEncoder(baseURL: baseURL(for: request))
         var json = JSONWriter(buffer: ByteBuffer())
         json.raw("{"); json.key("member"); json.string(memberName); json.raw(","); json.key("events"); json.raw("[")

@@ -44,8 +44,11 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
         var backoff: Duration = .milliseconds(500)
         var maximumBackoff: Duration = .seconds(60)
         var parkedEvents: ParkedEvents = .holdAggregate
-        /// Events held ahead of the checkpoint (read from the store, not yet acknowledged).
+        /// Events held ahead of the checkpoint (read from the store, not yet acknowledged)…
         var window = 10_000
+        /// …and their payload bytes: no more is read while the window holds this much (large events make a window
+        /// of fewer events; at least one is always read).
+        var windowBytes = 32 << 20
 
         /// The wait before attempt `attempt + 1`, after `attempt` failed ones.
         func backoff(after attempt: Int) -> Duration {
@@ -182,8 +185,15 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
 
     // MARK: Events from the store
 
-    /// How many events the window has room for (read them after ``readThrough``).
-    var wantedEvents: Int { max(0, policy.window - (order.count - front)) }
+    /// How many events the window has room for (read them after ``readThrough``): none while its payloads take
+    /// ``Policy/windowBytes``.
+    var wantedEvents: Int {
+        guard windowBytes < policy.windowBytes else { return 0 }
+        return max(0, policy.window - (order.count - front))
+    }
+
+    /// Payload bytes of the events in the window.
+    private(set) var windowBytes = 0
 
     /// Adds events read from the store after ``readThrough``, in position order, and moves ``readThrough`` to
     /// `through` (at least the last event's position: a filtered read may have looked further).
@@ -194,6 +204,7 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
             readThrough = event.position
             order.append(position)
             entries[position] = Entry(event: event)
+            windowBytes += event.payload.bytes.count
             var aggregate = aggregates[event.aggregateID, default: Aggregate()]
             aggregate.queue.append(position)
             let wasIdle = aggregate.queue.count == 1
@@ -271,6 +282,7 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
             acknowledged += 1
             if entry.replayed {
                 entries[raw] = nil
+                if raw > checkpoint.rawValue { windowBytes -= entry.event.payload.bytes.count }  // it was in the window
                 changes.append(.resolved(position))
             } else {
                 entries[raw]?.state = .done
@@ -416,6 +428,7 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
             // In the window it is done (the checkpoint may pass it: the parked list keeps it); a replayed one is not
             // in the window.
             entries[position] = entry.replayed ? nil : Entry(event: entry.event, state: .done, failures: entry.failures)
+            if entry.replayed, position > checkpoint.rawValue { windowBytes -= entry.event.payload.bytes.count }
             if policy.parkedEvents == .holdAggregate { aggregate.heldBy = position }
             aggregates[aggregateID] = aggregate
             offer(aggregateID)
@@ -438,7 +451,9 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
         while front < order.count {
             let position = order[front]
             // No entry: a replayed event acknowledged while still in the window.
-            if let entry = entries[position], entry.state != .done { break }
+            let entry = entries[position]
+            if let entry, entry.state != .done { break }
+            windowBytes -= entry?.event.payload.bytes.count ?? 0
             entries[position] = nil
             front += 1
             checkpoint = Position(position)
