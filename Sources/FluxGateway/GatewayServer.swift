@@ -70,9 +70,15 @@ public final class GatewayServer: Service, Sendable {
         state.withLockedValue { $0.serverChannel?.localAddress?.port }
     }
 
-    /// Binds and starts accepting connections; returns the bound port.
+    /// Binds and starts accepting connections; returns the bound port. The subscription hub runs in a task that
+    /// ``stop(timeout:)`` ends (``run()`` runs it as a child task instead).
     @discardableResult
     public func start() async throws -> Int {
+        try await start(hubInTask: true)
+    }
+
+    @discardableResult
+    private func start(hubInTask: Bool) async throws -> Int {
         let router = self.router
         let logger = configuration.logger
         let tls = configuration.tls
@@ -110,25 +116,13 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
         let hub = self.hub
-        let hubTask = Task {
-            while !Task.isCancelled {
-                do {
-                    try await hub.run()
-                } catch is CancellationError {
-                    return
-                } catch {
-                    // Live subscribers stay attached; the hub resumes from where it stopped.
-                    logger.error("the subscription hub failed; retrying in 1 s", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            }
-        }
+        let hubTask = hubInTask ? Task { await Self.runHub(hub, logger: logger) } : nil
         let channel: any Channel
         do {
             channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         } catch {
-            hubTask.cancel()
-            await hubTask.value
+            hubTask?.cancel()
+            await hubTask?.value
             throw error
         }
         state.withLockedValue {
@@ -244,11 +238,32 @@ public final class GatewayServer: Service, Sendable {
         configuration.logger.info("fluxgate gateway stopped")
     }
 
-    /// Runs until the service group shuts down gracefully, then stops.
+    /// Runs until the service group shuts down gracefully (or the task is cancelled), then stops; the subscription
+    /// hub is a child task, so nothing of the gateway outlives this call.
     public func run() async throws {
-        try await start()
-        try? await gracefulShutdown()
-        await stop()
+        let (hub, logger) = (self.hub, configuration.logger)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await Self.runHub(hub, logger: logger) }
+            try await start(hubInTask: false)
+            try? await gracefulShutdown()
+            group.cancelAll()  // the hub's child task only; it ends while `stop()` detaches its subscribers
+            await stop()
+        }
+    }
+
+    /// Runs the subscription hub until cancelled, restarting it a second after a failure (live subscribers stay
+    /// attached; the hub resumes from where it stopped).
+    private static func runHub(_ hub: SubscriptionHub, logger: Logger) async {
+        while !Task.isCancelled {
+            do {
+                try await hub.run()
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.error("the subscription hub failed; retrying in 1 s", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
     }
 }
 

@@ -45,25 +45,20 @@ public final class PostgresEventStore: EventStore {
     private let closed = Atomic<Bool>(false)
 
     private init(
-        client: PostgresClient, runTask: Task<Void, Never>, location: PostgresLocation, epoch: StoreEpoch, head: Int64,
-        options: Options, logger: Logger, clock: @escaping @Sendable () -> Int64
+        client: PostgresClient, location: PostgresLocation, epoch: StoreEpoch, head: Int64, options: Options, logger: Logger,
+        clock: @escaping @Sendable () -> Int64
     ) {
         self.client = client
         self.location = location
         self.epoch = epoch
         self.options = options
         self.logger = logger
-        let signal = HeadSignal(head: Position(head))
-        self.signal = signal
+        self.signal = HeadSignal(head: Position(head))
         self.writer = PostgresGroupCommitter(
             client: client, location: location, signal: signal, clock: clock, timeout: options.operationTimeout,
             batchesInFlight: max(1, options.batchesInFlight), logger: logger
         )
-        let watch = Task {
-            await Self.watchHead(
-                client: client, signal: signal, pollInterval: options.headPollInterval, timeout: options.operationTimeout, logger: logger)
-        }
-        self.tasks = Mutex((runTask, watch))
+        self.tasks = Mutex((nil, nil))
     }
 
     /// Connects to the database, brings its schema up to date (named migrations, run once even when several nodes
@@ -80,6 +75,23 @@ public final class PostgresEventStore: EventStore {
         )
         let runTask = Task { await client.run() }
         do {
+            let store = try await opening(client: client, location: location, options: options, logger: logger, clock: clock)
+            let watch = Task { await store.watchHead() }
+            store.tasks.withLock { $0 = (runTask, watch) }
+            return store
+        } catch {
+            runTask.cancel()
+            _ = await awaitEnd(of: runTask, within: closeLimit)
+            throw error
+        }
+    }
+
+    /// Migrates the database through `client` (which must be running) and makes the store; the caller runs its head
+    /// watcher (``watchHead()``).
+    static func opening(
+        client: PostgresClient, location: PostgresLocation, options: Options, logger: Logger, clock: @escaping @Sendable () -> Int64
+    ) async throws -> PostgresEventStore {
+        do {
             let (epoch, head) = try await withTimeout(options.operationTimeout, "connecting to \(location)") {
                 try await client.withConnection { connection in
                     let epoch = try await PostgresEventSchema.migrate(connection, location: location, logger: logger)
@@ -88,12 +100,9 @@ public final class PostgresEventStore: EventStore {
             }
             logger.info("opened the PostgreSQL event store", metadata: ["database": "\(location)", "head": "\(head)", "epoch": "\(epoch)"])
             return PostgresEventStore(
-                client: client, runTask: runTask, location: location, epoch: epoch, head: head, options: options, logger: logger,
-                clock: clock
+                client: client, location: location, epoch: epoch, head: head, options: options, logger: logger, clock: clock
             )
         } catch {
-            runTask.cancel()
-            _ = await awaitEnd(of: runTask, within: closeLimit)
             if let error = error as? StoreError { throw error }
             throw StoreError(
                 .storeUnavailable,
@@ -102,7 +111,8 @@ public final class PostgresEventStore: EventStore {
         }
     }
 
-    /// Refuses new appends, waits for queued appends to be answered, and disconnects. Closing twice is harmless.
+    /// Refuses new appends, waits for queued appends to be answered, and disconnects (a store run by a
+    /// ``Service`` disconnects when that service ends). Closing twice is harmless.
     public func close() async {
         await writer.close()
         closed.store(true, ordering: .releasing)
@@ -212,7 +222,10 @@ public final class PostgresEventStore: EventStore {
 
     /// Follows the head of the database: LISTEN for the writers' notifications (reconnecting with backoff when the
     /// connection drops, and reading the head on every reconnect), and poll it as a safety net.
-    private static func watchHead(client: PostgresClient, signal: HeadSignal, pollInterval: Duration, timeout: Duration, logger: Logger) async {
+    /// Follows the head until cancelled: a `LISTEN` connection for other nodes' commits and a poll every
+    /// `headPollInterval` as a safety net.
+    func watchHead() async {
+        let (client, signal, pollInterval, timeout, logger) = (client, signal, options.headPollInterval, options.operationTimeout, logger)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 var failures = 0

@@ -201,8 +201,7 @@ struct ServeCommand: AsyncParsableCommand {
         // fast, with the port or the file named.
         try await ListenAddressCheck.check(host: host, port: port)
         let tls = try tlsCert.map { try GatewayTLS(certificateChainFile: $0, privateKeyFile: tlsKey ?? "") }
-        let opened = try await store.open()
-        logger.info("store opened", metadata: ["store": "\(store)", "epoch": "\(opened.store.epoch)"])
+        let served = try await store.openForServing(logger: logger)
         var configuration = GatewayConfiguration(
             host: host, port: port, publicURL: publicURL, maxRequestBodySize: maxBodySize, allowedOrigins: Set(allowedOrigins),
             maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress, maxHeaderSize: maxHeaderSize,
@@ -213,26 +212,46 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.tls = tls
         configuration.trustedProxies = Set(trustedProxies)
         configuration.pingInterval = .milliseconds(Int64(pingInterval * 1000))
-        let server = GatewayServer(store: opened.store, configuration: configuration)
+        let storeName = store.description
+        let gateway = GatewayLauncher(
+            store: served.store, configuration: configuration, storeName: storeName, logger: logger
+        )
+        // In shutdown order, last first: the memory reclaimer, the gateway (its connections, its hub), then the
+        // store's own service (queued appends answered, head watcher, connection pool).
+        let services: [ServiceGroupConfiguration.ServiceConfiguration] =
+            (served.service.map { [.init(service: $0)] } ?? []) + [
+                .init(service: gateway),
+                // Freed memory goes back to the system after a burst (it ends with the gateway, quietly).
+                .init(service: MemoryReclaimer(), successTerminationBehavior: .ignore),
+            ]
         let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: server),
-                    // Freed memory goes back to the system after a burst (it ends with the gateway, quietly).
-                    .init(service: MemoryReclaimer(), successTerminationBehavior: .ignore),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+            configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         do {
             try await group.run()
+        } catch let error as StoreError where served.service != nil {
+            try? await served.close()
+            throw ValidationError("cannot open the PostgreSQL store at \(storeName): \(error)")
         } catch {
-            try? await opened.close()
+            try? await served.close()
             throw error
         }
-        try await opened.close()
+        try await served.close()
         logger.info("store closed")
+    }
+}
+
+/// Starts the gateway once its store is open (a PostgreSQL store opens inside the service group, before this).
+struct GatewayLauncher: Service {
+    let store: @Sendable () async throws -> any EventStore
+    let configuration: GatewayConfiguration
+    let storeName: String
+    let logger: Logger
+
+    func run() async throws {
+        let store = try await store()
+        logger.info("store opened", metadata: ["store": "\(storeName)", "epoch": "\(store.epoch)"])
+        try await GatewayServer(store: store, configuration: configuration).run()
     }
 }
 

@@ -1,8 +1,10 @@
 import ArgumentParser
 import FluxCore
+import Logging
 import FluxPostgres
 import FluxSQLite
 import Foundation
+import ServiceLifecycle
 
 /// Where the events live: `sqlite:PATH` (the default, one file, no server), `postgres://user:password@host:port/db`
 /// (several gateway nodes on one database) or `memory`.
@@ -62,6 +64,31 @@ extension StoreLocation {
             } catch {
                 throw ValidationError("cannot open the PostgreSQL store at \(location): \(error)")
             }
+        }
+    }
+}
+
+/// The store of `serve`: opened before the gateway starts, or (PostgreSQL) by a service that runs its connection
+/// pool and head watcher inside the gateway's service group.
+struct ServedStore: Sendable {
+    /// Runs the store's background work; first in the service group, so it is shut down last.
+    var service: (any Service)?
+    /// The store, once open.
+    var store: @Sendable () async throws -> any EventStore
+    /// Closes what `service` does not.
+    var close: @Sendable () async throws -> Void
+}
+
+extension StoreLocation {
+    /// Opens the store for `serve`: memory and SQLite at once, PostgreSQL inside the service group.
+    func openForServing(logger: Logger) async throws -> ServedStore {
+        switch self {
+        case .memory, .sqlite:
+            let opened = try await open()
+            return ServedStore(service: nil, store: { opened.store }, close: opened.close)
+        case .postgres(let location):
+            let service = PostgresEventStore.Service(location: location, logger: logger)
+            return ServedStore(service: service, store: { try await service.store() }, close: {})
         }
     }
 }

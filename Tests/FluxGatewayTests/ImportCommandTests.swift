@@ -181,10 +181,11 @@ import Testing
     }
 
     @Test func anUnreachableFeedFailsNamingTheURL() async throws {
-        let feed = try await OriginalFluxFeedServer.start(events: [])
-        let url = feed.baseURL
-        await feed.stop()
+        // Held closed for the whole test: a port just closed may be taken by another test's server at once.
+        let closed = try ClosedPort()
+        let url = "http://127.0.0.1:\(closed.port)"
         let result = try await runImport([url, "--store", "memory", "--aggregate-id-field", "account_id"])
+        withExtendedLifetime(closed) {}
         #expect(result.status == 1)
         #expect(result.errors.contains("\(url)/events?offset=0"), "\(result.errors)")
     }

@@ -257,7 +257,7 @@ def run_checks(driver, page_url, gateway, expected_transport):
 
     row.find_element(By.CSS_SELECTOR, "td.type").click()
     shown = wait_for("the clicked event's payload was not shown",
-                     lambda: (lambda t: t if token in t else None)(text_of("#payload")), timeout=5)
+                     lambda: (lambda t: t if token in t else None)(text_of("#payload")), timeout=15)
     try:
         shown_payload = json.loads(shown)
     except json.JSONDecodeError as error:
@@ -271,7 +271,7 @@ def run_checks(driver, page_url, gateway, expected_transport):
     row.find_element(By.CSS_SELECTOR, "a.aggregate-link").click()
     stream_row = wait_for(f"the stream view of {aggregate_id} did not list its event",
                           lambda: driver.find_elements(By.CSS_SELECTOR, f'#stream-events tr[data-position="{position}"]'),
-                          timeout=5)[0]
+                          timeout=15)[0]
     if event_type not in stream_row.text:
         raise CheckFailed(f"the stream view's row does not show {event_type!r}: {stream_row.text!r}")
     log(f"the stream view lists {aggregate_id}")
@@ -314,12 +314,12 @@ def run_extended_checks(driver, gateway, screenshot):
         ids = [row.get_attribute("data-aggregate-id") for row in driver.find_elements(By.CSS_SELECTOR, "#streams-rows tr")]
         return ids
     first = wait_for("the stream list did not show a first page of 20 list-… streams",
-                     lambda: (lambda ids: ids if len(ids) == 20 and all(i.startswith("list-") for i in ids) else None)(listed()), timeout=5)
+                     lambda: (lambda ids: ids if len(ids) == 20 and all(i.startswith("list-") for i in ids) else None)(listed()), timeout=15)
     if first != sorted(first):
         raise CheckFailed(f"the stream list is not in aggregate id order: {first}")
     driver.find_element(By.ID, "streams-more").click()
     expected = [f"list-{index:02d}" for index in range(25)]
-    wait_for("the stream list's next page did not add list-20 … list-24", lambda: listed() == expected, timeout=5)
+    wait_for("the stream list's next page did not add list-20 … list-24", lambda: listed() == expected, timeout=15)
     if driver.find_elements(By.ID, "streams-more"):
         raise CheckFailed("the stream list offers another page after its last one")
     log("the stream list shows list-00 … list-24 in two pages")
@@ -328,7 +328,7 @@ def run_extended_checks(driver, gateway, screenshot):
     driver.find_element(By.CSS_SELECTOR, f'#streams-rows tr[data-aggregate-id="{target}"] td').click()
     count = wait_for(f"clicking {target} in the list did not open its stream",
                      lambda: len(driver.find_elements(By.CSS_SELECTOR, "#stream-events tr"))
-                     if driver.find_element(By.ID, "stream-id").get_attribute("value") == target else 0, timeout=5)
+                     if driver.find_element(By.ID, "stream-id").get_attribute("value") == target else 0, timeout=15)
     log(f"clicking {target} opened its stream ({count} events)")
 
     # The open stream follows live appends.
@@ -349,7 +349,7 @@ def run_extended_checks(driver, gateway, screenshot):
     driver.find_element(By.ID, "older").click()
     older = wait_for("the Older button did not show the page before the live rows",
                      lambda: [int(row.get_attribute("data-position")) for row in driver.find_elements(By.CSS_SELECTOR, "#history-events tr")]
-                     if driver.find_element(By.ID, "live-panel").get_attribute("data-mode") == "history" else None, timeout=5)
+                     if driver.find_element(By.ID, "live-panel").get_attribute("data-mode") == "history" else None, timeout=15)
     if older[0] != oldest - 1 or older != sorted(older, reverse=True) or len(older) != min(50, oldest - 1):
         raise CheckFailed(f"the older page holds {older[:3]}…{older[-3:]} ({len(older)} events); expected {oldest - 1} down, 50 of them")
     if any(row.is_displayed() for row in driver.find_elements(By.CSS_SELECTOR, "#live-events tr")):
@@ -367,7 +367,7 @@ def run_extended_checks(driver, gateway, screenshot):
         if step == "with an older page":
             driver.find_element(By.ID, "older").click()
             wait_for("the older page did not show at 360 px",
-                     lambda: driver.find_element(By.ID, "live-panel").get_attribute("data-mode") == "history", timeout=5)
+                     lambda: driver.find_element(By.ID, "live-panel").get_attribute("data-mode") == "history", timeout=15)
         if step == "scrolled to the stream":
             driver.execute_script("document.getElementById('stream-panel').scrollIntoView()")
         width, inner = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
