@@ -88,17 +88,58 @@ public struct ParkedGroupEvent: Hashable, Sendable {
     }
 }
 
-/// A consumer group as it is stored: its definition, its checkpoint and its parked events (oldest first).
+/// A consumer group as it is stored: its definition, its checkpoint, the events acknowledged after the checkpoint,
+/// and its parked events (oldest first).
 public struct ConsumerGroupRecord: Hashable, Sendable {
     public var definition: ConsumerGroupDefinition
     /// Every matching event up to here was acknowledged or parked.
     public var checkpoint: Position
+    /// Events after the checkpoint that were acknowledged already (an earlier one was not yet), as ascending,
+    /// disjoint ranges: a restarted group does not deliver them again.
+    public var acknowledged: [ClosedRange<Position>]
     public var parked: [ParkedGroupEvent]
 
-    public init(definition: ConsumerGroupDefinition, checkpoint: Position, parked: [ParkedGroupEvent] = []) {
+    public init(
+        definition: ConsumerGroupDefinition, checkpoint: Position, acknowledged: [ClosedRange<Position>] = [], parked: [ParkedGroupEvent] = []
+    ) {
         self.definition = definition
         self.checkpoint = checkpoint
+        self.acknowledged = acknowledged
         self.parked = parked
+    }
+}
+
+/// Position ranges as stores keep them in one text column: `"5-9,12,15-20"` (ascending, disjoint).
+public enum PositionRanges {
+    /// The ranges covering `positions` (any order; repeats are fine).
+    public static func ranges(of positions: some Sequence<Position>) -> [ClosedRange<Position>] {
+        var ranges: [ClosedRange<Position>] = []
+        for position in positions.sorted() {
+            if let last = ranges.last, position <= last.upperBound.next {
+                ranges[ranges.count - 1] = last.lowerBound...max(last.upperBound, position)
+            } else {
+                ranges.append(position...position)
+            }
+        }
+        return ranges
+    }
+
+    public static func encode(_ ranges: [ClosedRange<Position>]) -> String {
+        ranges.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",")
+    }
+
+    /// `nil` for text that is not ascending, disjoint ranges of positive positions.
+    public static func decode(_ text: String) -> [ClosedRange<Position>]? {
+        guard !text.isEmpty else { return [] }
+        var ranges: [ClosedRange<Position>] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let low = Int64(bounds[0]), let high = Int64(bounds[bounds.count - 1]),
+                low > 0, low <= high, (ranges.last?.upperBound.rawValue ?? 0) < low
+            else { return nil }
+            ranges.append(Position(low)...Position(high))
+        }
+        return ranges
     }
 }
 
@@ -118,9 +159,10 @@ public protocol ConsumerGroupStore: Sendable {
     func updateConsumerGroup(_ definition: ConsumerGroupDefinition) async throws
     /// Deletes a group with its checkpoint and parked events; whether it existed.
     func deleteConsumerGroup(named name: String) async throws -> Bool
-    /// Moves a group's checkpoint: forward as it acknowledges, or anywhere when an operator resets it (a reset also
-    /// drops the parked events after the new checkpoint: they will be delivered again).
-    func saveConsumerGroupCheckpoint(_ position: Position, group name: String, reset: Bool) async throws
+    /// Saves a group's progress: its checkpoint and the events acknowledged after it (replacing the ones saved
+    /// before). The checkpoint moves forward as the group acknowledges, or anywhere when an operator resets it (a
+    /// reset also drops the parked events after the new checkpoint: they will be delivered again).
+    func saveConsumerGroupCheckpoint(_ position: Position, acknowledged: [ClosedRange<Position>], group name: String, reset: Bool) async throws
     /// Records a parked event (replacing an earlier record of the same position).
     func parkConsumerGroupEvent(_ parked: ParkedGroupEvent, group name: String) async throws
     /// Forgets a parked event (replayed and acknowledged); whether it was parked.

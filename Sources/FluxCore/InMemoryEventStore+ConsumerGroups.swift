@@ -30,10 +30,11 @@ extension InMemoryEventStore: ConsumerGroupStore {
         consumerGroupRecords.withLock { $0.removeValue(forKey: name) != nil }
     }
 
-    public func saveConsumerGroupCheckpoint(_ position: Position, group name: String, reset: Bool) async throws {
+    public func saveConsumerGroupCheckpoint(_ position: Position, acknowledged: [ClosedRange<Position>], group name: String, reset: Bool) async throws {
         try consumerGroupRecords.withLock { (groups: inout [String: ConsumerGroupRecord]) throws(StoreError) in
             guard var record = groups[name] else { throw Self.unknownGroup(name) }
             record.checkpoint = position
+            record.acknowledged = acknowledged
             if reset { record.parked.removeAll { $0.position > position } }
             groups[name] = record
         }

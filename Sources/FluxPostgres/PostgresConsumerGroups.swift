@@ -4,7 +4,7 @@ import Logging
 import PostgresNIO
 
 /// Consumer groups' state in the store's database (migration `events-v6-consumer-groups`), shared by every node: a
-/// row per group in `fluxgate_consumer_groups` (definition and checkpoint), a row per parked event in
+/// row per group in `fluxgate_consumer_groups` (definition, checkpoint, acknowledged ranges after it), a row per parked event in
 /// `fluxgate_consumer_group_parked` (deleted with its group). Each call is one statement, so it is atomic by itself.
 extension PostgresEventStore: ConsumerGroupStore {
     public func consumerGroups() async throws -> [ConsumerGroupRecord] {
@@ -58,13 +58,14 @@ extension PostgresEventStore: ConsumerGroupStore {
         }
     }
 
-    public func saveConsumerGroupCheckpoint(_ position: Position, group name: String, reset: Bool) async throws {
+    public func saveConsumerGroupCheckpoint(_ position: Position, acknowledged: [ClosedRange<Position>], group name: String, reset: Bool) async throws {
         guard EventKey.isPrintable(name) else { throw Self.unknownGroup(name) }
-        let (logger, raw) = (self.logger, position.rawValue)
+        let (logger, raw, acknowledged) = (self.logger, position.rawValue, PositionRanges.encode(acknowledged))
         let saved = try await reading { connection in
             try await connection.query(
                 """
-                WITH saved AS (UPDATE fluxgate_consumer_groups SET checkpoint = \(raw) WHERE name = \(name) RETURNING name),
+                WITH saved AS (
+                    UPDATE fluxgate_consumer_groups SET checkpoint = \(raw), acknowledged = \(acknowledged) WHERE name = \(name) RETURNING name),
                     dropped AS (DELETE FROM fluxgate_consumer_group_parked
                         WHERE \(reset) AND group_name IN (SELECT name FROM saved) AND position > \(raw))
                 SELECT name FROM saved
@@ -114,14 +115,14 @@ extension PostgresEventStore: ConsumerGroupStore {
     private func groupRecords(named name: String?) async throws -> [ConsumerGroupRecord] {
         let logger = self.logger
         let (groups, parked) = try await reading { connection in
-            var groups: [(String, String, Int64, Int64, Int64, Int64, Int64, Int64, Bool)] = []
+            var groups: [(String, String, Int64, Int64, Int64, Int64, Int64, Int64, Bool, String)] = []
             let groupRows = try await connection.query(
                 """
                 SELECT name, filter, start_position, checkpoint, lease_timeout_ms, maximum_attempts, backoff_ms, maximum_backoff_ms,
-                    holds_aggregate FROM fluxgate_consumer_groups WHERE \(name == nil) OR name = \(name ?? "") ORDER BY name COLLATE "C"
+                    holds_aggregate, acknowledged FROM fluxgate_consumer_groups WHERE \(name == nil) OR name = \(name ?? "") ORDER BY name COLLATE "C"
                 """, logger: logger
             )
-            for try await row in groupRows.decode((String, String, Int64, Int64, Int64, Int64, Int64, Int64, Bool).self) { groups.append(row) }
+            for try await row in groupRows.decode((String, String, Int64, Int64, Int64, Int64, Int64, Int64, Bool, String).self) { groups.append(row) }
             var parked: [String: [ParkedGroupEvent]] = [:]
             let parkedRows = try await connection.query(
                 """
@@ -135,7 +136,7 @@ extension PostgresEventStore: ConsumerGroupStore {
             return (groups, parked)
         }
         return try groups.map { row in
-            let (name, filterText, start, checkpoint, lease, attempts, backoff, maximumBackoff, holds) = row
+            let (name, filterText, start, checkpoint, lease, attempts, backoff, maximumBackoff, holds, acknowledgedText) = row
             guard let filter = try? JSONDecoder().decode(EventFilter.self, from: Data(filterText.utf8)) else {
                 throw StoreError(.corrupted, "consumer group \(name) has a filter that is not JSON: \(filterText.prefix(200))")
             }
@@ -149,7 +150,11 @@ extension PostgresEventStore: ConsumerGroupStore {
             } catch {
                 throw StoreError(.corrupted, "consumer group \(name) is stored with a definition this fluxgate refuses: \(error)")
             }
-            return ConsumerGroupRecord(definition: definition, checkpoint: Position(checkpoint), parked: parked[name] ?? [])
+            guard let acknowledged = PositionRanges.decode(acknowledgedText) else {
+                throw StoreError(.corrupted, "consumer group \(name) has acknowledged positions that are not ranges: \(acknowledgedText.prefix(200))")
+            }
+            return ConsumerGroupRecord(
+                definition: definition, checkpoint: Position(checkpoint), acknowledged: acknowledged, parked: parked[name] ?? [])
         }
     }
 

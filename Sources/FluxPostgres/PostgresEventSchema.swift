@@ -267,6 +267,11 @@ enum PostgresEventSchema {
                 """,
             ]
         ),
+        (
+            // Events a group acknowledged after its checkpoint (`5-9,12`), so that a restart does not deliver them again.
+            "events-v7-group-acknowledged",
+            ["ALTER TABLE fluxgate_consumer_groups ADD COLUMN acknowledged TEXT NOT NULL DEFAULT ''"]
+        ),
     ]
 
     /// Brings the database's schema up to date and returns the store's epoch (made by the first migration run).

@@ -2,8 +2,8 @@ import FluxCore
 import Foundation
 import GRDB
 
-/// Consumer groups' state in the event store's own file (migration `events-v2-consumer-groups`): a row per group in
-/// `consumer_groups` (definition and checkpoint), a row per parked event in `consumer_group_parked`. Writes go through
+/// Consumer groups' state in the event store's own file (migrations `events-v2-consumer-groups`, `events-v3-group-acknowledged`):
+/// a row per group in `consumer_groups` (definition, checkpoint, acknowledged ranges after it), a row per parked event in `consumer_group_parked`. Writes go through
 /// the file's single writer, between the append batches; they are as durable as appends.
 extension SQLiteEventStore: ConsumerGroupStore {
     public func consumerGroups() async throws -> [ConsumerGroupRecord] {
@@ -66,9 +66,11 @@ extension SQLiteEventStore: ConsumerGroupStore {
         }
     }
 
-    public func saveConsumerGroupCheckpoint(_ position: Position, group name: String, reset: Bool) async throws {
+    public func saveConsumerGroupCheckpoint(_ position: Position, acknowledged: [ClosedRange<Position>], group name: String, reset: Bool) async throws {
+        let acknowledged = PositionRanges.encode(acknowledged)
         try await groupWrite("save the checkpoint of consumer group \(name)") { db in
-            try db.execute(sql: "UPDATE consumer_groups SET checkpoint = ? WHERE name = ?", arguments: [position.rawValue, name])
+            try db.execute(
+                sql: "UPDATE consumer_groups SET checkpoint = ?, acknowledged = ? WHERE name = ?", arguments: [position.rawValue, acknowledged, name])
             guard db.changesCount == 1 else { throw Self.unknownGroup(name) }
             if reset {
                 try db.execute(
@@ -127,7 +129,12 @@ extension SQLiteEventStore: ConsumerGroupStore {
             db, sql: "SELECT position, attempts, reason, parked_at FROM consumer_group_parked WHERE group_name = ? ORDER BY position",
             arguments: [name]
         ).map { ParkedGroupEvent(position: Position($0[0] as Int64), attempts: $0[1], reason: $0[2], parkedAt: $0[3]) }
-        return ConsumerGroupRecord(definition: definition, checkpoint: Position(row["checkpoint"] as Int64), parked: parked)
+        let acknowledgedText: String = row["acknowledged"]
+        guard let acknowledged = PositionRanges.decode(acknowledgedText) else {
+            throw StoreError(.corrupted, "consumer group \(name) has acknowledged positions that are not ranges: \(acknowledgedText.prefix(200))")
+        }
+        return ConsumerGroupRecord(
+            definition: definition, checkpoint: Position(row["checkpoint"] as Int64), acknowledged: acknowledged, parked: parked)
     }
 
     private static func filterText(_ filter: EventFilter) throws -> String {

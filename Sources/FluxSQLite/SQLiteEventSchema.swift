@@ -79,6 +79,13 @@ enum SQLiteEventSchema {
                 )
             }
         ),
+        (
+            "events-v3-group-acknowledged",
+            { db in
+                // Events a group acknowledged after its checkpoint (`5-9,12`), so that a restart does not deliver them again.
+                try db.execute(sql: "ALTER TABLE consumer_groups ADD COLUMN acknowledged TEXT NOT NULL DEFAULT ''")
+            }
+        ),
     ]
 
     /// A migrator holding the migrations up to and including `last` (all of them by default).

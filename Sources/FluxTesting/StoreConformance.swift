@@ -128,12 +128,13 @@ public enum StoreConformance {
         _ = try await groups.createConsumerGroup(audit)
         try expect(try await groups.consumerGroups().map(\.definition.name) == ["audit", "billing.v2"], "listed by name")
 
-        try await groups.saveConsumerGroupCheckpoint(Position(12), group: "billing.v2", reset: false)
+        let acknowledged = [Position(14)...Position(16), Position(20)...Position(20)]
+        try await groups.saveConsumerGroupCheckpoint(Position(12), acknowledged: acknowledged, group: "billing.v2", reset: false)
         try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(11), attempts: 3, reason: "boom", parkedAt: 1000), group: "billing.v2")
         try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(9), attempts: 3, reason: "first", parkedAt: 900), group: "billing.v2")
         try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(9), attempts: 4, reason: "again ü", parkedAt: 950), group: "billing.v2")
         var record = try await groups.consumerGroup(named: "billing.v2")
-        try expect(record?.checkpoint == Position(12), "checkpoint saved: \(String(describing: record))")
+        try expect(record?.checkpoint == Position(12) && record?.acknowledged == acknowledged, "checkpoint and acknowledged saved: \(String(describing: record))")
         try expect(
             record?.parked == [
                 ParkedGroupEvent(position: Position(9), attempts: 4, reason: "again ü", parkedAt: 950),
@@ -148,17 +149,21 @@ public enum StoreConformance {
         changed.policy.holdsAggregateWhileParked = true
         try await groups.updateConsumerGroup(changed)
         record = try await groups.consumerGroup(named: "billing.v2")
-        try expect(record?.definition == changed && record?.checkpoint == Position(12) && record?.parked.count == 1, "updated, state kept: \(String(describing: record))")
+        try expect(
+            record?.definition == changed && record?.checkpoint == Position(12) && record?.acknowledged == acknowledged && record?.parked.count == 1,
+            "updated, state kept: \(String(describing: record))")
 
-        try await groups.saveConsumerGroupCheckpoint(Position(8), group: "billing.v2", reset: true)
+        try await groups.saveConsumerGroupCheckpoint(Position(8), acknowledged: [], group: "billing.v2", reset: true)
         record = try await groups.consumerGroup(named: "billing.v2")
-        try expect(record?.checkpoint == Position(8) && record?.parked.isEmpty == true, "a reset drops the parked events after it: \(String(describing: record))")
+        try expect(
+            record?.checkpoint == Position(8) && record?.acknowledged == [] && record?.parked.isEmpty == true,
+            "a reset drops the parked events after it: \(String(describing: record))")
         try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(5), attempts: 1, reason: "kept", parkedAt: 1), group: "billing.v2")
-        try await groups.saveConsumerGroupCheckpoint(Position(6), group: "billing.v2", reset: true)
+        try await groups.saveConsumerGroupCheckpoint(Position(6), acknowledged: [], group: "billing.v2", reset: true)
         try expect(try await groups.consumerGroup(named: "billing.v2")?.parked.map(\.position) == [Position(5)], "and keeps those before it")
 
         let missing = try ConsumerGroupDefinition(name: "nope")
-        _ = try await expectError(.notFound, "a checkpoint of an unknown group") { try await groups.saveConsumerGroupCheckpoint(Position(1), group: "nope", reset: false) }
+        _ = try await expectError(.notFound, "a checkpoint of an unknown group") { try await groups.saveConsumerGroupCheckpoint(Position(1), acknowledged: [], group: "nope", reset: false) }
         _ = try await expectError(.notFound, "parking in an unknown group") {
             try await groups.parkConsumerGroupEvent(ParkedGroupEvent(position: Position(1), attempts: 1, reason: "", parkedAt: 0), group: "nope")
         }

@@ -16,9 +16,17 @@ actor ConsumerGroupRuntime {
     private var memberNames: [Ledger.MemberID: String] = [:]
     private var lastSeen: [Ledger.MemberID: ContinuousClock.Instant] = [:]
     private var nextMember: Ledger.MemberID = 1
-    /// The checkpoint last written to the store.
+    /// The checkpoint and acknowledged ranges after it last written to the store.
     private var savedCheckpoint: Position
+    private var savedAcknowledged: [ClosedRange<Position>]
+    /// The ledger's acknowledgement count when the progress was last compared with the saved one.
+    private var acknowledgedWhenSaved = 0
     private let pages = PageSizer(byteBudget: 4 << 20)
+    /// Stopped because the group was changed, reset or deleted: it writes nothing more and answers nothing more.
+    private var retired = false
+    /// Store writes under way, and who waits for them to end (``retire()``).
+    private var writing = 0
+    private var writesEnded: [CheckedContinuation<Void, Never>] = []
     /// The most members a group keeps at once; a new one beyond it is refused until idle ones are forgotten.
     static let maximumMembers = 1000
 
@@ -45,8 +53,9 @@ actor ConsumerGroupRuntime {
         ledgerPolicy.backoff = policy.backoff
         ledgerPolicy.maximumBackoff = policy.maximumBackoff
         ledgerPolicy.parkedEvents = policy.holdsAggregateWhileParked ? .holdAggregate : .continueAggregate
-        self.ledger = Ledger(checkpoint: record.checkpoint, parked: parked, policy: ledgerPolicy)
+        self.ledger = Ledger(checkpoint: record.checkpoint, acknowledged: record.acknowledged, parked: parked, policy: ledgerPolicy)
         self.savedCheckpoint = record.checkpoint
+        self.savedAcknowledged = record.acknowledged
     }
 
     /// What `GET /groups/{name}` shows of the group at work.
@@ -66,6 +75,7 @@ actor ConsumerGroupRuntime {
         let id = try join(name, credit: max, now: now)
         let deadline = now.advanced(by: wait)
         while true {
+            try checkActive()
             forgetIdleMembers(now: ContinuousClock.now, except: id)
             try await fill()
             let deliveries = try ledger.lease(to: id, max: max, now: ContinuousClock.now)
@@ -80,6 +90,7 @@ actor ConsumerGroupRuntime {
 
     /// `member` processed these events.
     func acknowledge(_ positions: [Position], by name: String) async throws {
+        try checkActive()
         guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
         lastSeen[id] = ContinuousClock.now
         try ledger.acknowledge(positions, by: id)
@@ -88,6 +99,7 @@ actor ConsumerGroupRuntime {
 
     /// `member` failed to process the event at `position`.
     func reject(_ position: Position, by name: String, reason: String) async throws {
+        try checkActive()
         guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
         lastSeen[id] = ContinuousClock.now
         try ledger.reject(position, by: id, reason: reason, now: ContinuousClock.now)
@@ -96,6 +108,7 @@ actor ConsumerGroupRuntime {
 
     /// Hands a parked event out again (or every parked event when `position` is `nil`).
     func replay(_ position: Position?) async throws {
+        try checkActive()
         if let position {
             try ledger.replay(position)
         } else {
@@ -103,7 +116,23 @@ actor ConsumerGroupRuntime {
         }
     }
 
+    /// Stops the runtime for good (its group was changed, reset or deleted): once this returns, it writes nothing
+    /// more to the store, so what the caller writes next stands; its members' calls fail and they fetch again from
+    /// the group's next runtime.
+    func retire() async {
+        retired = true
+        while writing > 0 {
+            await withCheckedContinuation { writesEnded.append($0) }
+        }
+    }
+
     // MARK: Internals
+
+    private func checkActive() throws {
+        guard !retired else {
+            throw StoreError(.conflict, "consumer group \(definition.name) was changed, reset or deleted meanwhile: nothing was settled; fetch again")
+        }
+    }
 
     private func join(_ name: String, credit: Int, now: ContinuousClock.Instant) throws(TooManyMembers) -> Ledger.MemberID {
         let id: Ledger.MemberID
@@ -151,6 +180,16 @@ actor ConsumerGroupRuntime {
 
     /// Writes what the ledger changed: parked and resolved events at once, the checkpoint when it moved.
     private func persist() async throws {
+        try checkActive()
+        writing += 1
+        defer {
+            writing -= 1
+            if writing == 0 {
+                let waiting = writesEnded
+                writesEnded = []
+                for waiter in waiting { waiter.resume() }
+            }
+        }
         var checkpoint: Position?
         for change in ledger.takeChanges() {
             switch change {
@@ -167,9 +206,16 @@ actor ConsumerGroupRuntime {
                 _ = try await store.unparkConsumerGroupEvent(at: position, group: definition.name)
             }
         }
-        if let checkpoint, checkpoint != savedCheckpoint {
-            try await store.saveConsumerGroupCheckpoint(checkpoint, group: definition.name, reset: false)
-            savedCheckpoint = checkpoint
+        // The progress (checkpoint and what was acknowledged after it) when it may have changed: a restart resumes
+        // from it, handing out again only what was not acknowledged.
+        let checkpointMoved = checkpoint.map { $0 != savedCheckpoint } ?? false
+        if checkpointMoved || ledger.acknowledgedCount != acknowledgedWhenSaved {
+            let (position, acknowledged) = (ledger.checkpoint, ledger.acknowledgedAfterCheckpoint)
+            acknowledgedWhenSaved = ledger.acknowledgedCount
+            if position != savedCheckpoint || acknowledged != savedAcknowledged {
+                try await store.saveConsumerGroupCheckpoint(position, acknowledged: acknowledged, group: definition.name, reset: false)
+                (savedCheckpoint, savedAcknowledged) = (position, acknowledged)
+            }
         }
     }
 }

@@ -31,19 +31,28 @@ final class ConsumerGroupRegistry: Sendable {
         }
         do {
             guard let runtime = try await task.value else {
-                forget(name)
+                drop(name, task)
                 return nil
             }
             return runtime
         } catch {
-            forget(name)
+            drop(name, task)
             throw error
         }
     }
 
-    /// Stops the group's runtime (its leases end; what was not acknowledged is delivered again).
-    func forget(_ name: String) {
-        _ = runtimes.withLock { $0.removeValue(forKey: name) }
+    /// Stops the group's runtime before its stored state is changed (its leases end; what was not acknowledged is
+    /// delivered again by the next runtime). Once this returns, the old runtime writes nothing more.
+    func forget(_ name: String) async {
+        let task = runtimes.withLock { $0.removeValue(forKey: name) }
+        if let runtime = try? await task?.value { await runtime.retire() }
+    }
+
+    /// Forgets a start that found no group or failed (unless another start took its place meanwhile).
+    private func drop(_ name: String, _ task: Task<ConsumerGroupRuntime?, any Error>) {
+        runtimes.withLock { runtimes in
+            if runtimes[name] == task { runtimes[name] = nil }
+        }
     }
 }
 
@@ -76,9 +85,9 @@ extension GatewayRouter {
                 return try await putGroup(groups, name, request)
             case .DELETE:
                 _ = try await authorize(request, for: .administerGroups)
-                groups.forget(name)
+                await groups.forget(name)
                 guard try await groups.store.deleteConsumerGroup(named: name) else { throw unknown(name) }
-                groups.forget(name)
+                await groups.forget(name)
                 return GatewayResponse(status: .noContent)
             default:
                 return methodNotAllowed(request, allow: "GET, HEAD, PUT, DELETE")
@@ -107,6 +116,10 @@ extension GatewayRouter {
             guard request.method == .POST else { return methodNotAllowed(request, allow: "POST") }
             _ = try await authorize(request, for: .administerGroups)
             return try await replay(groups, name, segments: segments)
+        case (3, "reset"):
+            guard request.method == .POST else { return methodNotAllowed(request, allow: "POST") }
+            _ = try await authorize(request, for: .administerGroups)
+            return try await reset(groups, name, request)
         default:
             if segments.count == 5, segments[2] == "parked", segments[4] == "replay" {
                 guard request.method == .POST else { return methodNotAllowed(request, allow: "POST") }
@@ -169,26 +182,44 @@ extension GatewayRouter {
             }
         }
         var start = Position.start
-        if let value = document["start"] {
-            if value.stringValue == "head" {
-                start = try await store.head()
-            } else if let text = value.stringValue ?? value.int64Value.map(String.init), let number = Int64(text), number >= 0 {
-                start = Position(number)
-            } else {
-                throw BadRequest(#"start must be "0", "head" or a position (the group takes the events after it)"#)
-            }
-        }
+        if let value = document["start"] { start = try await position(value, named: "start") }
         let definition = try ConsumerGroupDefinition(name: name, filter: filter, start: start, policy: policy)
-        groups.forget(name)
+        await groups.forget(name)
         if try await groups.store.consumerGroup(named: name) != nil {
             try await groups.store.updateConsumerGroup(definition)
-            groups.forget(name)
+            await groups.forget(name)
             return try await inspectGroup(groups, name)
         }
         _ = try await groups.store.createConsumerGroup(definition)
         var response = try await inspectGroup(groups, name)
         response.status = .created
         return response
+    }
+
+    /// `"0"`, `"head"` or a position (a number or its text), as `start` and `position` take it.
+    private func position(_ value: JSONValue, named key: String) async throws -> Position {
+        if value.stringValue == "head" { return try await store.head() }
+        guard let text = value.stringValue ?? value.int64Value.map(String.init), let number = Int64(text), number >= 0 else {
+            throw BadRequest(#"\#(key) must be "0", "head" or a position (the group takes the events after it)"#)
+        }
+        return Position(number)
+    }
+
+    /// `POST /groups/{name}/reset` `{"position": "0" | "head" | N}`: moves the checkpoint there (back to replay a read
+    /// model, forward to skip); the group's leases end, what it acknowledged after the new checkpoint is forgotten and
+    /// its parked events after it are dropped: everything after the position is delivered again.
+    private func reset(_ groups: ConsumerGroupRegistry, _ name: String, _ request: GatewayRequest) async throws -> GatewayResponse {
+        let document = try Self.jsonBody(request, example: #"{"position": "0"}"#)
+        guard let value = document["position"] else { throw BadRequest(#"the body must name the position: {"position": "0" | "head" | N}"#) }
+        let target = try await position(value, named: "position")
+        guard target <= (try await store.head()) else {
+            throw BadRequest("position \(target.rawValue) is past the store's head; reset to \"head\" to skip everything stored")
+        }
+        await groups.forget(name)
+        try await groups.store.saveConsumerGroupCheckpoint(target, acknowledged: [], group: name, reset: true)
+        await groups.forget(name)
+        configuration.logger.notice("a consumer group was reset", metadata: ["group": "\(name)", "position": "\(target)"])
+        return try await inspectGroup(groups, name)
     }
 
     /// `POST /groups/{name}/fetch?member=M&max=N&wait=S`: leases up to `max` events to member `M` (made up when not

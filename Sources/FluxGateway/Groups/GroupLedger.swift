@@ -170,11 +170,18 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
     private var redeliveries = 0
     private var acknowledged = 0
 
-    /// A group resuming after `checkpoint` (the store is read from there), with the events parked before.
-    init(checkpoint: Position, parked: [ParkedEvent] = [], policy: Policy = Policy()) {
+    /// Events after the checkpoint acknowledged before a restart, not yet read again: they are done when read.
+    private var acknowledgedBefore: Set<Int64> = []
+
+    /// A group resuming after `checkpoint` (the store is read from there), with the events it had acknowledged after
+    /// the checkpoint and the events parked before (neither is handed out again).
+    init(checkpoint: Position, acknowledged: [ClosedRange<Position>] = [], parked: [ParkedEvent] = [], policy: Policy = Policy()) {
         self.policy = policy
         self.checkpoint = checkpoint
         self.readThrough = checkpoint
+        for range in acknowledged where range.upperBound > checkpoint {
+            acknowledgedBefore.formUnion(max(range.lowerBound.rawValue, checkpoint.rawValue + 1)...range.upperBound.rawValue)
+        }
         for parked in parked {
             parkedEvents[parked.event.position.rawValue] = parked
             if policy.parkedEvents == .holdAggregate {
@@ -203,8 +210,13 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
             precondition(position > readThrough.rawValue, "events are added in position order, after readThrough")
             readThrough = event.position
             order.append(position)
-            entries[position] = Entry(event: event)
             windowBytes += event.payload.bytes.count
+            // Acknowledged or parked before a restart: done (the checkpoint passes it; a parked one stays listed).
+            if acknowledgedBefore.remove(position) != nil || parkedEvents[position] != nil {
+                entries[position] = Entry(event: event, state: .done)
+                continue
+            }
+            entries[position] = Entry(event: event)
             var aggregate = aggregates[event.aggregateID, default: Aggregate()]
             aggregate.queue.append(position)
             let wasIdle = aggregate.queue.count == 1
@@ -362,6 +374,19 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
         defer { changes = [] }
         return changes
     }
+
+    /// The events after the checkpoint that were acknowledged (not parked), as ranges: what a restart must not hand
+    /// out again (``init(checkpoint:acknowledged:parked:policy:)``). O(window).
+    var acknowledgedAfterCheckpoint: [ClosedRange<Position>] {
+        var positions = acknowledgedBefore.map { Position($0) }
+        for position in order[front...] where entries[position]?.state == .done && parkedEvents[position] == nil {
+            positions.append(Position(position))
+        }
+        return PositionRanges.ranges(of: positions)
+    }
+
+    /// Events acknowledged so far (it changes with every acknowledgement).
+    var acknowledgedCount: Int { acknowledged }
 
     var statistics: Statistics {
         Statistics(

@@ -171,7 +171,40 @@ import Testing
         }
     }
 
-    @Test func theCheckpointAndParkedEventsSurviveARestartOnSQLite() async throws {
+    @Test func aResetReplaysFromThePositionAndEndsTheOldLeasesAndWaits() async throws {
+        try await withTestGateway { gateway in
+            try await Self.appendEvents(gateway, aggregates: 3, each: 2)
+            #expect(try await gateway.request(.PUT, "/groups/rm", json: "{}").status == .created)
+            let first = try await Self.fetch(gateway, "rm", member: "m", max: 10)
+            #expect(first.events.count == 6)
+            #expect(try await Self.ack(gateway, "rm", member: "m", first.events.map(\.position)).status == .ok)
+            #expect(try await gateway.get("/groups/rm").jsonObject()["checkpoint"] as? Int == 6)
+
+            // A member waiting in a long fetch while the group is reset: its wait ends with 409, and the reset stands.
+            let waiting = Task { try await gateway.request(.POST, "/groups/rm/fetch?member=w&max=10&wait=20") }
+            try await Task.sleep(for: .milliseconds(300))  // not a wait for a timeout: the fetch only has to be under way
+            let reset = try await gateway.request(.POST, "/groups/rm/reset", json: #"{"position": 2}"#)
+            #expect(reset.status == .ok, "\(reset.text)")
+            #expect(try reset.jsonObject()["checkpoint"] as? Int == 2)
+            let ended = try await waiting.value
+            #expect(ended.status == .conflict, "\(ended.text)")
+            #expect(try await gateway.get("/groups/rm").jsonObject()["checkpoint"] as? Int == 2, "the old runtime wrote nothing after the reset")
+
+            let again = try await Self.fetch(gateway, "rm", member: "m", max: 10)
+            #expect(again.events.map(\.position).sorted() == [3, 4, 5, 6], "everything after the position, again")
+            #expect(try await Self.ack(gateway, "rm", member: "m", [3, 4, 5, 6]).status == .ok)
+
+            let toHead = try await gateway.request(.POST, "/groups/rm/reset", json: #"{"position": "head"}"#)
+            #expect(try toHead.jsonObject()["lag"] as? Int == 0)
+            #expect(try await gateway.request(.POST, "/groups/rm/reset", json: #"{"position": 99}"#).status == .badRequest)
+            #expect(try await gateway.request(.POST, "/groups/rm/reset", json: #"{"position": -1}"#).status == .badRequest)
+            #expect(try await gateway.request(.POST, "/groups/rm/reset", json: #"{}"#).status == .badRequest)
+            #expect(try await gateway.request(.POST, "/groups/none/reset", json: #"{"position": 0}"#).status == .notFound)
+            #expect(try await gateway.request(.GET, "/groups/rm/reset").status == .methodNotAllowed)
+        }
+    }
+
+    @Test func theCheckpointAcknowledgedAndParkedEventsSurviveARestartOnSQLite() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-groups-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("events.sqlite").path
@@ -194,9 +227,12 @@ import Testing
             #expect(group["checkpoint"] as? Int == 2)
             #expect(group["parked"] as? Int == 1)
             let next = try await Self.fetch(gateway, "rm", member: "m", max: 10)
-            // After the checkpoint (2): acc-2's events (3, 6) and acc-0's 4, acknowledged above the checkpoint before the
-            // restart (at least once: only the checkpoint is kept); acc-1's 5 waits for its parked event.
-            #expect(next.events.map(\.position) == [3, 6, 4])
+            // After the checkpoint (2): acc-2's events (3, 6); not acc-0's 4, acknowledged after the checkpoint before
+            // the restart; acc-1's 5 waits for its parked event.
+            #expect(next.events.map(\.position) == [3, 6])
+            #expect(try await Self.ack(gateway, "rm", member: "m", [3, 6]).status == .ok)
+            let settled = try await gateway.get("/groups/rm").jsonObject()
+            #expect(settled["checkpoint"] as? Int == 4, "3 and 4 done, 5 held behind the parked 2: \(settled)")
         }
         try await reopened.close()
     }

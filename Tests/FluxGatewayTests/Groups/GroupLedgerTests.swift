@@ -51,6 +51,46 @@ import Testing
         #expect(ledger.statistics.acknowledged == 6)
     }
 
+    @Test func whatWasAcknowledgedOrParkedAfterTheCheckpointIsNotHandedOutAgainAfterARestart() throws {
+        var policy = Ledger.Policy()
+        policy.maximumAttempts = 1
+        policy.parkedEvents = .continueAggregate
+        var ledger = Ledger(checkpoint: .start, policy: policy)
+        ledger.add(Self.events(["a", "b", "c", "d", "e", "f"]), readThrough: Position(6))
+        ledger.join(1, credit: 10)
+        #expect(Self.positions(try ledger.lease(to: 1, max: 10, now: Self.at(0))) == [1, 2, 3, 4, 5, 6])
+        try ledger.acknowledge([Position(2), Position(3), Position(5)], by: 1)
+        try ledger.reject(Position(4), by: 1, reason: "bad", now: Self.at(0))
+        #expect(ledger.checkpoint == .start, "1 is not acknowledged")
+        #expect(ledger.acknowledgedAfterCheckpoint == [Position(2)...Position(3), Position(5)...Position(5)], "4 is parked, not acknowledged")
+        let parked = ledger.parked
+        #expect(parked.map(\.event.position) == [Position(4)])
+
+        // The restart: the store keeps the checkpoint, the ranges and the parked event.
+        var restarted = Ledger(checkpoint: ledger.checkpoint, acknowledged: ledger.acknowledgedAfterCheckpoint, parked: parked, policy: policy)
+        #expect(restarted.acknowledgedAfterCheckpoint == [Position(2)...Position(3), Position(5)...Position(5)], "kept before they are read again")
+        restarted.add(Self.events(["a", "b", "c", "d", "e", "f"]), readThrough: Position(6))
+        restarted.join(1, credit: 10)
+        #expect(Self.positions(try restarted.lease(to: 1, max: 10, now: Self.at(0))) == [1, 6], "only what was neither acknowledged nor parked")
+        try restarted.acknowledge([Position(1)], by: 1)
+        #expect(restarted.checkpoint == Position(5), "past 2, 3, the parked 4 and 5")
+        #expect(restarted.acknowledgedAfterCheckpoint.isEmpty)
+        try restarted.acknowledge([Position(6)], by: 1)
+        #expect(restarted.checkpoint == Position(6))
+        #expect(restarted.parked.map(\.event.position) == [Position(4)], "still listed for replay")
+    }
+
+    @Test func positionRangesRoundTripAndRefuseWhatIsNotRanges() {
+        let ranges = PositionRanges.ranges(of: [Position(9), Position(5), Position(6), Position(7), Position(12), Position(6)])
+        #expect(ranges == [Position(5)...Position(7), Position(9)...Position(9), Position(12)...Position(12)])
+        #expect(PositionRanges.encode(ranges) == "5-7,9,12")
+        #expect(PositionRanges.decode("5-7,9,12") == ranges)
+        #expect(PositionRanges.decode("") == [])
+        for bad in ["7-5", "5,5", "9,5", "0", "-3", "a", "5-", ",", "1-2-3", "99999999999999999999"] {
+            #expect(PositionRanges.decode(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func theCheckpointPassesWhatAFilteredReadSkipped() {
         var ledger = Ledger(checkpoint: Position(10))
         ledger.add([], readThrough: Position(50))
