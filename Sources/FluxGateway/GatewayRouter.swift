@@ -35,12 +35,13 @@ public struct GatewayRouter: Sendable {
         self.hub = hub
         self.subscriptionSlots = SubscriptionSlots(maximum: configuration.maxSubscriptions)
         self.appendLimiter = configuration.appendRate.map { AppendRateLimiter(rate: $0, burst: configuration.appendBurst ?? $0) }
-        self.metrics = metrics ?? hub?.metrics ?? GatewayMetrics()
+        let metrics = metrics ?? hub?.metrics ?? GatewayMetrics()
+        self.metrics = metrics
         self.feedPages = PageSizer(byteBudget: configuration.maxPageBytes)
         self.subscriptionPages = PageSizer(byteBudget: max(1, configuration.maxPageBytes / 4))
         self.crossOrigin = CrossOriginPolicy(configuration: configuration)
         let base = (store as? MeteredEventStore)?.base ?? store
-        self.groups = (base as? any EventStore & ConsumerGroupStore).map { ConsumerGroupRegistry(store: $0, logger: configuration.logger) }
+        self.groups = (base as? any EventStore & ConsumerGroupStore).map { ConsumerGroupRegistry(store: $0, logger: configuration.logger, metrics: metrics) }
     }
 
     /// Answers one request and counts it in `metrics` (route template, method, status, latency). Never throws:
@@ -127,7 +128,7 @@ public struct GatewayRouter: Sendable {
             case ("metrics", 1):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 _ = try await authorize(request, for: .metrics)
-                return metricsExposition()  // Metrics/MetricsEndpoint.swift
+                return await metricsExposition()  // Metrics/MetricsEndpoint.swift
             case (nil, 0), ("ui", _):
                 return webUI(request, segments: segments)  // the web UI: WebUI/WebUIEndpoint.swift
             default:

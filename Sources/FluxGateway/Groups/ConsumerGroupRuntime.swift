@@ -11,6 +11,7 @@ actor ConsumerGroupRuntime {
     let definition: ConsumerGroupDefinition
     private let store: any EventStore & ConsumerGroupStore
     private let logger: Logger
+    private let metrics: GatewayMetrics
     private var ledger: Ledger
     private var memberIDs: [String: Ledger.MemberID] = [:]
     private var memberNames: [Ledger.MemberID: String] = [:]
@@ -32,20 +33,25 @@ actor ConsumerGroupRuntime {
 
     /// The runtime of a stored group: its parked events are read from the store first (the ledger holds their
     /// aggregates and can replay them).
-    static func start(record: ConsumerGroupRecord, store: any EventStore & ConsumerGroupStore, logger: Logger) async throws -> ConsumerGroupRuntime {
+    static func start(
+        record: ConsumerGroupRecord, store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics = GatewayMetrics()
+    ) async throws -> ConsumerGroupRuntime {
         var parked: [Ledger.ParkedEvent] = []
         for stored in record.parked {
             let events = try await store.read(after: Position(stored.position.rawValue - 1), limit: 1, filter: .all)
             guard let event = events.first, event.position == stored.position else { continue }
             parked.append(Ledger.ParkedEvent(event: event, attempts: stored.attempts, reason: stored.reason))
         }
-        return ConsumerGroupRuntime(record: record, parked: parked, store: store, logger: logger)
+        return ConsumerGroupRuntime(record: record, parked: parked, store: store, logger: logger, metrics: metrics)
     }
 
-    private init(record: ConsumerGroupRecord, parked: [Ledger.ParkedEvent], store: any EventStore & ConsumerGroupStore, logger: Logger) {
+    private init(
+        record: ConsumerGroupRecord, parked: [Ledger.ParkedEvent], store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics
+    ) {
         self.definition = record.definition
         self.store = store
         self.logger = logger
+        self.metrics = metrics
         let policy = record.definition.policy
         var ledgerPolicy = Ledger.Policy()
         ledgerPolicy.leaseTimeout = policy.leaseTimeout
@@ -79,6 +85,7 @@ actor ConsumerGroupRuntime {
             forgetIdleMembers(now: ContinuousClock.now, except: id)
             try await fill()
             let deliveries = try ledger.lease(to: id, max: max, now: ContinuousClock.now)
+            metrics.recordGroupRedeliveries(definition.name, count: deliveries.count { $0.attempt > 1 })
             try await persist()
             let remaining = deadline - ContinuousClock.now
             if !deliveries.isEmpty || remaining <= .zero { return (name, deliveries) }
@@ -93,7 +100,9 @@ actor ConsumerGroupRuntime {
         try checkActive()
         guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
         lastSeen[id] = ContinuousClock.now
+        let before = ledger.acknowledgedCount
         try ledger.acknowledge(positions, by: id)
+        metrics.recordGroupAcknowledged(definition.name, count: ledger.acknowledgedCount - before)
         try await persist()
     }
 

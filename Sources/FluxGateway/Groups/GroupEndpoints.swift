@@ -10,21 +10,29 @@ import Synchronization
 final class ConsumerGroupRegistry: Sendable {
     let store: any EventStore & ConsumerGroupStore
     private let logger: Logger
+    private let metrics: GatewayMetrics
     private let runtimes = Mutex<[String: Task<ConsumerGroupRuntime?, any Error>]>([:])
 
-    init(store: any EventStore & ConsumerGroupStore, logger: Logger) {
+    init(store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics) {
         self.store = store
         self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// The status of the group's runtime when one is at work on this node (none is started for it).
+    func runningStatus(_ name: String) async -> ConsumerGroupRuntime.Status? {
+        guard let task = runtimes.withLock({ $0[name] }), let runtime = try? await task.value else { return nil }
+        return await runtime.status
     }
 
     /// The group at work, started from its stored record; `nil` when no such group is stored.
     func runtime(_ name: String) async throws -> ConsumerGroupRuntime? {
-        let (store, logger) = (self.store, self.logger)
+        let (store, logger, metrics) = (self.store, self.logger, self.metrics)
         let task = runtimes.withLock { runtimes in
             if let running = runtimes[name] { return running }
             let starting = Task<ConsumerGroupRuntime?, any Error> {
                 guard let record = try await store.consumerGroup(named: name) else { return nil }
-                return try await ConsumerGroupRuntime.start(record: record, store: store, logger: logger)
+                return try await ConsumerGroupRuntime.start(record: record, store: store, logger: logger, metrics: metrics)
             }
             runtimes[name] = starting
             return starting

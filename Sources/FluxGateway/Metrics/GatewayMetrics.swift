@@ -67,6 +67,17 @@ public final class GatewayMetrics: Sendable {
     private let ackedLag: ValueHistogram
     private let deliveredLag: ValueHistogram
     private let webSocketCloses = Mutex<[String: Counter]>([:])
+    // Consumer groups, by group name (made on first use, removed with the group)
+    private let groupSeries = Mutex<[String: GroupSeries]>([:])
+
+    private struct GroupSeries {
+        var lag: Gauge
+        var inFlight: Gauge
+        var members: Gauge
+        var parked: Gauge
+        var acknowledged: Counter
+        var redeliveries: Counter
+    }
 
     /// Latency buckets of HTTP requests, in seconds (a long-poll may wait up to a minute).
     static let requestBuckets: [Duration] = [
@@ -266,6 +277,67 @@ public final class GatewayMetrics: Sendable {
             return counter
         }
         counter.increment()
+    }
+
+    // MARK: Consumer groups
+
+    /// A group's state when `/metrics` is read: lag (head − checkpoint), leased events, members, parked events.
+    /// `running` is false for a group no runtime works for on this node (its in-flight and members are 0 here).
+    func recordGroup(_ group: String, lag: Int64, inFlight: Int, members: Int, parked: Int) {
+        let series = self.series(ofGroup: group)
+        series.lag.set(Double(max(0, lag)))
+        series.inFlight.set(Double(inFlight))
+        series.members.set(Double(members))
+        series.parked.set(Double(parked))
+    }
+
+    /// Counts events a group's members acknowledged.
+    func recordGroupAcknowledged(_ group: String, count: Int) {
+        guard count > 0 else { return }
+        series(ofGroup: group).acknowledged.increment(by: Int64(count))
+    }
+
+    /// Counts events a group handed out again (after a lapsed lease, a member gone or a rejection).
+    func recordGroupRedeliveries(_ group: String, count: Int) {
+        guard count > 0 else { return }
+        series(ofGroup: group).redeliveries.increment(by: Int64(count))
+    }
+
+    /// Removes the series of groups that no longer exist.
+    func forgetGroups(except kept: Set<String>) {
+        let gone: [GroupSeries] = groupSeries.withLock { cache in
+            let names = cache.keys.filter { !kept.contains($0) }
+            return names.compactMap { cache.removeValue(forKey: $0) }
+        }
+        for series in gone {
+            for gauge in [series.lag, series.inFlight, series.members, series.parked] { registry.unregisterGauge(gauge) }
+            registry.unregisterCounter(series.acknowledged)
+            registry.unregisterCounter(series.redeliveries)
+        }
+    }
+
+    private func series(ofGroup group: String) -> GroupSeries {
+        groupSeries.withLock { cache in
+            if let series = cache[group] { return series }
+            func descriptor(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+                MetricNameDescriptor(namespace: "fluxgate", metricName: metric, unitName: unit, helpText: help)
+            }
+            let labels = [("group", group)]
+            let series = GroupSeries(
+                lag: registry.makeGauge(descriptor: descriptor("group_lag", "events", "A consumer group's head position minus its checkpoint."), labels: labels),
+                inFlight: registry.makeGauge(
+                    descriptor: descriptor("group_in_flight", "events", "Events a consumer group has leased to its members on this node."), labels: labels),
+                members: registry.makeGauge(descriptor: descriptor("group_members", "", "A consumer group's members on this node."), labels: labels),
+                parked: registry.makeGauge(
+                    descriptor: descriptor("group_parked", "events", "Events a consumer group parked after its attempts, awaiting replay."), labels: labels),
+                acknowledged: registry.makeCounter(
+                    descriptor: descriptor("group_acknowledged", "total", "Events a consumer group's members acknowledged."), labels: labels),
+                redeliveries: registry.makeCounter(
+                    descriptor: descriptor("group_redeliveries", "total", "Events a consumer group handed out again after a failed attempt."), labels: labels)
+            )
+            cache[group] = series
+            return series
+        }
     }
 
     // MARK: Exposition

@@ -204,6 +204,36 @@ import Testing
         }
     }
 
+    @Test func metricsShowEachGroupsLagInFlightMembersParkedAcknowledgementsAndRedeliveries() async throws {
+        try await withTestGateway { gateway in
+            try await Self.appendEvents(gateway, aggregates: 2, each: 2)
+            #expect(try await gateway.request(.PUT, "/groups/g", json: #"{"backoff_ms": 0, "maximum_attempts": 2}"#).status == .created)
+            func figures() async throws -> [String: Double] {
+                let text = try await gateway.get("/metrics").text
+                var found: [String: Double] = [:]
+                for line in text.split(separator: "\n") where line.hasPrefix("fluxgate_group_") && line.contains(#"group="g""#) {
+                    let parts = line.split(separator: " ")
+                    found[String(parts[0].prefix { $0 != "{" })] = Double(parts[parts.count - 1])
+                }
+                return found
+            }
+            #expect(try await figures()["fluxgate_group_lag_events"] == 4, "a group that has not run yet shows its lag")
+            #expect(try await Self.fetch(gateway, "g", member: "m", max: 10).events.map(\.position) == [1, 3, 2, 4])
+            #expect(try await Self.ack(gateway, "g", member: "m", [1, 3]).status == .ok)
+            var now = try await figures()
+            #expect(now["fluxgate_group_lag_events"] == 3 && now["fluxgate_group_in_flight_events"] == 2, "\(now)")
+            #expect(now["fluxgate_group_members"] == 1 && now["fluxgate_group_acknowledged_total"] == 2, "\(now)")
+            #expect(try await gateway.request(.POST, "/groups/g/nack", json: #"{"member": "m", "position": 2}"#).status == .ok)
+            #expect(try await Self.fetch(gateway, "g", member: "m", max: 10).events.map(\.attempt) == [2, 1], "2 again, then 4")
+            #expect(try await gateway.request(.POST, "/groups/g/nack", json: #"{"member": "m", "position": 2}"#).status == .ok)
+            now = try await figures()
+            #expect(now["fluxgate_group_parked_events"] == 1 && now["fluxgate_group_redeliveries_total"] == 1, "\(now)")
+            #expect(now["fluxgate_group_lag_events"] == 1 && now["fluxgate_group_in_flight_events"] == 0, "past the parked 2, 4 waits: \(now)")
+            #expect(try await gateway.request(.DELETE, "/groups/g").status == .noContent)
+            #expect(try await figures().isEmpty, "a deleted group's series go")
+        }
+    }
+
     @Test func theCheckpointAcknowledgedAndParkedEventsSurviveARestartOnSQLite() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-groups-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
