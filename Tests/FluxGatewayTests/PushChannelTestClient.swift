@@ -18,13 +18,17 @@ final class PushChannelTestClient {
     private(set) var closeCode: UInt16?
     private(set) var closeReason = ""
     private(set) var compressedFrames = 0
+    /// Every text message received, as sent.
+    private(set) var texts: [String] = []
 
     var status: Int { Int(responseHead.split(separator: " ").dropFirst().first ?? "0") ?? 0 }
 
-    init(port: Int, query: String, deflate: Bool = false, extraHeaders: [String] = [], receiveBuffer: Int? = nil) async throws {
+    init(
+        port: Int, query: String, path: String = "/events/subscribe", deflate: Bool = false, extraHeaders: [String] = [], receiveBuffer: Int? = nil
+    ) async throws {
         connection = try await RawTCPConnection.connect(port: port, receiveBuffer: receiveBuffer)
         let key = WebSocketHandshake.randomKey()
-        var request = "GET /events/subscribe?\(query) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        var request = "GET \(path)?\(query) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         request += "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
         if deflate { request += "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" }
         for header in extraHeaders { request += header + "\r\n" }
@@ -74,6 +78,15 @@ final class PushChannelTestClient {
         }
     }
 
+    /// Reads until `condition` holds for the text messages received, or the connection closed, or the timeout passed.
+    func read(until condition: ([String]) -> Bool, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !condition(texts), closeCode == nil {
+            guard ContinuousClock.now < deadline else { throw TestFailure("the condition did not hold after \(texts.count) messages: \(texts.suffix(3))") }
+            if try await !step() { break }
+        }
+    }
+
     /// Reads until the server's Close arrives (or the stream ends).
     func readUntilClosed(timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
@@ -113,6 +126,7 @@ final class PushChannelTestClient {
     }
 
     private func handle(_ message: WebSocketMessage) {
+        if message.isText { texts.append(String(buffer: message.data)) }
         switch PushMessage(json: Array(message.data.readableBytesView)) {
         case .events(let epoch, let events):
             epochs.insert(epoch.rawValue)

@@ -16,6 +16,11 @@ actor ConsumerGroupRuntime {
     private var memberIDs: [String: Ledger.MemberID] = [:]
     private var memberNames: [Ledger.MemberID: String] = [:]
     private var lastSeen: [Ledger.MemberID: ContinuousClock.Instant] = [:]
+    /// Members fetching or connected right now (a count per member): never forgotten as idle.
+    private var present: [Ledger.MemberID: Int] = [:]
+    /// Counts settlements, departures and replays; waiting fetches wait on it (``waitForChange(within:)``).
+    private var changeCount: Int64 = 0
+    private let changes = HeadSignal()
     private var nextMember: Ledger.MemberID = 1
     /// The checkpoint and acknowledged ranges after it last written to the store.
     private var savedCheckpoint: Position
@@ -74,11 +79,18 @@ actor ConsumerGroupRuntime {
         Status(statistics: ledger.statistics, members: memberNames.values.sorted())
     }
 
-    /// Leases up to `max` events to `member` (made up when `nil`), waiting up to `wait` for some.
+    /// Leases up to `max` events to `member` (made up when `nil`), waiting up to `wait` for some. While it waits
+    /// the member counts as present (it is not forgotten as idle, however long the wait).
     func fetch(member name: String?, max: Int, wait: Duration) async throws -> (member: String, deliveries: [Ledger.Delivery]) {
         let now = ContinuousClock.now
         let name = name ?? "member-\(nextMember)-\(UInt32.random(in: 0...UInt32.max))"
         let id = try join(name, credit: max, now: now)
+        present[id, default: 0] += 1
+        defer {
+            present[id, default: 1] -= 1
+            if present[id] == 0 { present[id] = nil }
+            lastSeen[id] = ContinuousClock.now
+        }
         let deadline = now.advanced(by: wait)
         while true {
             try checkActive()
@@ -89,10 +101,56 @@ actor ConsumerGroupRuntime {
             try await persist()
             let remaining = deadline - ContinuousClock.now
             if !deliveries.isEmpty || remaining <= .zero { return (name, deliveries) }
-            // New events, a lapsed lease or an ended backoff: look again within 100 ms.
-            _ = try await store.waitForHead(beyond: ledger.readThrough, timeout: min(remaining, .milliseconds(100)))
-            try Task.checkCancellation()
+            try await waitForChange(within: remaining)
         }
+    }
+
+    /// Waits until something may have changed what a fetch gets: new events in the store (when the window has
+    /// room for them), a member's settlement or departure, a replay, or the ledger's next deadline (a lease that
+    /// lapses, a backoff that ends); at most `limit`, and never more than a second.
+    private func waitForChange(within limit: Duration) async throws {
+        var bound = min(limit, .seconds(1))
+        if let next = ledger.nextDeadline { bound = min(bound, Swift.max(.milliseconds(1), next - ContinuousClock.now)) }
+        let (store, changes, mark, readThrough, wantsEvents, timeout) = (
+            store, changes, Position(changeCount), ledger.readThrough, ledger.wantedEvents > 0, bound
+        )
+        await withTaskGroup(of: Void.self) { group in
+            // A full window does not read the store: new events there change nothing until acknowledgements come.
+            if wantsEvents { group.addTask { _ = try? await store.waitForHead(beyond: readThrough, timeout: timeout) } }
+            group.addTask { _ = await changes.wait(beyond: mark, timeout: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+        try Task.checkCancellation()
+    }
+
+    /// Wakes waiting fetches: a settlement, a departure or a replay may let them lease something.
+    private func changed() {
+        changeCount += 1
+        changes.publish(Position(changeCount))
+    }
+
+    /// A WebSocket member is connected: it counts as present (never forgotten as idle) until ``leave(_:)``.
+    func attach(_ name: String, credit: Int) throws {
+        try checkActive()
+        let id = try join(name, credit: credit, now: ContinuousClock.now)
+        present[id, default: 0] += 1
+    }
+
+    /// A member has gone (its WebSocket closed): the events it held are handed to others at once, each counted as a
+    /// failed attempt.
+    func leave(_ name: String) async throws {
+        guard let id = memberIDs[name] else { return }
+        present[id, default: 1] -= 1
+        guard present[id, default: 0] <= 0 else { return }  // still fetching or connected elsewhere
+        present[id] = nil
+        ledger.leave(id, now: ContinuousClock.now)
+        lastSeen[id] = nil
+        memberIDs[name] = nil
+        memberNames[id] = nil
+        changed()
+        guard !retired else { return }
+        try await persist()
     }
 
     /// `member` processed these events.
@@ -103,6 +161,7 @@ actor ConsumerGroupRuntime {
         let before = ledger.acknowledgedCount
         try ledger.acknowledge(positions, by: id)
         metrics.recordGroupAcknowledged(definition.name, count: ledger.acknowledgedCount - before)
+        changed()
         try await persist()
     }
 
@@ -112,6 +171,7 @@ actor ConsumerGroupRuntime {
         guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
         lastSeen[id] = ContinuousClock.now
         try ledger.reject(position, by: id, reason: reason, now: ContinuousClock.now)
+        changed()
         try await persist()
     }
 
@@ -123,6 +183,7 @@ actor ConsumerGroupRuntime {
         } else {
             ledger.replayAll()
         }
+        changed()
     }
 
     /// Stops the runtime for good (its group was changed, reset or deleted): once this returns, it writes nothing
@@ -130,6 +191,7 @@ actor ConsumerGroupRuntime {
     /// the group's next runtime.
     func retire() async {
         retired = true
+        changed()  // waiting fetches end now (with the conflict), not at their deadline
         while writing > 0 {
             await withCheckedContinuation { writesEnded.append($0) }
         }
@@ -163,7 +225,7 @@ actor ConsumerGroupRuntime {
     /// A pull member that has not been seen for a lease timeout has gone: its leases lapsed already, and it no longer
     /// counts as a member.
     private func forgetIdleMembers(now: ContinuousClock.Instant, except kept: Ledger.MemberID) {
-        for (id, seen) in lastSeen where id != kept && now - seen > definition.policy.leaseTimeout {
+        for (id, seen) in lastSeen where id != kept && present[id] == nil && now - seen > definition.policy.leaseTimeout {
             ledger.leave(id, now: now)
             lastSeen[id] = nil
             if let name = memberNames.removeValue(forKey: id) { memberIDs[name] = nil }

@@ -1,4 +1,5 @@
 import FluxCore
+import FluxWebSocket
 import FluxWire
 import Logging
 import NIOCore
@@ -124,6 +125,10 @@ extension GatewayRouter {
             guard request.method == .POST else { return methodNotAllowed(request, allow: "POST") }
             _ = try await authorize(request, for: .administerGroups)
             return try await replay(groups, name, segments: segments)
+        case (3, "subscribe"):
+            guard request.method == .GET else { return methodNotAllowed(request, allow: "GET") }
+            let grant = try await authorize(request, for: .consumeGroups)
+            return try await subscribeMember(groups, name, request, grant: grant)
         case (3, "reset"):
             guard request.method == .POST else { return methodNotAllowed(request, allow: "POST") }
             _ = try await authorize(request, for: .administerGroups)
@@ -230,6 +235,61 @@ extension GatewayRouter {
         return try await inspectGroup(groups, name)
     }
 
+    /// A member reads only what its token may read: a group's filter must stay within the caller's read access.
+    private func checkMemberReads(_ definition: ConsumerGroupDefinition, grant: AccessGrant) throws {
+        if case .only(let names) = grant.read {
+            let wanted = definition.filter.aggregateNames
+            guard !wanted.isEmpty, wanted.isSubset(of: names) else {
+                throw AccessDenied.forbidden("this token may read only \(names.sorted().joined(separator: ", ")); group \(definition.name) takes other aggregates")
+            }
+        } else if case .none = grant.read {
+            throw AccessDenied.forbidden("this token has no read scope; a group's members read its events")
+        }
+    }
+
+    /// `GET /groups/{name}/subscribe?member=M&credit=N` with a WebSocket upgrade: a member that the group pushes
+    /// leased events to, at most `credit` (1–1000, default 100) unsettled at once (``GroupMemberHandler``). An
+    /// unknown group is `404`, a bad query `400`, both before the upgrade.
+    private func subscribeMember(_ groups: ConsumerGroupRegistry, _ name: String, _ request: GatewayRequest, grant: AccessGrant) async throws -> GatewayResponse {
+        guard request.headers.first(name: "Upgrade")?.lowercased() == "websocket" else {
+            return .error(.badRequest, "bad_request", "a group member subscribes with a WebSocket upgrade; or pull with POST /groups/\(name)/fetch")
+        }
+        if let origin = request.headers.first(name: "Origin"), !isAllowed(origin: origin, request) {
+            return .error(.forbidden, "origin_not_allowed", "pages from \(origin) may not open WebSockets to this gateway; its operator can allow them with --allow-origin \(origin)")
+        }
+        let credit = try request.queryValue("credit").map { text -> Int in
+            guard let number = Int(text), (1...1000).contains(number) else { throw BadRequest("credit must be an integer from 1 to 1000") }
+            return number
+        } ?? 100
+        let member = try request.queryValue("member").map { text -> String in
+            guard ConsumerGroupDefinition.isValidName(text) else { throw BadRequest("member must be 1 to 128 of A-Z a-z 0-9 . _ -") }
+            return text
+        } ?? "member-\(UInt64.random(in: 0...UInt64.max))"
+        guard let runtime = try await groups.runtime(name) else { throw unknown(name) }
+        try checkMemberReads(runtime.definition, grant: grant)
+        let handshake = WebSocketServerHandshake(deflate: nil)
+        let head = HTTPRequestHead(version: request.version, method: request.method, uri: request.uri, headers: request.headers)
+        let acceptance: WebSocketServerHandshake.Acceptance
+        switch handshake.evaluate(head) {
+        case .reject(let rejection):
+            return .error(rejection.status, "bad_handshake", rejection.reason, headers: rejection.headers)
+        case .accept(let accepted):
+            acceptance = accepted
+        }
+        let slot = subscriptionSlots.take()
+        let settings = GroupMemberHandler.Settings(
+            runtime: runtime, group: name, member: member, credit: credit, baseURL: baseURL(for: request),
+            closeFirst: slot == nil
+                ? (.tryAgainLater, "the gateway has its maximum of \(subscriptionSlots.maximum ?? 0) subscriptions; retry later or on another node") : nil,
+            highWater: configuration.subscriberHighWater, pingInterval: configuration.pingInterval, pongTimeout: configuration.pongTimeout,
+            expiresAt: grant.expiresAt, slot: slot, metrics: metrics, logger: configuration.logger)
+        var response = GatewayResponse(status: .switchingProtocols, headers: acceptance.headers)
+        response.upgrade = PushChannelUpgrade(headers: acceptance.headers, deflate: nil, connection: settings.connection) {
+            GroupMemberHandler(settings: settings)
+        }
+        return response
+    }
+
     /// `POST /groups/{name}/fetch?member=M&max=N&wait=S`: leases up to `max` events to member `M` (made up when not
     /// given, and returned), waiting up to `wait` seconds for some.
     private func fetch(_ groups: ConsumerGroupRegistry, _ name: String, _ request: GatewayRequest, grant: AccessGrant) async throws -> GatewayResponse {
@@ -246,15 +306,7 @@ extension GatewayRouter {
             return text
         }
         guard let runtime = try await groups.runtime(name) else { throw unknown(name) }
-        // A member reads only what its token may read: a group's filter must stay within the caller's read access.
-        if case .only(let names) = grant.read {
-            let wanted = runtime.definition.filter.aggregateNames
-            guard !wanted.isEmpty, wanted.isSubset(of: names) else {
-                throw AccessDenied.forbidden("this token may read only \(names.sorted().joined(separator: ", ")); group \(name) takes other aggregates")
-            }
-        } else if case .none = grant.read {
-            throw AccessDenied.forbidden("this token has no read scope; a group's members read its events")
-        }
+        try checkMemberReads(runtime.definition, grant: grant)
         let memberName: String
         let deliveries: [ConsumerGroupRuntime.Ledger.Delivery]
         do {

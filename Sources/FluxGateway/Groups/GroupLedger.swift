@@ -229,9 +229,10 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
 
     // MARK: Members
 
-    /// A member joins with `credit`: the most events it holds at once.
+    /// A member joins with `credit`: the most events it holds at once. A member that joins again (each pull fetch
+    /// does) keeps the events it holds; they count against its new credit.
     mutating func join(_ member: MemberID, credit: Int) {
-        members[member] = Member(credit: max(1, credit))
+        members[member, default: Member(credit: 1)].credit = max(1, credit)
     }
 
     /// A member leaves (it closed, died or was dropped): its leased events are handed out again, each counted as a

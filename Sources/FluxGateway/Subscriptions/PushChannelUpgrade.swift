@@ -3,13 +3,14 @@ import FluxWebSocket
 import NIOCore
 import NIOHTTP1
 
-/// What the router decided for a WebSocket subscription: the `101` headers, the connection's RFC 6455 settings and the
-/// push channel's handler, which runs above the connection's ``WebSocketConnectionHandler``.
+/// What the router decided for a WebSocket upgrade: the `101` headers, the connection's RFC 6455 settings and the
+/// application's handler (the push channel's, or a consumer group member's), which runs above the connection's
+/// ``WebSocketConnectionHandler``.
 struct PushChannelUpgrade: Sendable {
     var headers: HTTPHeaders
     var deflate: WebSocketDeflateParameters?
     var connection: WebSocketConnectionConfiguration
-    var makeHandler: @Sendable () -> PushChannelHandler
+    var makeHandler: @Sendable () -> any ChannelHandler
 }
 
 extension GatewayRouter {

@@ -91,6 +91,19 @@ import Testing
         }
     }
 
+    @Test func aMemberThatJoinsAgainKeepsWhatItHoldsWithinItsCreditAndGivesItBackWhenItLeaves() throws {
+        var ledger = Ledger(checkpoint: .start)
+        ledger.add(Self.events(["a", "b", "c", "d", "e", "f"]), readThrough: Position(6))
+        ledger.join(1, credit: 4)
+        #expect(Self.positions(try ledger.lease(to: 1, max: 4, now: Self.at(0))) == [1, 2, 3, 4])
+        ledger.join(1, credit: 4)  // a pull member's next fetch
+        #expect(try ledger.lease(to: 1, max: 4, now: Self.at(0)).isEmpty, "its credit is used by what it holds")
+        ledger.join(2, credit: 10)
+        #expect(Self.positions(try ledger.lease(to: 2, max: 10, now: Self.at(0))) == [5, 6])
+        ledger.leave(1, now: Self.at(1))
+        #expect(Self.positions(try ledger.lease(to: 2, max: 10, now: Self.at(60))) == [1, 2, 3, 4], "everything it held, at once")
+    }
+
     @Test func theCheckpointPassesWhatAFilteredReadSkipped() {
         var ledger = Ledger(checkpoint: Position(10))
         ledger.add([], readThrough: Position(50))
