@@ -10,7 +10,7 @@ import Testing
     static let clients = TestPython.repositoryRoot.appendingPathComponent("clients/python")
 
     /// The scripts a user runs, each with a `--help` that imports everything the script needs.
-    static let scripts = ["subscribe.py", "poll.py", "loadgen.py", "idle_subscribers_check.py", "slow_subscriber_check.py"]
+    static let scripts = ["subscribe.py", "poll.py", "loadgen.py", "idle_subscribers_check.py", "slow_subscriber_check.py", "group_worker.py"]
 
     /// Unless `FLUXGATE_PYTHON` names another interpreter (then the user chose it, and this does not apply).
     @Test(.enabled(if: ProcessInfo.processInfo.environment["FLUXGATE_PYTHON"]?.isEmpty ?? true, "FLUXGATE_PYTHON chooses the interpreter"))

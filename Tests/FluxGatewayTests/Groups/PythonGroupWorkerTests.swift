@@ -1,0 +1,166 @@
+import FluxCore
+import FluxGateway
+import FluxSQLite
+import FluxTesting
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `clients/python/group_worker.py` (the `websockets` package and the standard library's HTTP client) as the members
+/// of consumer groups, in child processes: sharing, order per aggregate, one worker per aggregate at a time, a
+/// poison event parked and replayed, a worker killed, one joining late, and the gateway restarted.
+@Suite struct PythonGroupWorkerTests {
+    static let script = TestPython.repositoryRoot.appendingPathComponent("clients/python/group_worker.py")
+
+    /// One line a worker printed: an event it handled.
+    struct Handled {
+        var worker: String
+        var position: Int
+        var aggregate: String
+        var version: Int
+        var attempt: Int
+        var started: Double
+        var ended: Double
+        var rejected: Bool
+    }
+
+    static func handled(_ lines: [String]) -> [Handled] {
+        lines.compactMap { line in
+            guard let item = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let event = item["event"] as? [String: Any]
+            else { return nil }
+            return Handled(
+                worker: item["worker"] as? String ?? "", position: event["position"] as? Int ?? -1, aggregate: event["aggregate_id"] as? String ?? "",
+                version: event["aggregate_version"] as? Int ?? -1, attempt: item["attempt"] as? Int ?? -1, started: item["started"] as? Double ?? 0,
+                ended: item["ended"] as? Double ?? 0, rejected: item["rejected"] as? Bool ?? false)
+        }
+    }
+
+    /// Problems with the guarantees in what the workers handled: each aggregate's events in version order (an event
+    /// may be handled again after a failure, never an earlier one after a later one), and never by two workers at
+    /// once.
+    static func orderProblems(_ handled: [Handled]) -> [String] {
+        var problems: [String] = []
+        for (aggregate, events) in Dictionary(grouping: handled, by: \.aggregate) {
+            let byStart = events.sorted { $0.started < $1.started }
+            for (earlier, later) in zip(byStart, byStart.dropFirst()) {
+                if later.version < earlier.version {
+                    problems.append("\(aggregate): version \(later.version) after \(earlier.version)")
+                }
+                if later.worker != earlier.worker, later.started < earlier.ended {
+                    problems.append("\(aggregate): \(earlier.worker) and \(later.worker) at once")
+                }
+            }
+        }
+        return problems.sorted().prefix(20).map { $0 }
+    }
+
+    static func appendRound(_ store: any EventStore, aggregates: Range<Int>, events: Int, type: String = "t.E") async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for aggregate in aggregates {
+                group.addTask {
+                    let batch = (0..<events).map { index in
+                        NewEvent(eventType: type, payload: EventPayload(trustedJSON: Array("{\"i\":\(index)}".utf8)))
+                    }
+                    try await store.append(AppendRequest(aggregateID: "agg-\(aggregate)", aggregateName: "A", expectedVersion: .any, events: batch))
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    static func checkpoint(_ gateway: TestGateway, _ group: String) async throws -> Int {
+        try await gateway.get("/groups/\(group)").jsonObject()["checkpoint"] as? Int ?? -1
+    }
+
+    static func waitForCheckpoint(_ gateway: TestGateway, _ group: String, _ target: Int, within limit: Duration = .seconds(120)) async throws {
+        let deadline = ContinuousClock.now + limit
+        var last = -1
+        while ContinuousClock.now < deadline {
+            last = try await checkpoint(gateway, group)
+            if last >= target { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("group \(group)'s checkpoint is \(last), not \(target), after \(limit)")
+    }
+
+    @Test func webSocketWorkersShareAGroupInOrderAndAPullWorkerToo() async throws {
+        try await withTestGateway { gateway in
+            #expect(try await gateway.request(.PUT, "/groups/ws", json: "{}").status == .created)
+            #expect(try await gateway.request(.PUT, "/groups/pull", json: "{}").status == .created)
+            let base = "http://127.0.0.1:\(gateway.port)"
+            let worker = [Self.script.path, base, "ws", "--credit", "7", "--handler-delay", "0.001", "--member"]
+            try await withChildProcess(TestPython.executable, worker + ["w1"]) { first in
+                try await withChildProcess(TestPython.executable, worker + ["w2"]) { second in
+                    try await withChildProcess(TestPython.executable, [Self.script.path, base, "pull", "--pull", "--max", "50", "--wait", "1"]) { puller in
+                        // Both connected before the events come, so that both take a share.
+                        try await SubscriptionHubTests.waitUntil {
+                            (try? await gateway.get("/groups/ws").jsonObject()["members"] as? [String]) == ["w1", "w2"]
+                        }
+                        try await Self.appendRound(gateway.store, aggregates: 0..<10, events: 20)
+                        try await Self.waitForCheckpoint(gateway, "ws", 200)
+                        try await Self.waitForCheckpoint(gateway, "pull", 200)
+                        let handled = Self.handled(first.outputLines + second.outputLines)
+                        #expect(Set(handled.map(\.position)) == Set(1...200), "every event, \(handled.count) handled")
+                        #expect(Self.orderProblems(handled).isEmpty, "\(Self.orderProblems(handled))")
+                        #expect(Set(handled.map(\.worker)) == ["w1", "w2"], "both workers took a share")
+                        let pulled = Self.handled(puller.outputLines)
+                        #expect(pulled.map(\.position).sorted() == Array(1...200) || Set(pulled.map(\.position)) == Set(1...200))
+                        #expect(Self.orderProblems(pulled).isEmpty)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func aPoisonEventIsParkedWhileTheRestFlowsAndIsReplayedOnceFixed() async throws {
+        try await withTestGateway { gateway in
+            // agg-0's first event is the poison; agg-1 … agg-4 are fine.
+            try await Self.appendRound(gateway.store, aggregates: 0..<1, events: 1, type: "t.Poison")
+            try await Self.appendRound(gateway.store, aggregates: 0..<5, events: 4)
+            #expect(try await gateway.request(.PUT, "/groups/g", json: #"{"maximum_attempts": 3, "backoff_ms": 10}"#).status == .created)
+            let base = "http://127.0.0.1:\(gateway.port)"
+            try await withChildProcess(TestPython.executable, [Self.script.path, base, "g", "--fail-on-type", "t.Poison"]) { worker in
+                let deadline = ContinuousClock.now + .seconds(60)
+                var parked: [[String: Any]] = []
+                while parked.isEmpty, ContinuousClock.now < deadline {
+                    parked = try await gateway.get("/groups/g/parked").jsonObject()["parked"] as? [[String: Any]] ?? []
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(parked.first?["position"] as? Int == 1 && parked.first?["attempts"] as? Int == 3, "\(parked)")
+                #expect((parked.first?["reason"] as? String)?.contains("--fail-on-type") == true)
+                // The other aggregates flow: everything but agg-0 (held behind its parked event) is handled.
+                let others = Set(try await gateway.store.read(after: .start, limit: 100, filter: .all).filter { $0.aggregateID != "agg-0" }.map { Int($0.position.rawValue) })
+                let flowDeadline = ContinuousClock.now + .seconds(60)
+                while !others.isSubset(of: Set(Self.handled(worker.outputLines).filter { !$0.rejected }.map(\.position))), ContinuousClock.now < flowDeadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(others.isSubset(of: Set(Self.handled(worker.outputLines).filter { !$0.rejected }.map(\.position))))
+                #expect(!Self.handled(worker.outputLines).contains { $0.aggregate == "agg-0" && $0.position != 1 }, "agg-0 waits behind its parked event")
+            }
+            // The handler is fixed: a worker without --fail-on-type, and the parked event replayed.
+            try await withChildProcess(TestPython.executable, [Self.script.path, base, "g", "--pull", "--wait", "1"]) { fixed in
+                #expect(try await gateway.request(.POST, "/groups/g/parked/1/replay").status == .ok)
+                try await Self.waitForCheckpoint(gateway, "g", 21, within: .seconds(60))
+                let handled = Self.handled(fixed.outputLines)
+                #expect(handled.first { $0.position == 1 } != nil, "the replayed event was handled")
+                #expect(Self.orderProblems(handled).isEmpty)
+            }
+            #expect((try await gateway.get("/groups/g/parked").jsonObject()["parked"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test func anUnknownGroupOrABadTokenStopsTheWorkerWithAReason() async throws {
+        try await withTestGateway { gateway in
+            for mode in [[], ["--pull"]] {
+                let run = try await ChildProcess.run(
+                    TestPython.executable, [Self.script.path, "http://127.0.0.1:\(gateway.port)", "nope"] + mode, timeout: .seconds(60))
+                #expect(run.status == 2, "\(mode): \(run.errorOutput)")
+                #expect(run.errorOutput.contains("refused this worker") && run.errorOutput.contains("404"), "\(mode): \(run.errorOutput)")
+            }
+        }
+    }
+}
