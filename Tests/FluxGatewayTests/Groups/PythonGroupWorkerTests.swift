@@ -153,6 +153,61 @@ import Glibc
         }
     }
 
+    /// The issue's acceptance run: 4 WebSocket workers share 100,000 events over 1,000 aggregates while writers keep
+    /// appending; one worker is killed with SIGKILL mid-flight and one joins late. Every event is acknowledged, each
+    /// aggregate's events are handled in version order and never by two workers at once, and after a gateway restart
+    /// on the same SQLite file the checkpoint is exactly the head.
+    @Test func fourWorkersAKillAndALateJoinerAndARestartLoseNothing() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-group-kill-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("events.sqlite").path
+        let (aggregates, rounds, perRound) = (1000, 10, 10)  // 1,000 aggregates × 10 rounds × 10 events = 100,000
+        let total = aggregates * rounds * perRound
+        let store = try SQLiteEventStore(path: path)
+        var handled: [Handled] = []
+        try await withTestGateway(await TestGateway.start(store: store)) { gateway in
+            #expect(try await gateway.request(.PUT, "/groups/work", json: #"{"lease_timeout_ms": 5000, "backoff_ms": 10}"#).status == .created)
+            try await Self.appendRound(gateway.store, aggregates: 0..<aggregates, events: perRound)
+            let base = "http://127.0.0.1:\(gateway.port)"
+            let worker = [Self.script.path, base, "work", "--credit", "200", "--member"]
+            try await withChildProcess(TestPython.executable, worker + ["w1"]) { first in
+                try await withChildProcess(TestPython.executable, worker + ["w2"]) { second in
+                    try await withChildProcess(TestPython.executable, worker + ["doomed"]) { doomed in
+                        // Writers keep appending while the workers work.
+                        let writers = Task {
+                            for _ in 1..<rounds { try await Self.appendRound(gateway.store, aggregates: 0..<aggregates, events: perRound) }
+                        }
+                        // SIGKILL mid-flight: once the doomed worker has handled some thousands of events.
+                        let deadline = ContinuousClock.now + .seconds(120)
+                        while Self.handled(doomed.outputLines).count < 3000, ContinuousClock.now < deadline {
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                        doomed.signal(SIGKILL)
+                        _ = await doomed.waitForExit(timeout: .seconds(10))
+                        try await withChildProcess(TestPython.executable, worker + ["late"]) { late in
+                            try await writers.value
+                            try await Self.waitForCheckpoint(gateway, "work", total, within: .seconds(600))
+                            handled = Self.handled(first.outputLines + second.outputLines + doomed.outputLines + late.outputLines)
+                            #expect(Self.handled(late.outputLines).count > 0, "the late worker took a share")
+                        }
+                    }
+                }
+            }
+        }
+        try await store.close()
+        #expect(Set(handled.map(\.position)) == Set(1...total), "every event handled: \(Set(handled.map(\.position)).count) of \(total)")
+        #expect(Self.orderProblems(handled).isEmpty, "\(Self.orderProblems(handled))")
+        print("group kill run: \(handled.count) handlings of \(total) events, \(handled.filter { $0.attempt > 1 }.count) redeliveries")
+
+        let reopened = try SQLiteEventStore(path: path)
+        try await withTestGateway(await TestGateway.start(store: reopened)) { gateway in
+            let group = try await gateway.get("/groups/work").jsonObject()
+            #expect(group["checkpoint"] as? Int == total && group["lag"] as? Int == 0, "\(group)")
+            #expect(try await GroupEndpointTests.fetch(gateway, "work", member: "after", max: 10).events.isEmpty, "nothing delivered again")
+        }
+        try await reopened.close()
+    }
+
     @Test func anUnknownGroupOrABadTokenStopsTheWorkerWithAReason() async throws {
         try await withTestGateway { gateway in
             for mode in [[], ["--pull"]] {
