@@ -133,6 +133,11 @@ public final class PushChannelConnection {
         try await readAhead.take()
     }
 
+    /// Sends one text message (a consumer group member's settlements).
+    func send(text: String) async throws {
+        try await outbound.send(text: text)
+    }
+
     /// Acknowledges handled events (optional; feeds the gateway's lag figures).
     public func acknowledge(_ position: Position) async throws {
         try await outbound.send(text: PushAcknowledgement(position: position).json)

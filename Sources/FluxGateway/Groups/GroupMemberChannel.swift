@@ -46,16 +46,10 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// A member's settlement, in the order it arrived.
-    enum Settlement: Sendable {
-        case ack([Position])
-        case nack(Position, reason: String)
-    }
-
     private let settings: Settings
     private var writer: BoundedOutboundWriter?
     private var work: Task<Void, Never>?
-    private var settlements: AsyncStream<Settlement>.Continuation?
+    private var settlements: AsyncStream<GroupSettlement>.Continuation?
     private var expiry: Scheduled<Void>?
     private var closing = false
 
@@ -73,7 +67,7 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         guard let runtime = settings.runtime else { return }
-        let (stream, continuation) = AsyncStream.makeStream(of: Settlement.self, bufferingPolicy: .bufferingOldest(Self.maxPendingMessages))
+        let (stream, continuation) = AsyncStream.makeStream(of: GroupSettlement.self, bufferingPolicy: .bufferingOldest(Self.maxPendingMessages))
         settlements = continuation
         let settings = self.settings
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -98,7 +92,7 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// The member's work: ``serve(runtime:settings:writer:settlements:close:)``, then it leaves the group.
     private static func start(
-        runtime: ConsumerGroupRuntime, settings: Settings, writer: BoundedOutboundWriter, settlements: AsyncStream<Settlement>,
+        runtime: ConsumerGroupRuntime, settings: Settings, writer: BoundedOutboundWriter, settlements: AsyncStream<GroupSettlement>,
         close: @escaping @Sendable (WebSocketCloseCode, String) -> Void
     ) -> Task<Void, Never> {
         Task {
@@ -111,7 +105,7 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// that arrived is processed). When the gateway ends the member (the group was changed or deleted, the store
     /// failed), `close` sends the Close frame.
     private static func serve(
-        runtime: ConsumerGroupRuntime, settings: Settings, writer: BoundedOutboundWriter, settlements: AsyncStream<Settlement>,
+        runtime: ConsumerGroupRuntime, settings: Settings, writer: BoundedOutboundWriter, settlements: AsyncStream<GroupSettlement>,
         close: @escaping @Sendable (WebSocketCloseCode, String) -> Void
     ) async {
         do {
@@ -152,16 +146,10 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             guard !deliveries.isEmpty else { continue }
             var json = JSONWriter(buffer: ByteBuffer())
-            json.raw(#"{"type":"events","group":"#); json.string(settings.group)
-            json.raw(#","member":"#); json.string(settings.member)
-            json.raw(#","events":["#)
-            for (index, delivery) in deliveries.enumerated() {
-                if index > 0 { json.raw(",") }
-                json.raw(#"{"attempt":"#); json.integer(Int64(delivery.attempt)); json.raw(#","event":"#)
+            GroupMessage.writeEvents(deliveries, group: settings.group, member: settings.member, into: &json) { delivery, json in
                 encoder.write(delivery.event, includePayload: true, into: &json)
-                json.raw("}")
+                return delivery.attempt
             }
-            json.raw("]}")
             do {
                 try await writer.write(SharedDeflateCompressor.preparePlain(text: json.buffer).plainFrame, events: deliveries.count)
             } catch {
@@ -172,10 +160,10 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Settles one message; returns the error message to send back when the settlement was refused.
-    private static func settle(_ settlement: Settlement, runtime: ConsumerGroupRuntime, settings: Settings) async -> ByteBuffer? {
+    private static func settle(_ settlement: GroupSettlement, runtime: ConsumerGroupRuntime, settings: Settings) async -> ByteBuffer? {
         func refusal(_ code: String, _ message: String) -> ByteBuffer {
             var json = JSONWriter(buffer: ByteBuffer())
-            json.raw(#"{"type":"error","error":"#); json.string(code); json.raw(#","message":"#); json.string(message); json.raw("}")
+            GroupMessage.writeError(code: code, message: message, into: &json)
             return json.buffer
         }
         do {
@@ -198,34 +186,12 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = Self.unwrapInboundIn(data)
-        guard message.isText, let settlement = Self.settlement(message.data.readableBytesView) else {
+        guard message.isText, let settlement = GroupSettlement(json: message.data.readableBytesView) else {
             closeWith(.policyViolation, #"members send only {"type":"ack","positions":[p,…]} or {"type":"nack","position":p,"reason":"…"}"#, context: context)
             return
         }
         if case .dropped = settlements?.yield(settlement) {
             closeWith(.policyViolation, "more than \(Self.maxPendingMessages) settlements ahead of the gateway; wait for events before sending more", context: context)
-        }
-    }
-
-    /// Parses a member's message; `nil` for anything that is not a well-formed ack or nack.
-    static func settlement(_ bytes: ByteBufferView) -> Settlement? {
-        guard let json = try? JSONParser.parse(bytes) else { return nil }
-        switch json["type"]?.stringValue {
-        case "ack":
-            guard let values = json["positions"]?.arrayValue, (1...1000).contains(values.count) else { return nil }
-            var positions: [Position] = []
-            for value in values {
-                guard let number = value.int64Value, number > 0 else { return nil }
-                positions.append(Position(number))
-            }
-            return .ack(positions)
-        case "nack":
-            guard let number = json["position"]?.int64Value, number > 0 else { return nil }
-            let reason = json["reason"].map { $0.stringValue } ?? "rejected by its member"
-            guard let reason else { return nil }
-            return .nack(Position(number), reason: String(reason.prefix(1000)))
-        default:
-            return nil
         }
     }
 
