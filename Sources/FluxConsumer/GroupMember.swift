@@ -89,6 +89,18 @@ public final class GroupMember: AsyncSequence {
         return buffered[next]
     }
 
+    /// The rest of the current batch of leased events, or the next batch (as the gateway sent it); `nil` once the
+    /// connection closed. For members that settle a batch at once (``acknowledge(_:)``).
+    public func nextBatch() async throws -> [LeasedEvent]? {
+        guard let first = try await nextEvent() else { return nil }
+        var batch = [first]
+        while next < buffered.count {
+            if !rejectedAggregates.contains(buffered[next].event.aggregateID) { batch.append(buffered[next]) }
+            next += 1
+        }
+        return batch
+    }
+
     /// Acknowledges events (all or nothing at the gateway; a refusal arrives as a ``refusals`` entry).
     public func acknowledge(_ positions: [Position]) async throws {
         for start in stride(from: 0, to: positions.count, by: GroupSettlement.maximumPositions) {

@@ -7,6 +7,7 @@
 //   swift run -c release fluxgate-bench postgres  # PostgreSQL appends/s vs plain INSERTs; cross-node latency
 //   swift run -c release fluxgate-bench websocket # decode MB/s, echo round trips/s, idle KiB/connection vs NIOWebSocket
 //   swift run -c release fluxgate-bench legacy    # the original flux consumer's pattern: a page, then a GET per event
+//   swift run -c release fluxgate-bench groups    # consumer groups: events/s by 1, 4, 16 members vs a plain subscription
 //   swift run -c release fluxgate-bench memory    # the gateway's resident memory under sustained load, and after it
 #if canImport(Glibc)
 import Glibc
@@ -28,9 +29,11 @@ case "websocket":
     try await WebSocketBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "legacy":
     try await LegacyConsumerBenchmark.run(arguments: Array(arguments.dropFirst()))
+case "groups":
+    try await GroupBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "memory":
     try await MemoryBenchmark.run(arguments: Array(arguments.dropFirst()))
 default:
-    print("usage: fluxgate-bench appends|feed|catchup|fanout|postgres|websocket|legacy|memory [options]")
+    print("usage: fluxgate-bench appends|feed|catchup|fanout|postgres|websocket|legacy|groups|memory [options]")
     exit(2)
 }
