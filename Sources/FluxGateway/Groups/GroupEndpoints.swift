@@ -154,7 +154,8 @@ extension GatewayRouter {
         json.raw("{"); json.key("groups"); json.raw("[")
         for (index, record) in records.enumerated() {
             if index > 0 { json.raw(",") }
-            Self.writeGroup(record, head: head, status: nil, into: &json)
+            // Groups at work on this node show their members and what is in flight; none is started for the list.
+            Self.writeGroup(record, head: head, status: await groups.runningStatus(record.definition.name), into: &json)
         }
         json.raw("]}")
         return .json(.ok, json.buffer)

@@ -304,6 +304,20 @@ def run_extended_checks(driver, gateway, screenshot):
              lambda: text_of("#lag").replace(".", "").replace(",", "").isdigit(), timeout=12)
     log(f"metrics shown: {text_of('#subscribers')} subscribers ({text_of('#subscribers-hint')}), lag {text_of('#lag')} ({text_of('#lag-hint')})")
 
+    # Consumer groups: a group made now shows with its lag (from 0: the head), and a click shows it in the detail panel.
+    put = urllib.request.Request(f"{gateway}/groups/ui-orders", data=json.dumps({"start": "0"}).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {ACCESS_TOKEN}"} if ACCESS_TOKEN else {})})
+    with urllib.request.urlopen(put, timeout=30) as response:
+        head = json.load(response)["head"]
+    row = wait_for("the groups panel did not list the group ui-orders with its lag",
+                   lambda: (lambda rows: rows[0] if rows and rows[0].get_attribute("data-lag") == str(head) else None)(
+                       driver.find_elements(By.CSS_SELECTOR, '#groups-rows tr[data-group="ui-orders"]')), timeout=15)
+    row.find_element(By.CSS_SELECTOR, "td").click()
+    wait_for("clicking the group did not show it in the detail panel",
+             lambda: text_of("#detail-group") == "Group ui-orders" if driver.find_elements(By.ID, "detail-group") else False, timeout=15)
+    log(f"the groups panel lists ui-orders with lag {head}, and a click shows it")
+
     # The stream list: a prefix search, its next page, a click opening the stream.
     prefix = driver.find_element(By.ID, "stream-prefix")
     prefix.clear()

@@ -26,6 +26,7 @@ const state = {
   flushScheduled: false,
   pendingCount: 0,          // events that arrived while paused
   selectedId: null,
+  selectedGroup: null,      // the group shown in the detail panel
   history: null,            // the older page shown instead of the live rows: { from, to } (positions), or null
   stream: null,             // the open stream: { id, lastVersion, loading, pending: [events], complete }
   streamsNext: null,        // the stream list's next page (a path), or null
@@ -404,6 +405,7 @@ function showLive() {
 
 async function selectEvent(id) {
   state.selectedId = id;
+  state.selectedGroup = null;
   for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
   for (const row of document.querySelectorAll("tr[data-event-id]")) {
     if (row.dataset.eventId === id) row.classList.add("selected");
@@ -587,6 +589,91 @@ async function loadStreams({ more = false } = {}) {
   }
 }
 
+// --- consumer groups (GET /groups) ---------------------------------------------------------------
+// Each group's checkpoint, lag (head − checkpoint), members and events in flight on this node, and parked events;
+// read with the metrics. A click shows the group and its parked events. Tokens need the groups scope.
+
+let groupsRequest = 0;
+
+async function loadGroups() {
+  const request = ++groupsRequest;
+  const container = $("groups");
+  let answer;
+  try {
+    answer = await getJSON("/groups");
+  } catch (error) {
+    if (request !== groupsRequest) return;
+    const why = error.status === 403 ? "Needs a token with the groups scope."
+      : error.status === 501 ? "This gateway's store keeps no consumer groups." : error.message;
+    container.replaceChildren(element("p", { class: "message" }, why));
+    $("groups-count").textContent = "";
+    return;
+  }
+  if (request !== groupsRequest) return;
+  const groups = answer.groups || [];
+  $("groups-count").textContent = groups.length ? `${formatNumber(groups.length)}` : "";
+  if (!groups.length) {
+    container.replaceChildren(element("p", { class: "message" },
+      "No groups. Create one with: fluxgate groups create NAME --start 0"));
+    return;
+  }
+  const count = (value) => (value === undefined ? "–" : formatNumber(value));
+  const body = element("tbody", { id: "groups-rows" });
+  for (const group of groups) {
+    body.append(element("tr", {
+      dataset: { group: group.name, lag: String(group.lag), parked: String(group.parked) },
+      class: group.name === state.selectedGroup ? "selected" : "",
+      title: "Show this group and its parked events",
+      activate: () => selectGroup(group.name),
+    },
+    element("td", { class: "aggregate mono" }, group.name),
+    element("td", { class: "num" }, formatNumber(group.checkpoint)),
+    element("td", { class: "num group-lag" }, formatNumber(group.lag)),
+    element("td", { class: "num" }, group.members === undefined ? "–" : formatNumber(group.members.length)),
+    element("td", { class: "num" }, count(group.in_flight)),
+    element("td", { class: "num" + (group.parked ? " warn" : "") }, formatNumber(group.parked))));
+  }
+  container.replaceChildren(element("div", { class: "table-wrap" }, element("table", { class: "events streams" },
+    element("thead", {}, element("tr", {},
+      element("th", {}, "Group"), element("th", { class: "num" }, "Checkpoint"), element("th", { class: "num" }, "Lag"),
+      element("th", { class: "num" }, "Members"), element("th", { class: "num" }, "In flight"), element("th", { class: "num" }, "Parked"))),
+    body)));
+}
+
+async function selectGroup(name) {
+  state.selectedGroup = name;
+  state.selectedId = null;
+  for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
+  for (const row of document.querySelectorAll("tr[data-group]")) {
+    if (row.dataset.group === name) row.classList.add("selected");
+  }
+  const detail = $("detail");
+  detail.replaceChildren(element("p", { class: "placeholder" }, "Loading…"));
+  try {
+    const path = "/groups/" + encodeURIComponent(name);
+    const [group, parked] = await Promise.all([getJSON(path), getJSON(path + "/parked")]);
+    if (state.selectedGroup !== name) return;
+    const fields = element("dl", { class: "fields" });
+    const add = (label, value) => fields.append(element("dt", {}, label), element("dd", {}, value));
+    add("checkpoint", formatNumber(group.checkpoint));
+    add("lag", formatNumber(group.lag));
+    add("members", group.members && group.members.length ? group.members.join(", ") : "none on this node");
+    add("in flight", group.in_flight === undefined ? "–" : formatNumber(group.in_flight));
+    add("redeliveries", group.redeliveries === undefined ? "–" : formatNumber(group.redeliveries));
+    add("parked", formatNumber(group.parked));
+    detail.replaceChildren(
+      element("h3", { class: "detail-title", id: "detail-group" }, `Group ${group.name}`),
+      fields,
+      element("div", { class: "payload-label" }, parked.parked.length
+        ? "Parked events (replay with: fluxgate groups replay " + group.name + ")" : "No parked events"),
+      renderJSON(parked.parked.length ? parked.parked : { filter: group.filter, start: group.start, parked_events: group.parked_events }),
+    );
+  } catch (error) {
+    if (state.selectedGroup !== name) return;
+    detail.replaceChildren(element("p", { class: "message error" }, error.message));
+  }
+}
+
 // --- subscribers and lag (GET /metrics) -------------------------------------------------------------
 // Subscribers: the fluxgate_subscribers gauges (WebSocket and server-sent events; pollers are not connected).
 // Lag: the mean of fluxgate_subscriber_lag_events over the last interval (head minus the position a subscriber
@@ -755,7 +842,9 @@ function main() {
   connect();
   loadStreams();
   readMetrics();
+  loadGroups();
   setInterval(readMetrics, METRICS_EVERY);
+  setInterval(loadGroups, METRICS_EVERY);
 }
 
 main();
