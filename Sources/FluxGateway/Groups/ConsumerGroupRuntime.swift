@@ -27,6 +27,11 @@ actor ConsumerGroupRuntime {
     private var savedAcknowledged: [ClosedRange<Position>]
     /// The ledger's acknowledgement count when the progress was last compared with the saved one.
     private var acknowledgedWhenSaved = 0
+    /// Counts changes of the progress; `savedVersion` is the last one stored (``saveProgress()``).
+    private var progressVersion = 0
+    private var savedVersion = 0
+    private var writingProgress = false
+    private var progressWaiters: [(version: Int, continuation: CheckedContinuation<Void, any Error>)] = []
     private let pages = PageSizer(byteBudget: 4 << 20)
     /// Stopped because the group was changed, reset or deleted: it writes nothing more and answers nothing more.
     private var retired = false
@@ -281,12 +286,46 @@ actor ConsumerGroupRuntime {
         // from it, handing out again only what was not acknowledged.
         let checkpointMoved = checkpoint.map { $0 != savedCheckpoint } ?? false
         if checkpointMoved || ledger.acknowledgedCount != acknowledgedWhenSaved {
-            let (position, acknowledged) = (ledger.checkpoint, ledger.acknowledgedAfterCheckpoint)
             acknowledgedWhenSaved = ledger.acknowledgedCount
-            if position != savedCheckpoint || acknowledged != savedAcknowledged {
-                try await store.saveConsumerGroupCheckpoint(position, acknowledged: acknowledged, group: definition.name, reset: false)
-                (savedCheckpoint, savedAcknowledged) = (position, acknowledged)
+            progressVersion += 1
+        }
+        try await saveProgress()
+    }
+
+    /// Writes the progress up to ``progressVersion`` before returning (an acknowledgement is answered only once it
+    /// is stored). Writes are not repeated per caller: while one is under way, later callers wait for the next
+    /// one, which covers all of them — on SQLite each write is a durable transaction, and four members settling at
+    /// once would otherwise queue four of them.
+    private func saveProgress() async throws {
+        let mine = progressVersion
+        guard savedVersion < mine else { return }
+        if writingProgress {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                progressWaiters.append((mine, continuation))
             }
+            return
+        }
+        writingProgress = true
+        defer { writingProgress = false }
+        do {
+            while savedVersion < progressVersion {
+                try checkActive()
+                let target = progressVersion
+                let (position, acknowledged) = (ledger.checkpoint, ledger.acknowledgedAfterCheckpoint)
+                if position != savedCheckpoint || acknowledged != savedAcknowledged {
+                    try await store.saveConsumerGroupCheckpoint(position, acknowledged: acknowledged, group: definition.name, reset: false)
+                    (savedCheckpoint, savedAcknowledged) = (position, acknowledged)
+                }
+                savedVersion = target
+                let covered = progressWaiters.filter { $0.version <= target }
+                progressWaiters.removeAll { $0.version <= target }
+                for waiter in covered { waiter.continuation.resume() }
+            }
+        } catch {
+            let failed = progressWaiters
+            progressWaiters = []
+            for waiter in failed { waiter.continuation.resume(throwing: error) }
+            throw error
         }
     }
 }
