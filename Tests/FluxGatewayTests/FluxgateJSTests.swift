@@ -34,6 +34,30 @@ import Testing
         }
     }
 
+    @Test func aGroupMemberHandlesEveryEventInOrderAndRetriesWhatItRejected() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-node-group-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = directory.appendingPathComponent("fluxgate.mjs")
+        try FileManager.default.copyItem(at: Self.module, to: module)
+        try await withTestGateway { gateway in
+            for index in 1...30 {
+                try await gateway.store.append(AppendRequest(
+                    aggregateID: "g\(index % 4)", aggregateName: "N", expectedVersion: .any,
+                    events: [NewEvent(eventType: index % 7 == 0 ? "t.Poison" : "t", payload: EventPayload(trustedJSON: Array(#"{"i": \#(index)}"#.utf8)))]))
+            }
+            #expect(try await gateway.request(.PUT, "/groups/js", json: #"{"backoff_ms": 10}"#).status == .created)
+            let run = try await ChildProcess.run(
+                URL(fileURLWithPath: "/usr/bin/env"),
+                ["node", Self.groupCheck.path, module.path, "http://127.0.0.1:\(gateway.port)", "js", "30", "t.Poison"], timeout: .seconds(60))
+            #expect(run.status == 0, "\(run.outputLines) \(run.errorOutput.suffix(2000))")
+            #expect(run.outputLines.last?.hasPrefix("node_group_check: ok: 30 events") == true, "\(run.outputLines)")
+            #expect(try await gateway.get("/groups/js").jsonObject()["checkpoint"] as? Int == 30)
+        }
+    }
+
+    static let groupCheck = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Browser/node_group_check.mjs")
+
     @Test func theTypeScriptDeclarationsNameEveryOptionTheModuleReads() throws {
         let module = try String(contentsOf: Self.module, encoding: .utf8)
         let declarations = try String(

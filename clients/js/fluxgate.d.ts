@@ -74,3 +74,40 @@ export declare class FluxgateSubscription {
   /** The transport in use or being tried. */
   readonly transport: FluxgateTransport;
 }
+
+/** What a group member's `onState` reports. */
+export type FluxgateGroupMemberState = "websocket" | "pull" | "reconnecting" | "stopped";
+
+export interface FluxgateGroupMemberOptions {
+  /** This member's name in the group (default: made up). */
+  member?: string;
+  /** Over WebSocket: events held unsettled at once, 1–1000 (default 100). */
+  credit?: number;
+  /** "websocket" (the default where WebSocket exists) or "pull" (HTTP fetch). */
+  transport?: "websocket" | "pull";
+  /** Pull: events per fetch, 1–1000 (default 100). */
+  max?: number;
+  /** Pull: seconds a fetch waits for events, 0–60 (default 20). */
+  wait?: number;
+  /** A bearer token with the groups and read scopes. */
+  accessToken?: string;
+  /** The longest wait between reconnection attempts, in ms (default 15000). */
+  maxBackoff?: number;
+  /** Handles one leased event: resolve to acknowledge it, throw to reject it (the group retries it later). */
+  handler?: (event: FluxgateEvent, attempt: number) => void | Promise<void>;
+  onState?: (state: FluxgateGroupMemberState) => void;
+  /** A fatal error; the member has stopped: an unknown group, a refused token. */
+  onError?: (error: Error) => void;
+}
+
+/** A worker of a consumer group the gateway keeps (README "Consumer groups"). */
+export declare class FluxgateGroupMember {
+  constructor(baseUrl: string, group: string, options?: FluxgateGroupMemberOptions);
+  start(): void;
+  /** Leaves the group: what it holds unsettled goes to the other members. */
+  stop(): void;
+  /** Its member name. */
+  readonly member: string;
+  /** Events it acknowledged. */
+  readonly handled: number;
+}

@@ -301,3 +301,173 @@ export class FluxgateSubscription {
     }
   }
 }
+
+// --- consumer groups ---------------------------------------------------------------------------------
+//
+// A worker of a consumer group the gateway keeps (README "Consumer groups"): the group's events are shared among its
+// members, an aggregate's events go to one member at a time and in order, and the gateway keeps the checkpoint.
+//
+//   import { FluxgateGroupMember } from "./fluxgate.js";
+//   const member = new FluxgateGroupMember("http://127.0.0.1:8080", "billing", {
+//     handler: async (event, attempt) => { await project(event); },   // resolve: ack; throw: nack (retried later)
+//     onState: (state) => console.log(state),   // "websocket" | "pull" | "reconnecting" | "stopped"
+//     onError: (error) => console.error(error), // fatal (it stops): unknown group, refused token
+//   });
+//   member.start();  …  member.stop();
+//
+// Options: `member` (its name; made up when not given), `credit` (events held at once over WebSocket, 1–1000,
+// default 100), `transport` ("websocket", the default where WebSocket exists, or "pull": HTTP fetch of up to `max`
+// events, waiting up to `wait` seconds), `accessToken`, `maxBackoff`. Events are handled one at a time in the order
+// leased; after a rejection the aggregate's later events of the same batch are left alone (the gateway took them back
+// with the rejected one and hands them out after it).
+
+export class FluxgateGroupMember {
+  constructor(baseUrl, group, options = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.group = group;
+    this.options = options;
+    this.member = options.member || "js-" + Math.random().toString(36).slice(2, 12);
+    this.credit = options.credit || 100;
+    this.transport = options.transport || (typeof WebSocket === "undefined" ? "pull" : "websocket");
+    this.stopped = true;
+    this.backoff = 250;
+    this.maxBackoff = options.maxBackoff || 15000;
+    this.handled = 0;
+    this._socket = null;
+    this._pull = null;
+    this._timer = null;
+  }
+
+  start() {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.transport === "pull" ? this._pullLoop() : this._openSocket();
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this._timer) { clearTimeout(this._timer); this._timer = null; }
+    if (this._socket) { this._socket.close(1000, "member stopped"); this._socket = null; }
+    if (this._pull) { this._pull.abort(); this._pull = null; }
+    this._state("stopped");
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  _path(suffix) { return this.baseUrl + "/groups/" + encodeURIComponent(this.group) + suffix; }
+  _state(state) { if (this.options.onState) this.options.onState(state); }
+  _fatal(message) {
+    this.stop();
+    const error = new Error(message);
+    if (this.options.onError) this.options.onError(error); else console.error(error);
+  }
+  _retry(connect) {
+    if (this.stopped) return;
+    this._state("reconnecting");
+    const wait = Math.random() * this.backoff;
+    this.backoff = Math.min(this.backoff * 2, this.maxBackoff);
+    this._timer = setTimeout(() => { this._timer = null; connect(); }, wait);
+  }
+
+  // Handles a batch of leases in order; returns { acknowledged: [positions], rejected: [[position, reason]] }.
+  async _handle(leases) {
+    const acknowledged = [];
+    const rejected = [];
+    const skipped = new Set();
+    for (const { event, attempt } of leases) {
+      if (this.stopped) break;
+      if (skipped.has(event.aggregate_id)) continue;
+      try {
+        if (this.options.handler) await this.options.handler(event, attempt);
+        acknowledged.push(event.position);
+        this.handled += 1;
+      } catch (error) {
+        skipped.add(event.aggregate_id);
+        rejected.push([event.position, String((error && error.message) || error).slice(0, 1000)]);
+      }
+    }
+    return { acknowledged, rejected };
+  }
+
+  _openSocket() {
+    const url = new URL(this._path("/subscribe"));
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.searchParams.set("member", this.member);
+    url.searchParams.set("credit", String(this.credit));
+    if (this.options.accessToken) url.searchParams.set("access_token", this.options.accessToken);
+    let socket;
+    try { socket = new WebSocket(url); } catch (error) { return this._fatal("cannot open " + url.origin + ": " + error.message); }
+    this._socket = socket;
+    let opened = false;
+    let work = Promise.resolve();
+    socket.onopen = () => { opened = true; this.backoff = 250; this._state("websocket"); };
+    socket.onmessage = (message) => {
+      const data = JSON.parse(message.data);
+      if (data.type !== "events") return;
+      // One batch after another, in order: settlements go out once the batch is handled.
+      work = work.then(async () => {
+        const { acknowledged, rejected } = await this._handle(data.events);
+        if (socket.readyState !== WebSocket.OPEN) return;
+        for (let start = 0; start < acknowledged.length; start += 1000) {
+          socket.send(JSON.stringify({ type: "ack", positions: acknowledged.slice(start, start + 1000) }));
+        }
+        for (const [position, reason] of rejected) socket.send(JSON.stringify({ type: "nack", position, reason }));
+      });
+    };
+    socket.onclose = (close) => {
+      if (this._socket === socket) this._socket = null;
+      if (this.stopped) return;
+      if (close.code === 1008) return this._fatal("the gateway refused this member: " + close.reason);
+      // Refused before the upgrade (unknown group, bad token): a browser does not say why; ask over HTTP once.
+      if (!opened) {
+        return fetch(this._path(""), { headers: this._headers(), cache: "no-store" }).then((response) => {
+          if (response.status === 404 || response.status === 401 || response.status === 403) {
+            return response.text().then((text) => this._fatal("the gateway refused this member (" + response.status + "): " + text));
+          }
+          this._retry(() => this._openSocket());
+        }, () => this._retry(() => this._openSocket()));
+      }
+      this._retry(() => this._openSocket());
+    };
+  }
+
+  _headers(extra = {}) {
+    const headers = { ...extra };
+    if (this.options.accessToken) headers.Authorization = "Bearer " + this.options.accessToken;
+    return headers;
+  }
+
+  async _pullLoop() {
+    const max = this.options.max || 100;
+    const wait = this.options.wait === undefined ? 20 : this.options.wait;
+    this._state("pull");
+    while (!this.stopped) {
+      const controller = new AbortController();
+      this._pull = controller;
+      try {
+        const query = new URLSearchParams({ member: this.member, max: String(max), wait: String(wait) });
+        const response = await fetch(this._path("/fetch?" + query), {
+          method: "POST", headers: this._headers(), cache: "no-store", signal: controller.signal });
+        if ([400, 401, 403, 404].includes(response.status)) {
+          return this._fatal("the gateway refused this member (" + response.status + "): " + (await response.text()));
+        }
+        if (!response.ok) throw new Error("fetch answered " + response.status);
+        const { events } = await response.json();
+        const { acknowledged, rejected } = await this._handle(events);
+        const settle = (path, body) => fetch(this._path(path), {
+          method: "POST", headers: this._headers({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
+        for (let start = 0; start < acknowledged.length; start += 1000) {
+          await settle("/ack", { member: this.member, positions: acknowledged.slice(start, start + 1000) });
+        }
+        for (const [position, reason] of rejected) await settle("/nack", { member: this.member, position, reason });
+        this.backoff = 250;
+      } catch (error) {
+        if (this.stopped) return;
+        this._state("reconnecting");
+        await new Promise((resolve) => { this._timer = setTimeout(resolve, Math.random() * this.backoff); });
+        this.backoff = Math.min(this.backoff * 2, this.maxBackoff);
+        if (!this.stopped) this._state("pull");
+      }
+    }
+  }
+}
