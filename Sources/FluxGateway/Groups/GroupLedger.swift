@@ -172,6 +172,9 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
 
     /// Events after the checkpoint acknowledged before a restart, not yet read again: they are done when read.
     private var acknowledgedBefore: Set<Int64> = []
+    /// Window events acknowledged (not parked) after the checkpoint, kept as they change so that saving the
+    /// progress after each settlement costs what was acknowledged out of order, not the whole window.
+    private var acknowledgedAhead: Set<Int64> = []
 
     /// A group resuming after `checkpoint` (the store is read from there), with the events it had acknowledged after
     /// the checkpoint and the events parked before (neither is handed out again).
@@ -212,7 +215,9 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
             order.append(position)
             windowBytes += event.payload.bytes.count
             // Acknowledged or parked before a restart: done (the checkpoint passes it; a parked one stays listed).
-            if acknowledgedBefore.remove(position) != nil || parkedEvents[position] != nil {
+            let wasAcknowledged = acknowledgedBefore.remove(position) != nil
+            if wasAcknowledged { acknowledgedAhead.insert(position) }
+            if wasAcknowledged || parkedEvents[position] != nil {
                 entries[position] = Entry(event: event, state: .done)
                 continue
             }
@@ -299,6 +304,7 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
                 changes.append(.resolved(position))
             } else {
                 entries[raw]?.state = .done
+                acknowledgedAhead.insert(raw)
             }
             finish(raw, of: entry.event.aggregateID)
         }
@@ -377,13 +383,10 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
     }
 
     /// The events after the checkpoint that were acknowledged (not parked), as ranges: what a restart must not hand
-    /// out again (``init(checkpoint:acknowledged:parked:policy:)``). O(window).
+    /// out again (``init(checkpoint:acknowledged:parked:policy:)``). O(events acknowledged ahead of the checkpoint).
     var acknowledgedAfterCheckpoint: [ClosedRange<Position>] {
-        var positions = acknowledgedBefore.map { Position($0) }
-        for position in order[front...] where entries[position]?.state == .done && parkedEvents[position] == nil {
-            positions.append(Position(position))
-        }
-        return PositionRanges.ranges(of: positions)
+        let after = checkpoint.rawValue
+        return PositionRanges.ranges(of: acknowledgedAhead.union(acknowledgedBefore).lazy.filter { $0 > after }.map { Position($0) })
     }
 
     /// Events acknowledged so far (it changes with every acknowledgement).
@@ -481,6 +484,7 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
             if let entry, entry.state != .done { break }
             windowBytes -= entry?.event.payload.bytes.count ?? 0
             entries[position] = nil
+            acknowledgedAhead.remove(position)
             front += 1
             checkpoint = Position(position)
             moved = true
