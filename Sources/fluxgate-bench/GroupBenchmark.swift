@@ -96,6 +96,7 @@ enum GroupBenchmark {
             })
         }
         let redelivery = try await redeliveryTimes(store: store, port: port, samples: 5)
+        let joining = try await joinTimes(store: store, port: port, samples: 5)
         await server.stop()
         if let sqlite = store as? SQLiteEventStore { try await sqlite.close() }
 
@@ -107,6 +108,9 @@ enum GroupBenchmark {
         let sorted = redelivery.sorted()
         print(String(format: "redelivery after a member's connection ends abruptly: median %.1f ms (min %.1f, max %.1f, %d samples)",
                       median(redelivery) * 1000, (sorted.first ?? 0) * 1000, (sorted.last ?? 0) * 1000, redelivery.count))
+        let joined = joining.sorted()
+        print(String(format: "a member joining a group whose other member is at its credit: first event after %.1f ms (median; min %.1f, max %.1f, %d samples)",
+                      median(joining) * 1000, (joined.first ?? 0) * 1000, (joined.last ?? 0) * 1000, joining.count))
     }
 
     static func waitForCheckpoint(_ store: any ConsumerGroupStore, _ name: String, _ target: Position) async throws {
@@ -122,6 +126,31 @@ enum GroupBenchmark {
             let json = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
         else { throw BenchmarkError("fetch answered \(response.status)") }
         return (json["events"] as? [[String: Any]] ?? []).compactMap { (($0["event"] as? [String: Any])?["position"] as? NSNumber)?.int64Value }
+    }
+
+    /// Seconds from a member's connection (the WebSocket handshake included) to its first event, while the group's
+    /// only other member holds its whole credit and more events wait.
+    static func joinTimes(store: any EventStore & ConsumerGroupStore, port: Int, samples: Int) async throws -> [Double] {
+        var times: [Double] = []
+        for sample in 0..<samples {
+            let name = "join-\(sample)"
+            _ = try await store.createConsumerGroup(try ConsumerGroupDefinition(name: name, start: try await store.head()))
+            for aggregate in 0..<20 {
+                try await store.append(AppendRequest(
+                    aggregateID: "join-\(sample)-\(aggregate)", aggregateName: "Bench", expectedVersion: .any,
+                    events: [NewEvent(eventType: "bench.Happened", payload: FeedBenchmark.payload(aggregate))]))
+            }
+            let busy = try await GroupMember.connect(host: "127.0.0.1", port: port, group: name, member: "busy", credit: 10)
+            guard let held = try await busy.nextBatch(), !held.isEmpty else { throw BenchmarkError("the busy member got nothing") }
+            let started = ContinuousClock.now
+            let joining = try await GroupMember.connect(host: "127.0.0.1", port: port, group: name, member: "joining", credit: 10)
+            guard try await joining.nextEvent() != nil else { throw BenchmarkError("the joining member got nothing") }
+            let elapsed = started.duration(to: .now)
+            times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            await joining.close()
+            await busy.close()
+        }
+        return times
     }
 
     /// Seconds from a member's connection closing without a Close frame to the first redelivered event at a member
