@@ -318,6 +318,36 @@ def run_extended_checks(driver, gateway, screenshot):
              lambda: text_of("#detail-group") == "Group ui-orders" if driver.find_elements(By.ID, "detail-group") else False, timeout=15)
     log(f"the groups panel lists ui-orders with lag {head}, and a click shows it")
 
+    # fluxgate.js's group member in the browser, over WebSocket: it handles the group's events and acknowledges them.
+    driver.set_script_timeout(30)
+    outcome = driver.execute_async_script("""
+        const [wanted, done] = [arguments[0], arguments[arguments.length - 1]];
+        import(new URL("ui/fluxgate.js", location.href).href).then(({ FluxgateGroupMember }) => {
+          const seen = [];
+          const member = new FluxgateGroupMember(location.origin, "ui-orders", {
+            credit: 7,
+            handler: (event, attempt) => { seen.push(event.position); },
+            onError: (error) => done({ error: error.message }),
+          });
+          member.start();
+          const check = () => member.handled >= wanted
+            ? (member.stop(), done({ seen, transport: member.transport }))
+            : setTimeout(check, 50);
+          check();
+        }, (error) => done({ error: String(error) }));
+    """, head)
+    if outcome.get("error"):
+        raise CheckFailed(f"the browser's group member failed: {outcome['error']}")
+    if outcome.get("transport") != "websocket" or sorted(outcome["seen"]) != list(range(1, head + 1)):
+        raise CheckFailed(f"the browser's group member handled {outcome.get('seen', [])[:10]}… over {outcome.get('transport')}")
+
+    def checkpoint():
+        with urllib.request.urlopen(f"{gateway}/groups/ui-orders", timeout=30) as response:
+            return json.load(response)["checkpoint"]
+    wait_for("the browser's group member's acknowledgements did not bring the checkpoint to the head",
+             lambda: checkpoint() >= head, timeout=15)
+    log(f"fluxgate.js's group member handled and acknowledged {head} events over WebSocket in the browser")
+
     # The stream list: a prefix search, its next page, a click opening the stream.
     prefix = driver.find_element(By.ID, "stream-prefix")
     prefix.clear()
