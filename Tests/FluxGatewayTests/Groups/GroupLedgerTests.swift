@@ -370,7 +370,16 @@ import Testing
                 }
                 held[member] = kept.filter { ledger.isLeased($0.position, to: member) }
             }
+            // What a restart would be told was acknowledged after the checkpoint is exactly that (nothing parks here),
+            // and the checkpoint never passes an event that was not acknowledged.
+            if steps % 50 == 0 {
+                let checkpoint = ledger.checkpoint.rawValue
+                let reported = Set(ledger.acknowledgedAfterCheckpoint.flatMap { $0.lowerBound.rawValue...$0.upperBound.rawValue })
+                #expect(reported == acknowledged.filter { $0 > checkpoint }, "step \(steps)")
+                #expect(checkpoint == 0 || acknowledged.contains(checkpoint) || checkpoint == ledger.readThrough.rawValue, "step \(steps)")
+            }
         }
+        #expect(ledger.acknowledgedAfterCheckpoint.isEmpty)
         #expect(ledger.statistics.redeliveries > 0 && nextMember > 10, "the run exercised redelivery and members leaving")
         #expect(acknowledged.count == total)
         #expect(ledger.checkpoint == Position(Int64(total)))
