@@ -18,7 +18,7 @@ extension PostgresEventStore: ConsumerGroupStore {
 
     public func createConsumerGroup(_ definition: ConsumerGroupDefinition) async throws -> ConsumerGroupRecord {
         let (logger, filter, policy) = (self.logger, try Self.filterText(definition.filter), definition.policy)
-        let (lease, backoff, maximumBackoff) = (Self.milliseconds(policy.leaseTimeout), Self.milliseconds(policy.backoff), Self.milliseconds(policy.maximumBackoff))
+        let (lease, backoff, maximumBackoff) = (policy.leaseTimeout.wholeMilliseconds, policy.backoff.wholeMilliseconds, policy.maximumBackoff.wholeMilliseconds)
         let (name, start, attempts, holds) = (definition.name, definition.start.rawValue, Int64(policy.maximumAttempts), policy.holdsAggregateWhileParked)
         let created = try await reading { connection in
             try await connection.query(
@@ -36,7 +36,7 @@ extension PostgresEventStore: ConsumerGroupStore {
 
     public func updateConsumerGroup(_ definition: ConsumerGroupDefinition) async throws {
         let (logger, filter, policy) = (self.logger, try Self.filterText(definition.filter), definition.policy)
-        let (lease, backoff, maximumBackoff) = (Self.milliseconds(policy.leaseTimeout), Self.milliseconds(policy.backoff), Self.milliseconds(policy.maximumBackoff))
+        let (lease, backoff, maximumBackoff) = (policy.leaseTimeout.wholeMilliseconds, policy.backoff.wholeMilliseconds, policy.maximumBackoff.wholeMilliseconds)
         let (name, attempts, holds) = (definition.name, Int64(policy.maximumAttempts), policy.holdsAggregateWhileParked)
         let updated = try await reading { connection in
             try await connection.query(
@@ -160,9 +160,5 @@ extension PostgresEventStore: ConsumerGroupStore {
 
     private static func filterText(_ filter: EventFilter) throws -> String {
         String(decoding: try JSONEncoder().encode(filter), as: UTF8.self)
-    }
-
-    private static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -31,8 +31,8 @@ extension SQLiteEventStore: ConsumerGroupStore {
                         backoff_ms, maximum_backoff_ms, holds_aggregate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
-                    definition.name, filter, definition.start.rawValue, definition.start.rawValue, Self.milliseconds(policy.leaseTimeout),
-                    policy.maximumAttempts, Self.milliseconds(policy.backoff), Self.milliseconds(policy.maximumBackoff),
+                    definition.name, filter, definition.start.rawValue, definition.start.rawValue, policy.leaseTimeout.wholeMilliseconds,
+                    policy.maximumAttempts, policy.backoff.wholeMilliseconds, policy.maximumBackoff.wholeMilliseconds,
                     policy.holdsAggregateWhileParked,
                 ]
             )
@@ -50,8 +50,8 @@ extension SQLiteEventStore: ConsumerGroupStore {
                         maximum_backoff_ms = ?, holds_aggregate = ? WHERE name = ?
                     """,
                 arguments: [
-                    filter, Self.milliseconds(policy.leaseTimeout), policy.maximumAttempts, Self.milliseconds(policy.backoff),
-                    Self.milliseconds(policy.maximumBackoff), policy.holdsAggregateWhileParked, definition.name,
+                    filter, policy.leaseTimeout.wholeMilliseconds, policy.maximumAttempts, policy.backoff.wholeMilliseconds,
+                    policy.maximumBackoff.wholeMilliseconds, policy.holdsAggregateWhileParked, definition.name,
                 ]
             )
             guard db.changesCount == 1 else { throw Self.unknownGroup(definition.name) }
@@ -139,10 +139,6 @@ extension SQLiteEventStore: ConsumerGroupStore {
 
     private static func filterText(_ filter: EventFilter) throws -> String {
         String(decoding: try JSONEncoder().encode(filter), as: UTF8.self)
-    }
-
-    private static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     private func groupRead<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {

@@ -255,8 +255,10 @@ extension GatewayRouter {
         guard request.headers.first(name: "Upgrade")?.lowercased() == "websocket" else {
             return .error(.badRequest, "bad_request", "a group member subscribes with a WebSocket upgrade; or pull with POST /groups/\(name)/fetch")
         }
-        if let origin = request.headers.first(name: "Origin"), !isAllowed(origin: origin, request) {
-            return .error(.forbidden, "origin_not_allowed", "pages from \(origin) may not open WebSockets to this gateway; its operator can allow them with --allow-origin \(origin)")
+        let acceptance: WebSocketServerHandshake.Acceptance
+        switch checkWebSocketUpgrade(request, deflate: nil) {
+        case .refuse(let refusal): return refusal
+        case .accept(let accepted): acceptance = accepted
         }
         let credit = try request.queryValue("credit").map { text -> Int in
             guard let number = Int(text), (1...1000).contains(number) else { throw BadRequest("credit must be an integer from 1 to 1000") }
@@ -268,15 +270,6 @@ extension GatewayRouter {
         } ?? "member-\(UInt64.random(in: 0...UInt64.max))"
         guard let runtime = try await groups.runtime(name) else { throw unknown(name) }
         try checkMemberReads(runtime.definition, grant: grant)
-        let handshake = WebSocketServerHandshake(deflate: nil)
-        let head = HTTPRequestHead(version: request.version, method: request.method, uri: request.uri, headers: request.headers)
-        let acceptance: WebSocketServerHandshake.Acceptance
-        switch handshake.evaluate(head) {
-        case .reject(let rejection):
-            return .error(rejection.status, "bad_handshake", rejection.reason, headers: rejection.headers)
-        case .accept(let accepted):
-            acceptance = accepted
-        }
         let slot = subscriptionSlots.take()
         let settings = GroupMemberHandler.Settings(
             runtime: runtime, group: name, member: member, credit: credit, baseURL: baseURL(for: request),
@@ -416,7 +409,6 @@ extension GatewayRouter {
     static func writeGroup(_ record: ConsumerGroupRecord, head: Position, status: ConsumerGroupRuntime.Status?, into json: inout JSONWriter) {
         let definition = record.definition
         let policy = definition.policy
-        func milliseconds(_ duration: Duration) -> Int64 { duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 }
         json.raw("{")
         json.key("name"); json.string(definition.name); json.raw(",")
         json.key("filter"); json.raw("{")
@@ -425,10 +417,10 @@ extension GatewayRouter {
         json.key("aggregate_ids"); writeStrings(definition.filter.aggregateIDs, into: &json)
         json.raw("},")
         json.key("start"); json.integer(definition.start.rawValue); json.raw(",")
-        json.key("lease_timeout_ms"); json.integer(milliseconds(policy.leaseTimeout)); json.raw(",")
+        json.key("lease_timeout_ms"); json.integer(policy.leaseTimeout.wholeMilliseconds); json.raw(",")
         json.key("maximum_attempts"); json.integer(Int64(policy.maximumAttempts)); json.raw(",")
-        json.key("backoff_ms"); json.integer(milliseconds(policy.backoff)); json.raw(",")
-        json.key("maximum_backoff_ms"); json.integer(milliseconds(policy.maximumBackoff)); json.raw(",")
+        json.key("backoff_ms"); json.integer(policy.backoff.wholeMilliseconds); json.raw(",")
+        json.key("maximum_backoff_ms"); json.integer(policy.maximumBackoff.wholeMilliseconds); json.raw(",")
         json.key("parked_events"); json.string(policy.holdsAggregateWhileParked ? "hold" : "continue"); json.raw(",")
         let checkpoint = max(record.checkpoint, status?.statistics.checkpoint ?? .start)
         json.key("checkpoint"); json.integer(checkpoint.rawValue); json.raw(",")

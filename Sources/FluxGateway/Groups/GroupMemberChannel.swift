@@ -48,7 +48,6 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let settings: Settings
     private var writer: BoundedOutboundWriter?
-    private var work: Task<Void, Never>?
     private var settlements: AsyncStream<GroupSettlement>.Continuation?
     private var expiry: Scheduled<Void>?
     private var closing = false
@@ -78,12 +77,10 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
                 handler.closeWith(code, reason, context: context)
             }
         }
-        work = Self.start(runtime: runtime, settings: settings, writer: writer, settlements: stream, close: close)
+        // The member's task ends by itself once the connection ends (`stop()` finishes its settlements).
+        Self.start(runtime: runtime, settings: settings, writer: writer, settlements: stream, close: close)
         if let expiresAt = settings.expiresAt {
-            let delay = ContinuousClock.now.duration(to: expiresAt)
-            expiry = context.eventLoop.scheduleTask(
-                in: .milliseconds(max(0, delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000))
-            ) {
+            expiry = context.eventLoop.scheduleTask(at: expiresAt) {
                 let (handler, context) = loopBound.value
                 handler.closeWith(.policyViolation, "your access token expired; reconnect with a fresh one (unsettled events were handed out again)", context: context)
             }
@@ -91,6 +88,7 @@ final class GroupMemberHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The member's work: ``serve(runtime:settings:writer:settlements:close:)``, then it leaves the group.
+    @discardableResult
     private static func start(
         runtime: ConsumerGroupRuntime, settings: Settings, writer: BoundedOutboundWriter, settlements: AsyncStream<GroupSettlement>,
         close: @escaping @Sendable (WebSocketCloseCode, String) -> Void

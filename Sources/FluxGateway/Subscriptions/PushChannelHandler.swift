@@ -75,9 +75,8 @@ final class PushChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if let driver { startSubscription(driver, writer: writer, context: context) }
         if let expiresAt = settings.expiresAt {
-            let delay = ContinuousClock.now.duration(to: expiresAt)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            expiry = context.eventLoop.scheduleTask(in: .milliseconds(max(0, delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000))) {
+            expiry = context.eventLoop.scheduleTask(at: expiresAt) {
                 let (handler, context) = loopBound.value
                 handler.closeWith(.policyViolation, "your access token expired; reconnect from your last position with a fresh one", context: context)
             }

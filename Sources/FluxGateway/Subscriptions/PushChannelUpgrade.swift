@@ -23,20 +23,10 @@ extension GatewayRouter {
         guard let hub else {
             return .error(.serviceUnavailable, "unavailable", "subscriptions are not enabled on this server")
         }
-        if let origin = request.headers.first(name: "Origin"), !isAllowed(origin: origin, request) {
-            return .error(
-                .forbidden, "origin_not_allowed",
-                "pages from \(origin) may not open the push channel of this gateway; its operator can allow them with --allow-origin \(origin)"
-            )
-        }
-        let handshake = WebSocketServerHandshake(deflate: WebSocketDeflateOptions(serverNoContextTakeover: true))
-        let head = HTTPRequestHead(version: request.version, method: request.method, uri: request.uri, headers: request.headers)
         let acceptance: WebSocketServerHandshake.Acceptance
-        switch handshake.evaluate(head) {
-        case .reject(let rejection):
-            return .error(rejection.status, "bad_handshake", rejection.reason, headers: rejection.headers)
-        case .accept(let accepted):
-            acceptance = accepted
+        switch checkWebSocketUpgrade(request, deflate: WebSocketDeflateOptions(serverNoContextTakeover: true)) {
+        case .refuse(let refusal): return refusal
+        case .accept(let accepted): acceptance = accepted
         }
         var closeFirst: (WebSocketCloseCode, String)?
         let slot = subscriptionSlots.take()
@@ -74,6 +64,31 @@ extension GatewayRouter {
             PushChannelHandler(driver: driver, settings: settings)
         }
         return response
+    }
+
+    /// What ``checkWebSocketUpgrade(_:deflate:)`` decided.
+    enum WebSocketUpgradeCheck {
+        case accept(WebSocketServerHandshake.Acceptance)
+        /// The HTTP answer that refuses the upgrade (`403` for a page's origin, `400`/`426` for a malformed handshake).
+        case refuse(GatewayResponse)
+    }
+
+    /// Checks a WebSocket upgrade of any endpoint: a browser page's origin (cross-site WebSocket hijacking), then
+    /// the RFC 6455 handshake (permessage-deflate as `deflate` allows).
+    func checkWebSocketUpgrade(_ request: GatewayRequest, deflate: WebSocketDeflateOptions?) -> WebSocketUpgradeCheck {
+        if let origin = request.headers.first(name: "Origin"), !isAllowed(origin: origin, request) {
+            return .refuse(.error(
+                .forbidden, "origin_not_allowed",
+                "pages from \(origin) may not open WebSockets to this gateway; its operator can allow them with --allow-origin \(origin)"
+            ))
+        }
+        let head = HTTPRequestHead(version: request.version, method: request.method, uri: request.uri, headers: request.headers)
+        switch WebSocketServerHandshake(deflate: deflate).evaluate(head) {
+        case .reject(let rejection):
+            return .refuse(.error(rejection.status, "bad_handshake", rejection.reason, headers: rejection.headers))
+        case .accept(let accepted):
+            return .accept(accepted)
+        }
     }
 
     /// Whether a browser page from `origin` may open the push channel: the gateway's own origin (as the request

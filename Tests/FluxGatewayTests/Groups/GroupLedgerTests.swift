@@ -1,4 +1,5 @@
 import FluxCore
+import FluxTesting
 import Foundation
 import Testing
 
@@ -284,7 +285,7 @@ import Testing
     /// and the checkpoint ends at the head.
     @Test(arguments: [1, 2, 3, 4, 5])
     func randomWorkLosesNothingAndKeepsOrderPerAggregate(seed: UInt64) throws {
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         var policy = Ledger.Policy()
         policy.maximumAttempts = 1000  // nothing parks here
         policy.leaseTimeout = .seconds(5)
@@ -385,18 +386,5 @@ import Testing
         #expect(ledger.checkpoint == Position(Int64(total)))
         #expect(ledger.statistics.window == 0)
         #expect(ledger.statistics.leased == 0)
-    }
-}
-
-/// A small seeded generator, so that a failing run can be repeated.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
