@@ -32,6 +32,9 @@ actor ConsumerGroupRuntime {
     private var savedVersion = 0
     private var writingProgress = false
     private var progressWaiters: [(version: Int, continuation: CheckedContinuation<Void, any Error>)] = []
+    /// Parked events whose record is being written (or failed to be): no checkpoint is stored past them, so that
+    /// none is forgotten if the gateway stops before its record is stored.
+    private var parksInFlight: Set<Int64> = []
     private let pages = PageSizer(byteBudget: 4 << 20)
     /// Stopped because the group was changed, reset or deleted: it writes nothing more and answers nothing more.
     private var retired = false
@@ -175,7 +178,7 @@ actor ConsumerGroupRuntime {
         try checkActive()
         guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
         lastSeen[id] = ContinuousClock.now
-        try ledger.reject(position, by: id, reason: reason, now: ContinuousClock.now)
+        try ledger.reject(position, by: id, reason: Self.storable(reason), now: ContinuousClock.now)
         changed()
         try await persist()
     }
@@ -189,6 +192,23 @@ actor ConsumerGroupRuntime {
             ledger.replayAll()
         }
         changed()
+    }
+
+    /// The longest reason kept, in UTF-8 bytes.
+    static let maximumReasonBytes = 1000
+
+    /// A member's reason as every store keeps it: control characters (PostgreSQL's text refuses NUL) become spaces,
+    /// and it is cut to ``maximumReasonBytes`` at a character boundary.
+    static func storable(_ reason: String) -> String {
+        var kept = ""
+        var bytes = 0
+        for character in reason {
+            let clean: Character = character.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } ? " " : character
+            bytes += clean.utf8.count
+            guard bytes <= maximumReasonBytes else { break }
+            kept.append(clean)
+        }
+        return kept
     }
 
     /// Stops the runtime for good (its group was changed, reset or deleted): once this returns, it writes nothing
@@ -267,19 +287,23 @@ actor ConsumerGroupRuntime {
             }
         }
         var checkpoint: Position?
-        for change in ledger.takeChanges() {
+        let changes = ledger.takeChanges()
+        for change in changes { if case .parked(let parked) = change { parksInFlight.insert(parked.event.position.rawValue) } }
+        for (index, change) in changes.enumerated() {
+            do {
+                try await persist(change)
+            } catch {
+                ledger.putBack(Array(changes[index...]))  // retried by the next call; the checkpoint waits for them
+                throw error
+            }
             switch change {
             case .checkpoint(let position):
                 checkpoint = position
             case .parked(let parked):
-                logger.warning(
-                    "a consumer group parked an event",
-                    metadata: ["group": "\(definition.name)", "position": "\(parked.event.position)", "attempts": "\(parked.attempts)", "reason": "\(parked.reason)"])
-                try await store.parkConsumerGroupEvent(
-                    ParkedGroupEvent(position: parked.event.position, attempts: parked.attempts, reason: parked.reason, parkedAt: Timestamp.nowMilliseconds()),
-                    group: definition.name)
-            case .resolved(let position):
-                _ = try await store.unparkConsumerGroupEvent(at: position, group: definition.name)
+                parksInFlight.remove(parked.event.position.rawValue)
+                progressVersion += 1  // a checkpoint held back below it may now be written
+            case .resolved:
+                break
             }
         }
         // The progress (checkpoint and what was acknowledged after it) when it may have changed: a restart resumes
@@ -290,6 +314,23 @@ actor ConsumerGroupRuntime {
             progressVersion += 1
         }
         try await saveProgress()
+    }
+
+    /// Writes one change of the ledger (a checkpoint move is written with the progress, after the others).
+    private func persist(_ change: Ledger.Change) async throws {
+        switch change {
+        case .checkpoint:
+            break
+        case .parked(let parked):
+            logger.warning(
+                "a consumer group parked an event",
+                metadata: ["group": "\(definition.name)", "position": "\(parked.event.position)", "attempts": "\(parked.attempts)", "reason": "\(parked.reason)"])
+            try await store.parkConsumerGroupEvent(
+                ParkedGroupEvent(position: parked.event.position, attempts: parked.attempts, reason: parked.reason, parkedAt: Timestamp.nowMilliseconds()),
+                group: definition.name)
+        case .resolved(let position):
+            _ = try await store.unparkConsumerGroupEvent(at: position, group: definition.name)
+        }
     }
 
     /// Writes the progress up to ``progressVersion`` before returning (an acknowledgement is answered only once it
@@ -311,7 +352,15 @@ actor ConsumerGroupRuntime {
             while savedVersion < progressVersion {
                 try checkActive()
                 let target = progressVersion
-                let (position, acknowledged) = (ledger.checkpoint, ledger.acknowledgedAfterCheckpoint)
+                var (position, acknowledged) = (ledger.checkpoint, ledger.acknowledgedAfterCheckpoint)
+                // (A replayed event parked again lies at or below the stored checkpoint, and its record is still stored.)
+                let unsavedAhead = parksInFlight.union(ledger.parkedInChanges).filter { $0 > savedCheckpoint.rawValue }
+                if let unsaved = unsavedAhead.min(), unsaved <= position.rawValue {
+                    // Only up to just before a parked event whose record is not stored yet (what was acknowledged
+                    // between is delivered again after a restart, as at least once allows).
+                    position = Position(unsaved - 1)
+                    acknowledged = []
+                }
                 if position != savedCheckpoint || acknowledged != savedAcknowledged {
                     try await store.saveConsumerGroupCheckpoint(position, acknowledged: acknowledged, group: definition.name, reset: false)
                     (savedCheckpoint, savedAcknowledged) = (position, acknowledged)

@@ -346,7 +346,7 @@ extension GatewayRouter {
             }
             guard let number = document["position"]?.int64Value, number > 0 else { throw BadRequest("position must be an integer > 0") }
             let reason = document["reason"]?.stringValue ?? "rejected by its member"
-            try await runtime.reject(Position(number), by: member, reason: String(reason.prefix(1000)))
+            try await runtime.reject(Position(number), by: member, reason: reason)  // the runtime cleans and cuts it
             return .json(.ok, ByteBuffer(string: #"{"rejected":1}"#))
         } catch let failure as ConsumerGroupRuntime.Ledger.Failure {
             switch failure {

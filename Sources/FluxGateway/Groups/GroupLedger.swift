@@ -182,8 +182,13 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
         self.policy = policy
         self.checkpoint = checkpoint
         self.readThrough = checkpoint
+        // At most a window's worth (what one run can have acknowledged ahead of its checkpoint): a damaged record
+        // must not make the group hold more; anything past that is delivered again, as at least once allows.
         for range in acknowledged where range.upperBound > checkpoint {
-            acknowledgedBefore.formUnion(max(range.lowerBound.rawValue, checkpoint.rawValue + 1)...range.upperBound.rawValue)
+            let lower = max(range.lowerBound.rawValue, checkpoint.rawValue + 1)
+            let room = Int64(max(0, policy.window - acknowledgedBefore.count))
+            guard room > 0 else { break }
+            acknowledgedBefore.formUnion(lower...min(range.upperBound.rawValue, lower + room - 1))
         }
         for parked in parked {
             parkedEvents[parked.event.position.rawValue] = parked
@@ -380,6 +385,17 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
     mutating func takeChanges() -> [Change] {
         defer { changes = [] }
         return changes
+    }
+
+    /// Positions parked in changes not yet taken.
+    var parkedInChanges: [Int64] {
+        changes.compactMap { if case .parked(let parked) = $0 { parked.event.position.rawValue } else { nil } }
+    }
+
+    /// Gives back changes a driver took and could not persist (the store failed): they come first in the next
+    /// ``takeChanges()``, so a parked event is never forgotten while the checkpoint passes it.
+    mutating func putBack(_ unpersisted: [Change]) {
+        changes.insert(contentsOf: unpersisted, at: 0)
     }
 
     /// The events after the checkpoint that were acknowledged (not parked), as ranges: what a restart must not hand

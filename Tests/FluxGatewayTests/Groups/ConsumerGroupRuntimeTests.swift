@@ -1,5 +1,6 @@
 import FluxCore
 import Logging
+import Synchronization
 import Testing
 
 @testable import FluxGateway
@@ -42,5 +43,79 @@ import Testing
         try ledger.acknowledge(leased.map(\.event.position), by: 1)
         #expect(ledger.windowBytes == 0)
         #expect(ledger.wantedEvents == policy.window)
+    }
+
+    /// A store whose next `parks` park writes fail (a database that is away for a moment).
+    final class FlakyParking: EventStore, ConsumerGroupStore {
+        let base = InMemoryEventStore()
+        let failures = Mutex(0)
+        var epoch: StoreEpoch { base.epoch }
+        func head() async throws -> Position { try await base.head() }
+        func read(after position: Position, limit: Int, filter: EventFilter) async throws -> [RecordedEvent] {
+            try await base.read(after: position, limit: limit, filter: filter)
+        }
+        func readStream(_ aggregateID: String, fromVersion: Int64, limit: Int) async throws -> [RecordedEvent] {
+            try await base.readStream(aggregateID, fromVersion: fromVersion, limit: limit)
+        }
+        func event(id: String) async throws -> RecordedEvent? { try await base.event(id: id) }
+        func streams(after cursor: String?, prefix: String, aggregateNames: Set<String>, limit: Int) async throws -> [StreamSummary] {
+            try await base.streams(after: cursor, prefix: prefix, aggregateNames: aggregateNames, limit: limit)
+        }
+        func waitForHead(beyond position: Position, timeout: Duration) async throws -> Position {
+            try await base.waitForHead(beyond: position, timeout: timeout)
+        }
+        func append(_ request: AppendRequest) async throws -> AppendResult { try await base.append(request) }
+        func consumerGroups() async throws -> [ConsumerGroupRecord] { try await base.consumerGroups() }
+        func consumerGroup(named name: String) async throws -> ConsumerGroupRecord? { try await base.consumerGroup(named: name) }
+        func createConsumerGroup(_ definition: ConsumerGroupDefinition) async throws -> ConsumerGroupRecord {
+            try await base.createConsumerGroup(definition)
+        }
+        func updateConsumerGroup(_ definition: ConsumerGroupDefinition) async throws { try await base.updateConsumerGroup(definition) }
+        func deleteConsumerGroup(named name: String) async throws -> Bool { try await base.deleteConsumerGroup(named: name) }
+        func saveConsumerGroupCheckpoint(_ position: Position, acknowledged: [ClosedRange<Position>], group name: String, reset: Bool) async throws {
+            try await base.saveConsumerGroupCheckpoint(position, acknowledged: acknowledged, group: name, reset: reset)
+        }
+        func parkConsumerGroupEvent(_ parked: ParkedGroupEvent, group name: String) async throws {
+            let fail = failures.withLock { count in
+                defer { count = max(0, count - 1) }
+                return count > 0
+            }
+            if fail { throw StoreError(.storeUnavailable, "the database is away for a moment") }
+            try await base.parkConsumerGroupEvent(parked, group: name)
+        }
+        func unparkConsumerGroupEvent(at position: Position, group name: String) async throws -> Bool {
+            try await base.unparkConsumerGroupEvent(at: position, group: name)
+        }
+    }
+
+    /// A parked event whose record cannot be written yet is written by a later call, and no checkpoint is stored past
+    /// it meanwhile: a stop in between must not lose it. Its reason is stored without control characters.
+    @Test func aParkThatCouldNotBeStoredIsRetriedAndHoldsTheStoredCheckpoint() async throws {
+        let store = FlakyParking()
+        for aggregate in ["a", "b"] {
+            _ = try await store.append(AppendRequest(aggregateID: aggregate, aggregateName: "A", expectedVersion: .any, events: [NewEvent(eventType: "t", payload: .null)]))
+        }
+        let record = try await store.createConsumerGroup(try ConsumerGroupDefinition(name: "g", policy: ConsumerGroupPolicy(maximumAttempts: 1)))
+        var logger = Logger(label: "test.groups")
+        logger.logLevel = .critical
+        let runtime = try await ConsumerGroupRuntime.start(record: record, store: store, logger: logger)
+        #expect(try await runtime.fetch(member: "m", max: 10, wait: .zero).deliveries.map(\.event.position) == [Position(1), Position(2)])
+        store.failures.withLock { $0 = 2 }
+        await #expect(throws: StoreError.self) { try await runtime.reject(Position(1), by: "m", reason: "bad\u{0}data\nhere") }
+        await #expect(throws: StoreError.self) { try await runtime.acknowledge([Position(2)], by: "m") }
+        var stored = try await store.consumerGroup(named: "g")
+        #expect(stored?.checkpoint == .start && stored?.parked.isEmpty == true, "nothing stored past the unstored park: \(String(describing: stored))")
+        _ = try await runtime.fetch(member: "m", max: 10, wait: .zero)  // the database is back
+        stored = try await store.consumerGroup(named: "g")
+        #expect(stored?.parked.map(\.position) == [Position(1)])
+        #expect(stored?.parked.first?.reason == "bad data here")
+        #expect(stored?.checkpoint == Position(2))
+    }
+
+    @Test func reasonsAreStoredWithoutControlCharactersAndCutAtACharacter() {
+        #expect(ConsumerGroupRuntime.storable("a\u{0}b\u{7F}c\td") == "a b c d")
+        let long = ConsumerGroupRuntime.storable(String(repeating: "ü", count: 800))
+        #expect(long.utf8.count <= ConsumerGroupRuntime.maximumReasonBytes && long.utf8.count >= ConsumerGroupRuntime.maximumReasonBytes - 1)
+        #expect(long.allSatisfy { $0 == "ü" })
     }
 }
