@@ -55,6 +55,31 @@ class Worker:
     def done(self):
         return self.args.exit_after and self.handled >= self.args.exit_after
 
+    def handle_batch(self, items):
+        """Handles a batch of leased events in order; returns the settlements to send, in order: {"type": "ack",
+        "positions": [...]} and {"type": "nack", "position": p, "reason": r} (the group's WebSocket messages; the
+        HTTP API takes the same fields). After a rejection the aggregate's later events of the batch are left alone:
+        the gateway took them back with the rejected one."""
+        settlements, acknowledged, rejected = [], [], set()
+        for item in items:
+            event = item["event"]
+            if event["aggregate_id"] in rejected:
+                continue
+            reason = self.handle(item)
+            if reason is None:
+                acknowledged.append(event["position"])
+            else:
+                rejected.add(event["aggregate_id"])
+                if acknowledged:
+                    settlements.append({"type": "ack", "positions": acknowledged})
+                    acknowledged = []
+                settlements.append({"type": "nack", "position": event["position"], "reason": reason})
+            if self.done():
+                break
+        if acknowledged:
+            settlements.append({"type": "ack", "positions": acknowledged})
+        return settlements
+
 
 def headers(args):
     return {"Authorization": f"Bearer {args.token}"} if args.token else {}
@@ -83,26 +108,9 @@ def run_pull(args, worker):
             query = urllib.parse.urlencode({"member": worker.member, "max": args.max, "wait": args.wait})
             answer = http(args, "POST", f"/groups/{group}/fetch?{query}")
             backoff = 0.2
-            acknowledged = []
-            rejected = set()  # aggregates whose event was rejected: their later events of this batch go back too
-            for item in answer["events"]:
-                if item["event"]["aggregate_id"] in rejected:
-                    continue
-                reason = worker.handle(item)
-                if reason is not None:
-                    rejected.add(item["event"]["aggregate_id"])
-                if reason is None:
-                    acknowledged.append(item["event"]["position"])
-                else:
-                    if acknowledged:
-                        http(args, "POST", f"/groups/{group}/ack", {"member": worker.member, "positions": acknowledged})
-                        acknowledged = []
-                    http(args, "POST", f"/groups/{group}/nack",
-                         {"member": worker.member, "position": item["event"]["position"], "reason": reason})
-                if worker.done():
-                    break
-            if acknowledged:
-                http(args, "POST", f"/groups/{group}/ack", {"member": worker.member, "positions": acknowledged})
+            for settlement in worker.handle_batch(answer["events"]):
+                kind = settlement.pop("type")
+                http(args, "POST", f"/groups/{group}/{kind}", {"member": worker.member, **settlement})
         except (OSError, ValueError) as error:
             print(f"group_worker.py: {error}; retrying in {backoff:.1f} s", file=sys.stderr, flush=True)
             time.sleep(random.uniform(0, backoff))
@@ -131,26 +139,8 @@ async def run_websocket(args, worker):
                         continue
                     if message.get("type") != "events":
                         continue
-                    acknowledged = []
-                    rejected = set()  # aggregates whose event was rejected: their later events of this batch go back too
-                    for item in message["events"]:
-                        if item["event"]["aggregate_id"] in rejected:
-                            continue
-                        reason = worker.handle(item)
-                        if reason is not None:
-                            rejected.add(item["event"]["aggregate_id"])
-                        position = item["event"]["position"]
-                        if reason is None:
-                            acknowledged.append(position)
-                        else:
-                            if acknowledged:
-                                await socket.send(json.dumps({"type": "ack", "positions": acknowledged}))
-                                acknowledged = []
-                            await socket.send(json.dumps({"type": "nack", "position": position, "reason": reason}))
-                        if worker.done():
-                            break
-                    if acknowledged:
-                        await socket.send(json.dumps({"type": "ack", "positions": acknowledged}))
+                    for settlement in worker.handle_batch(message["events"]):
+                        await socket.send(json.dumps(settlement))
                     if worker.done():
                         await socket.close()
                         return 0
