@@ -235,6 +235,7 @@ public final class GatewayServer: Service, Sendable {
                 group.cancelAll()
             }
         }
+        await router.stopGroups()
         configuration.logger.info("fluxgate gateway stopped")
     }
 

@@ -5,7 +5,8 @@ import PostgresNIO
 
 /// Consumer groups' state in the store's database (migration `events-v6-consumer-groups`), shared by every node: a
 /// row per group in `fluxgate_consumer_groups` (definition, checkpoint, acknowledged ranges after it), a row per parked event in
-/// `fluxgate_consumer_group_parked` (deleted with its group). Each call is one statement, so it is atomic by itself.
+/// `fluxgate_consumer_group_parked` (deleted with its group), and the rows by which several nodes share a group
+/// (`PostgresEventStore+GroupCoordinator.swift`). Each call is one statement, so it is atomic by itself.
 extension PostgresEventStore: ConsumerGroupStore {
     public func consumerGroups() async throws -> [ConsumerGroupRecord] {
         try await groupRecords(named: nil)
@@ -23,10 +24,15 @@ extension PostgresEventStore: ConsumerGroupStore {
         let created = try await reading { connection in
             try await connection.query(
                 """
-                INSERT INTO fluxgate_consumer_groups (name, filter, start_position, checkpoint, lease_timeout_ms, maximum_attempts,
-                    backoff_ms, maximum_backoff_ms, holds_aggregate)
-                VALUES (\(name), \(filter), \(start), \(start), \(lease), \(attempts), \(backoff), \(maximumBackoff), \(holds))
-                ON CONFLICT (name) DO NOTHING RETURNING name
+                WITH created AS (
+                    INSERT INTO fluxgate_consumer_groups (name, filter, start_position, checkpoint, lease_timeout_ms, maximum_attempts,
+                        backoff_ms, maximum_backoff_ms, holds_aggregate)
+                    VALUES (\(name), \(filter), \(start), \(start), \(lease), \(attempts), \(backoff), \(maximumBackoff), \(holds))
+                    ON CONFLICT (name) DO NOTHING RETURNING name, checkpoint),
+                partitions AS (
+                    INSERT INTO fluxgate_consumer_group_partitions (group_name, partition, checkpoint)
+                    SELECT name, partition, checkpoint FROM created, generate_series(0, \(Self.lastPartition)) AS partition)
+                SELECT name FROM created
                 """, logger: logger
             ).collect().count
         }
@@ -42,7 +48,8 @@ extension PostgresEventStore: ConsumerGroupStore {
             try await connection.query(
                 """
                 UPDATE fluxgate_consumer_groups SET filter = \(filter), lease_timeout_ms = \(lease), maximum_attempts = \(attempts),
-                    backoff_ms = \(backoff), maximum_backoff_ms = \(maximumBackoff), holds_aggregate = \(holds)
+                    backoff_ms = \(backoff), maximum_backoff_ms = \(maximumBackoff), holds_aggregate = \(holds),
+                    generation = nextval('fluxgate_consumer_group_generations')
                 WHERE name = \(name) RETURNING name
                 """, logger: logger
             ).collect().count
@@ -65,7 +72,12 @@ extension PostgresEventStore: ConsumerGroupStore {
             try await connection.query(
                 """
                 WITH saved AS (
-                    UPDATE fluxgate_consumer_groups SET checkpoint = \(raw), acknowledged = \(acknowledged) WHERE name = \(name) RETURNING name),
+                    UPDATE fluxgate_consumer_groups SET checkpoint = \(raw), acknowledged = \(acknowledged),
+                        generation = CASE WHEN \(reset) THEN nextval('fluxgate_consumer_group_generations') ELSE generation END
+                    WHERE name = \(name) RETURNING name),
+                    partitions AS (UPDATE fluxgate_consumer_group_partitions
+                        SET checkpoint = CASE WHEN \(reset) THEN \(raw) ELSE GREATEST(checkpoint, \(raw)) END, acknowledged = \(acknowledged)
+                        WHERE group_name IN (SELECT name FROM saved)),
                     dropped AS (DELETE FROM fluxgate_consumer_group_parked
                         WHERE \(reset) AND group_name IN (SELECT name FROM saved) AND position > \(raw))
                 SELECT name FROM saved
@@ -111,6 +123,8 @@ extension PostgresEventStore: ConsumerGroupStore {
     }
 
     // MARK: Rows
+
+    static let lastPartition = Int64(ConsumerGroupPartitions.count - 1)
 
     private func groupRecords(named name: String?) async throws -> [ConsumerGroupRecord] {
         let logger = self.logger

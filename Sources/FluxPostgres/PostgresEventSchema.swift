@@ -272,6 +272,43 @@ enum PostgresEventSchema {
             "events-v7-group-acknowledged",
             ["ALTER TABLE fluxgate_consumer_groups ADD COLUMN acknowledged TEXT NOT NULL DEFAULT ''"]
         ),
+        (
+            // Several nodes share a group (ConsumerGroupCoordinator): a generation that every change, reset or
+            // re-creation of a group renews (from a sequence, so a re-created group never repeats one); the group's
+            // partitions with their holder, its lease and their progress; and the nodes that have members of it.
+            "events-v8-group-partitions",
+            [
+                "CREATE SEQUENCE fluxgate_consumer_group_generations",
+                """
+                ALTER TABLE fluxgate_consumer_groups
+                    ADD COLUMN generation BIGINT NOT NULL DEFAULT nextval('fluxgate_consumer_group_generations')
+                """,
+                """
+                CREATE TABLE fluxgate_consumer_group_partitions (
+                    group_name TEXT NOT NULL REFERENCES fluxgate_consumer_groups (name) ON DELETE CASCADE,
+                    partition BIGINT NOT NULL,
+                    holder TEXT,
+                    lease_until TIMESTAMPTZ,
+                    checkpoint BIGINT NOT NULL CHECK (checkpoint >= 0),
+                    acknowledged TEXT NOT NULL DEFAULT '',
+                    PRIMARY KEY (group_name, partition)
+                )
+                """,
+                """
+                INSERT INTO fluxgate_consumer_group_partitions (group_name, partition, checkpoint, acknowledged)
+                SELECT name, partition, checkpoint, acknowledged FROM fluxgate_consumer_groups,
+                    generate_series(0, \(ConsumerGroupPartitions.count - 1)) AS partition
+                """,
+                """
+                CREATE TABLE fluxgate_consumer_group_nodes (
+                    group_name TEXT NOT NULL REFERENCES fluxgate_consumer_groups (name) ON DELETE CASCADE,
+                    node TEXT NOT NULL,
+                    live_until TIMESTAMPTZ NOT NULL,
+                    PRIMARY KEY (group_name, node)
+                )
+                """,
+            ]
+        ),
     ]
 
     /// Brings the database's schema up to date and returns the store's epoch (made by the first migration run).

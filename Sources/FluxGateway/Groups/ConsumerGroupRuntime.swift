@@ -5,6 +5,11 @@ import Synchronization
 /// One consumer group at work on this node: its `GroupLedger`, fed from the store and the clock, and what the ledger
 /// decides written back to the store (checkpoint, parked events). Members are named by the caller (HTTP pull: the
 /// `member` parameter, or one made for it on its first fetch).
+///
+/// On a store that several nodes share (a `ConsumerGroupCoordinator`: PostgreSQL) the ledger holds only the events of
+/// the partitions this node holds (`ConsumerGroupPartitions`), and a heartbeat keeps them: it renews their leases,
+/// takes the node's share when members come, and gives partitions up when other nodes' members come — once the
+/// events leased from them are settled, so that an aggregate is never served by two nodes at once.
 actor ConsumerGroupRuntime {
     typealias Ledger = GroupLedger<ContinuousClock.Instant>
 
@@ -43,11 +48,51 @@ actor ConsumerGroupRuntime {
     private var writesEnded: [CheckedContinuation<Void, Never>] = []
     /// The most members a group keeps at once; a new one beyond it is refused until idle ones are forgotten.
     static let maximumMembers = 1000
+    /// Each member's credit (a ledger made again for other partitions is given its members again).
+    private var credits: [Ledger.MemberID: Int] = [:]
+    /// How this node shares the group with other nodes; `nil` when the store is not shared.
+    private var cluster: Cluster?
+    private var heartbeat: Task<Void, Never>?
+    private let heartbeatRequests = HeadSignal()
+    private var heartbeatRequestCount: Int64 = 0
+    /// Set once retired: the registry starts a new runtime in its place.
+    let hasRetired = Atomic<Bool>(false)
+
+    /// This node's part of a group shared by several nodes.
+    struct Cluster {
+        let coordinator: any ConsumerGroupCoordinator
+        let node: String
+        /// The group's generation when this runtime started (a change, reset or re-creation renews it).
+        var generation: Int64?
+        /// The partitions whose events the ledger holds.
+        var serving: Set<Int> = []
+        /// Each served partition's stored checkpoint when it was taken: its events up to there are done.
+        var floors: [Int: Position] = [:]
+        /// Leases handed out end by then: the node's own leases on its partitions last that long after the
+        /// heartbeat that last renewed them began.
+        var grantsUntil: ContinuousClock.Instant = .now
+        /// Partitions to give up or take: nothing is handed out until the events leased are settled (or lapse),
+        /// then the ledger is made again for the new partitions.
+        var pending: ConsumerGroupAssignment?
+        var coordinating = false
+        var nodes = 0
+
+        func serves(_ event: RecordedEvent) -> Bool {
+            let partition = ConsumerGroupPartitions.partition(of: event.aggregateID)
+            guard serving.contains(partition) else { return false }
+            return event.position > (floors[partition] ?? .start)
+        }
+    }
+
+    /// How long a node holds its partitions after a heartbeat: the group's lease timeout, so that a node that dies
+    /// hands its work on as a member that dies does.
+    private var partitionLease: Duration { definition.policy.leaseTimeout }
 
     /// The runtime of a stored group: its parked events are read from the store first (the ledger holds their
     /// aggregates and can replay them).
     static func start(
-        record: ConsumerGroupRecord, store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics = GatewayMetrics()
+        record: ConsumerGroupRecord, store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics = GatewayMetrics(),
+        node: String = ConsumerGroupRuntime.node
     ) async throws -> ConsumerGroupRuntime {
         var parked: [Ledger.ParkedEvent] = []
         for stored in record.parked {
@@ -55,8 +100,15 @@ actor ConsumerGroupRuntime {
             guard let event = events.first, event.position == stored.position else { continue }
             parked.append(Ledger.ParkedEvent(event: event, attempts: stored.attempts, reason: stored.reason))
         }
-        return ConsumerGroupRuntime(record: record, parked: parked, store: store, logger: logger, metrics: metrics)
+        let runtime = ConsumerGroupRuntime(record: record, parked: parked, store: store, logger: logger, metrics: metrics)
+        if let coordinator = store as? any ConsumerGroupCoordinator {
+            await runtime.share(with: coordinator, node: node)
+        }
+        return runtime
     }
+
+    /// This gateway process's name among the nodes that share groups.
+    static let node = "node-\(UInt64.random(in: 1...UInt64.max))"
 
     private init(
         record: ConsumerGroupRecord, parked: [Ledger.ParkedEvent], store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics
@@ -81,10 +133,17 @@ actor ConsumerGroupRuntime {
     struct Status: Sendable {
         var statistics: Ledger.Statistics
         var members: [String]
+        /// The group's checkpoint as this node knows it; `nil` when nodes share the group (each holds only some
+        /// partitions: the stored checkpoint is the group's).
+        var checkpoint: Position?
+        /// Nodes with members of the group (nodes share it), this one included.
+        var nodes: Int?
     }
 
     var status: Status {
-        Status(statistics: ledger.statistics, members: memberNames.values.sorted())
+        Status(
+            statistics: ledger.statistics, members: memberNames.values.sorted(), checkpoint: cluster == nil ? ledger.checkpoint : nil,
+            nodes: cluster?.nodes)
     }
 
     /// Leases up to `max` events to `member` (made up when `nil`), waiting up to `wait` for some. While it waits
@@ -104,7 +163,7 @@ actor ConsumerGroupRuntime {
             try checkActive()
             forgetIdleMembers(now: ContinuousClock.now, except: id)
             try await fill()
-            let deliveries = try ledger.lease(to: id, max: max, now: ContinuousClock.now)
+            let deliveries = try leaseIfServing(to: id, max: max)
             metrics.recordGroupRedeliveries(definition.name, count: deliveries.count { $0.attempt > 1 })
             try await persist()
             let remaining = deadline - ContinuousClock.now
@@ -120,7 +179,7 @@ actor ConsumerGroupRuntime {
         var bound = min(limit, .seconds(1))
         if let next = ledger.nextDeadline { bound = min(bound, Swift.max(.milliseconds(1), next - ContinuousClock.now)) }
         let (store, changes, mark, readThrough, wantsEvents, timeout) = (
-            store, changes, Position(changeCount), ledger.readThrough, ledger.wantedEvents > 0, bound
+            store, changes, Position(changeCount), ledger.readThrough, ledger.wantedEvents > 0 && cluster?.serving.isEmpty != true, bound
         )
         await withTaskGroup(of: Void.self) { group in
             // A full window does not read the store: new events there change nothing until acknowledgements come.
@@ -154,11 +213,13 @@ actor ConsumerGroupRuntime {
         present[id] = nil
         ledger.leave(id, now: ContinuousClock.now)
         lastSeen[id] = nil
+        credits[id] = nil
         memberIDs[name] = nil
         memberNames[id] = nil
         changed()
         guard !retired else { return }
         try await persist()
+        try await applyPendingPartitions()
     }
 
     /// `member` processed these events.
@@ -171,6 +232,7 @@ actor ConsumerGroupRuntime {
         metrics.recordGroupAcknowledged(definition.name, count: ledger.acknowledgedCount - before)
         changed()
         try await persist()
+        try await applyPendingPartitions()
     }
 
     /// `member` failed to process the event at `position`.
@@ -181,6 +243,7 @@ actor ConsumerGroupRuntime {
         try ledger.reject(position, by: id, reason: Self.storable(reason), now: ContinuousClock.now)
         changed()
         try await persist()
+        try await applyPendingPartitions()
     }
 
     /// Hands a parked event out again (or every parked event when `position` is `nil`).
@@ -216,6 +279,9 @@ actor ConsumerGroupRuntime {
     /// the group's next runtime.
     func retire() async {
         retired = true
+        hasRetired.store(true, ordering: .relaxed)
+        heartbeat?.cancel()
+        heartbeat = nil
         changed()  // waiting fetches end now (with the conflict), not at their deadline
         while writing > 0 {
             await withCheckedContinuation { writesEnded.append($0) }
@@ -243,7 +309,9 @@ actor ConsumerGroupRuntime {
             memberNames[id] = name
         }
         ledger.join(id, credit: credit)
+        credits[id] = max(1, credit)
         lastSeen[id] = now
+        if let cluster, cluster.serving.isEmpty, cluster.pending == nil { requestHeartbeat() }  // a first member here
         return id
     }
 
@@ -253,6 +321,7 @@ actor ConsumerGroupRuntime {
         for (id, seen) in lastSeen where id != kept && present[id] == nil && now - seen > definition.policy.leaseTimeout {
             ledger.leave(id, now: now)
             lastSeen[id] = nil
+            credits[id] = nil
             if let name = memberNames.removeValue(forKey: id) { memberIDs[name] = nil }
         }
     }
@@ -262,7 +331,7 @@ actor ConsumerGroupRuntime {
     private func fill() async throws {
         ledger.expire(now: ContinuousClock.now)
         let wanted = ledger.wantedEvents
-        guard wanted > 0 else { return }
+        guard wanted > 0, cluster?.serving.isEmpty != true else { return }
         let after = ledger.readThrough
         let head = try await store.head()
         guard head > after else { return }
@@ -271,7 +340,8 @@ actor ConsumerGroupRuntime {
         guard ledger.readThrough == after else { return }
         // A page that does not continue saw everything up to the head read before it.
         let through = continues ? (events.last?.position ?? after) : max(head, events.last?.position ?? after)
-        ledger.add(events, readThrough: through)
+        // Shared with other nodes: only the events of the partitions served here, and not those done before they came.
+        ledger.add(cluster.map { cluster in events.filter(cluster.serves) } ?? events, readThrough: through)
     }
 
     /// Writes what the ledger changed: parked and resolved events at once, the checkpoint when it moved.
@@ -362,7 +432,11 @@ actor ConsumerGroupRuntime {
                     acknowledged = []
                 }
                 if position != savedCheckpoint || acknowledged != savedAcknowledged {
-                    try await store.saveConsumerGroupCheckpoint(position, acknowledged: acknowledged, group: definition.name, reset: false)
+                    if let cluster {
+                        try await savePartitions(cluster, position, acknowledged)
+                    } else {
+                        try await store.saveConsumerGroupCheckpoint(position, acknowledged: acknowledged, group: definition.name, reset: false)
+                    }
                     (savedCheckpoint, savedAcknowledged) = (position, acknowledged)
                 }
                 savedVersion = target
@@ -382,4 +456,199 @@ actor ConsumerGroupRuntime {
 /// A group has ``ConsumerGroupRuntime/maximumMembers`` members already (each seen within its lease timeout).
 struct TooManyMembers: Error {
     var group: String
+}
+
+// MARK: Sharing the group with other nodes
+
+extension ConsumerGroupRuntime {
+    /// Shares the group with the other nodes of `coordinator`'s database: the ledger holds nothing until a heartbeat
+    /// gives this node partitions (when it has members), and the heartbeat runs until the runtime retires.
+    fileprivate func share(with coordinator: any ConsumerGroupCoordinator, node: String) {
+        cluster = Cluster(coordinator: coordinator, node: node)
+        // Nothing is served before the first heartbeat: the ledger starts empty, at no partition.
+        ledger = Ledger(checkpoint: ledger.checkpoint, policy: ledger.policy)
+        let interval = min(Duration.seconds(1), definition.policy.leaseTimeout / 4)
+        let requests = heartbeatRequests
+        heartbeat = Task { [weak self] in
+            var seen = Position.start
+            while !Task.isCancelled {
+                guard let self else { return }
+                await self.beat()
+                seen = await requests.wait(beyond: seen, timeout: interval)
+            }
+        }
+    }
+
+    /// This node stops serving the group (the gateway stops; the runtime has retired): it says it has no members and
+    /// gives its partitions up at once when no event is leased from them — else they go to other nodes when their
+    /// leases lapse, as the leases of the events lapse.
+    func leaveOtherNodes() async {
+        guard let cluster, retired else { return }
+        ledger.expire(now: ContinuousClock.now)
+        do {
+            let assignment = try await cluster.coordinator.coordinateConsumerGroup(
+                definition.name, node: cluster.node, serving: false, lease: ledger.statistics.leased == 0 ? .zero : partitionLease)
+            guard ledger.statistics.leased == 0 else { return }
+            try await cluster.coordinator.releaseConsumerGroupPartitions(Set(assignment.held.keys), group: definition.name, node: cluster.node)
+        } catch {
+            logger.notice(
+                "a stopping node could not give up a consumer group's partitions; other nodes take them when their leases lapse",
+                metadata: ["group": "\(definition.name)", "error": "\(error)"])
+        }
+    }
+
+    /// Asks for a heartbeat now (a first member came).
+    fileprivate func requestHeartbeat() {
+        heartbeatRequestCount += 1
+        heartbeatRequests.publish(Position(heartbeatRequestCount))
+    }
+
+    private func beat() async {
+        do {
+            try await coordinate()
+        } catch let error as StoreError where error.code == .notFound {
+            // The group was deleted (maybe by another node): this runtime's state is no longer anyone's.
+            await retire()
+        } catch {
+            guard !retired else { return }
+            logger.warning(
+                "a consumer group's heartbeat failed; this node hands out nothing once its partitions' leases end, and retries",
+                metadata: ["group": "\(definition.name)", "error": "\(error)"])
+        }
+    }
+
+    /// Leases to a member, unless the events of this node's partitions may not go out now: while partitions change
+    /// hands, or when the last heartbeat is too old for a lease to end within the node's own.
+    fileprivate func leaseIfServing(to id: Ledger.MemberID, max: Int) throws(Ledger.Failure) -> [Ledger.Delivery] {
+        let now = ContinuousClock.now
+        guard let cluster else { return try ledger.lease(to: id, max: max, now: now) }
+        // A lease shorter than a quarter of the timeout would lapse before a member could use it: wait for a heartbeat.
+        guard cluster.pending == nil, !cluster.serving.isEmpty, cluster.grantsUntil - now > definition.policy.leaseTimeout / 4 else {
+            ledger.expire(now: now)
+            return []
+        }
+        return try ledger.lease(to: id, max: max, now: now, endingBy: cluster.grantsUntil)
+    }
+
+    /// One heartbeat: renews this node's partitions and learns its share; a change of the partitions served is
+    /// applied once the events leased are settled (``applyPendingPartitions()``).
+    private func coordinate() async throws {
+        guard let current = cluster, !retired, !current.coordinating else { return }
+        cluster?.coordinating = true
+        defer { cluster?.coordinating = false }
+        let asked = ContinuousClock.now
+        let assignment = try await current.coordinator.coordinateConsumerGroup(
+            definition.name, node: current.node, serving: !memberIDs.isEmpty, lease: partitionLease)
+        guard !retired, var cluster else { return }
+        if let generation = cluster.generation, generation != assignment.generation {
+            logger.notice(
+                "a consumer group was changed, reset or re-created on another node; its runtime here starts again",
+                metadata: ["group": "\(definition.name)"])
+            await retire()
+            return
+        }
+        cluster.generation = assignment.generation
+        cluster.grantsUntil = asked + partitionLease
+        cluster.nodes = assignment.liveNodes
+        let held = Set(assignment.held.keys)
+        let lost = cluster.serving.subtracting(held)
+        let wanted = held.intersection(assignment.share)
+        cluster.pending = (wanted == cluster.serving && held == wanted) ? nil : assignment
+        self.cluster = cluster
+        if !lost.isEmpty {
+            // This node's lease on them lapsed and another node took them: what it leased from them lapsed too (leases
+            // end with the node's), so it stops serving them at once.
+            logger.warning(
+                "a consumer group's partitions were taken by another node (this node's heartbeats were late); their events are handed out there",
+                metadata: ["group": "\(definition.name)", "partitions": "\(lost.sorted())"])
+            try await rebuild(serving: cluster.serving.intersection(held), progress: assignment.held, current: [:])
+        }
+        try await applyPendingPartitions()
+    }
+
+    /// Gives up and takes partitions as the last heartbeat said, once no event is leased: saves the progress of the
+    /// partitions served, releases the ones beyond this node's share, and makes the ledger again for the others.
+    fileprivate func applyPendingPartitions() async throws {
+        guard let cluster, let assignment = cluster.pending, !retired else { return }
+        ledger.expire(now: ContinuousClock.now)
+        guard ledger.statistics.leased == 0 else { return }  // settlements and lapses call this again
+        try await persist()
+        guard let current = self.cluster, current.pending == assignment else { return }  // a newer heartbeat came
+        let held = Set(assignment.held.keys)
+        let wanted = held.intersection(assignment.share)
+        try await current.coordinator.releaseConsumerGroupPartitions(held.subtracting(wanted), group: definition.name, node: current.node)
+        // The partitions served already go on from what this ledger did (stored just now, newer than the heartbeat's).
+        let ours = ConsumerGroupPartitionProgress(checkpoint: ledger.checkpoint, acknowledged: ledger.acknowledgedAfterCheckpoint)
+        let continuing = Dictionary(uniqueKeysWithValues: current.serving.intersection(wanted).map { ($0, ours) })
+        try await rebuild(serving: wanted, progress: assignment.held, current: continuing)
+        if self.cluster?.pending == assignment { self.cluster?.pending = nil }
+        changed()
+    }
+
+    /// Makes the ledger again for `serving`: from the lowest of their checkpoints, with what was acknowledged after
+    /// them and their parked events; the members stay (what they held was settled or lapsed).
+    private func rebuild(
+        serving: Set<Int>, progress stored: [Int: ConsumerGroupPartitionProgress], current: [Int: ConsumerGroupPartitionProgress]
+    ) async throws {
+        var progress: [Int: ConsumerGroupPartitionProgress] = [:]
+        var acknowledged: [ClosedRange<Position>] = []
+        for partition in serving {
+            var merged = stored[partition] ?? ConsumerGroupPartitionProgress(checkpoint: definition.start)
+            if let ours = current[partition] {
+                merged.checkpoint = max(merged.checkpoint, ours.checkpoint)
+                merged.acknowledged += ours.acknowledged
+            }
+            progress[partition] = merged
+            acknowledged += merged.acknowledged
+        }
+        let start = progress.values.map(\.checkpoint).min() ?? ledger.checkpoint
+        var parked: [Ledger.ParkedEvent] = []
+        if !serving.isEmpty, let record = try await store.consumerGroup(named: definition.name) {
+            for stored in record.parked {
+                let events = try await store.read(after: Position(stored.position.rawValue - 1), limit: 1, filter: .all)
+                guard let event = events.first, event.position == stored.position,
+                    serving.contains(ConsumerGroupPartitions.partition(of: event.aggregateID))
+                else { continue }
+                parked.append(Ledger.ParkedEvent(event: event, attempts: stored.attempts, reason: stored.reason))
+            }
+        }
+        guard !retired else { return }
+        var ledger = Ledger(checkpoint: start, acknowledged: Self.merged(acknowledged), parked: parked, policy: self.ledger.policy)
+        for id in memberIDs.values { ledger.join(id, credit: credits[id] ?? 1) }
+        self.ledger = ledger
+        cluster?.serving = serving
+        cluster?.floors = progress.mapValues(\.checkpoint)
+        (savedCheckpoint, savedAcknowledged) = (start, ledger.acknowledgedAfterCheckpoint)
+        acknowledgedWhenSaved = 0
+        parksInFlight = []
+        logger.info(
+            "a consumer group's partitions on this node changed",
+            metadata: ["group": "\(definition.name)", "partitions": "\(serving.sorted())", "from": "\(start)"])
+    }
+
+    /// Saves the served partitions' progress; fails when this node no longer holds them all.
+    fileprivate func savePartitions(_ cluster: Cluster, _ position: Position, _ acknowledged: [ClosedRange<Position>]) async throws {
+        guard let generation = cluster.generation, !cluster.serving.isEmpty else { return }
+        let saved = try await cluster.coordinator.saveConsumerGroupPartitions(
+            cluster.serving, checkpoint: position, acknowledged: acknowledged, group: definition.name, node: cluster.node, generation: generation)
+        guard saved else {
+            requestHeartbeat()
+            throw StoreError(
+                .conflict,
+                "this node no longer holds consumer group \(definition.name)'s partitions (another node took them, or the group changed): what was settled here is delivered again; fetch again")
+        }
+    }
+
+    /// Ascending, disjoint ranges covering `ranges`.
+    static func merged(_ ranges: [ClosedRange<Position>]) -> [ClosedRange<Position>] {
+        var result: [ClosedRange<Position>] = []
+        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = result.last, range.lowerBound <= last.upperBound.next {
+                result[result.count - 1] = last.lowerBound...max(last.upperBound, range.upperBound)
+            } else {
+                result.append(range)
+            }
+        }
+        return result
+    }
 }

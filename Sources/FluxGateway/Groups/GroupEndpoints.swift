@@ -26,27 +26,48 @@ final class ConsumerGroupRegistry: Sendable {
         return await runtime.status
     }
 
-    /// The group at work, started from its stored record; `nil` when no such group is stored.
+    /// The group at work, started from its stored record; `nil` when no such group is stored. A runtime that retired
+    /// by itself (another node changed the group) is replaced.
     func runtime(_ name: String) async throws -> ConsumerGroupRuntime? {
         let (store, logger, metrics) = (self.store, self.logger, self.metrics)
-        let task = runtimes.withLock { runtimes in
-            if let running = runtimes[name] { return running }
-            let starting = Task<ConsumerGroupRuntime?, any Error> {
-                guard let record = try await store.consumerGroup(named: name) else { return nil }
-                return try await ConsumerGroupRuntime.start(record: record, store: store, logger: logger, metrics: metrics)
+        while true {
+            let task = runtimes.withLock { runtimes in
+                if let running = runtimes[name] { return running }
+                let starting = Task<ConsumerGroupRuntime?, any Error> {
+                    guard let record = try await store.consumerGroup(named: name) else { return nil }
+                    return try await ConsumerGroupRuntime.start(record: record, store: store, logger: logger, metrics: metrics)
+                }
+                runtimes[name] = starting
+                return starting
             }
-            runtimes[name] = starting
-            return starting
-        }
-        do {
-            guard let runtime = try await task.value else {
+            do {
+                guard let runtime = try await task.value else {
+                    drop(name, task)
+                    return nil
+                }
+                guard !runtime.hasRetired.load(ordering: .relaxed) else {
+                    drop(name, task)
+                    continue
+                }
+                return runtime
+            } catch {
                 drop(name, task)
-                return nil
+                throw error
             }
-            return runtime
-        } catch {
-            drop(name, task)
-            throw error
+        }
+    }
+
+    /// Stops every group at work (the gateway stops): on a store that nodes share, their partitions go to the
+    /// other nodes.
+    func stopAll() async {
+        let tasks = runtimes.withLock { runtimes in
+            defer { runtimes = [:] }
+            return Array(runtimes.values)
+        }
+        for task in tasks {
+            guard let runtime = try? await task.value else { continue }
+            await runtime.retire()
+            await runtime.leaveOtherNodes()
         }
     }
 
@@ -66,6 +87,11 @@ final class ConsumerGroupRegistry: Sendable {
 }
 
 extension GatewayRouter {
+    /// Stops the consumer groups at work on this node (the gateway stops).
+    func stopGroups() async {
+        await groups?.stopAll()
+    }
+
     /// `/groups…`: the consumer groups API (README "Consumer groups").
     func groupsEndpoint(_ request: GatewayRequest, segments: [String]) async throws -> GatewayResponse {
         guard let groups else {
@@ -422,7 +448,7 @@ extension GatewayRouter {
         json.key("backoff_ms"); json.integer(policy.backoff.wholeMilliseconds); json.raw(",")
         json.key("maximum_backoff_ms"); json.integer(policy.maximumBackoff.wholeMilliseconds); json.raw(",")
         json.key("parked_events"); json.string(policy.holdsAggregateWhileParked ? "hold" : "continue"); json.raw(",")
-        let checkpoint = max(record.checkpoint, status?.statistics.checkpoint ?? .start)
+        let checkpoint = max(record.checkpoint, status?.checkpoint ?? .start)
         json.key("checkpoint"); json.integer(checkpoint.rawValue); json.raw(",")
         json.key("head"); json.integer(head.rawValue); json.raw(",")
         json.key("lag"); json.integer(max(0, head.rawValue - checkpoint.rawValue)); json.raw(",")
@@ -433,6 +459,10 @@ extension GatewayRouter {
             json.key("in_flight"); json.integer(Int64(status.statistics.leased)); json.raw(",")
             json.key("redeliveries"); json.integer(Int64(status.statistics.redeliveries)); json.raw(",")
             json.key("acknowledged"); json.integer(Int64(status.statistics.acknowledged))
+            if let nodes = status.nodes {
+                json.raw(",")
+                json.key("nodes"); json.integer(Int64(nodes))
+            }
         }
         json.raw("}")
     }

@@ -234,6 +234,9 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
             if wasIdle { offer(event.aggregateID) }
         }
         readThrough = max(readThrough, through)
+        // Acknowledged before a restart but not read again (the filter or the partitions served changed): forgotten,
+        // so that they do not take the window's room for ever.
+        if !acknowledgedBefore.isEmpty { acknowledgedBefore = acknowledgedBefore.filter { $0 > readThrough.rawValue } }
         advanceCheckpoint()
     }
 
@@ -255,8 +258,9 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
     }
 
     /// Leases up to `max` events to `member` (within its credit), oldest aggregates first; an aggregate's events go
-    /// out in order, and several of one aggregate may go in one lease.
-    mutating func lease(to member: MemberID, max: Int, now: Instant) throws(Failure) -> [Delivery] {
+    /// out in order, and several of one aggregate may go in one lease. Leases end after the policy's timeout, or at
+    /// `endingBy` when that is sooner (a node's own lease on the events it serves ends then).
+    mutating func lease(to member: MemberID, max: Int, now: Instant, endingBy: Instant? = nil) throws(Failure) -> [Delivery] {
         guard var holder = members[member] else { throw .unknownMember(member) }
         expire(now: now)
         var room = Swift.min(max, holder.credit - holder.leased.count)
@@ -271,7 +275,7 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
                 continue
             }
             aggregate.notBefore = nil
-            let until = now.advanced(by: policy.leaseTimeout)
+            let until = Swift.min(now.advanced(by: policy.leaseTimeout), endingBy ?? now.advanced(by: policy.leaseTimeout))
             for position in aggregate.queue where room > 0 {
                 guard var entry = entries[position], entry.state == .ready else { break }
                 entry.state = .leased(member, until: until)

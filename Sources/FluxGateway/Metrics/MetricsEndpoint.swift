@@ -18,7 +18,7 @@ extension GatewayRouter {
         guard let records = try? await groups.store.consumerGroups(), let head = try? await store.head() else { return }
         for record in records {
             let status = await groups.runningStatus(record.definition.name)
-            let checkpoint = max(record.checkpoint, status?.statistics.checkpoint ?? .start)
+            let checkpoint = max(record.checkpoint, status?.checkpoint ?? .start)
             metrics.recordGroup(
                 record.definition.name, lag: head.rawValue - checkpoint.rawValue, inFlight: status?.statistics.leased ?? 0,
                 members: status?.members.count ?? 0, parked: record.parked.count)

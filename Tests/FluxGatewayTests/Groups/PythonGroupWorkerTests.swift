@@ -15,48 +15,10 @@ import Glibc
 @Suite struct PythonGroupWorkerTests {
     static let script = TestPython.repositoryRoot.appendingPathComponent("clients/python/group_worker.py")
 
-    /// One line a worker printed: an event it handled.
-    struct Handled {
-        var worker: String
-        var position: Int
-        var aggregate: String
-        var version: Int
-        var attempt: Int
-        var started: Double
-        var ended: Double
-        var rejected: Bool
-    }
+    typealias Handled = GroupWorkerLog.Handled
 
-    static func handled(_ lines: [String]) -> [Handled] {
-        lines.compactMap { line in
-            guard let item = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                let event = item["event"] as? [String: Any]
-            else { return nil }
-            return Handled(
-                worker: item["worker"] as? String ?? "", position: event["position"] as? Int ?? -1, aggregate: event["aggregate_id"] as? String ?? "",
-                version: event["aggregate_version"] as? Int ?? -1, attempt: item["attempt"] as? Int ?? -1, started: item["started"] as? Double ?? 0,
-                ended: item["ended"] as? Double ?? 0, rejected: item["rejected"] as? Bool ?? false)
-        }
-    }
-
-    /// Problems with the guarantees in what the workers handled: each aggregate's events in version order (an event
-    /// may be handled again after a failure, never an earlier one after a later one), and never by two workers at
-    /// once.
-    static func orderProblems(_ handled: [Handled]) -> [String] {
-        var problems: [String] = []
-        for (aggregate, events) in Dictionary(grouping: handled, by: \.aggregate) {
-            let byStart = events.sorted { $0.started < $1.started }
-            for (earlier, later) in zip(byStart, byStart.dropFirst()) {
-                if later.version < earlier.version {
-                    problems.append("\(aggregate): version \(later.version) after \(earlier.version)")
-                }
-                if later.worker != earlier.worker, later.started < earlier.ended {
-                    problems.append("\(aggregate): \(earlier.worker) and \(later.worker) at once")
-                }
-            }
-        }
-        return problems.sorted().prefix(20).map { $0 }
-    }
+    static func handled(_ lines: [String]) -> [Handled] { GroupWorkerLog.handled(lines) }
+    static func orderProblems(_ handled: [Handled]) -> [String] { GroupWorkerLog.orderProblems(handled) }
 
     static func appendRound(_ store: any EventStore, aggregates: Range<Int>, events: Int, type: String = "t.E") async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in

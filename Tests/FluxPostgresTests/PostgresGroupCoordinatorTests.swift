@@ -1,0 +1,180 @@
+import FluxCore
+import FluxPostgres
+import FluxTesting
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Several gateway nodes sharing consumer groups through PostgreSQL (`PostgresEventStore+GroupCoordinator.swift`):
+/// the partition leases and progress rows, then two `fluxgate serve` nodes with `group_worker.py` members on each, and
+/// one node killed.
+@Suite struct PostgresGroupCoordinatorTests {
+    static let lease = Duration.seconds(3)
+
+    static func definition(_ name: String, lease: Duration = lease) throws -> ConsumerGroupDefinition {
+        try ConsumerGroupDefinition(name: name, policy: ConsumerGroupPolicy(leaseTimeout: lease, backoff: .milliseconds(10)))
+    }
+
+    @Test func nodesWithMembersShareThePartitionsAndALapsedOrReleasedOneMoves() async throws {
+        let store = try await PostgresEventStore.open(try await TestPostgres.shared.freshDatabase())
+        _ = try await store.createConsumerGroup(try Self.definition("work"))
+        let all = Set(0..<ConsumerGroupPartitions.count)
+
+        // Alone, a node takes every partition; a node without members takes none.
+        let a1 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60))
+        #expect(Set(a1.held.keys) == all && a1.share == all && a1.liveNodes == 1)
+        #expect(a1.held.values.allSatisfy { $0.checkpoint == .start })
+        let idle = try await store.coordinateConsumerGroup("work", node: "c", serving: false, lease: .seconds(60))
+        #expect(idle.held.isEmpty && idle.share.isEmpty && idle.liveNodes == 1)
+
+        // A second node with members: its share is half, but A still holds it (leased) until A releases it.
+        let b1 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, lease: .seconds(60))
+        #expect(b1.liveNodes == 2 && b1.share.count == ConsumerGroupPartitions.count / 2 && b1.held.isEmpty)
+        let a2 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60))
+        #expect(a2.share == all.subtracting(b1.share) && Set(a2.held.keys) == all, "A keeps what it holds until it releases it")
+        try await store.releaseConsumerGroupPartitions(all.subtracting(a2.share), group: "work", node: "a")
+        let b2 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, lease: .seconds(60))
+        #expect(Set(b2.held.keys) == b1.share)
+
+        // Progress is saved only by the holder, in the group's generation; the group's checkpoint is the lowest.
+        #expect(try await store.saveConsumerGroupPartitions(b1.share, checkpoint: Position(40), acknowledged: [Position(42)...Position(43)], group: "work", node: "b", generation: b2.generation))
+        #expect(try await store.saveConsumerGroupPartitions(a2.share, checkpoint: Position(30), acknowledged: [], group: "work", node: "a", generation: a2.generation))
+        #expect(!(try await store.saveConsumerGroupPartitions(b1.share, checkpoint: Position(50), acknowledged: [], group: "work", node: "a", generation: a2.generation)),
+            "A does not hold B's partitions")
+        #expect(!(try await store.saveConsumerGroupPartitions(a2.share, checkpoint: Position(50), acknowledged: [], group: "work", node: "a", generation: a2.generation + 1)),
+            "another generation's runtime saves nothing")
+        #expect(try await store.consumerGroup(named: "work")?.checkpoint == Position(30))
+        let b3 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, lease: .seconds(60))
+        #expect(b3.held.values.allSatisfy { $0 == ConsumerGroupPartitionProgress(checkpoint: Position(40), acknowledged: [Position(42)...Position(43)]) })
+
+        // B's lease lapses (its heartbeats stopped): A, now alone, takes B's partitions with their progress.
+        _ = try await store.coordinateConsumerGroup("work", node: "b", serving: true, lease: .milliseconds(1))
+        try await Task.sleep(for: .milliseconds(50))
+        let a3 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60))
+        #expect(a3.liveNodes == 1 && Set(a3.held.keys) == all)
+        #expect(a3.held[b1.share.min()!]?.checkpoint == Position(40))
+
+        // A reset renews the generation and moves every partition.
+        try await store.saveConsumerGroupCheckpoint(Position(5), acknowledged: [], group: "work", reset: true)
+        let a4 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60))
+        #expect(a4.generation != a3.generation && a4.held.values.allSatisfy { $0.checkpoint == Position(5) && $0.acknowledged.isEmpty })
+        #expect(!(try await store.saveConsumerGroupPartitions(all, checkpoint: Position(9), acknowledged: [], group: "work", node: "a", generation: a3.generation)))
+        // So does a change of its definition.
+        try await store.updateConsumerGroup(try Self.definition("work", lease: .seconds(4)))
+        #expect(try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60)).generation != a4.generation)
+        // A deleted group is unknown.
+        #expect(try await store.deleteConsumerGroup(named: "work"))
+        await #expect(throws: StoreError.self) { try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60)) }
+        await store.close()
+    }
+
+    /// The acceptance run across nodes: two `fluxgate serve` nodes on one database, two WebSocket workers on
+    /// each, writers appending meanwhile; node A is SIGKILLed mid-flight (its workers can reach no other node). Node
+    /// B's workers take A's partitions once A's leases lapse: every event handled, each aggregate in version order
+    /// and by one worker at a time, and the group's checkpoint exact.
+    @Test func twoNodesShareAGroupAndKillingOneLosesNothing() async throws {
+        let location = try await TestPostgres.shared.freshDatabase()
+        let url = "postgres://\(location.username)@\(location.host):\(location.port)/\(location.database)"
+        let store = try await PostgresEventStore.open(location)
+        _ = try await store.createConsumerGroup(try Self.definition("work"))
+        let (aggregates, rounds, perRound) = (400, 5, 10)  // 20,000 events
+        let total = aggregates * rounds * perRound
+        try await Self.appendRound(store, aggregates: aggregates, events: perRound)
+        var handled: [GroupWorkerLog.Handled] = []
+        var fromA: [GroupWorkerLog.Handled] = []
+        try await withFluxgate(["serve", "--port", "0", "--store", url]) { nodeA in
+            try await withFluxgate(["serve", "--port", "0", "--store", url]) { nodeB in
+                let portA = try await Self.port(nodeA), portB = try await Self.port(nodeB)
+                let worker = { (port: Int, name: String) in
+                    [PythonGroupWorker.script.path, "http://127.0.0.1:\(port)", "work", "--credit", "100", "--member", name]
+                }
+                try await withChildProcess(TestPython.executable, worker(portA, "a1")) { a1 in
+                    try await withChildProcess(TestPython.executable, worker(portA, "a2")) { a2 in
+                        // A serves alone first; B's workers join and A hands half of the partitions over.
+                        try await Self.waitUntil("node A's workers handle events") { GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count > 200 }
+                        try await withChildProcess(TestPython.executable, worker(portB, "b1")) { b1 in
+                            try await withChildProcess(TestPython.executable, worker(portB, "b2")) { b2 in
+                                let writers = Task {
+                                    for _ in 1..<rounds { try await Self.appendRound(store, aggregates: aggregates, events: perRound) }
+                                }
+                                try await Self.waitUntil("node B's workers take a share") { GroupWorkerLog.handled(b1.outputLines + b2.outputLines).count > 500 }
+                                try await Self.waitUntil("node A's workers handle more after B joined") {
+                                    GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count > 2000
+                                }
+                                nodeA.signal(SIGKILL)
+                                _ = await nodeA.waitForExit(timeout: .seconds(30))
+                                let killed = ContinuousClock.now
+                                try await writers.value
+                                try await Self.waitForCheckpoint(store, "work", total)
+                                print("two nodes, one killed: checkpoint at the head \(ContinuousClock.now - killed) after the kill")
+                                fromA = GroupWorkerLog.handled(a1.outputLines + a2.outputLines)
+                                handled = fromA + GroupWorkerLog.handled(b1.outputLines + b2.outputLines)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(Set(handled.map(\.position)) == Set(1...total), "every event handled: \(Set(handled.map(\.position)).count) of \(total)")
+        // A's workers handled some events whose acknowledgements died with A: B hands them out again (at least once),
+        // from the first one A did not store. Taking each event's last handling, each aggregate's events were handled
+        // in version order and by one worker at a time; an event was handled twice only when its first handling
+        // was on A.
+        let last = Dictionary(handled.map { ($0.position, $0) }, uniquingKeysWith: { $0.started > $1.started ? $0 : $1 })
+        #expect(GroupWorkerLog.orderProblems(Array(last.values)).isEmpty, "\(GroupWorkerLog.orderProblems(Array(last.values)))")
+        let again = handled.filter { last[$0.position]!.started != $0.started }
+        #expect(again.allSatisfy { $0.worker.hasPrefix("a") }, "only what died with node A is handled again")
+        // Both nodes served at once: A went on with its share after B's workers began.
+        let firstOnB = handled.filter { !$0.worker.hasPrefix("a") }.map(\.started).min() ?? .infinity
+        let aAfterB = fromA.count { $0.started > firstOnB }
+        #expect(aAfterB > 0, "node A handed nothing out once node B served")
+        print("two nodes: \(handled.count) handlings of \(total) events (\(fromA.count) on the killed node, \(aAfterB) of them while B served), \(again.count) handled again after the kill")
+        #expect(try await store.consumerGroup(named: "work")?.checkpoint == Position(Int64(total)))
+        await store.close()
+    }
+
+    // MARK: Helpers
+
+    enum PythonGroupWorker {
+        static let script = TestPython.repositoryRoot.appendingPathComponent("clients/python/group_worker.py")
+    }
+
+    static func port(_ node: ChildProcess) async throws -> Int {
+        let line = try await node.waitForLine(containing: "listening")
+        return try #require(line.firstMatch(of: /http:\/\/127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) }, "\(line)")
+    }
+
+    static func appendRound(_ store: any EventStore, aggregates: Int, events: Int) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for aggregate in 0..<aggregates {
+                group.addTask {
+                    let batch = (0..<events).map { index in NewEvent(eventType: "t.E", payload: EventPayload(trustedJSON: Array("{\"i\":\(index)}".utf8))) }
+                    try await store.append(AppendRequest(aggregateID: "agg-\(aggregate)", aggregateName: "A", expectedVersion: .any, events: batch))
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    static func waitUntil(_ what: String, within limit: Duration = .seconds(120), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + limit
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw TestSetupError("\(what): not within \(limit)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    static func waitForCheckpoint(_ store: PostgresEventStore, _ group: String, _ target: Int, within limit: Duration = .seconds(300)) async throws {
+        let deadline = ContinuousClock.now + limit
+        var last = Position.start
+        while ContinuousClock.now < deadline {
+            last = try await store.consumerGroup(named: group)?.checkpoint ?? .start
+            if last.rawValue >= target { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestSetupError("group \(group)'s checkpoint is \(last), not \(target), after \(limit)")
+    }
+}
