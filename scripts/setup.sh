@@ -21,7 +21,9 @@ if [ "$purpose" = test ]; then
     # openssl: the CLI that makes the TLS tests' throwaway CA and server certificate (FluxTesting/TestCertificates).
     # gdb: scripts/test.sh prints the test process's threads with it when a run hangs.
     # nodejs: runs clients/js/fluxgate.js outside a browser, as the README shows (FluxgateJSNodeTests).
-    packages+=(chromium chromium-driver postgresql nginx openssl gdb nodejs)
+    # graphite-carbon and python3-whisper: the carbon server that `serve --graphite` pushes to in the Graphite tests
+    # (Tests/FluxGatewayTests/Metrics/TestCarbon.swift starts a throwaway one on loopback), and whisper-fetch to read it.
+    packages+=(chromium chromium-driver postgresql nginx openssl gdb nodejs graphite-carbon python3-whisper)
 fi
 need_packages=()
 for package in "${packages[@]}"; do

@@ -36,11 +36,12 @@ public final class GatewayServer: Service, Sendable {
     /// Connections admitted at once: the configured maximum, lowered to what the descriptor limit leaves room for.
     private let maxConnections: Int
 
+    /// `metrics`: where the server counts (a new set by default); pass one made beforehand to hand it to a
+    /// ``GraphiteReporter`` that starts before the server.
     public init(
         store: any EventStore, configuration: GatewayConfiguration,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, metrics: GatewayMetrics = GatewayMetrics()
     ) {
-        let metrics = GatewayMetrics()
         let store = MeteredEventStore(store, metrics: metrics)
         self.metrics = metrics
         self.hub = SubscriptionHub(store: store, maxPageBytes: configuration.maxPageBytes, logger: configuration.logger, metrics: metrics)
@@ -63,6 +64,12 @@ public final class GatewayServer: Service, Sendable {
         static let pipelining = "http-pipelining"
         static let gate = "http-request-gate"
         static let handler = "http-handler"
+    }
+
+    /// The metrics as `GET /metrics` serves them (consumer groups' gauges refreshed from the store first), in the
+    /// Prometheus text format: what ``GraphiteReporter`` pushes.
+    public func metricsSnapshot() async -> [UInt8] {
+        await router.metricsSnapshot()
     }
 
     /// The port the server listens on, once started (useful with port `0`).

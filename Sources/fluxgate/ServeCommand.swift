@@ -4,6 +4,7 @@ import FluxGateway
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// `fluxgate serve`: runs the gateway until SIGINT or SIGTERM.
 struct ServeCommand: AsyncParsableCommand {
@@ -17,6 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
               fluxgate serve --host 0.0.0.0 --public-url https://feed.example.com
               fluxgate serve --tls-cert server.pem --tls-key server-key.pem   # https
               FLUXGATE_STORE_FILE=db.url fluxgate serve   # the store URL from a file
+              fluxgate serve --graphite carbon:2003   # push metrics to Graphite
 
             Every option also reads a variable: --max-connections from FLUXGATE_MAX_CONNECTIONS, and so on (lists comma-separated); the command line wins over the environment, which wins over --config's file.
 
@@ -115,6 +117,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The private key of --tls-cert (PEM, unencrypted).")
     var tlsKey: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Push the metrics of /metrics to a Graphite carbon server's plaintext receiver at HOST:PORT (e.g. graphite.example.com:2003).",
+            discussion: "Paths: the prefix, the metric's name without fluxgate_, then label_value per label (README \"Metrics\").",
+            valueName: "host:port"
+        )
+    )
+    var graphite: String?
+
+    @Option(help: "The first components of the Graphite paths, dot-separated names of letters, digits, _ and - (default: fluxgate).")
+    var graphitePrefix: String?
+
+    @Option(help: "Seconds between two pushes to Graphite, 1…3600 (default: 10).")
+    var graphiteInterval: Double?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -144,6 +161,40 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if (tlsCert == nil) != (tlsKey == nil) {
             throw ValidationError("--tls-cert and --tls-key go together: pass both (the certificate chain and its private key, PEM) to serve TLS, or neither")
+        }
+        _ = try graphiteConfiguration()
+    }
+
+    /// The Graphite reporter's settings from --graphite, --graphite-prefix and --graphite-interval; `nil` without
+    /// --graphite. Each bad value is refused naming its option.
+    func graphiteConfiguration() throws -> GraphiteConfiguration? {
+        guard let graphite else {
+            if graphitePrefix != nil || graphiteInterval != nil {
+                throw ValidationError("--graphite-prefix and --graphite-interval go with --graphite HOST:PORT (the carbon server to push to)")
+            }
+            return nil
+        }
+        let address: (host: String, port: Int)
+        do {
+            address = try GraphiteConfiguration.parseAddress(graphite)
+        } catch let failure as GraphiteConfiguration.Failure {
+            throw ValidationError("--graphite \(failure.description)")
+        }
+        let prefix = graphitePrefix ?? GraphiteConfiguration.defaultPrefix
+        do {
+            try GraphiteConfiguration.checkPrefix(prefix)
+        } catch let failure as GraphiteConfiguration.Failure {
+            throw ValidationError("--graphite-prefix: \(failure.description)")
+        }
+        let seconds = graphiteInterval ?? 10
+        guard GraphiteConfiguration.intervalRange.contains(seconds) else {
+            let given = seconds == seconds.rounded() && abs(seconds) < 1e15 ? String(Int64(seconds)) : String(seconds)
+            throw ValidationError("--graphite-interval must be between 1 and 3600 seconds, got \(given)")
+        }
+        do {
+            return try GraphiteConfiguration(host: address.host, port: address.port, prefix: prefix, interval: .milliseconds(Int64(seconds * 1000)))
+        } catch let failure as GraphiteConfiguration.Failure {
+            throw ValidationError("--graphite: \(failure.description)")
         }
     }
 
@@ -213,13 +264,23 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.trustedProxies = Set(trustedProxies)
         configuration.pingInterval = .milliseconds(Int64(pingInterval * 1000))
         let storeName = store.description
+        // Made here, not by the server, so that the Graphite reporter (which starts before the store is open) counts
+        // in the same registry.
+        let metrics = GatewayMetrics()
         let gateway = GatewayLauncher(
-            store: served.store, configuration: configuration, storeName: storeName, logger: logger
+            store: served.store, configuration: configuration, storeName: storeName, metrics: metrics, logger: logger
         )
-        // In shutdown order, last first: the memory reclaimer, the gateway (its connections, its hub), then the
-        // store's own service (queued appends answered, head watcher, connection pool).
+        let graphite = try graphiteConfiguration().map { graphite in
+            GraphiteReporter(configuration: graphite, metrics: metrics, logger: logger) { [started = gateway.started] in
+                // What GET /metrics serves; before the store is open, the figures so far.
+                if let server = started.server { await server.metricsSnapshot() } else { metrics.exposition() }
+            }
+        }
+        // In shutdown order, last first: the memory reclaimer, the gateway (its connections, its hub), the Graphite
+        // reporter (its last snapshot then includes the appends the gateway finished), then the store's own service
+        // (queued appends answered, head watcher, connection pool).
         let services: [ServiceGroupConfiguration.ServiceConfiguration] =
-            (served.service.map { [.init(service: $0)] } ?? []) + [
+            (served.service.map { [.init(service: $0)] } ?? []) + (graphite.map { [.init(service: $0)] } ?? []) + [
                 .init(service: gateway),
                 // Freed memory goes back to the system after a burst (it ends with the gateway, quietly).
                 .init(service: MemoryReclaimer(), successTerminationBehavior: .ignore),
@@ -246,12 +307,27 @@ struct GatewayLauncher: Service {
     let store: @Sendable () async throws -> any EventStore
     let configuration: GatewayConfiguration
     let storeName: String
+    let metrics: GatewayMetrics
     let logger: Logger
+    /// The server once made (for the Graphite reporter's snapshots).
+    let started = StartedGateway()
 
     func run() async throws {
         let store = try await store()
         logger.info("store opened", metadata: ["store": "\(storeName)", "epoch": "\(store.epoch)"])
-        try await GatewayServer(store: store, configuration: configuration).run()
+        let server = GatewayServer(store: store, configuration: configuration, metrics: metrics)
+        started.server = server
+        try await server.run()
+    }
+}
+
+/// The gateway server ``GatewayLauncher`` made, once it has.
+final class StartedGateway: Sendable {
+    private let box = Mutex<GatewayServer?>(nil)
+
+    var server: GatewayServer? {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
     }
 }
 

@@ -22,7 +22,8 @@ enum ServeEnvironment {
         ("max-connections-per-address", false), ("max-header-size", false), ("request-timeout", false),
         ("idle-timeout", false), ("ping-interval", false), ("max-subscriptions", false), ("append-rate", false),
         ("append-burst", false), ("token-file", false), ("jwt-secret-file", true), ("jwt-public-key", true),
-        ("jwt-issuer", false), ("jwt-audience", false), ("tls-cert", false), ("tls-key", false), ("log-level", false),
+        ("jwt-issuer", false), ("jwt-audience", false), ("tls-cert", false), ("tls-key", false), ("graphite", false),
+        ("graphite-prefix", false), ("graphite-interval", false), ("log-level", false),
     ]
 
     /// The variable that stands for `--name`: `FLUXGATE_` and the name in upper case, dashes as underscores.

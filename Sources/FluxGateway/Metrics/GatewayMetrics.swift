@@ -69,6 +69,8 @@ public final class GatewayMetrics: Sendable {
     private let webSocketCloses = Mutex<[String: Counter]>([:])
     // Consumer groups, by group name (made on first use, removed with the group)
     private let groupSeries = Mutex<[String: GroupSeries]>([:])
+    // Graphite (made when a reporter starts, so a gateway that pushes nowhere shows none)
+    private let graphiteDropped = Mutex<Counter?>(nil)
 
     private struct GroupSeries {
         var lag: Gauge
@@ -337,6 +339,26 @@ public final class GatewayMetrics: Sendable {
             )
             cache[group] = series
             return series
+        }
+    }
+
+    // MARK: Graphite
+
+    /// Registers `fluxgate_graphite_dropped_snapshots_total` (at 0), once: ``GraphiteReporter`` calls it when it starts.
+    func enableGraphiteMetrics() { _ = graphiteDroppedCounter() }
+
+    /// Counts a snapshot the Graphite reporter dropped whole: carbon unreachable, or slower than the snapshots come.
+    func recordGraphiteDroppedSnapshot() { graphiteDroppedCounter().increment() }
+
+    private func graphiteDroppedCounter() -> Counter {
+        graphiteDropped.withLock { counter in
+            if let counter { return counter }
+            let made = registry.makeCounter(
+                descriptor: MetricNameDescriptor(
+                    namespace: "fluxgate", metricName: "graphite_dropped_snapshots", unitName: "total",
+                    helpText: "Metrics snapshots not pushed to Graphite: carbon unreachable, or its socket's backlog past the bound."))
+            counter = made
+            return made
         }
     }
 

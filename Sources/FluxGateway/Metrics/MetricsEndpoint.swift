@@ -4,9 +4,15 @@ import NIOHTTP1
 extension GatewayRouter {
     /// `GET /metrics`: this gateway's metrics in the Prometheus text format (version 0.0.4).
     func metricsExposition() async -> GatewayResponse {
-        await refreshGroupMetrics()
         let headers: HTTPHeaders = ["Content-Type": GatewayMetrics.contentType, "Cache-Control": "no-store"]
-        return GatewayResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: metrics.exposition()))
+        return GatewayResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: await metricsSnapshot()))
+    }
+
+    /// The metrics as `GET /metrics` serves them (groups' gauges refreshed first), in the Prometheus text format:
+    /// the one snapshot both the endpoint and ``GraphiteReporter`` render.
+    func metricsSnapshot() async -> [UInt8] {
+        await refreshGroupMetrics()
+        return metrics.exposition()
     }
 }
 
