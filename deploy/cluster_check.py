@@ -3,7 +3,10 @@
 
 1. Cross-node: a WebSocket subscriber on node B receives, in order and once each, 200 events appended on node A;
    prints the append → receive latency (p50/p99).
-2. Fail-over: subscribers on node A; a writer appends through the balanced port; node A is killed with SIGKILL
+2. Consumer group across nodes: four HTTP pull members share a group through the balanced port; nginx routes each
+   member to one node (`hash $arg_member`), the nodes split the group's partitions through PostgreSQL, and every
+   event is acknowledged once, in order per aggregate, with no settlement refused for landing on the wrong node.
+3. Fail-over: subscribers on node A; a writer appends through the balanced port; node A is killed with SIGKILL
    halfway. The writer retries failed appends with the same event ids (appends are idempotent by event id); the
    subscribers reconnect through the balanced port (nginx sends them to node B) from the last position they
    handled. Every acknowledged append must be in the store, and every subscriber must have seen positions 1..N
@@ -178,6 +181,49 @@ async def fail_over(args):
           f"{len(subscribers)} subscribers moved from node A to node B and saw every event once, in order")
 
 
+def groups_over_nginx(args):
+    """Four pull members of one group through nginx: each fetches and settles on its own node."""
+    name = f"cluster-check-{os.getpid()}"
+    http_json("PUT", f"{args.balanced}/groups/{name}", {"start": "head", "lease_timeout_ms": 10000})
+    aggregates, per_aggregate = 20, 10
+    for number in range(per_aggregate):
+        for aggregate in range(aggregates):
+            append(args.balanced, f"group-{os.getpid()}-{aggregate}", f"{os.getpid():08x}-{aggregate:04x}-{number:04x}-8000-000000000000"[:36], {"n": number})
+    total = aggregates * per_aggregate
+    members = [f"member-{index}" for index in range(4)]
+    handled = {}
+    deadline = time.monotonic() + 60
+    while sum(len(versions) for versions in handled.values()) < total:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"cluster_check: FAILED: the group's members acknowledged {sum(len(v) for v in handled.values())} of {total} events within 60 s")
+        for member in members:
+            query = urllib.parse.urlencode({"member": member, "max": 25, "wait": 0.2})
+            events = http_json("POST", f"{args.balanced}/groups/{name}/fetch?{query}")["events"]
+            if not events:
+                continue
+            for leased in events:
+                event = leased["event"]
+                versions = handled.setdefault(event["aggregate_id"], [])
+                if versions and event["aggregate_version"] != versions[-1] + 1:
+                    raise SystemExit(f"cluster_check: FAILED: {member} got {event['aggregate_id']} version {event['aggregate_version']} after {versions[-1]}")
+                versions.append(event["aggregate_version"])
+            positions = [leased["event"]["position"] for leased in events]
+            try:
+                http_json("POST", f"{args.balanced}/groups/{name}/ack?member={member}", {"member": member, "positions": positions})
+            except urllib.error.HTTPError as error:
+                raise SystemExit(f"cluster_check: FAILED: {member}'s ack answered {error.code} {error.read()[:300]!r} (routed to another node?)")
+    group = http_json("GET", f"{args.balanced}/groups/{name}")
+    deadline = time.monotonic() + 10
+    while group["lag"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        group = http_json("GET", f"{args.balanced}/groups/{name}")
+    if group["lag"] != 0:
+        raise SystemExit(f"cluster_check: FAILED: the group's checkpoint {group['checkpoint']} is not the head {group['head']}")
+    nodes = [len(http_json("GET", f"{url}/groups/{name}").get("members", [])) for url in (args.node_a, args.node_b)]
+    print(f"cluster_check: consumer group ok: {total} events acknowledged once each by {len(members)} pull members "
+          f"through nginx, in order per aggregate (members per node: {nodes[0]} on A, {nodes[1]} on B)")
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *arguments):
         return None
@@ -211,6 +257,7 @@ def main():
     if args.redirect:
         check_redirect(args)
     asyncio.run(cross_node(args))
+    groups_over_nginx(args)
     asyncio.run(fail_over(args))
     print("cluster_check: ok")
 

@@ -110,7 +110,10 @@ def run_pull(args, worker):
             backoff = 0.2
             for settlement in worker.handle_batch(answer["events"]):
                 kind = settlement.pop("type")
-                http(args, "POST", f"/groups/{group}/{kind}", {"member": worker.member, **settlement})
+                # The member in the query too: a proxy in front of several nodes routes by it (the node that leased
+                # the events settles them; deploy/nginx/fluxgate.conf).
+                member = urllib.parse.urlencode({"member": worker.member})
+                http(args, "POST", f"/groups/{group}/{kind}?{member}", {"member": worker.member, **settlement})
         except (OSError, ValueError) as error:
             print(f"group_worker.py: {error}; retrying in {backoff:.1f} s", file=sys.stderr, flush=True)
             time.sleep(random.uniform(0, backoff))

@@ -351,11 +351,16 @@ extension GatewayRouter {
     }
 
     /// `POST /groups/{name}/ack` `{"member": M, "positions": [p, …]}` and `…/nack` `{"member": M, "position": p,
-    /// "reason": "…"}`.
+    /// "reason": "…"}`; the member may be given as `?member=M` instead of (or as well as) in the body.
     private func settle(_ groups: ConsumerGroupRegistry, _ name: String, _ request: GatewayRequest, acknowledge: Bool) async throws -> GatewayResponse {
         let document = try Self.jsonBody(request, example: acknowledge ? #"{"member": "m1", "positions": [7, 8]}"# : #"{"member": "m1", "position": 7, "reason": "…"}"#)
-        guard let member = document["member"]?.stringValue, ConsumerGroupDefinition.isValidName(member) else {
+        // The member may be in the query too (a proxy in front of several nodes routes by it); both must agree.
+        let queried = try request.queryValue("member")
+        guard let member = document["member"]?.stringValue ?? queried, ConsumerGroupDefinition.isValidName(member) else {
             throw BadRequest("member must be the member name its fetch answered")
+        }
+        guard queried == nil || queried == member else {
+            throw BadRequest("the member in the query (\(queried!.prefix(140))) is not the member in the body (\(member.prefix(140)))")
         }
         guard let runtime = try await groups.runtime(name) else { throw unknown(name) }
         do {

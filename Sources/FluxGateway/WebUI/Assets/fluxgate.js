@@ -454,7 +454,9 @@ export class FluxgateGroupMember {
         if (!response.ok) throw new Error("fetch answered " + response.status);
         const { events } = await response.json();
         const { acknowledged, rejected } = await this._handle(events);
-        const settle = (path, body) => fetch(this._path(path), {
+        // The member in the query too: a proxy in front of several nodes routes by it (the node that leased the
+        // events settles them).
+        const settle = (path, body) => fetch(this._path(path + "?" + new URLSearchParams({ member: this.member })), {
           method: "POST", headers: this._headers({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
         for (let start = 0; start < acknowledged.length; start += 1000) {
           await settle("/ack", { member: this.member, positions: acknowledged.slice(start, start + 1000) });
