@@ -143,9 +143,16 @@ function apiHeaders() {
 // GETs a JSON resource of the gateway. A 401 waits for a token and tries again (as many times as the user gives
 // tokens); other failures throw an Error with the gateway's message and the status.
 async function getJSON(path) {
+  return requestJSON("GET", path);
+}
+
+// A request with an optional JSON body, answered with JSON (or nothing: 204), as getJSON.
+async function requestJSON(method, path, document) {
   for (;;) {
     const headers = apiHeaders();
-    const response = await fetch(API + path, { cache: "no-store", headers });
+    if (document !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(API + path, {
+      method, cache: "no-store", headers, body: document === undefined ? undefined : JSON.stringify(document) });
     let body = null;
     try { body = await response.json(); } catch { /* not JSON */ }
     if (response.ok) return body;
@@ -661,17 +668,68 @@ async function selectGroup(name) {
     add("in flight", group.in_flight === undefined ? "–" : formatNumber(group.in_flight));
     add("redeliveries", group.redeliveries === undefined ? "–" : formatNumber(group.redeliveries));
     add("parked", formatNumber(group.parked));
+    // Operations (the groups:admin scope): each asks for a second click before it acts.
+    const actions = element("div", { class: "group-actions" },
+      confirmingButton("group-replay-all", "Replay parked", "Replay all parked?", !parked.parked.length,
+        () => requestJSON("POST", path + "/replay", {}), "Parked events handed out again."),
+      confirmingButton("group-reset-start", "Reset to 0", "Reset to 0: replay everything?", false,
+        () => requestJSON("POST", path + "/reset", { position: "0" }), "Reset to 0: the group handles every event again."),
+      confirmingButton("group-reset-head", "Skip to head", "Skip everything stored?", false,
+        () => requestJSON("POST", path + "/reset", { position: "head" }), "Reset to the head: stored events are skipped."));
+    const parkedList = element("ul", { class: "parked-list" });
+    for (const event of parked.parked) {
+      parkedList.append(element("li", {},
+        element("span", { class: "mono" }, `#${event.position} after ${formatNumber(event.attempts)} attempts: ${event.reason}`), " ",
+        confirmingButton(`group-replay-${event.position}`, "Replay", "Replay it?", false,
+          () => requestJSON("POST", `${path}/parked/${event.position}/replay`, {}), `Event ${event.position} handed out again.`)));
+    }
     detail.replaceChildren(
       element("h3", { class: "detail-title", id: "detail-group" }, `Group ${group.name}`),
       fields,
-      element("div", { class: "payload-label" }, parked.parked.length
-        ? "Parked events (replay with: fluxgate groups replay " + group.name + ")" : "No parked events"),
+      actions,
+      element("p", { class: "message", id: "group-action-result", hidden: true }),
+      element("div", { class: "payload-label" }, parked.parked.length ? "Parked events" : "No parked events"),
+      parkedList,
       renderJSON(parked.parked.length ? parked.parked : { filter: group.filter, start: group.start, parked_events: group.parked_events }),
     );
   } catch (error) {
     if (state.selectedGroup !== name) return;
     detail.replaceChildren(element("p", { class: "message error" }, error.message));
   }
+}
+
+// A button that acts on its second click (within 5 s; the first shows `question`), then shows what happened and
+// reloads the group.
+function confirmingButton(id, label, question, disabled, act, done) {
+  let armed = null;
+  const button = element("button", { type: "button", class: "button-quiet", id }, label);
+  button.disabled = disabled;
+  button.addEventListener("click", async () => {
+    if (!armed) {
+      button.textContent = question;
+      armed = setTimeout(() => { armed = null; button.textContent = label; }, 5000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    button.disabled = true;
+    const name = state.selectedGroup;
+    let message;
+    try {
+      await act();
+      message = { text: done, error: false };
+    } catch (error) {
+      message = { text: error.status === 403 ? "Needs a token with the groups:admin scope." : error.message, error: true };
+    }
+    await Promise.all([selectGroup(name), loadGroups()]);
+    const result = $("group-action-result");
+    if (result) {
+      result.textContent = message.text;
+      result.className = "message" + (message.error ? " error" : "");
+      result.hidden = false;
+    }
+  });
+  return button;
 }
 
 // --- subscribers and lag (GET /metrics) -------------------------------------------------------------
