@@ -41,6 +41,9 @@ actor ConsumerGroupRuntime {
     /// none is forgotten if the gateway stops before its record is stored.
     private var parksInFlight: Set<Int64> = []
     private let pages = PageSizer(byteBudget: 4 << 20)
+    /// A fill is reading the store; these fetches wait for it (``fill()``).
+    private var filling = false
+    private var fillWaiters: [CheckedContinuation<Void, Never>] = []
     /// Stopped because the group was changed, reset or deleted: it writes nothing more and answers nothing more.
     private var retired = false
     /// Store writes under way, and who waits for them to end (``retire()``).
@@ -327,11 +330,23 @@ actor ConsumerGroupRuntime {
     }
 
     /// Reads what the window has room for; an actor's other calls may run meanwhile, so a read that another fill
-    /// overtook is dropped.
+    /// overtook is dropped. One read at a time: a fetch that comes while another reads waits for that read (its
+    /// events serve both) instead of reading the same page again.
     private func fill() async throws {
         ledger.expire(now: ContinuousClock.now)
         let wanted = ledger.wantedEvents
         guard wanted > 0, cluster?.serving.isEmpty != true else { return }
+        guard !filling else {
+            await withCheckedContinuation { fillWaiters.append($0) }
+            return
+        }
+        filling = true
+        defer {
+            filling = false
+            let waiting = fillWaiters
+            fillWaiters = []
+            for waiter in waiting { waiter.resume() }
+        }
         let after = ledger.readThrough
         let head = try await store.head()
         guard head > after else { return }

@@ -112,13 +112,28 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
     }
 
     private struct Entry {
-        var event: RecordedEvent
+        /// The event in a box: entries are copied in and out of the window's dictionary as their state changes, and
+        /// a boxed event costs one retain per copy instead of one per field of the event.
+        private let box: EventBox
+        var event: RecordedEvent { box.event }
         var state: State = .ready
         /// Leases of this event that ended without an acknowledgement.
         var failures = 0
         var lastReason = ""
         /// Replayed from the parked list: outside the window's order, never holding the checkpoint.
         var replayed = false
+
+        init(event: RecordedEvent, state: State = .ready, failures: Int = 0, replayed: Bool = false) {
+            self.box = EventBox(event)
+            self.state = state
+            self.failures = failures
+            self.replayed = replayed
+        }
+    }
+
+    private final class EventBox {
+        let event: RecordedEvent
+        init(_ event: RecordedEvent) { self.event = event }
     }
 
     private struct Aggregate {
