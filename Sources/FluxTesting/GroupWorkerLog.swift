@@ -29,6 +29,14 @@ public enum GroupWorkerLog {
         }
     }
 
+    /// `handled` without the handlings by `killed` workers (or by the workers of a killed node) that another handling
+    /// of the same event followed: a worker prints an event when it has handled it and acknowledges the batch after,
+    /// so what it printed of the batch it died in was never acknowledged, and was rightly handed out again.
+    public static func droppingRedone(_ handled: [Handled], by killed: (String) -> Bool) -> [Handled] {
+        let last = Dictionary(handled.map { ($0.position, $0.started) }, uniquingKeysWith: max)
+        return handled.filter { !killed($0.worker) || last[$0.position] == $0.started }
+    }
+
     /// Problems with the guarantees in what the workers handled (at most 20): each aggregate's events in version
     /// order (an event may be handled again after a failure, never an earlier one after a later one), and never by
     /// two workers at once.

@@ -120,18 +120,16 @@ import Glibc
         }
         #expect(Set(handled.map(\.position)) == Set(1...total), "every event handled: \(Set(handled.map(\.position)).count) of \(total)")
         // A's workers handled some events whose acknowledgements died with A: B hands them out again (at least once),
-        // from the first one A did not store. Taking each event's last handling, each aggregate's events were handled
-        // in version order and by one worker at a time; an event was handled twice only when its first handling
-        // was on A.
-        let last = Dictionary(handled.map { ($0.position, $0) }, uniquingKeysWith: { $0.started > $1.started ? $0 : $1 })
-        #expect(GroupWorkerLog.orderProblems(Array(last.values)).isEmpty, "\(GroupWorkerLog.orderProblems(Array(last.values)))")
-        let again = handled.filter { last[$0.position]!.started != $0.started }
-        #expect(again.allSatisfy { $0.worker.hasPrefix("a") }, "only what died with node A is handled again")
+        // from the first one A did not store. Without those handlings, each aggregate's events were handled in
+        // version order and by one worker at a time, across both nodes.
+        let kept = GroupWorkerLog.droppingRedone(handled) { $0.hasPrefix("a") }
+        #expect(GroupWorkerLog.orderProblems(kept).isEmpty, "\(GroupWorkerLog.orderProblems(kept))")
+        let again = handled.count - kept.count
         // Both nodes served at once: A went on with its share after B's workers began.
         let firstOnB = handled.filter { !$0.worker.hasPrefix("a") }.map(\.started).min() ?? .infinity
         let aAfterB = fromA.count { $0.started > firstOnB }
         #expect(aAfterB > 0, "node A handed nothing out once node B served")
-        print("two nodes: \(handled.count) handlings of \(total) events (\(fromA.count) on the killed node, \(aAfterB) of them while B served), \(again.count) handled again after the kill")
+        print("two nodes: \(handled.count) handlings of \(total) events (\(fromA.count) on the killed node, \(aAfterB) of them while B served), \(again) handled again after the kill")
         #expect(try await store.consumerGroup(named: "work")?.checkpoint == Position(Int64(total)))
         await store.close()
     }

@@ -158,7 +158,9 @@ import Glibc
         }
         try await store.close()
         #expect(Set(handled.map(\.position)) == Set(1...total), "every event handled: \(Set(handled.map(\.position)).count) of \(total)")
-        #expect(Self.orderProblems(handled).isEmpty, "\(Self.orderProblems(handled))")
+        // What the doomed worker printed of the batch it was killed in was handed out again, from its first event.
+        let kept = GroupWorkerLog.droppingRedone(handled) { $0 == "doomed" }
+        #expect(Self.orderProblems(kept).isEmpty, "\(Self.orderProblems(kept))")
         print("group kill run: \(handled.count) handlings of \(total) events, \(handled.filter { $0.attempt > 1 }.count) redeliveries")
 
         let reopened = try SQLiteEventStore(path: path)

@@ -52,7 +52,7 @@ import Glibc
                 try await carbon.waitForValue("fluxgate.http_requests_total.method_POST.route__streams__aggregate_id_.status_201") { $0 == 2 }
                 try await carbon.waitForValue("fluxgate.http_request_duration_seconds.route__streams__aggregate_id_.count") { $0 == 2 }
                 server.signal(SIGINT)
-                #expect(await server.waitForExit(timeout: .seconds(20)) == 0, "\(server.errorOutput.suffix(1000))")
+                #expect(await server.waitForExit(timeout: .seconds(60)) == 0, "\(server.errorOutput.suffix(1000))")
                 let log = (server.outputLines + [server.errorOutput]).joined(separator: "\n")
                 #expect(log.contains("pushed the last metrics snapshot"), "\(log.suffix(1500))")
             }
@@ -63,14 +63,14 @@ import Glibc
         let port = try freeCarbonPort()
         try await withCarbon(port: port, started: false) { carbon in
             try await serve(carbonPort: port) { server, httpPort in
-                _ = try await server.waitForLine(containing: "carbon is unreachable", timeout: .seconds(20))
+                _ = try await server.waitForLine(containing: "carbon is unreachable", timeout: .seconds(60))
                 #expect(try await healthy(port: httpPort))
                 try await append(port: httpPort, count: 4)
                 try await Task.sleep(for: .seconds(2))
                 try await carbon.start()
                 try await carbon.waitForValue("fluxgate.appended_events_total") { $0 == 4 }
                 try await carbon.waitForValue("fluxgate.graphite_dropped_snapshots_total") { $0 >= 1 }
-                _ = try await server.waitForLine(containing: "connected to carbon", timeout: .seconds(5))
+                _ = try await server.waitForLine(containing: "connected to carbon", timeout: .seconds(60))
             }
         }
     }
@@ -81,7 +81,7 @@ import Glibc
                 try await append(port: port, count: 1)
                 try await carbon.waitForValue("fluxgate.appended_events_total") { $0 == 1 }
                 await carbon.kill()
-                _ = try await server.waitForLine(containing: "carbon is unreachable", timeout: .seconds(20))
+                _ = try await server.waitForLine(containing: "carbon is unreachable", timeout: .seconds(60))
                 try await append(port: port, count: 2)
                 #expect(try await healthy(port: port))
                 try await carbon.start()
