@@ -80,7 +80,7 @@ import Glibc
         let url = "postgres://\(location.username)@\(location.host):\(location.port)/\(location.database)"
         let store = try await PostgresEventStore.open(location)
         _ = try await store.createConsumerGroup(try Self.definition("work"))
-        let (aggregates, rounds, perRound) = (400, 5, 10)  // 20,000 events
+        let (aggregates, rounds, perRound) = (1000, 10, 10)  // 100,000 events, as the single-node run
         let total = aggregates * rounds * perRound
         try await Self.appendRound(store, aggregates: aggregates, events: perRound)
         var handled: [GroupWorkerLog.Handled] = []
@@ -100,9 +100,10 @@ import Glibc
                                 let writers = Task {
                                     for _ in 1..<rounds { try await Self.appendRound(store, aggregates: aggregates, events: perRound) }
                                 }
-                                try await Self.waitUntil("node B's workers take a share") { GroupWorkerLog.handled(b1.outputLines + b2.outputLines).count > 500 }
-                                try await Self.waitUntil("node A's workers handle more after B joined") {
-                                    GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count > 2000
+                                try await Self.waitUntil("node B's workers take a share") { GroupWorkerLog.handled(b1.outputLines + b2.outputLines).count > 2000 }
+                                let onABefore = GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count
+                                try await Self.waitUntil("node A's workers handle more beside B's") {
+                                    GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count > onABefore + 2000
                                 }
                                 nodeA.signal(SIGKILL)
                                 _ = await nodeA.waitForExit(timeout: .seconds(30))
@@ -157,7 +158,7 @@ import Glibc
         }
     }
 
-    static func waitUntil(_ what: String, within limit: Duration = .seconds(120), _ condition: () -> Bool) async throws {
+    static func waitUntil(_ what: String, within limit: Duration = .seconds(300), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + limit
         while !condition() {
             guard ContinuousClock.now < deadline else { throw TestSetupError("\(what): not within \(limit)") }
@@ -165,7 +166,7 @@ import Glibc
         }
     }
 
-    static func waitForCheckpoint(_ store: PostgresEventStore, _ group: String, _ target: Int, within limit: Duration = .seconds(300)) async throws {
+    static func waitForCheckpoint(_ store: PostgresEventStore, _ group: String, _ target: Int, within limit: Duration = .seconds(600)) async throws {
         let deadline = ContinuousClock.now + limit
         var last = Position.start
         while ContinuousClock.now < deadline {
