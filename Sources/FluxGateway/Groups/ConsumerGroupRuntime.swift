@@ -79,6 +79,8 @@ actor ConsumerGroupRuntime {
         var pending: ConsumerGroupAssignment?
         var coordinating = false
         var nodes = 0
+        /// Heartbeats in a row with no member here and no partition held.
+        var idleBeats = 0
 
         func serves(_ event: RecordedEvent) -> Bool {
             let partition = ConsumerGroupPartitions.partition(of: event.aggregateID)
@@ -569,7 +571,14 @@ extension ConsumerGroupRuntime {
         let lost = cluster.serving.subtracting(held)
         let wanted = held.intersection(assignment.share)
         cluster.pending = (wanted == cluster.serving && held == wanted) ? nil : assignment
+        // A runtime with no members that holds nothing (started to answer GET /groups/{name}, or its members left)
+        // stops beating after a minute: the registry starts a new one when the group is used again.
+        cluster.idleBeats = (memberIDs.isEmpty && held.isEmpty && cluster.serving.isEmpty) ? cluster.idleBeats + 1 : 0
         self.cluster = cluster
+        if cluster.idleBeats >= 60 {
+            await retire()
+            return
+        }
         if !lost.isEmpty {
             // This node's lease on them lapsed and another node took them: what it leased from them lapsed too (leases
             // end with the node's), so it stops serving them at once.
