@@ -12,7 +12,8 @@ JSON line to --log; the ids already in the log are read at start, so a restarted
 204 for a new event and for a repeat alike (a repeat must be acknowledged, or the gateway would retry it).
 
 For tests, --fail-rate R makes it fail that share of requests at random (--seed for a repeatable run): an HTTP 500,
-an answer slower than --slow SECONDS (past the sink's timeout), or a connection closed without an answer. --status
+an answer slower than --slow SECONDS (past the sink's timeout), or a connection closed without an answer
+(--fail-modes picks among them). --tls-cert and --tls-key serve HTTPS. --status
 CODE answers every request with CODE (500: the sink parks its events; 410: the sink disables itself); the file named
 by --status-file, when it exists, holds the code instead (write 204 there to "fix" the receiver while it runs).
 It prints "listening on PORT" once it listens (--port 0 takes a free port).
@@ -59,7 +60,7 @@ class Receiver:
         with self.lock:
             if self.random.random() >= self.args.fail_rate:
                 return None
-            return self.random.choice(["500", "slow", "drop"])
+            return self.random.choice(self.args.fail_modes.split(","))
 
     def verify(self, body, headers):
         last = None
@@ -148,7 +149,10 @@ def main():
     parser.add_argument("--previous-secret", help="the secret being rotated out: deliveries signed with it pass too")
     parser.add_argument("--log", required=True, help="the file each new event's envelope is appended to, one JSON line each")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of requests failed at random (tests)")
+    parser.add_argument("--fail-modes", default="500,slow,drop", help="how requests fail at random: any of 500, slow, drop (comma-separated)")
     parser.add_argument("--slow", type=float, default=3.0, help="seconds a 'slow' failure waits before answering")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--status", type=int, default=None, help="answer every request with this status (tests)")
     parser.add_argument("--status-file", help="a file whose content, while it exists, is the status to answer")
@@ -157,6 +161,11 @@ def main():
     receiver = Receiver(args)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(receiver))
     server.daemon_threads = True
+    if args.tls_cert:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"listening on {server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

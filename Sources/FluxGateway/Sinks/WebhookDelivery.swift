@@ -73,6 +73,9 @@ struct WebhookDelivery: Sendable {
         if lowered.contains("connection refused") || lowered.contains("econnrefused") || lowered.contains("errno: 111") {
             return "connection refused"
         }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "TLS failure: the receiver's certificate could not be verified (CERTIFICATE_VERIFY_FAILED: an unknown CA, a wrong host name or an expired certificate)"
+        }
         if lowered.contains("ssl") || lowered.contains("tls") || lowered.contains("certificate") || lowered.contains("handshake") {
             return "TLS failure: \(text.prefix(300))"
         }

@@ -36,6 +36,9 @@ final class WebhookSinkRegistry: Sendable {
             var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(60)))
             // Up to a sink's most deliveries in flight to one receiver at once.
             configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+            // A refused connection or a failed TLS handshake fails the attempt at once, with its cause (the group's
+            // backoff retries), instead of being retried here until the timeout hides why.
+            configuration.connectionPool.retryConnectionEstablishment = false
             configuration.httpVersion = .automatic
             state.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
             state.baseURL = baseURL

@@ -181,6 +181,52 @@ import Glibc
         }
     }
 
+    /// Parks the first event (of one) after 2 attempts at `url` and returns the parked reason.
+    static func parkedReason(_ gateway: TestGateway, url: String, timeoutMilliseconds: Int = 2000) async throws -> String? {
+        let name = "reason-\(UInt32.random(in: 0...UInt32.max))"
+        let body = #"{"url": "\#(url)", "secret": "\#(Self.secret)", "maximum_attempts": 2, "backoff_ms": 10, "timeout_ms": \#(timeoutMilliseconds)}"#
+        let created = try await gateway.request(.PUT, "/sinks/\(name)", json: body)
+        guard created.status == .created else { throw TestFailure("PUT: \(created.status) \(created.text)") }
+        var parked: [[String: Any]] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while parked.isEmpty, ContinuousClock.now < deadline {
+            parked = try await gateway.get("/sinks/\(name)/parked").jsonObject()["parked"] as? [[String: Any]] ?? []
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        _ = try await gateway.request(.DELETE, "/sinks/\(name)")
+        return parked.first?["reason"] as? String
+    }
+
+    @Test func failuresAreParkedWithAReasonThatNamesTheCause() async throws {
+        try await withTestGateway { gateway in
+            try await Self.appendRound(gateway.store, aggregates: 0..<1, events: 1)
+            let closed = try ClosedPort()
+            let refused = try await Self.parkedReason(gateway, url: "http://127.0.0.1:\(closed.port)/hooks")
+            #expect(refused == "connection refused", "\(refused ?? "nothing parked")")
+            try await Self.withReceiver(["--fail-rate", "1", "--fail-modes", "slow", "--slow", "2"]) { receiver in
+                let slow = try await Self.parkedReason(gateway, url: receiver.url, timeoutMilliseconds: 300)
+                #expect(slow == "timed out after 300 ms", "\(slow ?? "nothing parked")")
+            }
+            try await Self.withReceiver(["--fail-rate", "1", "--fail-modes", "drop"]) { receiver in
+                let dropped = try await Self.parkedReason(gateway, url: receiver.url)
+                #expect(dropped?.contains("closed") == true, "\(dropped ?? "nothing parked")")
+                print("parked reason of a dropped connection: \(dropped ?? "-")")
+            }
+            try await Self.withReceiver(["--status", "503"]) { receiver in
+                let status = try await Self.parkedReason(gateway, url: receiver.url)
+                #expect(status == "HTTP 503 Service Unavailable", "\(status ?? "nothing parked")")
+            }
+            // HTTPS with a certificate no trusted CA signed: TLS verification refuses it.
+            let certificates = try await TestCertificates.shared()
+            try await Self.withReceiver(["--tls-cert", certificates.certificateFile, "--tls-key", certificates.keyFile]) { receiver in
+                let untrusted = try await Self.parkedReason(gateway, url: "https://localhost:\(receiver.port)/hooks")
+                #expect(untrusted?.hasPrefix("TLS failure") == true, "\(untrusted ?? "nothing parked")")
+                print("parked reasons: \(refused ?? "-") | \(untrusted ?? "-")")
+                #expect(try receiver.events().isEmpty)
+            }
+        }
+    }
+
     // MARK: The API
 
     @Test func badDefinitionsAreRefusedWithAReason() async throws {
