@@ -7,17 +7,22 @@ struct SinksCommand: AsyncParsableCommand {
         commandName: "sinks",
         abstract: "Manage a gateway's webhook sinks: list, show, create or change, delete, parked events, replay.",
         discussion: """
-            A sink POSTs each matching event to a URL, signed as Standard Webhooks say, in order per aggregate,
-            retrying and parking like a consumer group. Every subcommand talks to a running gateway (--url, default
-            http://127.0.0.1:8080). With access control: a token with the groups:admin scope (groups for list, show and
-            parked), from --token or $FLUXGATE_TOKEN.
+            A sink POSTs each matching event to a URL, signed as Standard Webhooks
+            say, in order per aggregate, retrying and parking like a consumer group.
+            Every subcommand talks to a running gateway (--url, default
+            http://127.0.0.1:8080). With access control: a token with the
+            groups:admin scope (groups for list, show and parked), from --token or
+            $FLUXGATE_TOKEN.
 
             Examples:
-              fluxgate sinks create billing --target https://billing.example.com/hooks --aggregate-name Account
+              fluxgate sinks create billing --target https://example.com/hooks \\
+                --aggregate-name Account
               fluxgate sinks list
               fluxgate sinks parked billing
               fluxgate sinks replay billing
-              fluxgate sinks create billing --target https://billing.example.com/hooks --secret whsec_NEW --previous-secret whsec_OLD
+              # rotating the secret: both sign until the receivers use the new one
+              fluxgate sinks create billing --target https://example.com/hooks \\
+                --secret whsec_NEW --previous-secret whsec_OLD
             """,
         subcommands: [List.self, Show.self, Create.self, Delete.self, Parked.self, Replay.self]
     )

@@ -1,8 +1,11 @@
+import FluxConsumer
 import FluxCore
 import FluxGateway
 import FluxSQLite
 import FluxTesting
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Testing
 
 #if canImport(Glibc)
@@ -290,6 +293,65 @@ import Glibc
     }
 
     // MARK: Durability
+
+    /// One request to a gateway at `port` on a new connection.
+    static func request(_ port: Int, _ method: HTTPMethod, _ target: String, json: String? = nil) async throws -> HTTPResponse {
+        let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+        connection.responseTimeout = .seconds(60)
+        let headers = json == nil ? [] : [("Content-Type", "application/json")]
+        let response = try await connection.request(method, target, headers: headers, body: json.map { ByteBuffer(string: $0) })
+        await connection.close()
+        return response
+    }
+
+    static func listeningPort(_ server: ChildProcess) async throws -> Int {
+        let line = try await server.waitForLine(containing: "listening", timeout: .seconds(60))
+        return try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+    }
+
+    /// `fluxgate serve` on SQLite killed with SIGKILL mid-run, and started again on the same file: the sink goes on
+    /// from its stored checkpoint and every event arrives (repeats are dropped by the receiver), in order per aggregate.
+    @Test func nothingIsLostWhenFluxgateServeIsKilledMidRun() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-sink-kill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = "sqlite:" + directory.appendingPathComponent("events.sqlite").path
+        let log = directory.appendingPathComponent("received.jsonl")
+        let (aggregates, perAggregate) = (30, 10)
+        let total = aggregates * perAggregate
+        try await Self.withReceiver(["--fail-rate", "0.2", "--slow", "1", "--seed", "9"], log: log) { receiver in
+            try await withFluxgate(["serve", "--port", "0", "--store", store]) { server in
+                let port = try await Self.listeningPort(server)
+                let body = #"{"url": "\#(receiver.url)", "secret": "\#(Self.secret)", "concurrency": 4, "timeout_ms": 500, "backoff_ms": 10, "maximum_backoff_ms": 100, "maximum_attempts": 1000}"#
+                let created = try await Self.request(port, .PUT, "/sinks/killed", json: body)
+                #expect(created.status == .created, "\(created.text)")
+                for aggregate in 0..<aggregates {
+                    let events = (0..<perAggregate).map { #"{"event_type": "t.E", "payload": {"i": \#($0)}}"# }.joined(separator: ",")
+                    let appended = try await Self.request(
+                        port, .POST, "/streams/a-\(aggregate)", json: #"{"aggregate_name": "A", "expected_version": "any", "events": [\#(events)]}"#)
+                    #expect(appended.status == .created, "\(appended.text)")
+                }
+                try await SubscriptionHubTests.waitUntil { try receiver.events().count >= 40 }
+                server.signal(SIGKILL)
+                _ = await server.waitForExit(timeout: .seconds(20))
+            }
+            #expect(try receiver.events().count < total, "the kill came mid-run")
+            try await withFluxgate(["serve", "--port", "0", "--store", store]) { server in
+                let port = try await Self.listeningPort(server)
+                let deadline = ContinuousClock.now + .seconds(180)
+                var sink: [String: Any] = [:]
+                while ContinuousClock.now < deadline {
+                    sink = try await Self.request(port, .GET, "/sinks/killed").jsonObject()
+                    if sink["checkpoint"] as? Int == total { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(sink["checkpoint"] as? Int == total && sink["parked"] as? Int == 0, "\(sink)")
+            }
+            let logged = try receiver.events()
+            #expect(Self.positions(logged).sorted() == Array(1...total), "\(logged.count) of \(total)")
+            #expect(Self.orderProblems(logged).isEmpty, "\(Self.orderProblems(logged))")
+        }
+    }
 
     @Test func nothingIsLostAcrossAGatewayRestartOnSQLite() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-sink-restart-\(UUID().uuidString)")
