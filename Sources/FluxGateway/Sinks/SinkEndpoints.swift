@@ -53,10 +53,12 @@ extension GatewayRouter {
             case .DELETE:
                 _ = try await authorize(request, for: .administerGroups)
                 guard let record = try await sinks.store.webhookSink(named: name) else { throw unknownSink(name) }
+                // The sink first, then its group: a deliverer that starts meanwhile finds no sink and stops.
+                await sinks.halt(name)
+                _ = try await sinks.store.deleteWebhookSink(named: name)
                 await sinks.halt(name)
                 await sinks.groups.forget(record.definition.groupName)
                 _ = try await sinks.groups.store.deleteConsumerGroup(named: record.definition.groupName)
-                _ = try await sinks.store.deleteWebhookSink(named: name)
                 await sinks.groups.forget(record.definition.groupName)
                 configuration.logger.notice("a webhook sink was deleted", metadata: ["sink": "\(name)"])
                 return GatewayResponse(status: .noContent)
@@ -154,15 +156,27 @@ extension GatewayRouter {
         }
         let group = try definition.groupDefinition(start: start)
         await sinks.halt(name)
-        await sinks.groups.forget(group.name)
-        if try await sinks.groups.store.consumerGroup(named: group.name) != nil {
-            try await sinks.groups.store.updateConsumerGroup(group)
-        } else {
-            _ = try await sinks.groups.store.createConsumerGroup(group)
+        let created: Bool
+        do {
+            await sinks.groups.forget(group.name)
+            if try await sinks.groups.store.consumerGroup(named: group.name) != nil {
+                if existing == nil {
+                    // Left by a deletion that stopped half way: a new sink starts clean.
+                    _ = try await sinks.groups.store.deleteConsumerGroup(named: group.name)
+                    _ = try await sinks.groups.store.createConsumerGroup(group)
+                } else {
+                    try await sinks.groups.store.updateConsumerGroup(group)
+                }
+            } else {
+                _ = try await sinks.groups.store.createConsumerGroup(group)
+            }
+            created = try await sinks.store.putWebhookSink(definition)
+            await sinks.groups.forget(group.name)
+        } catch {
+            sinks.resume(name)  // from what is stored (it stops at once if there is no sink)
+            throw error
         }
-        let created = try await sinks.store.putWebhookSink(definition)
-        await sinks.groups.forget(group.name)
-        try await sinks.resume(name)
+        sinks.resume(name)
         configuration.logger.notice("a webhook sink was put", metadata: ["sink": "\(name)", "url": "\(url)", "created": "\(created)"])
         var response = try await inspectSink(sinks, name, secret: generated)
         if created { response.status = .created }

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import FluxCore
 import FluxWire
 import Logging
@@ -14,10 +15,10 @@ struct WebhookSinkDeliverer: Sendable {
     /// The member name the gateway takes in its sinks' groups.
     static let member = "gateway"
 
-    let definition: WebhookSinkDefinition
+    let name: String
     let groups: ConsumerGroupRegistry
     let store: any WebhookSinkStore
-    let delivery: WebhookDelivery
+    let client: HTTPClient
     let encoder: EnvelopeEncoder
     let logger: Logger
 
@@ -27,37 +28,52 @@ struct WebhookSinkDeliverer: Sendable {
         var isSet: Bool { flag.load(ordering: .relaxed) }
     }
 
-    /// Delivers until cancelled (the gateway stops, the sink is changed or deleted) or the receiver answers `410`.
+    /// Delivers until cancelled (the gateway stops; the registry starts another for a changed sink), the receiver
+    /// answers `410`, or the sink is found deleted or disabled. The sink's record is read again each time its group
+    /// starts again (a change, here or on another node, retires the group's runtime), so a changed URL, secret or
+    /// policy is used from then on.
     func run() async {
         let gone = Gone()
         let logger = self.logger
+        var groupName = WebhookSinkDefinition.groupPrefix + name
         while !Task.isCancelled, !gone.isSet {
             do {
-                guard let runtime = try await groups.runtime(definition.groupName) else {
-                    logger.warning("a webhook sink's consumer group is missing; put the sink again", metadata: ["sink": "\(definition.name)"])
+                guard let record = try await store.webhookSink(named: name), record.enabled else {
+                    logger.info("a webhook sink stops: it was deleted or disabled", metadata: ["sink": "\(name)"])
+                    return
+                }
+                let definition = record.definition
+                groupName = definition.groupName
+                let signatures = definition.secrets.compactMap(WebhookSignature.init(secret:))
+                guard signatures.count == definition.secrets.count else {
+                    logger.error("a webhook sink's stored secret is not in the whsec_ form; put the sink again", metadata: ["sink": "\(name)"])
+                    return
+                }
+                let delivery = WebhookDelivery(client: client, url: definition.url, signatures: signatures, timeout: definition.policy.timeout)
+                guard let runtime = try await groups.runtime(groupName) else {
+                    logger.warning("a webhook sink's consumer group is missing; put the sink again", metadata: ["sink": "\(name)"])
                     try await Task.sleep(for: .seconds(1))
                     continue
                 }
                 try await withThrowingDiscardingTaskGroup { group in
                     while !Task.isCancelled, !gone.isSet {
-                        let (_, deliveries) = try await runtime.fetch(
-                            member: Self.member, max: definition.policy.concurrency, wait: .seconds(1))
+                        let (_, deliveries) = try await runtime.fetch(member: Self.member, max: definition.policy.concurrency, wait: .seconds(1))
                         for chain in Self.chains(deliveries) {
-                            group.addTask { try await deliver(chain, through: runtime, gone: gone) }
+                            group.addTask { try await deliver(chain, of: definition, with: delivery, through: runtime, gone: gone) }
                         }
                     }
                 }
             } catch {
                 if Task.isCancelled || gone.isSet { break }
                 // The group was changed or reset meanwhile (its runtime retired), or the store failed: start again
-                // from the group's stored state.
-                logger.notice("a webhook sink starts its group again", metadata: ["sink": "\(definition.name)", "error": "\(error)"])
+                // from the sink's and the group's stored state.
+                logger.notice("a webhook sink starts its group again", metadata: ["sink": "\(name)", "error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(200))
             }
         }
         if gone.isSet {
             // What it still held goes back to the group, counting no attempt; the group starts again when the sink is put.
-            await groups.forget(definition.groupName)
+            await groups.forget(groupName)
         }
     }
 
@@ -74,7 +90,10 @@ struct WebhookSinkDeliverer: Sendable {
 
     /// Posts one aggregate's leased events one after the other; the first that fails is rejected (the ledger releases
     /// the later ones without counting an attempt) and ends the chain.
-    private func deliver(_ chain: [ConsumerGroupRuntime.Ledger.Delivery], through runtime: ConsumerGroupRuntime, gone: Gone) async throws {
+    private func deliver(
+        _ chain: [ConsumerGroupRuntime.Ledger.Delivery], of definition: WebhookSinkDefinition, with delivery: WebhookDelivery,
+        through runtime: ConsumerGroupRuntime, gone: Gone
+    ) async throws {
         for leased in chain {
             guard !gone.isSet, !Task.isCancelled else { return }  // left leased: the runtime is forgotten or stopped
             var json = JSONWriter(buffer: ByteBuffer())

@@ -15,13 +15,21 @@ final class WebhookSinkRegistry: Sendable {
     private let logger: Logger
 
     private struct State {
+        /// Made for the first deliverer (a gateway without sinks has none to shut down).
         var client: HTTPClient?
+        var started = false
         var baseURL = ""
-        var deliverers: [String: Task<Void, Never>] = [:]
+        var deliverers: [String: (id: UInt64, task: Task<Void, Never>)] = [:]
+        var nextID: UInt64 = 0
+        var watcher: Task<Void, Never>?
         var stopped = false
     }
 
     private let state = Mutex(State())
+
+    /// How often the registry looks for enabled sinks that no deliverer serves here (created or enabled on another
+    /// node that shares the store, or whose deliverer stopped).
+    static let watchInterval: Duration = .seconds(5)
 
     init(store: any WebhookSinkStore, groups: ConsumerGroupRegistry, logger: Logger) {
         self.store = store
@@ -29,61 +37,73 @@ final class WebhookSinkRegistry: Sendable {
         self.logger = logger
     }
 
-    /// Starts delivering every enabled sink (the gateway started); envelopes' `url`s start with `baseURL`.
+    /// Starts delivering every enabled sink (the gateway started), and looks every ``watchInterval`` for enabled sinks
+    /// that no deliverer serves here; envelopes' `url`s start with `baseURL`.
     func start(baseURL: String) async {
         let started = state.withLock { state -> Bool in
-            guard state.client == nil, !state.stopped else { return false }
-            var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(60)))
-            // Up to a sink's most deliveries in flight to one receiver at once.
-            configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
-            // A refused connection or a failed TLS handshake fails the attempt at once, with its cause (the group's
-            // backoff retries), instead of being retried here until the timeout hides why.
-            configuration.connectionPool.retryConnectionEstablishment = false
-            configuration.httpVersion = .automatic
-            state.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+            guard !state.started, !state.stopped else { return false }
+            state.started = true
             state.baseURL = baseURL
             return true
         }
         guard started else { return }
-        do {
-            for record in try await store.webhookSinks() where record.enabled {
-                try await ensureGroup(record.definition, start: .start)
-                launch(record.definition)
+        // In a task, not awaited: a store that is slow to answer does not hold the gateway's start.
+        let watcher = Task { [weak self] in
+            while !Task.isCancelled {
+                guard let self else { return }
+                await self.launchIdle()
+                try? await Task.sleep(for: Self.watchInterval)
             }
-        } catch {
-            logger.error("could not start the webhook sinks; put them again", metadata: ["error": "\(error)"])
+        }
+        state.withLock { state in
+            if state.stopped { watcher.cancel() } else { state.watcher = watcher }
         }
     }
 
-    /// Whether the sink's deliverer runs on this node.
+    /// Starts a deliverer for each enabled sink that has none here.
+    private func launchIdle() async {
+        do {
+            // (A sink's group is made by PUT before the sink is stored, and deleted after it: a deliverer never
+            // makes one, so that none is left behind by a deletion under way.)
+            for record in try await store.webhookSinks() where record.enabled && !isDelivering(record.definition.name) {
+                launch(record.definition.name)
+            }
+        } catch {
+            logger.warning("could not read the webhook sinks; trying again shortly", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Whether a deliverer of the sink runs on this node.
     func isDelivering(_ name: String) -> Bool {
-        state.withLock { state in state.deliverers[name].map { _ in true } ?? false }
+        state.withLock { $0.deliverers[name] != nil }
     }
 
     /// Stops the sink's deliverer (before its definition or group changes); its leases end when its group is forgotten.
     func halt(_ name: String) async {
-        let task = state.withLock { $0.deliverers.removeValue(forKey: name) }
+        let task = state.withLock { $0.deliverers.removeValue(forKey: name)?.task }
         task?.cancel()
         await task?.value
     }
 
-    /// Starts the sink's deliverer again from its stored record, when it is enabled and the gateway runs.
-    func resume(_ name: String) async throws {
-        guard let record = try await store.webhookSink(named: name), record.enabled else { return }
-        launch(record.definition)
+    /// Starts the sink's deliverer again, when the gateway runs (it stops at once when the sink is not enabled).
+    func resume(_ name: String) {
+        launch(name)
     }
 
     /// Stops every deliverer and shuts the HTTP client down (the gateway stops).
     func stopAll() async {
-        let (tasks, client) = state.withLock { state in
+        let (tasks, client, watcher) = state.withLock { state in
             state.stopped = true
             defer {
                 state.deliverers = [:]
                 state.client = nil
+                state.watcher = nil
             }
-            return (Array(state.deliverers.values), state.client)
+            return (state.deliverers.values.map(\.task), state.client, state.watcher)
         }
+        watcher?.cancel()
         for task in tasks { task.cancel() }
+        await watcher?.value
         for task in tasks { await task.value }
         do {
             try await client?.shutdown()
@@ -92,32 +112,37 @@ final class WebhookSinkRegistry: Sendable {
         }
     }
 
-    /// Creates the sink's consumer group when it is missing, starting after `start`.
-    func ensureGroup(_ definition: WebhookSinkDefinition, start: Position) async throws {
-        if try await groups.store.consumerGroup(named: definition.groupName) == nil {
-            do {
-                _ = try await groups.store.createConsumerGroup(try definition.groupDefinition(start: start))
-            } catch let error as StoreError where error.code == .conflict {
-                // Created meanwhile (another node).
-            }
-        }
+    /// The sinks' HTTP client: TLS verified (the system's trust store), connections reused, no redirects followed.
+    private static func makeClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10), read: .seconds(60)))
+        // Up to a sink's most deliveries in flight to one receiver at once.
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        // A refused connection or a failed TLS handshake fails the attempt at once, with its cause (the group's
+        // backoff retries), instead of being retried here until the timeout hides why.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.httpVersion = .automatic
+        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
     }
 
-    private func launch(_ definition: WebhookSinkDefinition) {
-        let signatures = definition.secrets.compactMap(WebhookSignature.init(secret:))
-        guard signatures.count == definition.secrets.count else {
-            logger.error("a webhook sink's stored secret is not in the whsec_ form; put the sink again", metadata: ["sink": "\(definition.name)"])
-            return
-        }
+    private func launch(_ name: String) {
         let (groups, store, logger) = (self.groups, self.store, self.logger)
         state.withLock { state in
-            guard let client = state.client, !state.stopped else { return }
-            state.deliverers[definition.name]?.cancel()
+            guard state.started, !state.stopped else { return }
+            let client = state.client ?? Self.makeClient()
+            state.client = client
+            state.deliverers[name]?.task.cancel()
             let deliverer = WebhookSinkDeliverer(
-                definition: definition, groups: groups, store: store,
-                delivery: WebhookDelivery(client: client, url: definition.url, signatures: signatures, timeout: definition.policy.timeout),
-                encoder: EnvelopeEncoder(baseURL: state.baseURL), logger: logger)
-            state.deliverers[definition.name] = Task { await deliverer.run() }
+                name: name, groups: groups, store: store, client: client, encoder: EnvelopeEncoder(baseURL: state.baseURL), logger: logger)
+            state.nextID += 1
+            let id = state.nextID
+            let task = Task { [weak self] in
+                await deliverer.run()
+                // Ended by itself (410, deleted, disabled): no longer delivering here, unless another took its place.
+                self?.state.withLock { state in
+                    if state.deliverers[name]?.id == id { state.deliverers[name] = nil }
+                }
+            }
+            state.deliverers[name] = (id, task)
         }
     }
 }

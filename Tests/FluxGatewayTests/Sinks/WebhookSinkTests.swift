@@ -177,7 +177,8 @@ import Glibc
                 // The receiver is back: PUT enables the sink, and everything arrives.
                 try FileManager.default.removeItem(at: statusFile)
                 #expect(try await gateway.request(.PUT, "/sinks/gone", json: body).status == .ok)
-                #expect(try await Self.sink(gateway, "gone")["enabled"] as? Bool == true)
+                let enabled = try await Self.sink(gateway, "gone")
+                #expect(enabled["enabled"] as? Bool == true && enabled["delivering"] as? Bool == true, "\(enabled)")
                 try await Self.waitForCheckpoint(gateway, "gone", 6, within: .seconds(60))
                 #expect(Self.positions(try receiver.events()).sorted() == Array(1...6))
             }
@@ -226,6 +227,33 @@ import Glibc
                 #expect(untrusted?.hasPrefix("TLS failure") == true, "\(untrusted ?? "nothing parked")")
                 print("parked reasons: \(refused ?? "-") | \(untrusted ?? "-")")
                 #expect(try receiver.events().isEmpty)
+            }
+        }
+    }
+
+    /// A rotation: the sink signs with the new secret and the previous one at once, so a receiver that knows either
+    /// verifies every delivery; a changed URL is used from the next delivery on.
+    @Test func aRotatedSecretSignsWithBothAndAChangedURLIsUsedAtOnce() async throws {
+        let newSecret = "whsec_" + Data((0..<32).map { UInt8($0) }).base64EncodedString()
+        try await withTestGateway { gateway in
+            try await Self.withReceiver { before in
+                let body = #"{"url": "\#(before.url)", "secret": "\#(Self.secret)", "backoff_ms": 10}"#
+                #expect(try await gateway.request(.PUT, "/sinks/rotating", json: body).status == .created)
+                try await Self.appendRound(gateway.store, aggregates: 0..<2, events: 2)
+                try await Self.waitForCheckpoint(gateway, "rotating", 4, within: .seconds(60))
+                #expect(Self.positions(try before.events()).sorted() == [1, 2, 3, 4])
+            }
+            // Two receivers after the rotation: one knows only the new secret, one only the old; both verify.
+            for known in [newSecret, Self.secret] {
+                try await Self.withReceiver(["--secret", known]) { receiver in  // (the last --secret counts)
+                    let body = #"{"url": "\#(receiver.url)", "secret": "\#(newSecret)", "previous_secret": "\#(Self.secret)", "backoff_ms": 10}"#
+                    #expect(try await gateway.request(.PUT, "/sinks/rotating", json: body).status == .ok)
+                    let head = Int(try await gateway.store.head().rawValue)
+                    try await Self.appendRound(gateway.store, aggregates: 0..<2, events: 1)
+                    try await Self.waitForCheckpoint(gateway, "rotating", head + 2, within: .seconds(60))
+                    #expect(Self.positions(try receiver.events()).sorted() == [head + 1, head + 2], "the new URL gets what comes after")
+                    #expect(!receiver.child.errorOutput.contains("bad signature"), "\(receiver.child.errorOutput)")
+                }
             }
         }
     }
