@@ -10,7 +10,25 @@ enum WebhookDeliveryOutcome: Equatable, Sendable {
     /// `410 Gone`: the receiver wants no more events; the sink is disabled.
     case gone
     /// Anything else; the reason names the cause ("HTTP 500", "timed out after 5 s", "connection refused", …).
-    case failed(String)
+    case failed(String, Cause)
+
+    /// A failure's kind: the `outcome` label of `fluxgate_sink_deliveries_total`.
+    enum Cause: String, Sendable {
+        case httpStatus = "http_status"
+        case timeout
+        case connection
+        case tls
+        case other
+    }
+
+    /// The `outcome` label of `fluxgate_sink_deliveries_total`.
+    var label: String {
+        switch self {
+        case .delivered: "delivered"
+        case .gone: "gone"
+        case .failed(_, let cause): cause.rawValue
+        }
+    }
 }
 
 /// One POST of an event to a receiver, signed (Standard Webhooks), within the sink's timeout.
@@ -50,39 +68,44 @@ struct WebhookDelivery: Sendable {
                 defer { group.cancelAll() }
                 return try await group.next()!
             }
-            guard let status else { return .failed("timed out after \(Self.describe(timeout))") }
+            guard let status else { return .failed("timed out after \(Self.describe(timeout))", .timeout) }
             if (200..<300).contains(status.code) { return .delivered }
             if status == .gone { return .gone }
-            return .failed("HTTP \(status.code)\(status.reasonPhrase.isEmpty ? "" : " \(status.reasonPhrase)")")
+            return .failed("HTTP \(status.code)\(status.reasonPhrase.isEmpty ? "" : " \(status.reasonPhrase)")", .httpStatus)
         } catch is CancellationError {
-            return .failed("the gateway stopped during the delivery")
+            return .failed("the gateway stopped during the delivery", .other)
         } catch {
-            return .failed(Self.reason(for: error, timeout: timeout))
+            let (reason, cause) = Self.reason(for: error, timeout: timeout)
+            return .failed(reason, cause)
         }
     }
 
-    /// A failure's cause in words: what an operator reads in the parked list.
-    static func reason(for error: any Error, timeout: Duration) -> String {
+    /// A failure's cause in words (what an operator reads in the parked list) and its kind.
+    static func reason(for error: any Error, timeout: Duration) -> (String, WebhookDeliveryOutcome.Cause) {
         let text = String(describing: error)
         if let client = error as? HTTPClientError {
-            if [.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout].contains(client) { return "timed out after \(describe(timeout))" }
-            if client == .remoteConnectionClosed { return "the receiver closed the connection before answering" }
-            if client == .bodyLengthMismatch { return "the receiver's answer was cut off" }
+            if [.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout].contains(client) { return ("timed out after \(describe(timeout))", .timeout) }
+            if client == .remoteConnectionClosed { return ("the receiver closed the connection before answering", .connection) }
+            if client == .bodyLengthMismatch { return ("the receiver's answer was cut off", .connection) }
         }
         let lowered = text.lowercased()
         if lowered.contains("connection refused") || lowered.contains("econnrefused") || lowered.contains("errno: 111") {
-            return "connection refused"
+            return ("connection refused", .connection)
         }
         if text.contains("CERTIFICATE_VERIFY_FAILED") {
-            return "TLS failure: the receiver's certificate could not be verified (CERTIFICATE_VERIFY_FAILED: an unknown CA, a wrong host name or an expired certificate)"
+            return (
+                "TLS failure: the receiver's certificate could not be verified (CERTIFICATE_VERIFY_FAILED: an unknown CA, a wrong host name or an expired certificate)",
+                .tls
+            )
         }
         if lowered.contains("ssl") || lowered.contains("tls") || lowered.contains("certificate") || lowered.contains("handshake") {
-            return "TLS failure: \(text.prefix(300))"
+            return ("TLS failure: \(text.prefix(300))", .tls)
         }
         if lowered.contains("connection reset") || lowered.contains("eof") || lowered.contains("closed") {
-            return "the connection was closed before an answer: \(text.prefix(200))"
+            return ("the connection was closed before an answer: \(text.prefix(200))", .connection)
         }
-        return "delivery failed: \(text.prefix(300))"
+        if lowered.contains("timeout") || lowered.contains("timed out") { return ("timed out after \(describe(timeout))", .timeout) }
+        return ("delivery failed: \(text.prefix(300))", .other)
     }
 
     static func describe(_ duration: Duration) -> String {

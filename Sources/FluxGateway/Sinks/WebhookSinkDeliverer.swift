@@ -21,6 +21,7 @@ struct WebhookSinkDeliverer: Sendable {
     let client: HTTPClient
     let encoder: EnvelopeEncoder
     let logger: Logger
+    let metrics: GatewayMetrics
 
     /// Set when the receiver answered `410 Gone`: the sink is disabled and delivers nothing more.
     final class Gone: Sendable {
@@ -98,7 +99,9 @@ struct WebhookSinkDeliverer: Sendable {
             guard !gone.isSet, !Task.isCancelled else { return }  // left leased: the runtime is forgotten or stopped
             var json = JSONWriter(buffer: ByteBuffer())
             encoder.write(leased.event, includePayload: true, into: &json)
+            let started = ContinuousClock.now
             let outcome = await delivery.post(id: leased.event.eventID, body: json.buffer)
+            if !Task.isCancelled { metrics.recordSinkDelivery(definition.name, outcome: outcome.label, duration: ContinuousClock.now - started) }
             switch outcome {
             case .delivered:
                 try await runtime.acknowledge([leased.event.position], by: Self.member)
@@ -108,7 +111,7 @@ struct WebhookSinkDeliverer: Sendable {
                 logger.warning("a webhook sink's receiver answered 410 Gone: the sink is disabled", metadata: ["sink": "\(definition.name)", "url": "\(definition.url)"])
                 try? await store.disableWebhookSink(named: definition.name, reason: reason)
                 return
-            case .failed(let reason):
+            case .failed(let reason, _):
                 guard !Task.isCancelled else { return }
                 logger.info(
                     "a webhook delivery failed",

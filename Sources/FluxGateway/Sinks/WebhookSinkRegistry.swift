@@ -13,6 +13,7 @@ final class WebhookSinkRegistry: Sendable {
     let store: any WebhookSinkStore
     let groups: ConsumerGroupRegistry
     private let logger: Logger
+    private let metrics: GatewayMetrics
 
     private struct State {
         /// Made for the first deliverer (a gateway without sinks has none to shut down).
@@ -31,10 +32,11 @@ final class WebhookSinkRegistry: Sendable {
     /// node that shares the store, or whose deliverer stopped).
     static let watchInterval: Duration = .seconds(5)
 
-    init(store: any WebhookSinkStore, groups: ConsumerGroupRegistry, logger: Logger) {
+    init(store: any WebhookSinkStore, groups: ConsumerGroupRegistry, logger: Logger, metrics: GatewayMetrics) {
         self.store = store
         self.groups = groups
         self.logger = logger
+        self.metrics = metrics
     }
 
     /// Starts delivering every enabled sink (the gateway started), and looks every ``watchInterval`` for enabled sinks
@@ -125,14 +127,15 @@ final class WebhookSinkRegistry: Sendable {
     }
 
     private func launch(_ name: String) {
-        let (groups, store, logger) = (self.groups, self.store, self.logger)
+        let (groups, store, logger, metrics) = (self.groups, self.store, self.logger, self.metrics)
         state.withLock { state in
             guard state.started, !state.stopped else { return }
             let client = state.client ?? Self.makeClient()
             state.client = client
             state.deliverers[name]?.task.cancel()
             let deliverer = WebhookSinkDeliverer(
-                name: name, groups: groups, store: store, client: client, encoder: EnvelopeEncoder(baseURL: state.baseURL), logger: logger)
+                name: name, groups: groups, store: store, client: client, encoder: EnvelopeEncoder(baseURL: state.baseURL), logger: logger,
+                metrics: metrics)
             state.nextID += 1
             let id = state.nextID
             let task = Task { [weak self] in

@@ -117,6 +117,17 @@ import Glibc
                 let sink = try await Self.sink(gateway, "flaky")
                 #expect(sink["parked"] as? Int == 0 && sink["lag"] as? Int == 0, "\(sink)")
                 #expect((sink["redeliveries"] as? Int ?? 0) > 0, "the receiver failed some: \(sink)")
+                // Metrics: attempts by outcome, their latency, and the sink's group's lag and parked events.
+                let metrics = try await gateway.get("/metrics").text
+                let lines = metrics.split(separator: "\n").filter { $0.contains(#"sink="flaky""#) || $0.contains(#"group="sink.flaky""#) }
+                func value(_ prefix: String, _ label: String) -> Double? {
+                    lines.first { $0.hasPrefix(prefix) && $0.contains(label) }.flatMap { Double($0.split(separator: " ").last ?? "") }
+                }
+                #expect(value("fluxgate_sink_deliveries_total", #"outcome="delivered""#) == Double(expected.count), "\(lines.joined(separator: "\n"))")
+                #expect((value("fluxgate_sink_deliveries_total", #"outcome="http_status""#) ?? 0) > 0, "\(lines.joined(separator: "\n"))")
+                #expect((value("fluxgate_sink_deliveries_total", #"outcome="timeout""#) ?? 0) > 0, "\(lines.joined(separator: "\n"))")
+                #expect(lines.contains { $0.hasPrefix("fluxgate_sink_delivery_duration_seconds_bucket") }, "\(lines.joined(separator: "\n"))")
+                #expect(value("fluxgate_group_lag_events", #"group="sink.flaky""#) == 0 && value("fluxgate_group_parked_events", #"group="sink.flaky""#) == 0)
             }
         }
     }
