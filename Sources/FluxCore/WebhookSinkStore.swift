@@ -106,7 +106,8 @@ public struct WebhookSinkDefinition: Hashable, Sendable, Codable {
     /// (one aggregate's events, up to `concurrency` of them, one after another), and an aggregate's later events wait
     /// while one of its events is parked (order per aggregate holds).
     public func groupDefinition(start: Position) throws -> ConsumerGroupDefinition {
-        let lease = min(Duration.seconds(3600), max(Duration.seconds(1), policy.timeout * policy.concurrency + .seconds(30)))
+        // (On a store that nodes share, a dead node's partitions go to the others after this lease too.)
+        let lease = min(Duration.seconds(3600), max(Duration.seconds(1), policy.timeout * policy.concurrency + .seconds(10)))
         return try ConsumerGroupDefinition(
             name: groupName, filter: filter, start: start,
             policy: ConsumerGroupPolicy(

@@ -331,6 +331,28 @@ import Glibc
         }
     }
 
+    static func bearer(_ token: String) -> [(String, String)] { [("Authorization", "Bearer \(token)")] }
+
+    @Test func readingTakesTheGroupsScopeAndChangingGroupsAdmin() async throws {
+        let access = try await AccessControl(tokens: [
+            .init(name: "admin", token: "a", scopes: ["groups:admin"]),
+            .init(name: "member", token: "m", scopes: ["read", "groups"]),
+            .init(name: "reader", token: "r", scopes: ["read"]),
+        ])
+        try await withTestGateway(await TestGateway.start(accessControl: access)) { gateway in
+            let body = #"{"url": "https://127.0.0.1:9/", "secret": "\#(Self.secret)", "start": "head"}"#
+            let anonymous = try await gateway.request(.PUT, "/sinks/s", json: body)
+            #expect(anonymous.status == .unauthorized)
+            #expect(try await gateway.request(.PUT, "/sinks/s", json: body, headers: Self.bearer("m")).status == .forbidden)
+            #expect(try await gateway.request(.PUT, "/sinks/s", json: body, headers: Self.bearer("a")).status == .created)
+            #expect(try await gateway.get("/sinks/s", headers: Self.bearer("m")).status == .ok)
+            #expect(try await gateway.get("/sinks", headers: Self.bearer("r")).status == .forbidden)
+            #expect(try await gateway.request(.POST, "/sinks/s/replay", headers: Self.bearer("m")).status == .forbidden)
+            #expect(try await gateway.request(.DELETE, "/sinks/s", headers: Self.bearer("m")).status == .forbidden)
+            #expect(try await gateway.request(.DELETE, "/sinks/s", headers: Self.bearer("a")).status == .noContent)
+        }
+    }
+
     // MARK: Durability
 
     /// One request to a gateway at `port` on a new connection.
