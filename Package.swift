@@ -28,6 +28,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        // The HTTP client that webhook sinks deliver with (README "Webhook sinks"): TLS verification, connection reuse,
+        // timeouts.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure event-sourcing core: no I/O, no NIO.
@@ -103,6 +106,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             // The browser UI and the JS client module (clients/js/fluxgate.js links here), served at `/`: compiled
             // into the binary by the EmbedWebAssets plugin, so `fluxgate` is one file to install.

@@ -18,6 +18,8 @@ public final class InMemoryEventStore: EventStore {
     private let state = Mutex(State())
     /// Consumer groups (`ConsumerGroupStore`), by name.
     let consumerGroupRecords = Mutex<[String: ConsumerGroupRecord]>([:])
+    /// Webhook sinks (`WebhookSinkStore`), by name.
+    let webhookSinkRecords = Mutex<[String: WebhookSinkRecord]>([:])
     private let signal = HeadSignal()
     private let clock: @Sendable () -> Int64
 

@@ -25,6 +25,8 @@ public struct GatewayRouter: Sendable {
     let crossOrigin: CrossOriginPolicy
     /// The store's consumer groups (Groups/GroupEndpoints.swift); `nil` when the store keeps none.
     let groups: ConsumerGroupRegistry?
+    /// The store's webhook sinks (Sinks/SinkEndpoints.swift); `nil` when the store keeps none.
+    let sinks: WebhookSinkRegistry?
 
     /// `metrics` defaults to the hub's, else a new set.
     public init(
@@ -41,7 +43,13 @@ public struct GatewayRouter: Sendable {
         self.subscriptionPages = PageSizer(byteBudget: max(1, configuration.maxPageBytes / 4))
         self.crossOrigin = CrossOriginPolicy(configuration: configuration)
         let base = (store as? MeteredEventStore)?.base ?? store
-        self.groups = (base as? any EventStore & ConsumerGroupStore).map { ConsumerGroupRegistry(store: $0, logger: configuration.logger, metrics: metrics) }
+        let groups = (base as? any EventStore & ConsumerGroupStore).map { ConsumerGroupRegistry(store: $0, logger: configuration.logger, metrics: metrics) }
+        self.groups = groups
+        if let groups, let sinkStore = base as? any WebhookSinkStore {
+            self.sinks = WebhookSinkRegistry(store: sinkStore, groups: groups, logger: configuration.logger, metrics: metrics)
+        } else {
+            self.sinks = nil
+        }
     }
 
     /// Answers one request and counts it in `metrics` (route template, method, status, latency). Never throws:
@@ -125,6 +133,8 @@ public struct GatewayRouter: Sendable {
                 return try await health()
             case ("groups", _):
                 return try await groupsEndpoint(request, segments: segments)  // Groups/GroupEndpoints.swift
+            case ("sinks", _):
+                return try await sinksEndpoint(request, segments: segments)  // Sinks/SinkEndpoints.swift
             case ("metrics", 1):
                 guard request.method == .GET else { return methodNotAllowed(request, allow: "GET, HEAD") }
                 _ = try await authorize(request, for: .metrics)

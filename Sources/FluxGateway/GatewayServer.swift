@@ -138,6 +138,9 @@ public final class GatewayServer: Service, Sendable {
         }
         let port = channel.localAddress?.port ?? configuration.port
         logger.info("fluxgate gateway listening", metadata: ["address": "\(tls == nil ? "http" : "https")://\(configuration.host):\(port)"])
+        // Webhook sinks deliver while the gateway runs; their envelopes' `url`s point here.
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        await router.startSinks(baseURL: configuration.publicURL ?? "\(tls == nil ? "http" : "https")://\(host):\(port)")
         return port
     }
 
@@ -242,6 +245,7 @@ public final class GatewayServer: Service, Sendable {
                 group.cancelAll()
             }
         }
+        await router.stopSinks()
         await router.stopGroups()
         configuration.logger.info("fluxgate gateway stopped")
     }

@@ -309,6 +309,21 @@ enum PostgresEventSchema {
                 """,
             ]
         ),
+        (
+            // Webhook sinks' definitions (JSON: url, filter, secrets, policy) and whether they deliver; each one's
+            // checkpoint and parked events are its consumer group's (`sink.<name>`).
+            "events-v9-webhook-sinks",
+            [
+                """
+                CREATE TABLE fluxgate_webhook_sinks (
+                    name TEXT PRIMARY KEY,
+                    definition TEXT NOT NULL,
+                    enabled BOOLEAN NOT NULL DEFAULT TRUE,
+                    disabled_reason TEXT NOT NULL DEFAULT ''
+                )
+                """
+            ]
+        ),
     ]
 
     /// Brings the database's schema up to date and returns the store's epoch (made by the first migration run).

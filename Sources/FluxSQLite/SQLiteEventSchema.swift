@@ -86,6 +86,23 @@ enum SQLiteEventSchema {
                 try db.execute(sql: "ALTER TABLE consumer_groups ADD COLUMN acknowledged TEXT NOT NULL DEFAULT ''")
             }
         ),
+        (
+            "events-v4-webhook-sinks",
+            { db in
+                // Webhook sinks' definitions (JSON: url, filter, secrets, policy) and whether they deliver; each one's
+                // checkpoint and parked events are its consumer group's (`sink.<name>`).
+                try db.execute(
+                    sql: """
+                        CREATE TABLE webhook_sinks (
+                            name TEXT PRIMARY KEY NOT NULL,
+                            definition TEXT NOT NULL,
+                            enabled INTEGER NOT NULL DEFAULT 1,
+                            disabled_reason TEXT NOT NULL DEFAULT ''
+                        ) WITHOUT ROWID
+                        """
+                )
+            }
+        ),
     ]
 
     /// A migrator holding the migrations up to and including `last` (all of them by default).

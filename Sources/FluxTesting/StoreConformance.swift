@@ -109,7 +109,47 @@ public enum StoreConformance {
         ConformanceCase(name: "8 concurrent writers on different streams: dense positions", body: concurrentDifferentStreams),
         ConformanceCase(name: "reopen after close", body: reopen),
         ConformanceCase(name: "consumer groups: definitions, checkpoints and parked events, kept across a reopen", body: consumerGroups),
+        ConformanceCase(name: "webhook sinks: definitions put, disabled and deleted, kept across a reopen", body: webhookSinks),
     ]
+
+    static func webhookSinks(_ harness: StoreHarness) async throws {
+        let store = try await harness.make()
+        guard let sinks = store as? any WebhookSinkStore else {
+            throw ConformanceFailure(description: "\(type(of: store)) does not keep webhook sinks (WebhookSinkStore)")
+        }
+        try expect(try await sinks.webhookSinks().isEmpty, "a new store has no webhook sinks")
+        let policy = WebhookSinkPolicy(concurrency: 3, timeout: .milliseconds(1500), maximumAttempts: 9, backoff: .milliseconds(20), maximumBackoff: .seconds(9))
+        let billing = try WebhookSinkDefinition(
+            name: "billing", url: "https://example.com/hooks?x=ü", filter: EventFilter(aggregateNames: ["Account"]),
+            secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_b2xk"], policy: policy)
+        try expect(try await sinks.putWebhookSink(billing), "created")
+        let audit = try WebhookSinkDefinition(name: "audit", url: "http://127.0.0.1:9/", secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])
+        try expect(try await sinks.putWebhookSink(audit), "created")
+        try expect(try await sinks.webhookSinks().map(\.definition.name) == ["audit", "billing"], "listed by name")
+        try expect(try await sinks.webhookSink(named: "billing") == WebhookSinkRecord(definition: billing), "read back as put")
+        try await sinks.disableWebhookSink(named: "billing", reason: "410 ü")
+        try expect(
+            try await sinks.webhookSink(named: "billing") == WebhookSinkRecord(definition: billing, enabled: false, disabledReason: "410 ü"),
+            "disabled with its reason")
+        var changed = billing
+        changed.url = "https://example.com/v2"
+        changed.secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        try expect(try await !sinks.putWebhookSink(changed), "replaced, not created")
+        try expect(try await sinks.webhookSink(named: "billing") == WebhookSinkRecord(definition: changed), "replaced and enabled again")
+        _ = try await expectError(.notFound, "disabling an unknown sink") { try await sinks.disableWebhookSink(named: "nope", reason: "") }
+        try expect(try await sinks.webhookSink(named: "nope") == nil, "an unknown sink is nil")
+        try expect(try await !sinks.deleteWebhookSink(named: "nope"), "deleting an unknown sink deletes nothing")
+        var current = store
+        if let reopen = harness.reopen {
+            let before = try await sinks.webhookSinks()
+            current = try await reopen(store)
+            guard let reopened = current as? any WebhookSinkStore else { throw ConformanceFailure(description: "reopened store keeps no sinks") }
+            try expect(try await reopened.webhookSinks() == before, "webhook sinks survive a reopen")
+        }
+        guard let kept = current as? any WebhookSinkStore else { return }
+        try expect(try await kept.deleteWebhookSink(named: "billing"), "deleted")
+        try expect(try await kept.webhookSinks().map(\.definition.name) == ["audit"], "the other sink stays")
+    }
 
     static func consumerGroups(_ harness: StoreHarness) async throws {
         let store = try await harness.make()

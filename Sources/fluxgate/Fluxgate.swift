@@ -11,7 +11,7 @@ struct Fluxgate: AsyncParsableCommand {
             Start with `fluxgate demo` (a bank example served and consumed end to end; `fluxgate demo --serve` keeps it running to explore), then `fluxgate serve` to run a gateway on the embedded SQLite store (fluxgate-data/events.sqlite).
             """,
         version: FluxgateVersion.current,
-        subcommands: [ServeCommand.self, DemoCommand.self, TailCommand.self, ImportCommand.self, GroupsCommand.self, HealthCommand.self, EchoServerCommand.self, EchoClientCommand.self, AppendLoopCommand.self]
+        subcommands: [ServeCommand.self, DemoCommand.self, TailCommand.self, ImportCommand.self, GroupsCommand.self, SinksCommand.self, HealthCommand.self, EchoServerCommand.self, EchoClientCommand.self, AppendLoopCommand.self]
     )
 
     /// Parses and runs a command; `serve --config FILE` is first expanded into the file's options.

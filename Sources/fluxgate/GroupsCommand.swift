@@ -79,7 +79,9 @@ struct GroupsCommand: AsyncParsableCommand {
         }
 
         static func fail(_ message: String) -> Never {
-            FileHandle.standardError.write(Data("fluxgate groups: \(message)\n".utf8))
+            // `fluxgate groups` or `fluxgate sinks` (SinksCommand shares this connection).
+            let command = CommandLine.arguments.dropFirst().first.flatMap { ["groups", "sinks"].contains($0) ? $0 : nil } ?? "groups"
+            FileHandle.standardError.write(Data("fluxgate \(command): \(message)\n".utf8))
             Foundation.exit(1)
         }
     }

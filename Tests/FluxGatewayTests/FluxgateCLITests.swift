@@ -72,7 +72,7 @@ import Glibc
 
     /// Help text that wraps mid-example is hard to copy: every line of an "Examples:" block stays an indented example
     /// (or its indented continuation) at the width the help is printed with.
-    @Test(arguments: ["serve", "tail", "demo", "import", "groups"])
+    @Test(arguments: ["serve", "tail", "demo", "import", "groups", "sinks"])
     func helpExamplesDoNotWrap(command: String) async throws {
         let run = try await ChildProcess.run(try ChildProcess.fluxgateExecutable(), [command, "--help"])
         #expect(run.status == 0)

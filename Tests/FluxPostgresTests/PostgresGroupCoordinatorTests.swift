@@ -10,8 +10,9 @@ import Glibc
 
 /// Several gateway nodes sharing consumer groups through PostgreSQL (`PostgresEventStore+GroupCoordinator.swift`):
 /// the partition leases and progress rows, then two `fluxgate serve` nodes with `group_worker.py` members on each, and
-/// one node killed.
-@Suite struct PostgresGroupCoordinatorTests {
+/// one node killed. Serialized: its node-killing runs (and the webhook sink's, in PostgresGroupCoordinatorTests+WebhookSinks.swift) time
+/// heartbeats and leases, which two such runs at once on two cores make late.
+@Suite(.serialized) struct PostgresGroupCoordinatorTests {
     static let lease = Duration.seconds(3)
 
     static func definition(_ name: String, lease: Duration = lease) throws -> ConsumerGroupDefinition {

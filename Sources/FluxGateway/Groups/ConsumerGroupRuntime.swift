@@ -129,6 +129,9 @@ actor ConsumerGroupRuntime {
         ledgerPolicy.backoff = policy.backoff
         ledgerPolicy.maximumBackoff = policy.maximumBackoff
         ledgerPolicy.parkedEvents = policy.holdsAggregateWhileParked ? .holdAggregate : .continueAggregate
+        // Webhook sinks' groups retry with jitter (README "Webhook sinks"): a receiver that was down is not hit by every
+        // retry at once when it comes back.
+        if record.definition.name.hasPrefix(WebhookSinkDefinition.groupPrefix) { ledgerPolicy.jitter = 0.5 }
         self.ledger = Ledger(checkpoint: record.checkpoint, acknowledged: record.acknowledged, parked: parked, policy: ledgerPolicy)
         self.savedCheckpoint = record.checkpoint
         self.savedAcknowledged = record.acknowledged

@@ -103,6 +103,13 @@ extension GatewayRouter {
             return try await listGroups(groups)
         }
         let name = segments[1]
+        guard !name.hasPrefix(WebhookSinkDefinition.groupPrefix) else {
+            // Sinks' groups (`sink.<name>`) are managed through /sinks only.
+            if request.method == .PUT {
+                return .error(.badRequest, "bad_request", "consumer group names starting with \"sink.\" belong to webhook sinks; choose another name")
+            }
+            return .error(.notFound, "not_found", "\(name.prefix(140).debugDescription) is a webhook sink's group; see /sinks/\(name.dropFirst(WebhookSinkDefinition.groupPrefix.count).prefix(120))")
+        }
         guard ConsumerGroupDefinition.isValidName(name) else {
             if request.method == .PUT {
                 return .error(.badRequest, "bad_request", "a consumer group's name is 1 to 128 of A-Z a-z 0-9 . _ -; \(name.prefix(140).debugDescription) is not")
@@ -178,7 +185,7 @@ extension GatewayRouter {
         let head = try await store.head()
         var json = JSONWriter(buffer: ByteBuffer())
         json.raw("{"); json.key("groups"); json.raw("[")
-        for (index, record) in records.enumerated() {
+        for (index, record) in records.filter({ !$0.definition.name.hasPrefix(WebhookSinkDefinition.groupPrefix) }).enumerated() {
             if index > 0 { json.raw(",") }
             // Groups at work on this node show their members and what is in flight; none is started for the list.
             Self.writeGroup(record, head: head, status: await groups.runningStatus(record.definition.name), into: &json)

@@ -50,6 +50,23 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
         /// of fewer events; at least one is always read).
         var windowBytes = 32 << 20
 
+        /// The share of a backoff that is random (0 to 1): attempt `n + 1` of an event waits between `(1 − jitter)` and
+        /// all of ``backoff(after:)``, so that the retries of events that failed together (a receiver down) spread out.
+        /// The randomness is a hash of the event's position and the attempt: the ledger stays deterministic.
+        var jitter = 0.0
+
+        /// ``backoff(after:)`` less its jitter for the event at `position`.
+        func jitteredBackoff(after attempt: Int, position: Int64) -> Duration {
+            let wait = backoff(after: attempt)
+            guard jitter > 0 else { return wait }
+            var mixed = UInt64(bitPattern: position) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(attempt)
+            mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+            mixed ^= mixed >> 31
+            let unit = Double(mixed >> 11) / Double(1 << 53)  // [0, 1)
+            return wait * (1 - min(1, jitter) * unit)
+        }
+
         /// The wait before attempt `attempt + 1`, after `attempt` failed ones.
         func backoff(after attempt: Int) -> Duration {
             var wait = backoff
@@ -501,7 +518,7 @@ struct GroupLedger<Instant: InstantProtocol> where Instant.Duration == Duration 
         }
         entries[position] = entry
         if failed {
-            let notBefore = now.advanced(by: policy.backoff(after: entry.failures))
+            let notBefore = now.advanced(by: policy.jitteredBackoff(after: entry.failures, position: position))
             aggregate.notBefore = notBefore
             timers.insert(Timer(at: notBefore, position: position))
         }

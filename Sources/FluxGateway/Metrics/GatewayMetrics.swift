@@ -69,6 +69,8 @@ public final class GatewayMetrics: Sendable {
     private let webSocketCloses = Mutex<[String: Counter]>([:])
     // Consumer groups, by group name (made on first use, removed with the group)
     private let groupSeries = Mutex<[String: GroupSeries]>([:])
+    // Webhook sinks, by sink name (made on first delivery, removed with the sink)
+    private let sinkSeries = Mutex<[String: SinkSeries]>([:])
     // Graphite (made when a reporter starts, so a gateway that pushes nowhere shows none)
     private let graphiteDropped = Mutex<Counter?>(nil)
 
@@ -80,6 +82,18 @@ public final class GatewayMetrics: Sendable {
         var acknowledged: Counter
         var redeliveries: Counter
     }
+
+    private struct SinkSeries {
+        var outcomes: [String: Counter] = [:]
+        var duration: DurationHistogram
+    }
+
+    /// Latency buckets of webhook deliveries, in seconds (a delivery's timeout is at most a minute).
+    static let sinkBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60),
+    ]
 
     /// Latency buckets of HTTP requests, in seconds (a long-poll may wait up to a minute).
     static let requestBuckets: [Duration] = [
@@ -339,6 +353,42 @@ public final class GatewayMetrics: Sendable {
             )
             cache[group] = series
             return series
+        }
+    }
+
+    // MARK: Webhook sinks
+
+    /// Counts one delivery attempt of a sink by its outcome (`delivered`, `gone`, `http_status`, `timeout`,
+    /// `connection`, `tls`, `other`) and times it.
+    func recordSinkDelivery(_ sink: String, outcome: String, duration: Duration) {
+        let (counter, histogram) = sinkSeries.withLock { cache -> (Counter, DurationHistogram) in
+            func descriptor(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+                MetricNameDescriptor(namespace: "fluxgate", metricName: metric, unitName: unit, helpText: help)
+            }
+            var series = cache[sink] ?? SinkSeries(
+                duration: registry.makeDurationHistogram(
+                    descriptor: descriptor("sink_delivery_duration", "seconds", "How long a webhook sink's delivery attempts took, whatever their outcome."),
+                    labels: [("sink", sink)], buckets: Self.sinkBuckets))
+            let counter = series.outcomes[outcome] ?? registry.makeCounter(
+                descriptor: descriptor("sink_deliveries", "total", "A webhook sink's delivery attempts, by outcome."),
+                labels: [("sink", sink), ("outcome", outcome)])
+            series.outcomes[outcome] = counter
+            cache[sink] = series
+            return (counter, series.duration)
+        }
+        counter.increment()
+        histogram.record(duration)
+    }
+
+    /// Removes the series of sinks that no longer exist.
+    func forgetSinks(except kept: Set<String>) {
+        let gone: [SinkSeries] = sinkSeries.withLock { cache in
+            let names = cache.keys.filter { !kept.contains($0) }
+            return names.compactMap { cache.removeValue(forKey: $0) }
+        }
+        for series in gone {
+            for counter in series.outcomes.values { registry.unregisterCounter(counter) }
+            registry.unregisterDurationHistogram(series.duration)
         }
     }
 

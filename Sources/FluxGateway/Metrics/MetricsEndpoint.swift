@@ -30,5 +30,9 @@ extension GatewayRouter {
                 members: status?.members.count ?? 0, parked: record.parked.count)
         }
         metrics.forgetGroups(except: Set(records.map(\.definition.name)))
+        // A sink's lag and parked events are its group's (`group="sink.NAME"`); its deliveries are counted apart.
+        if let sinks, let stored = try? await sinks.store.webhookSinks() {
+            metrics.forgetSinks(except: Set(stored.map(\.definition.name)))
+        }
     }
 }

@@ -318,6 +318,24 @@ def run_extended_checks(driver, gateway, screenshot):
              lambda: text_of("#detail-group") == "Group ui-orders" if driver.find_elements(By.ID, "detail-group") else False, timeout=15)
     log(f"the groups panel lists ui-orders with lag {head}, and a click shows it")
 
+    # Webhook sinks: a sink made now (its receiver is nowhere, so nothing is delivered) shows with its lag, and a click
+    # shows it in the detail panel, its secret as a fingerprint only.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    put = urllib.request.Request(f"{gateway}/sinks/ui-hook", data=json.dumps({"url": "http://127.0.0.1:9/hooks", "secret": secret, "start": "head"}).encode(),
+                                 method="PUT", headers={"Content-Type": "application/json",
+                                                        **({"Authorization": f"Bearer {ACCESS_TOKEN}"} if ACCESS_TOKEN else {})})
+    with urllib.request.urlopen(put, timeout=30) as response:
+        json.load(response)
+    row = wait_for("the sinks panel did not list the sink ui-hook",
+                   lambda: (lambda rows: rows[0] if rows else None)(
+                       driver.find_elements(By.CSS_SELECTOR, '#sinks-rows tr[data-sink="ui-hook"]')), timeout=15)
+    row.find_element(By.CSS_SELECTOR, "td").click()
+    wait_for("clicking the sink did not show it in the detail panel",
+             lambda: text_of("#detail-sink") == "Sink ui-hook" if driver.find_elements(By.ID, "detail-sink") else False, timeout=15)
+    if secret in driver.page_source:
+        raise CheckFailed("the sink's secret is shown in the page")
+    log("the sinks panel lists ui-hook, and a click shows it (its secret as a fingerprint)")
+
     # fluxgate.js's group member in the browser, over WebSocket: it handles the group's events and acknowledges them.
     driver.set_script_timeout(30)
     outcome = driver.execute_async_script("""

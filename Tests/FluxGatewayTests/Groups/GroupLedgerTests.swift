@@ -52,6 +52,27 @@ import Testing
         #expect(ledger.statistics.acknowledged == 6)
     }
 
+    @Test func jitterCutsABackoffByUpToItsShareDifferentlyPerEventAndTheSameEachTime() throws {
+        var policy = Ledger.Policy()
+        policy.backoff = .seconds(1)
+        policy.maximumBackoff = .seconds(60)
+        #expect(policy.jitteredBackoff(after: 3, position: 7) == .seconds(4), "no jitter by default")
+        policy.jitter = 0.5
+        let waits = (1...200).map { policy.jitteredBackoff(after: 3, position: Int64($0)) }
+        #expect(waits.allSatisfy { (Duration.seconds(2)...Duration.seconds(4)).contains($0) }, "within [½, 1] of 4 s")
+        #expect(Set(waits).count > 150, "spread out: \(Set(waits).count) different waits")
+        #expect(policy.jitteredBackoff(after: 3, position: 7) == policy.jitteredBackoff(after: 3, position: 7), "deterministic")
+        // The ledger waits the jittered backoff: a rejected event is not handed out before it ends.
+        var ledger = Ledger(checkpoint: .start, policy: policy)
+        ledger.add(Self.events(["a"]), readThrough: Position(1))
+        ledger.join(1, credit: 1)
+        _ = try ledger.lease(to: 1, max: 1, now: Self.at(0))
+        try ledger.reject(Position(1), by: 1, reason: "no", now: Self.at(0))
+        let wait = policy.jitteredBackoff(after: 1, position: 1)
+        #expect(try ledger.lease(to: 1, max: 1, now: Self.at(0) + wait - .milliseconds(1)).isEmpty)
+        #expect(Self.positions(try ledger.lease(to: 1, max: 1, now: Self.at(0) + wait)) == [1])
+    }
+
     @Test func whatWasAcknowledgedOrParkedAfterTheCheckpointIsNotHandedOutAgainAfterARestart() throws {
         var policy = Ledger.Policy()
         policy.maximumAttempts = 1

@@ -27,6 +27,7 @@ const state = {
   pendingCount: 0,          // events that arrived while paused
   selectedId: null,
   selectedGroup: null,      // the group shown in the detail panel
+  selectedSink: null,       // the webhook sink shown in the detail panel
   history: null,            // the older page shown instead of the live rows: { from, to } (positions), or null
   stream: null,             // the open stream: { id, lastVersion, loading, pending: [events], complete }
   streamsNext: null,        // the stream list's next page (a path), or null
@@ -413,6 +414,7 @@ function showLive() {
 async function selectEvent(id) {
   state.selectedId = id;
   state.selectedGroup = null;
+  state.selectedSink = null;
   for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
   for (const row of document.querySelectorAll("tr[data-event-id]")) {
     if (row.dataset.eventId === id) row.classList.add("selected");
@@ -649,6 +651,7 @@ async function loadGroups() {
 
 async function selectGroup(name) {
   state.selectedGroup = name;
+  state.selectedSink = null;
   state.selectedId = null;
   for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
   for (const row of document.querySelectorAll("tr[data-group]")) {
@@ -730,6 +733,96 @@ function confirmingButton(id, label, question, disabled, act, done) {
     }
   });
   return button;
+}
+
+// --- webhook sinks (GET /sinks) -------------------------------------------------------------------
+// Each sink's receiver URL, whether it delivers (a 410 from its receiver disables it), checkpoint, lag and parked
+// events; read with the metrics. A click shows the sink and its parked events. Tokens need the groups scope.
+
+let sinksRequest = 0;
+
+async function loadSinks() {
+  const request = ++sinksRequest;
+  const container = $("sinks");
+  let answer;
+  try {
+    answer = await getJSON("/sinks");
+  } catch (error) {
+    if (request !== sinksRequest) return;
+    const why = error.status === 403 ? "Needs a token with the groups scope."
+      : error.status === 501 ? "This gateway's store keeps no webhook sinks." : error.message;
+    container.replaceChildren(element("p", { class: "message" }, why));
+    $("sinks-count").textContent = "";
+    return;
+  }
+  if (request !== sinksRequest) return;
+  const sinks = answer.sinks || [];
+  $("sinks-count").textContent = sinks.length ? `${formatNumber(sinks.length)}` : "";
+  if (!sinks.length) {
+    container.replaceChildren(element("p", { class: "message" },
+      "No sinks. Create one with: fluxgate sinks create NAME --target https://…"));
+    return;
+  }
+  const body = element("tbody", { id: "sinks-rows" });
+  for (const sink of sinks) {
+    body.append(element("tr", {
+      dataset: { sink: sink.name, lag: String(sink.lag), parked: String(sink.parked), enabled: String(sink.enabled) },
+      class: sink.name === state.selectedSink ? "selected" : "",
+      title: "Show this sink and its parked events",
+      activate: () => selectSink(sink.name),
+    },
+    element("td", { class: "aggregate mono" }, sink.name),
+    element("td", { class: "mono" }, sink.url),
+    element("td", { class: sink.enabled ? "" : "warn" }, sink.enabled ? "yes" : "disabled"),
+    element("td", { class: "num" }, formatNumber(sink.checkpoint)),
+    element("td", { class: "num" }, formatNumber(sink.lag)),
+    element("td", { class: "num" + (sink.parked ? " warn" : "") }, formatNumber(sink.parked))));
+  }
+  container.replaceChildren(element("div", { class: "table-wrap" }, element("table", { class: "events streams" },
+    element("thead", {}, element("tr", {},
+      element("th", {}, "Sink"), element("th", {}, "URL"), element("th", {}, "Enabled"),
+      element("th", { class: "num" }, "Checkpoint"), element("th", { class: "num" }, "Lag"), element("th", { class: "num" }, "Parked"))),
+    body)));
+}
+
+async function selectSink(name) {
+  state.selectedSink = name;
+  state.selectedGroup = null;
+  state.selectedId = null;
+  for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
+  for (const row of document.querySelectorAll("tr[data-sink]")) {
+    if (row.dataset.sink === name) row.classList.add("selected");
+  }
+  const detail = $("detail");
+  detail.replaceChildren(element("p", { class: "placeholder" }, "Loading…"));
+  try {
+    const path = "/sinks/" + encodeURIComponent(name);
+    const [sink, parked] = await Promise.all([getJSON(path), getJSON(path + "/parked")]);
+    if (state.selectedSink !== name) return;
+    const fields = element("dl", { class: "fields" });
+    const add = (label, value) => fields.append(element("dt", {}, label), element("dd", {}, value));
+    add("url", sink.url);
+    add("enabled", sink.enabled ? "yes" : "no: " + (sink.disabled_reason || ""));
+    add("checkpoint", formatNumber(sink.checkpoint));
+    add("lag", formatNumber(sink.lag));
+    add("in flight", sink.in_flight === undefined ? "–" : formatNumber(sink.in_flight));
+    add("redeliveries", sink.redeliveries === undefined ? "–" : formatNumber(sink.redeliveries));
+    add("parked", formatNumber(sink.parked));
+    add("secrets", (sink.secret_fingerprints || []).join(", ") + " (fingerprints)");
+    detail.replaceChildren(
+      element("h3", { class: "detail-title", id: "detail-sink" }, `Sink ${sink.name}`),
+      fields,
+      element("div", { class: "payload-label" }, parked.parked.length
+        ? "Parked events (replay with: fluxgate sinks replay " + sink.name + ")" : "No parked events"),
+      renderJSON(parked.parked.length ? parked.parked : {
+        filter: sink.filter, concurrency: sink.concurrency, timeout_ms: sink.timeout_ms, maximum_attempts: sink.maximum_attempts,
+        backoff_ms: sink.backoff_ms, maximum_backoff_ms: sink.maximum_backoff_ms,
+      }),
+    );
+  } catch (error) {
+    if (state.selectedSink !== name) return;
+    detail.replaceChildren(element("p", { class: "message error" }, error.message));
+  }
 }
 
 // --- subscribers and lag (GET /metrics) -------------------------------------------------------------
@@ -901,8 +994,10 @@ function main() {
   loadStreams();
   readMetrics();
   loadGroups();
+  loadSinks();
   setInterval(readMetrics, METRICS_EVERY);
   setInterval(loadGroups, METRICS_EVERY);
+  setInterval(loadSinks, METRICS_EVERY);
 }
 
 main();

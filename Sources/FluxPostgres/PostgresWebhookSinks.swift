@@ -1,0 +1,73 @@
+import FluxCore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Webhook sinks' definitions in the store's database (migration `events-v9-webhook-sinks`), shared by every node: a
+/// row per sink in `fluxgate_webhook_sinks`, its definition as JSON. Its checkpoint and parked events are its consumer
+/// group's.
+extension PostgresEventStore: WebhookSinkStore {
+    public func webhookSinks() async throws -> [WebhookSinkRecord] {
+        try await sinkRecords(named: nil)
+    }
+
+    public func webhookSink(named name: String) async throws -> WebhookSinkRecord? {
+        guard EventKey.isPrintable(name) else { return nil }
+        return try await sinkRecords(named: name).first
+    }
+
+    public func putWebhookSink(_ definition: WebhookSinkDefinition) async throws -> Bool {
+        let (logger, name) = (self.logger, definition.name)
+        let text = String(decoding: try JSONEncoder().encode(definition), as: UTF8.self)
+        return try await reading { connection in
+            // xmax = 0: the row was inserted, not updated.
+            let rows = try await connection.query(
+                """
+                INSERT INTO fluxgate_webhook_sinks (name, definition, enabled, disabled_reason) VALUES (\(name), \(text), TRUE, '')
+                ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, enabled = TRUE, disabled_reason = ''
+                RETURNING (xmax = 0)
+                """, logger: logger)
+            var created = false
+            for try await inserted in rows.decode(Bool.self) { created = inserted }
+            return created
+        }
+    }
+
+    public func disableWebhookSink(named name: String, reason: String) async throws {
+        let logger = self.logger
+        let updated = try await reading { connection in
+            try await connection.query(
+                "UPDATE fluxgate_webhook_sinks SET enabled = FALSE, disabled_reason = \(reason) WHERE name = \(name) RETURNING name", logger: logger
+            ).collect().count
+        }
+        guard updated == 1 else { throw Self.unknownSink(name) }
+    }
+
+    public func deleteWebhookSink(named name: String) async throws -> Bool {
+        guard EventKey.isPrintable(name) else { return false }
+        let logger = self.logger
+        return try await reading { connection in
+            try await connection.query("DELETE FROM fluxgate_webhook_sinks WHERE name = \(name) RETURNING name", logger: logger).collect().count == 1
+        }
+    }
+
+    private func sinkRecords(named name: String?) async throws -> [WebhookSinkRecord] {
+        let logger = self.logger
+        let rows = try await reading { connection in
+            var rows: [(String, String, Bool, String)] = []
+            let result = try await connection.query(
+                """
+                SELECT name, definition, enabled, disabled_reason FROM fluxgate_webhook_sinks
+                WHERE \(name == nil) OR name = \(name ?? "") ORDER BY name COLLATE "C"
+                """, logger: logger)
+            for try await row in result.decode((String, String, Bool, String).self) { rows.append(row) }
+            return rows
+        }
+        return try rows.map { name, text, enabled, reason in
+            guard let definition = try? JSONDecoder().decode(WebhookSinkDefinition.self, from: Data(text.utf8)) else {
+                throw StoreError(.corrupted, "webhook sink \(name) has a definition this fluxgate cannot read")
+            }
+            return WebhookSinkRecord(definition: definition, enabled: enabled, disabledReason: reason)
+        }
+    }
+}
