@@ -114,7 +114,7 @@ enum WebSocketBenchmark {
     }
 
     static func decode(rounds: Int, megabytes: Int, chunkSize: Int) throws -> [String] {
-        var random = SplitMix64(seed: 42)
+        var random = SeededGenerator(seed: 42)
         let binaryPayload = (0..<16384).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         // 100 bytes of JSON-like text with a 2-byte and two 3-byte sequences, so validation leaves the ASCII path.
         var text = #"{"type":"quote","sym":"EUR/USD","bid":1.08421,"note":"café — 5 €","pad":""#
@@ -182,7 +182,7 @@ enum WebSocketBenchmark {
         return summary
     }
 
-    static func makeInput(_ name: String, payload: [UInt8], opcode: UInt8, totalBytes: Int, random: inout SplitMix64) -> DecodeInput {
+    static func makeInput(_ name: String, payload: [UInt8], opcode: UInt8, totalBytes: Int, random: inout SeededGenerator) -> DecodeInput {
         let frameSize = WebSocketFrameEncoder.headerSize(payloadLength: payload.count, masked: true) + payload.count
         let count = max(1, totalBytes / frameSize)
         var wire = ByteBuffer()

@@ -38,7 +38,8 @@ struct WebhookDelivery: Sendable {
     let signatures: [WebhookSignature]
     let timeout: Duration
 
-    /// The most bytes of an answer's body that are read (and thrown away: only the status counts).
+    /// The most bytes of an answer's body that are read (and thrown away: only the status counts); the rest is not
+    /// read (the connection is closed), so a receiver's long answer costs no memory and does not fail the delivery.
     static let maximumAnswerBytes = 64 << 10
 
     func post(id: String, body: ByteBuffer, now: Int64 = Timestamp.nowMilliseconds() / 1000) async -> WebhookDeliveryOutcome {
@@ -58,7 +59,11 @@ struct WebhookDelivery: Sendable {
             let status = try await withThrowingTaskGroup(of: HTTPResponseStatus?.self) { group in
                 group.addTask {
                     let response = try await client.execute(prepared, timeout: TimeAmount(timeout) + .seconds(1))
-                    _ = try await response.body.collect(upTo: Self.maximumAnswerBytes)
+                    var read = 0
+                    for try await chunk in response.body {
+                        read += chunk.readableBytes
+                        if read >= Self.maximumAnswerBytes { break }
+                    }
                     return response.status
                 }
                 group.addTask {

@@ -306,7 +306,7 @@ import Testing
     /// and the checkpoint ends at the head.
     @Test(arguments: [1, 2, 3, 4, 5])
     func randomWorkLosesNothingAndKeepsOrderPerAggregate(seed: UInt64) throws {
-        var random = SplitMix64(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var policy = Ledger.Policy()
         policy.maximumAttempts = 1000  // nothing parks here
         policy.leaseTimeout = .seconds(5)
