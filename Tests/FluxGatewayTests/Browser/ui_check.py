@@ -368,15 +368,25 @@ def run_extended_checks(driver, gateway, screenshot):
 
     # The group's operations in the detail panel: "Reset to 0" acts on its second click (the first asks), and the
     # group's checkpoint goes back to 0 with its lag at the head again.
-    driver.find_element(By.CSS_SELECTOR, '#groups-rows tr[data-group="ui-orders"] td').click()
-    reset = wait_for("the group's detail has no reset button",
-                     lambda: (driver.find_elements(By.ID, "group-reset-start") or [None])[0], timeout=15)
-    reset.click()
-    wait_for("the reset button did not ask before acting", lambda: "?" in text_of("#group-reset-start"), timeout=15)
+    # The page re-renders its panels as it updates: every click is retried on a fresh element (wait_for).
+    def click(selector):
+        driver.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    wait_for("the group's detail has no reset button",
+             lambda: click('#groups-rows tr[data-group="ui-orders"] td') and driver.find_elements(By.ID, "group-reset-start"), timeout=15)
+    wait_for("the reset button did not ask before acting",
+             lambda: "?" in text_of("#group-reset-start") or (click("#group-reset-start") and False), timeout=15)
     if checkpoint() != head:
         raise CheckFailed("the reset acted on its first click")
-    driver.find_element(By.ID, "group-reset-start").click()
-    wait_for("the reset did not bring the group's checkpoint back to 0", lambda: checkpoint() == 0, timeout=15)
+
+    def confirm_reset():
+        if "?" in text_of("#group-reset-start"):
+            click("#group-reset-start")
+        elif checkpoint() != 0:
+            click("#group-reset-start")  # the panel was drawn again meanwhile: ask again
+        return checkpoint() == 0
+    wait_for("the reset did not bring the group's checkpoint back to 0", confirm_reset, timeout=15)
     wait_for("the reset's outcome was not shown", lambda: "Reset to 0" in text_of("#group-action-result")
              if driver.find_elements(By.ID, "group-action-result") else False, timeout=15)
     log("the group's detail resets it to 0 on a confirmed click")
