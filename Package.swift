@@ -190,7 +190,7 @@ let package = Package(
         ),
         .testTarget(name: "FluxTestingTests", dependencies: ["FluxTesting"]),
         .testTarget(name: "FluxSQLiteTests", dependencies: ["FluxSQLite", "FluxTesting", "fluxgate"]),
-        .testTarget(name: "FluxPostgresTests", dependencies: ["FluxPostgres", "FluxTesting", "fluxgate"]),
+        .testTarget(name: "FluxPostgresTests", dependencies: ["FluxPostgres", "FluxTesting", "fluxgate", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "FluxWebSocketTests",
             dependencies: [

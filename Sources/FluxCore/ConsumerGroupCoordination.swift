@@ -28,6 +28,38 @@ public enum ConsumerGroupPartitions {
         guard let index = ordered.firstIndex(of: node) else { return [] }
         return Set(stride(from: index, to: count, by: ordered.count))
     }
+
+    /// The node that should hold every partition of a group served by one node at a time (``ConsumerGroupSharing/oneNode``):
+    /// a node that holds some already (the first in byte order when several do, as after two nodes started at once),
+    /// else the first live node in byte order; none when no node is live and none holds any. A holder that is no longer
+    /// live (it stops, and gives them up once their events are settled) stays the one until it has released them.
+    public static func soleHolder(among live: some Collection<String>, holding holders: some Collection<String>) -> String? {
+        let precedes: (String, String) -> Bool = { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        return holders.min(by: precedes) ?? live.min(by: precedes)
+    }
+
+    /// The partitions `node` should hold of a group shared as `sharing` says, while `live` nodes have members of it and
+    /// `holders` hold some of its partitions (leases not lapsed).
+    public static func share(
+        of node: String, among live: some Collection<String>, holding holders: some Collection<String>, sharing: ConsumerGroupSharing
+    ) -> Set<Int> {
+        switch sharing {
+        case .partitioned:
+            return share(of: node, among: live)
+        case .oneNode:
+            guard live.contains(node), soleHolder(among: live, holding: holders) == node else { return [] }
+            return Set(0..<count)
+        }
+    }
+}
+
+/// How the nodes that have members of a group share its work.
+public enum ConsumerGroupSharing: Hashable, Sendable {
+    /// The live nodes deal the group's partitions out among themselves (``ConsumerGroupPartitions/share(of:among:)``).
+    case partitioned
+    /// One node at a time holds every partition (a webhook sink: its receiver sees one sender); when that node stops
+    /// or its lease lapses, another takes them all, from their stored progress.
+    case oneNode
 }
 
 /// A partition's progress as the shared database keeps it.
@@ -44,7 +76,7 @@ public struct ConsumerGroupPartitionProgress: Hashable, Sendable {
     }
 }
 
-/// What a node holds of a group after ``ConsumerGroupCoordinator/coordinateConsumerGroup(_:node:serving:lease:)``.
+/// What a node holds of a group after ``ConsumerGroupCoordinator/coordinateConsumerGroup(_:node:serving:sharing:lease:)``.
 public struct ConsumerGroupAssignment: Hashable, Sendable {
     /// Counts the group's changes, resets and re-creations: a node that sees it change stops its runtime (its state
     /// is no longer the group's) and starts again.
@@ -72,8 +104,11 @@ public struct ConsumerGroupAssignment: Hashable, Sendable {
 /// cannot be used.
 public protocol ConsumerGroupCoordinator: Sendable {
     /// A node's heartbeat for a group: it says whether it has members (`serving`), renews the leases of the partitions
-    /// it holds for `lease` (on the database's clock), takes the free or lapsed ones of its share, and learns the rest.
-    func coordinateConsumerGroup(_ name: String, node: String, serving: Bool, lease: Duration) async throws -> ConsumerGroupAssignment
+    /// it holds for `lease` (on the database's clock), takes the free or lapsed ones of its share (as `sharing` deals
+    /// them), and learns the rest. Every node of a group must pass the same `sharing`.
+    func coordinateConsumerGroup(
+        _ name: String, node: String, serving: Bool, sharing: ConsumerGroupSharing, lease: Duration
+    ) async throws -> ConsumerGroupAssignment
     /// Saves the progress of `partitions` (each keeps the higher of its checkpoint and `checkpoint`), only while `node`
     /// holds every one of them and the group's generation is still `generation`; whether it did (when not, the node
     /// lost them and must stop handing out their events).

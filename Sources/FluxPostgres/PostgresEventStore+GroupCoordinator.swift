@@ -7,12 +7,15 @@ import PostgresNIO
 /// ends; and `fluxgate_consumer_group_partitions`, a row per partition with its holder, the holder's lease and the
 /// partition's progress. Leases are on the database's clock, so nodes' clocks need not agree. Two nodes that take
 /// the same free partition at once both run the same conditional `UPDATE`; the row lock makes the second see the
-/// first's holder and take nothing.
+/// first's holder and take nothing. A group served by one node at a time (``ConsumerGroupSharing/oneNode``) beats
+/// under a transaction-scoped advisory lock on its name, so that the holders each node sees are the latest.
 extension PostgresEventStore: ConsumerGroupCoordinator {
-    public func coordinateConsumerGroup(_ name: String, node: String, serving: Bool, lease: Duration) async throws -> ConsumerGroupAssignment {
+    public func coordinateConsumerGroup(
+        _ name: String, node: String, serving: Bool, sharing: ConsumerGroupSharing, lease: Duration
+    ) async throws -> ConsumerGroupAssignment {
         guard EventKey.isPrintable(name) else { throw Self.unknownGroup(name) }
         let (logger, seconds) = (self.logger, Double(lease.wholeMilliseconds) / 1000)
-        let found = try await reading { connection -> (Int64, [String], [(Int64, Int64, String)])? in
+        let beat = { @Sendable (connection: PostgresConnection) async throws -> (Int64, Set<Int>, [String], [(Int64, Int64, String)])? in
             var group: (Int64, [String])?
             let rows = try await connection.query(
                 """
@@ -28,18 +31,41 @@ extension PostgresEventStore: ConsumerGroupCoordinator {
             for try await (generation, others) in rows.decode((Int64, [String]).self) { group = (generation, others) }
             guard let (generation, others) = group else { return nil }
             let live = serving ? others + [node] : others
-            let share = ConsumerGroupPartitions.share(of: node, among: live).map { Int64($0) }
+            var holders: [String] = []
+            if sharing == .oneNode {
+                let rows = try await connection.query(
+                    """
+                    SELECT DISTINCT holder FROM fluxgate_consumer_group_partitions
+                    WHERE group_name = \(name) AND holder IS NOT NULL AND lease_until > now()
+                    """, logger: logger)
+                for try await holder in rows.decode(String.self) { holders.append(holder) }
+            }
+            let share = ConsumerGroupPartitions.share(of: node, among: live, holding: holders, sharing: sharing)
             var held: [(Int64, Int64, String)] = []
             let claimed = try await connection.query(
                 """
                 UPDATE fluxgate_consumer_group_partitions SET holder = \(node), lease_until = now() + make_interval(secs => \(seconds))
-                WHERE group_name = \(name) AND (holder = \(node) OR (partition = ANY(\(share)) AND (holder IS NULL OR lease_until <= now())))
+                WHERE group_name = \(name) AND (holder = \(node) OR (partition = ANY(\(share.map { Int64($0) })) AND (holder IS NULL OR lease_until <= now())))
                 RETURNING partition, checkpoint, acknowledged
                 """, logger: logger)
             for try await row in claimed.decode((Int64, Int64, String).self) { held.append(row) }
-            return (generation, live, held)
+            return (generation, share, live, held)
         }
-        guard let (generation, live, heldRows) = found else { throw Self.unknownGroup(name) }
+        let found = try await reading { connection in
+            switch sharing {
+            case .partitioned:
+                return try await beat(connection)
+            case .oneNode:
+                // The nodes' heartbeats for the group take turns, so that two nodes starting at once do not each
+                // take some of the partitions: the second sees the first's holder.
+                return try await connection.withTransaction(logger: logger) { connection in
+                    try await connection.query(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(\("fluxgate.consumer-group." + name), 0))", logger: logger)
+                    return try await beat(connection)
+                }
+            }
+        }
+        guard let (generation, share, live, heldRows) = found else { throw Self.unknownGroup(name) }
         var held: [Int: ConsumerGroupPartitionProgress] = [:]
         for (partition, checkpoint, acknowledgedText) in heldRows {
             guard let acknowledged = PositionRanges.decode(acknowledgedText) else {
@@ -47,8 +73,7 @@ extension PostgresEventStore: ConsumerGroupCoordinator {
             }
             held[Int(partition)] = ConsumerGroupPartitionProgress(checkpoint: Position(checkpoint), acknowledged: acknowledged)
         }
-        return ConsumerGroupAssignment(
-            generation: generation, held: held, share: ConsumerGroupPartitions.share(of: node, among: live), liveNodes: live.count)
+        return ConsumerGroupAssignment(generation: generation, held: held, share: share, liveNodes: live.count)
     }
 
     public func saveConsumerGroupPartitions(

@@ -36,8 +36,15 @@ extension PostgresEventStore: WebhookSinkStore {
     public func disableWebhookSink(named name: String, reason: String) async throws {
         let logger = self.logger
         let updated = try await reading { connection in
+            // The sink's group gets a new generation: the node that would take its partitions next sees the change
+            // before it could deliver, and its deliverer reads the sink again and stops.
             try await connection.query(
-                "UPDATE fluxgate_webhook_sinks SET enabled = FALSE, disabled_reason = \(reason) WHERE name = \(name) RETURNING name", logger: logger
+                """
+                WITH disabled AS (UPDATE fluxgate_webhook_sinks SET enabled = FALSE, disabled_reason = \(reason) WHERE name = \(name) RETURNING name),
+                    renewed AS (UPDATE fluxgate_consumer_groups SET generation = nextval('fluxgate_consumer_group_generations')
+                        WHERE name = \(WebhookSinkDefinition.groupPrefix + name) AND EXISTS (SELECT 1 FROM disabled))
+                SELECT name FROM disabled
+                """, logger: logger
             ).collect().count
         }
         guard updated == 1 else { throw Self.unknownSink(name) }

@@ -24,4 +24,26 @@ import Testing
         }
         #expect(ConsumerGroupPartitions.share(of: "gone", among: ["a", "b"]).isEmpty)
     }
+
+    @Test func aGroupServedByOneNodeGoesWhollyToAHolderElseToTheFirstLiveNode() {
+        let all = Set(0..<ConsumerGroupPartitions.count)
+        func share(_ node: String, _ live: [String], _ holders: [String]) -> Set<Int> {
+            ConsumerGroupPartitions.share(of: node, among: live, holding: holders, sharing: .oneNode)
+        }
+        // Nobody holds any: the first live node in byte order ("B" < "a") takes them all.
+        #expect(share("B", ["a", "B", "c"], []) == all)
+        #expect(share("a", ["a", "B", "c"], []).isEmpty && share("c", ["a", "B", "c"], []).isEmpty)
+        // A holder keeps them, even when a node that comes first joins.
+        #expect(share("c", ["a", "B", "c"], ["c"]) == all && share("B", ["a", "B", "c"], ["c"]).isEmpty)
+        // Two holders (a start race): the first in byte order gets them all, the other gives its part up.
+        #expect(share("a", ["a", "c"], ["c", "a"]) == all && share("c", ["a", "c"], ["c", "a"]).isEmpty)
+        // A holder that is leaving (no longer live) keeps them until it releases them; nobody else takes them meanwhile.
+        #expect(ConsumerGroupPartitions.soleHolder(among: ["a"], holding: ["z"]) == "z")
+        #expect(share("a", ["a"], ["z"]).isEmpty && share("z", ["a"], ["z"]).isEmpty)
+        // No node live, none holding.
+        #expect(ConsumerGroupPartitions.soleHolder(among: [String](), holding: [String]()) == nil)
+        // Partitioned sharing is the dealt share, whatever the holders.
+        #expect(ConsumerGroupPartitions.share(of: "a", among: ["a", "b"], holding: ["b"], sharing: .partitioned)
+            == ConsumerGroupPartitions.share(of: "a", among: ["a", "b"]))
+    }
 }

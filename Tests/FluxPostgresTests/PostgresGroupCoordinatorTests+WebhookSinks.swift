@@ -2,14 +2,16 @@ import FluxCore
 import FluxPostgres
 import FluxTesting
 import Foundation
+import NIOCore
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A webhook sink on two `fluxgate serve` nodes sharing one PostgreSQL database (`PostgresWebhookSinks.swift`; this file is `PostgresGroupCoordinatorTests+WebhookSinks.swift`): both
-/// deliver through the sink's group, one is SIGKILLed mid-run, and `clients/python/webhook_receiver.py` gets every
+/// A webhook sink on two `fluxgate serve` nodes sharing one PostgreSQL database (`PostgresWebhookSinks.swift`; this file
+/// is `PostgresGroupCoordinatorTests+WebhookSinks.swift`): both run its deliverer, one node at a time delivers, that one
+/// is SIGKILLed mid-run, and `clients/python/webhook_receiver.py` gets every
 /// event, in order per aggregate. In `PostgresGroupCoordinatorTests` (serialized): two node-killing runs at once on two
 /// cores make each node's heartbeats late, and the other run's timing checks fail.
 extension PostgresGroupCoordinatorTests {
@@ -21,7 +23,21 @@ extension PostgresGroupCoordinatorTests {
         return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
-    @Test func twoNodesDeliverASinkAndKillingOneLosesNothing() async throws {
+    /// Attempts of the sink `hook` on a node, from its `GET /metrics`.
+    static func sinkAttempts(port: Int) async throws -> Int {
+        let connection = try await RawTCPConnection.connect(port: port)
+        try await connection.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        while try await connection.readMore() {}
+        await connection.close()
+        let text = connection.withBuffered { String(buffer: $0) }
+        #expect(text.hasPrefix("HTTP/1.1 200"), "\(text.prefix(200))")
+        return text.split(separator: "\n")
+            .filter { $0.hasPrefix("fluxgate_sink_deliveries_total{") && $0.contains("sink=\"hook\"") }
+            .compactMap { Double($0.split(separator: " ").last ?? "") }
+            .reduce(0) { $0 + Int($1) }
+    }
+
+    @Test func twoNodesDeliverASinkFromOneAtATimeAndKillingItLosesNothing() async throws {
         let location = try await TestPostgres.shared.freshDatabase()
         let url = "postgres://\(location.username)@\(location.host):\(location.port)/\(location.database)"
         let store = try await PostgresEventStore.open(location)
@@ -39,8 +55,7 @@ extension PostgresGroupCoordinatorTests {
             let receiverPort = try #require(Int(line.split(separator: " ").last ?? ""))
             try await withFluxgate(["serve", "--port", "0", "--store", url]) { nodeA in
                 try await withFluxgate(["serve", "--port", "0", "--store", url]) { nodeB in
-                    let portA = try await Self.port(nodeA)
-                    _ = try await Self.port(nodeB)
+                    let (portA, portB) = (try await Self.port(nodeA), try await Self.port(nodeB))
                     let created = try await ChildProcess.run(
                         try ChildProcess.fluxgateExecutable(),
                         ["sinks", "create", "hook", "--target", "http://127.0.0.1:\(receiverPort)/hooks", "--secret", Self.sinkSecret, "--concurrency", "8",
@@ -49,10 +64,15 @@ extension PostgresGroupCoordinatorTests {
                     #expect(created.status == 0, "\(created.errorOutput)")
                     try await Self.appendRound(store, aggregates: aggregates, events: perAggregate)
                     try await Self.waitUntil("the receiver gets events") { ((try? Self.logged(log).count) ?? 0) >= 200 }
-                    nodeA.signal(SIGKILL)
-                    _ = await nodeA.waitForExit(timeout: .seconds(30))
-                    // Node B takes node A's partitions once their lease lapses, from their stored checkpoints.
+                    // One node delivers the sink (both run a deliverer): the other has attempted nothing.
+                    let (attemptsA, attemptsB) = (try await Self.sinkAttempts(port: portA), try await Self.sinkAttempts(port: portB))
+                    #expect((attemptsA == 0) != (attemptsB == 0), "one node delivers: A attempted \(attemptsA), B \(attemptsB)")
+                    let (delivering, otherPort) = attemptsA > 0 ? (nodeA, portB) : (nodeB, portA)
+                    delivering.signal(SIGKILL)
+                    _ = await delivering.waitForExit(timeout: .seconds(30))
+                    // The other takes every partition once the killed node's lease lapses, from their stored checkpoints.
                     try await Self.waitForCheckpoint(store, "sink.hook", total, within: .seconds(180))
+                    #expect(try await Self.sinkAttempts(port: otherPort) > 0)
                 }
             }
             let events = try Self.logged(log)

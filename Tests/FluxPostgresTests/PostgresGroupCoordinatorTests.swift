@@ -25,19 +25,19 @@ import Glibc
         let all = Set(0..<ConsumerGroupPartitions.count)
 
         // Alone, a node takes every partition; a node without members takes none.
-        let a1 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60))
+        let a1 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, sharing: .partitioned, lease: .seconds(60))
         #expect(Set(a1.held.keys) == all && a1.share == all && a1.liveNodes == 1)
         #expect(a1.held.values.allSatisfy { $0.checkpoint == .start })
-        let idle = try await store.coordinateConsumerGroup("work", node: "c", serving: false, lease: .seconds(60))
+        let idle = try await store.coordinateConsumerGroup("work", node: "c", serving: false, sharing: .partitioned, lease: .seconds(60))
         #expect(idle.held.isEmpty && idle.share.isEmpty && idle.liveNodes == 1)
 
         // A second node with members: its share is half, but A still holds it (leased) until A releases it.
-        let b1 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, lease: .seconds(60))
+        let b1 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, sharing: .partitioned, lease: .seconds(60))
         #expect(b1.liveNodes == 2 && b1.share.count == ConsumerGroupPartitions.count / 2 && b1.held.isEmpty)
-        let a2 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60))
+        let a2 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, sharing: .partitioned, lease: .seconds(60))
         #expect(a2.share == all.subtracting(b1.share) && Set(a2.held.keys) == all, "A keeps what it holds until it releases it")
         try await store.releaseConsumerGroupPartitions(all.subtracting(a2.share), group: "work", node: "a")
-        let b2 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, lease: .seconds(60))
+        let b2 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, sharing: .partitioned, lease: .seconds(60))
         #expect(Set(b2.held.keys) == b1.share)
 
         // Progress is saved only by the holder, in the group's generation; the group's checkpoint is the lowest.
@@ -48,27 +48,71 @@ import Glibc
         #expect(!(try await store.saveConsumerGroupPartitions(a2.share, checkpoint: Position(50), acknowledged: [], group: "work", node: "a", generation: a2.generation + 1)),
             "another generation's runtime saves nothing")
         #expect(try await store.consumerGroup(named: "work")?.checkpoint == Position(30))
-        let b3 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, lease: .seconds(60))
+        let b3 = try await store.coordinateConsumerGroup("work", node: "b", serving: true, sharing: .partitioned, lease: .seconds(60))
         #expect(b3.held.values.allSatisfy { $0 == ConsumerGroupPartitionProgress(checkpoint: Position(40), acknowledged: [Position(42)...Position(43)]) })
 
         // B's lease lapses (its heartbeats stopped): A, now alone, takes B's partitions with their progress.
-        _ = try await store.coordinateConsumerGroup("work", node: "b", serving: true, lease: .milliseconds(1))
+        _ = try await store.coordinateConsumerGroup("work", node: "b", serving: true, sharing: .partitioned, lease: .milliseconds(1))
         try await Task.sleep(for: .milliseconds(50))
-        let a3 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60))
+        let a3 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, sharing: .partitioned, lease: .seconds(60))
         #expect(a3.liveNodes == 1 && Set(a3.held.keys) == all)
         #expect(a3.held[b1.share.min()!]?.checkpoint == Position(40))
 
         // A reset renews the generation and moves every partition.
         try await store.saveConsumerGroupCheckpoint(Position(5), acknowledged: [], group: "work", reset: true)
-        let a4 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60))
+        let a4 = try await store.coordinateConsumerGroup("work", node: "a", serving: true, sharing: .partitioned, lease: .seconds(60))
         #expect(a4.generation != a3.generation && a4.held.values.allSatisfy { $0.checkpoint == Position(5) && $0.acknowledged.isEmpty })
         #expect(!(try await store.saveConsumerGroupPartitions(all, checkpoint: Position(9), acknowledged: [], group: "work", node: "a", generation: a3.generation)))
         // So does a change of its definition.
         try await store.updateConsumerGroup(try Self.definition("work", lease: .seconds(4)))
-        #expect(try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60)).generation != a4.generation)
+        #expect(try await store.coordinateConsumerGroup("work", node: "a", serving: true, sharing: .partitioned, lease: .seconds(60)).generation != a4.generation)
         // A deleted group is unknown.
         #expect(try await store.deleteConsumerGroup(named: "work"))
-        await #expect(throws: StoreError.self) { try await store.coordinateConsumerGroup("work", node: "a", serving: true, lease: .seconds(60)) }
+        await #expect(throws: StoreError.self) { try await store.coordinateConsumerGroup("work", node: "a", serving: true, sharing: .partitioned, lease: .seconds(60)) }
+        await store.close()
+    }
+
+    @Test func aGroupServedByOneNodeIsHeldWhollyByOneAndMovesWhenItsLeaseLapses() async throws {
+        let store = try await PostgresEventStore.open(try await TestPostgres.shared.freshDatabase())
+        let all = Set(0..<ConsumerGroupPartitions.count)
+        for round in 0..<5 {
+            // Two nodes beating at once for a new group: one of them holds every partition, the other none.
+            let name = "sink.race-\(round)"
+            _ = try await store.createConsumerGroup(try Self.definition(name))
+            async let first = store.coordinateConsumerGroup(name, node: "b", serving: true, sharing: .oneNode, lease: .seconds(60))
+            async let second = store.coordinateConsumerGroup(name, node: "a", serving: true, sharing: .oneNode, lease: .seconds(60))
+            let (b, a) = try await (first, second)
+            #expect(Set([Set(a.held.keys), Set(b.held.keys)]) == [all, []], "round \(round): a holds \(a.held.count), b \(b.held.count)")
+        }
+
+        _ = try await store.createConsumerGroup(try Self.definition("sink.one"))
+        let b1 = try await store.coordinateConsumerGroup("sink.one", node: "b", serving: true, sharing: .oneNode, lease: .seconds(60))
+        #expect(Set(b1.held.keys) == all && b1.share == all)
+        // A node that comes first in byte order joins: B keeps the group (no handover while B lives).
+        let a1 = try await store.coordinateConsumerGroup("sink.one", node: "a", serving: true, sharing: .oneNode, lease: .seconds(60))
+        #expect(a1.held.isEmpty && a1.share.isEmpty && a1.liveNodes == 2)
+        #expect(try await store.saveConsumerGroupPartitions(all, checkpoint: Position(12), acknowledged: [], group: "sink.one", node: "b", generation: b1.generation))
+        // B's lease lapses (it was killed): A takes every partition, from B's progress.
+        _ = try await store.coordinateConsumerGroup("sink.one", node: "b", serving: true, sharing: .oneNode, lease: .milliseconds(1))
+        try await Task.sleep(for: .milliseconds(50))
+        let a2 = try await store.coordinateConsumerGroup("sink.one", node: "a", serving: true, sharing: .oneNode, lease: .seconds(60))
+        #expect(Set(a2.held.keys) == all && a2.held.values.allSatisfy { $0.checkpoint == Position(12) })
+        // B comes back: A keeps it. A stops (no members; it releases once settled): B takes it then, not before.
+        let b2 = try await store.coordinateConsumerGroup("sink.one", node: "b", serving: true, sharing: .oneNode, lease: .seconds(60))
+        #expect(b2.held.isEmpty)
+        let leaving = try await store.coordinateConsumerGroup("sink.one", node: "a", serving: false, sharing: .oneNode, lease: .seconds(60))
+        #expect(leaving.share.isEmpty && Set(leaving.held.keys) == all, "a leaving node keeps what it holds until it releases it")
+        #expect(try await store.coordinateConsumerGroup("sink.one", node: "b", serving: true, sharing: .oneNode, lease: .seconds(60)).held.isEmpty)
+        try await store.releaseConsumerGroupPartitions(all, group: "sink.one", node: "a")
+        let b3 = try await store.coordinateConsumerGroup("sink.one", node: "b", serving: true, sharing: .oneNode, lease: .seconds(60))
+        #expect(Set(b3.held.keys) == all)
+
+        // A sink disabled (its receiver answered 410 on the node delivering it) renews its group's generation: a node
+        // that would take the partitions over sees the change before it could deliver, and stops.
+        _ = try await store.putWebhookSink(try WebhookSinkDefinition(name: "one", url: "http://127.0.0.1:9/", secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]))
+        try await store.disableWebhookSink(named: "one", reason: "410")
+        let b4 = try await store.coordinateConsumerGroup("sink.one", node: "b", serving: true, sharing: .oneNode, lease: .seconds(60))
+        #expect(b4.generation != b3.generation)
         await store.close()
     }
 

@@ -93,6 +93,10 @@ actor ConsumerGroupRuntime {
     /// hands its work on as a member that dies does.
     private var partitionLease: Duration { definition.policy.leaseTimeout }
 
+    /// A webhook sink's group is delivered from one node at a time (its receiver sees one sender); other groups'
+    /// partitions are dealt out among the nodes with members.
+    private var sharing: ConsumerGroupSharing { definition.name.hasPrefix(WebhookSinkDefinition.groupPrefix) ? .oneNode : .partitioned }
+
     /// The runtime of a stored group: its parked events are read from the store first (the ledger holds their
     /// aggregates and can replay them).
     static func start(
@@ -507,7 +511,7 @@ extension ConsumerGroupRuntime {
         ledger.expire(now: ContinuousClock.now)
         do {
             let assignment = try await cluster.coordinator.coordinateConsumerGroup(
-                definition.name, node: cluster.node, serving: false, lease: ledger.statistics.leased == 0 ? .zero : partitionLease)
+                definition.name, node: cluster.node, serving: false, sharing: sharing, lease: ledger.statistics.leased == 0 ? .zero : partitionLease)
             guard ledger.statistics.leased == 0 else { return }
             try await cluster.coordinator.releaseConsumerGroupPartitions(Set(assignment.held.keys), group: definition.name, node: cluster.node)
         } catch {
@@ -558,7 +562,7 @@ extension ConsumerGroupRuntime {
         defer { cluster?.coordinating = false }
         let asked = ContinuousClock.now
         let assignment = try await current.coordinator.coordinateConsumerGroup(
-            definition.name, node: current.node, serving: !memberIDs.isEmpty, lease: partitionLease)
+            definition.name, node: current.node, serving: !memberIDs.isEmpty, sharing: sharing, lease: partitionLease)
         guard !retired, var cluster else { return }
         if let generation = cluster.generation, generation != assignment.generation {
             logger.notice(
