@@ -181,6 +181,8 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 // The baseline of `fluxgate-bench websocket` only: the product itself never uses NIOWebSocket.
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                // The ceiling of `fluxgate-bench sinks`: the receiver posted to straight, as the sinks do.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore", "FluxTesting"]),
@@ -221,6 +223,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                // WebhookDeliveryTests make the errors a delivery can meet.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             exclude: ["Browser"]
         ),

@@ -8,6 +8,7 @@
 //   swift run -c release fluxgate-bench websocket # decode MB/s, echo round trips/s, idle KiB/connection vs NIOWebSocket
 //   swift run -c release fluxgate-bench legacy    # the original flux consumer's pattern: a page, then a GET per event
 //   swift run -c release fluxgate-bench groups    # consumer groups: events/s by 1, 4, 16 members vs a plain subscription
+//   swift run -c release fluxgate-bench sinks     # webhook deliveries/s vs async-http-client alone; append→answer latency vs push
 //   swift run -c release fluxgate-bench memory    # the gateway's resident memory under sustained load, and after it
 #if canImport(Glibc)
 import Glibc
@@ -31,9 +32,11 @@ case "legacy":
     try await LegacyConsumerBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "groups":
     try await GroupBenchmark.run(arguments: Array(arguments.dropFirst()))
+case "sinks":
+    try await SinkBenchmark.run(arguments: Array(arguments.dropFirst()))
 case "memory":
     try await MemoryBenchmark.run(arguments: Array(arguments.dropFirst()))
 default:
-    print("usage: fluxgate-bench appends|feed|catchup|fanout|postgres|websocket|legacy|groups|memory [options]")
+    print("usage: fluxgate-bench appends|feed|catchup|fanout|postgres|websocket|legacy|groups|sinks|memory [options]")
     exit(2)
 }

@@ -16,6 +16,8 @@ an answer slower than --slow SECONDS (past the sink's timeout), or a connection 
 (--fail-modes picks among them). --tls-cert and --tls-key serve HTTPS. --status
 CODE answers every request with CODE (500: the sink parks its events; 410: the sink disables itself); the file named
 by --status-file, when it exists, holds the code instead (write 204 there to "fix" the receiver while it runs).
+--answer-bytes N answers each accepted delivery 200 with a JSON body of N bytes instead of 204 (a receiver that says
+a lot: the gateway reads 64 KiB of an answer at most).
 It prints "listening on PORT" once it listens (--port 0 takes a free port).
 """
 import argparse
@@ -46,6 +48,8 @@ class Receiver:
                         self.seen.add(json.loads(line)["event_id"])
         self.log = open(args.log, "a", encoding="utf-8")
         self.counts = {"new": 0, "repeat": 0, "bad_signature": 0, "failed": 0}
+        padding = max(0, args.answer_bytes - len('{"pad":""}'))
+        self.long_answer = ('{"pad":"' + "x" * padding + '"}').encode()
 
     def status_override(self):
         if self.args.status_file and os.path.exists(self.args.status_file):
@@ -93,13 +97,17 @@ def make_handler(receiver):
                 sys.stderr.write("receiver: " + (format % args) + "\n")
 
         def answer(self, status, body=b""):
-            self.send_response(status)
-            self.send_header("content-length", str(len(body)))
-            if body:
-                self.send_header("content-type", "application/json")
-            self.end_headers()
-            if body:
-                self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("content-length", str(len(body)))
+                if body:
+                    self.send_header("content-type", "application/json")
+                self.end_headers()
+                if body:
+                    self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # The sender stopped reading (it had what it needed: the status) and closed the connection.
+                self.close_connection = True
 
         def do_POST(self):
             length = int(self.headers.get("content-length") or 0)
@@ -136,7 +144,10 @@ def make_handler(receiver):
                 self.answer(401, json.dumps({"error": str(error)}).encode())
                 return
             receiver.accept(headers["webhook-id"], body)
-            self.answer(204)
+            if receiver.args.answer_bytes > 0:
+                self.answer(200, receiver.long_answer)
+            else:
+                self.answer(204)
 
     return Handler
 
@@ -156,6 +167,7 @@ def main():
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--status", type=int, default=None, help="answer every request with this status (tests)")
     parser.add_argument("--status-file", help="a file whose content, while it exists, is the status to answer")
+    parser.add_argument("--answer-bytes", type=int, default=0, help="answer accepted deliveries 200 with a body this long (tests)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     receiver = Receiver(args)

@@ -46,6 +46,9 @@ actor ConsumerGroupRuntime {
     private var fillWaiters: [CheckedContinuation<Void, Never>] = []
     /// Stopped because the group was changed, reset or deleted: it writes nothing more and answers nothing more.
     private var retired = false
+    /// The background write of acknowledgements (``acknowledgeInBackground(_:by:)``), and whether more came since it began.
+    private var backgroundSave: Task<Void, Never>?
+    private var saveAgain = false
     /// Store writes under way, and who waits for them to end (``retire()``).
     private var writing = 0
     private var writesEnded: [CheckedContinuation<Void, Never>] = []
@@ -174,8 +177,15 @@ actor ConsumerGroupRuntime {
         while true {
             try checkActive()
             forgetIdleMembers(now: ContinuousClock.now, except: id)
-            try await fill()
-            let deliveries = try leaseIfServing(to: id, max: max)
+            // The store is read in pages of a quarter window or more while the window has events to lease, and for
+            // whatever room there is only when it has none: a settlement frees one place, and reading one event per
+            // settlement cost more than the settlement.
+            try await fill(atLeast: refillThreshold)
+            var deliveries = try leaseIfServing(to: id, max: max)
+            if deliveries.isEmpty, ledger.wantedEvents > 0 {
+                try await fill(atLeast: 1)
+                deliveries = try leaseIfServing(to: id, max: max)
+            }
             metrics.recordGroupRedeliveries(definition.name, count: deliveries.count { $0.attempt > 1 })
             try await persist()
             let remaining = deadline - ContinuousClock.now
@@ -245,6 +255,65 @@ actor ConsumerGroupRuntime {
         changed()
         try await persist()
         try await applyPendingPartitions()
+    }
+
+    /// `member` processed these events; they are settled at once and stored in the background (one write after
+    /// another, each covering every acknowledgement before it), not before this returns. For a webhook sink, whose
+    /// receiver has answered already: a crash before the write delivers those events again, as at least once allows,
+    /// and the next delivery does not wait for a durable write. ``flush()`` waits for what is not stored yet.
+    func acknowledgeInBackground(_ positions: [Position], by name: String) throws {
+        try checkActive()
+        guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
+        lastSeen[id] = ContinuousClock.now
+        let before = ledger.acknowledgedCount
+        try ledger.acknowledge(positions, by: id)
+        metrics.recordGroupAcknowledged(definition.name, count: ledger.acknowledgedCount - before)
+        changed()
+        guard backgroundSave == nil else {
+            saveAgain = true
+            return
+        }
+        backgroundSave = Task { await self.saveInBackground() }
+    }
+
+    /// Stores what ``acknowledgeInBackground(_:by:)`` settled (the sink's deliverer stops).
+    func flush() async {
+        // In a task of its own: the caller is often being cancelled (the gateway stops), and the write must not be.
+        let writer = Task { await self.backgroundSave?.value }
+        await writer.value
+        guard !retired else { return }
+        do {
+            try await Task { try await self.persist() }.value
+        } catch {
+            logger.notice("a consumer group's progress could not be stored as its member stopped", metadata: ["group": "\(definition.name)", "error": "\(error)"])
+        }
+    }
+
+    /// The least time between two background writes: each covers the acknowledgements of this time at least, so
+    /// that a sink delivering thousands of events a second makes a few durable writes a second, not one per delivery
+    /// round (a crash delivers again what was acknowledged in the last one at most).
+    static let backgroundSaveInterval = Duration.milliseconds(100)
+
+    private func saveInBackground() async {
+        var last: ContinuousClock.Instant?
+        repeat {
+            if let last, ContinuousClock.now - last < Self.backgroundSaveInterval {
+                try? await Task.sleep(until: last + Self.backgroundSaveInterval, clock: .continuous)
+            }
+            last = ContinuousClock.now
+            saveAgain = false
+            do {
+                try await persist()
+                try await applyPendingPartitions()
+            } catch {
+                guard !retired else { break }
+                // The acknowledgements stay in the ledger: the next write (the next acknowledgement's) covers them.
+                logger.warning("a consumer group's progress could not be stored; it is retried with the next acknowledgement",
+                               metadata: ["group": "\(definition.name)", "error": "\(error)"])
+                break
+            }
+        } while saveAgain && !retired
+        backgroundSave = nil
     }
 
     /// `member` failed to process the event at `position`.
@@ -338,13 +407,16 @@ actor ConsumerGroupRuntime {
         }
     }
 
-    /// Reads what the window has room for; an actor's other calls may run meanwhile, so a read that another fill
+    /// The room in the window (events) worth a read while the window still has events to lease.
+    private var refillThreshold: Int { Swift.max(1, ledger.policy.window / 4) }
+
+    /// Reads what the window has room for (when it is `minimum` events or more); an actor's other calls may run meanwhile, so a read that another fill
     /// overtook is dropped. One read at a time: a fetch that comes while another reads waits for that read (its
     /// events serve both) instead of reading the same page again.
-    private func fill() async throws {
+    private func fill(atLeast minimum: Int) async throws {
         ledger.expire(now: ContinuousClock.now)
         let wanted = ledger.wantedEvents
-        guard wanted > 0, cluster?.serving.isEmpty != true else { return }
+        guard wanted >= Swift.max(1, minimum), cluster?.serving.isEmpty != true else { return }
         guard !filling else {
             await withCheckedContinuation { fillWaiters.append($0) }
             return

@@ -2,6 +2,12 @@ import AsyncHTTPClient
 import FluxCore
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How one delivery to a sink's receiver ended.
 enum WebhookDeliveryOutcome: Equatable, Sendable {
@@ -42,6 +48,26 @@ struct WebhookDelivery: Sendable {
     /// read (the connection is closed), so a receiver's long answer costs no memory and does not fail the delivery.
     static let maximumAnswerBytes = 64 << 10
 
+    /// Reads and drops up to ``maximumAnswerBytes`` of an answer's body, for at most `time`; the task that loses the
+    /// race is cancelled (a body left unread closes its connection).
+    private static func drain(_ body: HTTPClientResponse.Body, within time: Duration) async {
+        guard time > .zero else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                var read = 0
+                do {
+                    for try await chunk in body {
+                        read += chunk.readableBytes
+                        if read >= maximumAnswerBytes { break }
+                    }
+                } catch {}
+            }
+            group.addTask { try? await Task.sleep(for: time) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
     func post(id: String, body: ByteBuffer, now: Int64 = Timestamp.nowMilliseconds() / 1000) async -> WebhookDeliveryOutcome {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
@@ -52,28 +78,20 @@ struct WebhookDelivery: Sendable {
         request.headers.add(
             name: "webhook-signature", value: WebhookSignature.header(secrets: signatures, id: id, timestamp: now, body: body.readableBytesView))
         request.body = .bytes(body)
-        let (client, timeout, prepared) = (client, timeout, request)
+        let started = ContinuousClock.now
         do {
-            // The whole exchange (connecting, sending, the answer's head and body) within the timeout: the task that
-            // loses the race is cancelled, and a cancelled request closes its connection.
-            let status = try await withThrowingTaskGroup(of: HTTPResponseStatus?.self) { group in
-                group.addTask {
-                    let response = try await client.execute(prepared, timeout: TimeAmount(timeout) + .seconds(1))
-                    var read = 0
-                    for try await chunk in response.body {
-                        read += chunk.readableBytes
-                        if read >= Self.maximumAnswerBytes { break }
-                    }
-                    return response.status
-                }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
-                }
-                defer { group.cancelAll() }
-                return try await group.next()!
+            // Connecting, sending and the answer's head within the timeout (async-http-client's deadline fails the
+            // request, and closes its connection, when it passes).
+            let response = try await client.execute(request, timeout: TimeAmount(timeout))
+            let status = response.status
+            // The status is the answer. Its body is read only to reuse the connection: none to read after a 204 or a
+            // `content-length: 0` (no timer then); else up to maximumAnswerBytes within what is left of the timeout,
+            // and a body that does not end by then is left unread (its connection is closed), the status standing.
+            if status == .noContent || response.headers.first(name: "content-length") == "0" {
+                do { for try await _ in response.body {} } catch {}  // its end came with the head
+            } else {
+                await Self.drain(response.body, within: timeout - (ContinuousClock.now - started))
             }
-            guard let status else { return .failed("timed out after \(Self.describe(timeout))", .timeout) }
             if (200..<300).contains(status.code) { return .delivered }
             if status == .gone { return .gone }
             return .failed("HTTP \(status.code)\(status.reasonPhrase.isEmpty ? "" : " \(status.reasonPhrase)")", .httpStatus)
@@ -85,32 +103,56 @@ struct WebhookDelivery: Sendable {
         }
     }
 
-    /// A failure's cause in words (what an operator reads in the parked list) and its kind.
+    /// A failure's cause in words (what an operator reads in the parked list) and its kind: from the error's type
+    /// (async-http-client's, swift-nio's socket and connection errors, swift-nio-ssl's), then from its description
+    /// for errors that come wrapped in others.
     static func reason(for error: any Error, timeout: Duration) -> (String, WebhookDeliveryOutcome.Cause) {
-        let text = String(describing: error)
         if let client = error as? HTTPClientError {
             if [.deadlineExceeded, .readTimeout, .connectTimeout, .writeTimeout].contains(client) { return ("timed out after \(describe(timeout))", .timeout) }
             if client == .remoteConnectionClosed { return ("the receiver closed the connection before answering", .connection) }
             if client == .bodyLengthMismatch { return ("the receiver's answer was cut off", .connection) }
         }
+        if let connection = error as? NIOConnectionError {
+            if let inner = connection.connectionErrors.first?.error { return reason(for: inner, timeout: timeout) }
+            if let dns = connection.dnsAError ?? connection.dnsAAAAError {
+                return ("the receiver's host \(connection.host) could not be resolved (\(String(describing: dns).prefix(200)))", .connection)
+            }
+        }
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case ECONNREFUSED: return ("connection refused", .connection)
+            case ECONNRESET, EPIPE: return ("the connection was reset before an answer", .connection)
+            case EHOSTUNREACH, ENETUNREACH: return ("the receiver's host is unreachable", .connection)
+            case ETIMEDOUT: return ("timed out after \(describe(timeout))", .timeout)
+            default: return ("connection failed: \(String(describing: io).prefix(200))", .connection)
+            }
+        }
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            return tlsReason(String(describing: error))
+        }
+        let text = String(describing: error)
         let lowered = text.lowercased()
         if lowered.contains("connection refused") || lowered.contains("econnrefused") || lowered.contains("errno: 111") {
             return ("connection refused", .connection)
         }
-        if text.contains("CERTIFICATE_VERIFY_FAILED") {
-            return (
-                "TLS failure: the receiver's certificate could not be verified (CERTIFICATE_VERIFY_FAILED: an unknown CA, a wrong host name or an expired certificate)",
-                .tls
-            )
-        }
         if lowered.contains("ssl") || lowered.contains("tls") || lowered.contains("certificate") || lowered.contains("handshake") {
-            return ("TLS failure: \(text.prefix(300))", .tls)
+            return tlsReason(text)
         }
         if lowered.contains("connection reset") || lowered.contains("eof") || lowered.contains("closed") {
             return ("the connection was closed before an answer: \(text.prefix(200))", .connection)
         }
         if lowered.contains("timeout") || lowered.contains("timed out") { return ("timed out after \(describe(timeout))", .timeout) }
         return ("delivery failed: \(text.prefix(300))", .other)
+    }
+
+    private static func tlsReason(_ text: String) -> (String, WebhookDeliveryOutcome.Cause) {
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return (
+                "TLS failure: the receiver's certificate could not be verified (CERTIFICATE_VERIFY_FAILED: an unknown CA, a wrong host name or an expired certificate)",
+                .tls
+            )
+        }
+        return ("TLS failure: \(text.prefix(300))", .tls)
     }
 
     static func describe(_ duration: Duration) -> String {

@@ -56,14 +56,20 @@ struct WebhookSinkDeliverer: Sendable {
                     try await Task.sleep(for: .seconds(1))
                     continue
                 }
-                try await withThrowingDiscardingTaskGroup { group in
-                    while !Task.isCancelled, !gone.isSet {
-                        let (_, deliveries) = try await runtime.fetch(member: Self.member, max: definition.policy.concurrency, wait: .seconds(1))
-                        for chain in Self.chains(deliveries) {
-                            group.addTask { try await deliver(chain, of: definition, with: delivery, through: runtime, gone: gone) }
+                do {
+                    try await withThrowingDiscardingTaskGroup { group in
+                        while !Task.isCancelled, !gone.isSet {
+                            let (_, deliveries) = try await runtime.fetch(member: Self.member, max: definition.policy.concurrency, wait: .seconds(1))
+                            for chain in Self.chains(deliveries) {
+                                group.addTask { try await deliver(chain, of: definition, with: delivery, through: runtime, gone: gone) }
+                            }
                         }
                     }
+                } catch {
+                    await runtime.flush()
+                    throw error
                 }
+                await runtime.flush()
             } catch {
                 if Task.isCancelled || gone.isSet { break }
                 // The group was changed or reset meanwhile (its runtime retired), or the store failed: start again
@@ -104,7 +110,8 @@ struct WebhookSinkDeliverer: Sendable {
             if !Task.isCancelled { metrics.recordSinkDelivery(definition.name, outcome: outcome.label, duration: ContinuousClock.now - started) }
             switch outcome {
             case .delivered:
-                try await runtime.acknowledge([leased.event.position], by: Self.member)
+                // Stored in the background: the receiver has it, and a crash before the write only delivers it again.
+                try await runtime.acknowledgeInBackground([leased.event.position], by: Self.member)
             case .gone:
                 guard !gone.flag.exchange(true, ordering: .relaxed) else { return }
                 let reason = "the receiver answered 410 Gone at \(Timestamp.rfc3339(milliseconds: Timestamp.nowMilliseconds())); PUT the sink again to enable it"

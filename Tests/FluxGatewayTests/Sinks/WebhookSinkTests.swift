@@ -196,6 +196,26 @@ import Glibc
         }
     }
 
+    @Test func aReceiverThatAnswersAtLengthIsAcknowledgedByItsStatus() async throws {
+        // 4 MiB answers: the gateway reads 64 KiB of each, acknowledges by the status, and neither fails the delivery
+        // nor holds the rest in memory.
+        try await withTestGateway { gateway in
+            try await Self.withReceiver(["--answer-bytes", "\(4 << 20)"]) { receiver in
+                try await Self.appendRound(gateway.store, aggregates: 0..<6, events: 5)
+                let body = #"{"url": "\#(receiver.url)", "secret": "\#(Self.secret)", "concurrency": 4, "maximum_attempts": 2, "backoff_ms": 10, "timeout_ms": 10000}"#
+                #expect(try await gateway.request(.PUT, "/sinks/talkative", json: body).status == .created)
+                try await Self.waitForCheckpoint(gateway, "talkative", 30, within: .seconds(120))
+                #expect(Self.positions(try receiver.events()).sorted() == Array(1...30))
+                let sink = try await Self.sink(gateway, "talkative")
+                #expect(sink["parked"] as? Int == 0 && sink["redeliveries"] as? Int == 0, "\(sink)")
+                let metrics = try await gateway.get("/metrics").text
+                let attempts = metrics.split(separator: "\n").filter { $0.hasPrefix("fluxgate_sink_deliveries_total{") && $0.contains(#"sink="talkative""#) }
+                #expect(attempts.count == 1 && attempts.first?.contains(#"outcome="delivered""#) == true && attempts.first?.hasSuffix(" 30") == true,
+                    "every attempt delivered: \(attempts)")
+            }
+        }
+    }
+
     /// Parks the first event (of one) after 2 attempts at `url` and returns the parked reason.
     static func parkedReason(_ gateway: TestGateway, url: String, timeoutMilliseconds: Int = 2000) async throws -> String? {
         let name = "reason-\(UInt32.random(in: 0...UInt32.max))"
@@ -411,6 +431,28 @@ import Glibc
             let logged = try receiver.events()
             #expect(Self.positions(logged).sorted() == Array(1...total), "\(logged.count) of \(total)")
             #expect(Self.orderProblems(logged).isEmpty, "\(Self.orderProblems(logged))")
+        }
+    }
+
+    @Test func aGracefulStopStoresEveryAcknowledgementTheSinkHad() async throws {
+        // Acknowledgements are stored in the background (at most every 100 ms); a stopping gateway writes what is left,
+        // so that a graceful restart delivers nothing again.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-sink-flush-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("events.sqlite").path
+        try await Self.withReceiver { receiver in
+            let store = try SQLiteEventStore(path: path)
+            try await withTestGateway(await TestGateway.start(store: store)) { gateway in
+                let body = #"{"url": "\#(receiver.url)", "secret": "\#(Self.secret)", "concurrency": 8}"#
+                #expect(try await gateway.request(.PUT, "/sinks/flushed", json: body).status == .created)
+                try await Self.appendRound(gateway.store, aggregates: 0..<60, events: 1)
+                // Every delivery answered and settled in the ledger (GET shows the ledger's checkpoint while it runs).
+                try await Self.waitForCheckpoint(gateway, "flushed", 60)
+            }
+            #expect(try await store.consumerGroup(named: "sink.flushed")?.checkpoint == Position(60))
+            try await store.close()
+            #expect(Self.positions(try receiver.events()).sorted() == Array(1...60))
         }
     }
 
