@@ -60,6 +60,9 @@ public struct GatewayConfiguration: Sendable {
     public var accessControl: AccessControl?
     /// Serve `https://` and `wss://` with this certificate (`nil`: plain HTTP, e.g. behind a TLS-terminating proxy).
     public var tls: GatewayTLS? = nil
+    /// Webhook sinks declared in the configuration (`--sink`, the config file's `sinks`): put at start when they are
+    /// missing or stored otherwise (README "Webhook sinks").
+    public var webhookSinks: [DeclaredWebhookSink] = []
     public var logger: Logger
 
     public init(

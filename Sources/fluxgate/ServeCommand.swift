@@ -132,6 +132,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds between two pushes to Graphite, 1…3600 (default: 10).")
     var graphiteInterval: Double?
 
+    @Option(
+        help: ArgumentHelp(
+            "Webhook sinks to put at start: a JSON object of name → definition, each as PUT /sinks/{name} takes it, with its secret.",
+            discussion: "A declared sink is created when missing and changed when stored otherwise (keeping its checkpoint); the config file's \"sinks\" object comes here.",
+            valueName: "json"
+        )
+    )
+    var sinks: String?
+
+    @Option(help: "A file holding the JSON object of --sinks (keep it readable by the gateway only: it holds the signing secrets).")
+    var sinksFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -163,6 +175,34 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--tls-cert and --tls-key go together: pass both (the certificate chain and its private key, PEM) to serve TLS, or neither")
         }
         _ = try graphiteConfiguration()
+        _ = try declaredSinks()
+    }
+
+    /// The webhook sinks of --sinks-file and --sinks (a name in both is refused).
+    func declaredSinks() throws -> [DeclaredWebhookSink] {
+        var declared: [DeclaredWebhookSink] = []
+        do {
+            if let sinksFile {
+                let data: Data
+                do {
+                    data = try Data(contentsOf: URL(fileURLWithPath: sinksFile))
+                } catch {
+                    throw ValidationError("cannot read --sinks-file \(sinksFile): \(error.localizedDescription)")
+                }
+                guard data.count <= 16 << 20 else { throw ValidationError("--sinks-file \(sinksFile) is larger than 16 MiB") }
+                declared += try DeclaredWebhookSink.declarations(in: String(decoding: data, as: UTF8.self), source: "--sinks-file \(sinksFile)")
+            }
+            if let sinks {
+                declared += try DeclaredWebhookSink.declarations(in: sinks, source: "--sinks")
+            }
+        } catch let failure as DeclaredWebhookSink.Failure {
+            throw ValidationError(failure.description)
+        }
+        var names = Set<String>()
+        for sink in declared where !names.insert(sink.name).inserted {
+            throw ValidationError("the webhook sink \(sink.name) is declared by both --sinks-file and --sinks; keep one")
+        }
+        return declared
     }
 
     /// The Graphite reporter's settings from --graphite, --graphite-prefix and --graphite-interval; `nil` without
@@ -261,6 +301,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger
         )
         configuration.tls = tls
+        configuration.webhookSinks = try declaredSinks()
         configuration.trustedProxies = Set(trustedProxies)
         configuration.pingInterval = .milliseconds(Int64(pingInterval * 1000))
         let storeName = store.description

@@ -8,6 +8,8 @@ import Foundation
 ///  "token-file": "/etc/fluxgate/tokens.json", "allow-origin": ["https://app.example.com"], "max-subscriptions": 20000}
 /// ```
 ///
+/// `"sinks"` may hold the webhook sinks to put at start, an object of name → definition (it becomes `--sinks`).
+///
 /// The file's options go before the command line's, so a flag overrides the file's value (list options such as
 /// `allow-origin` add to the file's list). `true` stands for a flag without a value; `null` and `false` are skipped.
 enum ServeConfigFile {
@@ -63,11 +65,22 @@ enum ServeConfigFile {
     }
 
     static func options(fromFile path: String) throws -> [String] {
-        let data: Data
+        var data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw Failure(description: "cannot read the config file \(path): \(error.localizedDescription)")
+        }
+        // "sinks" holds an object (webhook sinks by name): it becomes --sinks with that object's JSON text.
+        var inlineSinks: String?
+        if let top = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let sinks = top["sinks"], !(sinks is NSNull) {
+            guard JSONSerialization.isValidJSONObject(sinks), sinks is [String: Any] else {
+                throw Failure(description: #"the config file \#(path): "sinks" must be an object of webhook sink name → definition, e.g. {"billing": {"url": "https://example.com/hooks", "secret": "whsec_…"}}"#)
+            }
+            inlineSinks = String(decoding: try JSONSerialization.data(withJSONObject: sinks, options: [.sortedKeys]), as: UTF8.self)
+            var rest = top
+            rest["sinks"] = nil
+            data = try JSONSerialization.data(withJSONObject: rest)
         }
         let object: [String: Value]
         do {
@@ -75,7 +88,7 @@ enum ServeConfigFile {
         } catch {
             throw Failure(description: "the config file \(path) is not a JSON object of serve options (strings, numbers, true, lists), e.g. {\"port\": 8080, \"store\": \"sqlite:events.sqlite\"}")
         }
-        var arguments: [String] = []
+        var arguments: [String] = inlineSinks.map { ["--sinks", $0] } ?? []
         for key in object.keys.sorted() {
             guard key.range(of: "^[a-z][a-z0-9-]*$", options: .regularExpression) != nil, key != "config" else {
                 throw Failure(description: "the config file \(path) has the key \"\(key)\"; keys are serve's option names without dashes, e.g. \"max-connections\"")

@@ -48,4 +48,39 @@ import Testing
             }
         }
     }
+
+    @Test func theFilesSinksArePutAtStartAndABadOneStopsTheStart() async throws {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        let config = try write(#"{"port": 0, "store": "memory", "sinks": {"billing": {"url": "http://127.0.0.1:9/hooks", "secret": "\#(secret)", "concurrency": 3}}}"#)
+        let missingSecret = try write(#"{"store": "memory", "sinks": {"billing": {"url": "http://127.0.0.1:9/hooks"}}}"#)
+        let notAnObject = try write(#"{"store": "memory", "sinks": ["billing"]}"#)
+        defer {
+            for file in [config, missingSecret, notAnObject] { try? FileManager.default.removeItem(at: file) }
+        }
+        try await withFluxgate(["serve", "--config", config.path]) { server in
+            let line = try await server.waitForLine(containing: "listening")
+            let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.1) })
+            let connection = try await HTTPConnection.connect(host: "127.0.0.1", port: port)
+            let answer = try await connection.request(.GET, "/sinks/billing")
+            #expect(answer.status == .ok && answer.text.contains(#""concurrency":3"#), "\(answer.status) \(answer.text)")
+            await connection.close()
+            server.signal(SIGINT)
+            #expect(await server.waitForExit() == 0)
+        }
+        for (file, message) in [(missingSecret.path, #"needs its "secret""#), (notAnObject.path, #""sinks" must be an object"#)] {
+            try await withFluxgate(["serve", "--config", file]) { server in
+                #expect(await server.waitForExit() != 0)
+                #expect(server.errorOutput.contains(message), "\(server.errorOutput)")
+            }
+        }
+        // The same from the command line, and from a file.
+        try await withFluxgate(["serve", "--store", "memory", "--sinks", #"{"a": {"url": "gopher://x"}}"#]) { server in
+            #expect(await server.waitForExit() != 0)
+            #expect(server.errorOutput.contains("--sinks"), "\(server.errorOutput)")
+        }
+        try await withFluxgate(["serve", "--store", "memory", "--sinks-file", "/nonexistent-sinks.json"]) { server in
+            #expect(await server.waitForExit() != 0)
+            #expect(server.errorOutput.contains("cannot read --sinks-file"), "\(server.errorOutput)")
+        }
+    }
 }

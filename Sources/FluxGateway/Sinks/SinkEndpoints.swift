@@ -7,6 +7,7 @@ import NIOHTTP1
 extension GatewayRouter {
     /// Starts delivering the webhook sinks (the gateway started and listens at `baseURL`).
     func startSinks(baseURL: String) async {
+        await putDeclaredSinks()
         await sinks?.start(baseURL: baseURL)
     }
 
@@ -108,29 +109,55 @@ extension GatewayRouter {
     /// and parked events stay); either way it is enabled (a sink disabled by a `410` starts again).
     private func putSink(_ sinks: WebhookSinkRegistry, _ name: String, _ request: GatewayRequest) async throws -> GatewayResponse {
         let document = try Self.jsonBody(request, example: #"{"url": "https://example.com/hooks", "secret": "whsec_…"}"#)
-        guard let url = document["url"]?.stringValue else { throw BadRequest(#"url is required: the receiver's absolute http or https URL"#) }
-        try Self.checkSinkURL(url)
-        let filter = try Self.filter(document["filter"])
         let existing = try await sinks.store.webhookSink(named: name)
+        let parsed = try Self.sinkDefinition(name, document, existing: existing?.definition)
+        let created = try await applySink(sinks, parsed.definition, start: try await parsed.start.position(in: store), exists: existing != nil)
+        var response = try await inspectSink(sinks, name, secret: parsed.generatedSecret)
+        if created { response.status = .created }
+        return response
+    }
+
+    /// Where a new sink starts: after position 0, the head, or a position.
+    enum SinkStart: Equatable, Sendable {
+        case position(Position)
+        case head
+
+        func position(in store: any EventStore) async throws -> Position {
+            switch self {
+            case .position(let position): position
+            case .head: try await store.head()
+            }
+        }
+    }
+
+    /// A sink's definition from a `PUT /sinks/{name}` document (README "Webhook sinks"); what `existing` had stands for
+    /// what the document leaves out (its first secret, its policy). Without a secret and without `existing`, one is
+    /// made (`generatedSecret`). Throws `BadRequest` naming what is wrong.
+    static func sinkDefinition(
+        _ name: String, _ document: JSONValue, existing: WebhookSinkDefinition?
+    ) throws -> (definition: WebhookSinkDefinition, start: SinkStart, generatedSecret: String?) {
+        guard let url = document["url"]?.stringValue else { throw BadRequest(#"url is required: the receiver's absolute http or https URL"#) }
+        try checkSinkURL(url)
+        let filter = try filter(document["filter"])
         var secrets: [String]
         var generated: String?
         if let value = document["secret"] {
             guard let secret = value.stringValue else { throw BadRequest("secret must be a string: whsec_ and the base64 of 16 to 128 random bytes") }
-            try Self.checkSecret(secret, key: "secret")
+            try checkSecret(secret, key: "secret")
             secrets = [secret]
         } else if let existing {
-            secrets = [existing.definition.secrets[0]]
+            secrets = [existing.secrets[0]]
         } else {
             let secret = WebhookSignature.generateSecret()
             secrets = [secret]
             generated = secret
         }
-        if let value = document["previous_secret"], !Self.isNull(value) {
+        if let value = document["previous_secret"], !isNull(value) {
             guard let previous = value.stringValue else { throw BadRequest("previous_secret must be a string in the whsec_ form, or null") }
-            try Self.checkSecret(previous, key: "previous_secret")
+            try checkSecret(previous, key: "previous_secret")
             if previous != secrets[0] { secrets.append(previous) }
         }
-        var policy = existing?.definition.policy ?? WebhookSinkPolicy()
+        var policy = existing?.policy ?? WebhookSinkPolicy()
         func integer(_ key: String, _ range: ClosedRange<Int64>, _ unit: String) throws -> Int64? {
             guard let value = document[key] else { return nil }
             guard let number = value.int64Value, range.contains(number) else {
@@ -144,23 +171,31 @@ extension GatewayRouter {
         if let number = try integer("backoff_ms", 0...3_600_000, "number of milliseconds ") { policy.backoff = .milliseconds(number) }
         if let number = try integer("maximum_backoff_ms", 0...3_600_000, "number of milliseconds ") { policy.maximumBackoff = .milliseconds(number) }
         let definition = try WebhookSinkDefinition(name: name, url: url, filter: filter, secrets: secrets, policy: policy)
-        var start = Position.start
+        var start = SinkStart.position(.start)
         if let value = document["start"] {
             if value.stringValue == "head" {
-                start = try await store.head()
+                start = .head
             } else if let text = value.stringValue ?? value.int64Value.map(String.init), let number = Int64(text), number >= 0 {
-                start = Position(number)
+                start = .position(Position(number))
             } else {
                 throw BadRequest(#"start must be "0", "head" or a position (the sink delivers the events after it)"#)
             }
         }
+        _ = try definition.groupDefinition(start: .start)  // its group's definition is valid too
+        return (definition, start, generated)
+    }
+
+    /// Stores the sink and its group (created, or changed keeping its checkpoint and parked events) and starts its
+    /// deliverer again; whether the sink was created.
+    private func applySink(_ sinks: WebhookSinkRegistry, _ definition: WebhookSinkDefinition, start: Position, exists: Bool) async throws -> Bool {
+        let name = definition.name
         let group = try definition.groupDefinition(start: start)
         await sinks.halt(name)
         let created: Bool
         do {
             await sinks.groups.forget(group.name)
             if try await sinks.groups.store.consumerGroup(named: group.name) != nil {
-                if existing == nil {
+                if !exists {
                     // Left by a deletion that stopped half way: a new sink starts clean.
                     _ = try await sinks.groups.store.deleteConsumerGroup(named: group.name)
                     _ = try await sinks.groups.store.createConsumerGroup(group)
@@ -177,10 +212,28 @@ extension GatewayRouter {
             throw error
         }
         sinks.resume(name)
-        configuration.logger.notice("a webhook sink was put", metadata: ["sink": "\(name)", "url": "\(url)", "created": "\(created)"])
-        var response = try await inspectSink(sinks, name, secret: generated)
-        if created { response.status = .created }
-        return response
+        configuration.logger.notice("a webhook sink was put", metadata: ["sink": "\(name)", "url": "\(definition.url)", "created": "\(created)"])
+        return created
+    }
+
+    /// Puts the sinks declared in the configuration (`--sink`, the config file's `sinks`) whose stored definition
+    /// differs or which are missing; a declared sink that is stored as declared is left as it is (also when a `410`
+    /// disabled it: `PUT` enables it). Failures are logged: the gateway serves on.
+    func putDeclaredSinks() async {
+        guard let sinks, !configuration.webhookSinks.isEmpty else { return }
+        for declared in configuration.webhookSinks {
+            do {
+                let document = try JSONParser.parse(Array(declared.body.utf8))
+                let existing = try await sinks.store.webhookSink(named: declared.name)
+                let parsed = try Self.sinkDefinition(declared.name, document, existing: existing?.definition)
+                if existing?.definition == parsed.definition { continue }
+                _ = try await applySink(sinks, parsed.definition, start: try await parsed.start.position(in: store), exists: existing != nil)
+            } catch {
+                configuration.logger.error(
+                    "a webhook sink declared in the configuration could not be put; it is left as stored",
+                    metadata: ["sink": "\(declared.name)", "error": "\(error)"])
+            }
+        }
     }
 
     private func replaySink(_ sinks: WebhookSinkRegistry, _ name: String, position: Position?) async throws -> GatewayResponse {
