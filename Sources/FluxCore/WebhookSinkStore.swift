@@ -56,6 +56,12 @@ public struct WebhookSinkDefinition: Hashable, Sendable, Codable {
     /// delivery carries both signatures.
     public var secrets: [String]
     public var policy: WebhookSinkPolicy
+    /// PEM certificates of the CAs an `https` receiver's certificate must chain to, instead of the system's trust
+    /// store (a receiver behind a private CA); `nil`: the system's. At most ``maximumCACertificatesBytes``.
+    public var caCertificates: String?
+
+    /// The longest ``caCertificates``.
+    public static let maximumCACertificatesBytes = 64 << 10
 
     /// Sinks' consumer groups are named `sink.<name>`: a user's group can never be named so (the groups API refuses it).
     public static let groupPrefix = "sink."
@@ -65,7 +71,10 @@ public struct WebhookSinkDefinition: Hashable, Sendable, Codable {
 
     /// - Throws: `StoreError.invalidDefinition` for a name that is not 1–120 of `A–Z a–z 0–9 . _ -`, no secret or more
     ///   than two, an empty URL, or a policy out of range.
-    public init(name: String, url: String, filter: EventFilter = .all, secrets: [String], policy: WebhookSinkPolicy = WebhookSinkPolicy()) throws {
+    public init(
+        name: String, url: String, filter: EventFilter = .all, secrets: [String], policy: WebhookSinkPolicy = WebhookSinkPolicy(),
+        caCertificates: String? = nil
+    ) throws {
         guard Self.isValidName(name) else {
             throw StoreError(
                 .invalidDefinition,
@@ -90,11 +99,15 @@ public struct WebhookSinkDefinition: Hashable, Sendable, Codable {
                 .invalidDefinition,
                 "a webhook sink's backoff is 0 to its maximum backoff, which is 0 to 1 h (given \(policy.backoff) and \(policy.maximumBackoff))")
         }
+        if let caCertificates, caCertificates.isEmpty || caCertificates.utf8.count > Self.maximumCACertificatesBytes {
+            throw StoreError(.invalidDefinition, "a webhook sink's CA certificates are 1 byte to 64 KiB of PEM, or none")
+        }
         self.name = name
         self.url = url
         self.filter = filter
         self.secrets = secrets
         self.policy = policy
+        self.caCertificates = caCertificates
     }
 
     /// 1–120 characters of `A–Z a–z 0–9 . _ -`: with the ``groupPrefix`` it is a valid consumer group name.

@@ -88,6 +88,8 @@ struct SinksCommand: AsyncParsableCommand {
         @Option(help: "Failed deliveries before an event is parked (1 to 1000).") var maximumAttempts: Int?
         @Option(help: "Seconds before the second attempt, doubled for each further one (0 to 3600).") var backoff: Double?
         @Option(help: "The longest wait between attempts, in seconds (0 to 3600).") var maximumBackoff: Double?
+        @Option(help: "A PEM file of the CAs the https receiver's certificate must chain to, instead of the system's (a private CA).")
+        var receiverCAFile: String?
 
         func validate() throws {
             try SinksCommand.checkName(name)
@@ -117,6 +119,12 @@ struct SinksCommand: AsyncParsableCommand {
             if let maximumAttempts { body["maximum_attempts"] = maximumAttempts }
             if let backoff { body["backoff_ms"] = milliseconds(backoff) }
             if let maximumBackoff { body["maximum_backoff_ms"] = milliseconds(maximumBackoff) }
+            if let receiverCAFile {
+                guard let data = FileManager.default.contents(atPath: receiverCAFile), data.count <= 64 << 10 else {
+                    throw ValidationError("cannot read --receiver-ca-file \(receiverCAFile) (a PEM file of at most 64 KiB)")
+                }
+                body["ca_certificates"] = String(decoding: data, as: UTF8.self)
+            }
             let json = String(decoding: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]), as: UTF8.self)
             GroupsCommand.printJSON(try await connection.call(.PUT, "/sinks/\(name)", json: json))
         }

@@ -3,6 +3,7 @@ import FluxWire
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 extension GatewayRouter {
     /// Starts delivering the webhook sinks (the gateway started and listens at `baseURL`).
@@ -170,7 +171,13 @@ extension GatewayRouter {
         if let number = try integer("maximum_attempts", 1...1000, "") { policy.maximumAttempts = Int(number) }
         if let number = try integer("backoff_ms", 0...3_600_000, "number of milliseconds ") { policy.backoff = .milliseconds(number) }
         if let number = try integer("maximum_backoff_ms", 0...3_600_000, "number of milliseconds ") { policy.maximumBackoff = .milliseconds(number) }
-        let definition = try WebhookSinkDefinition(name: name, url: url, filter: filter, secrets: secrets, policy: policy)
+        var caCertificates: String?
+        if let value = document["ca_certificates"], !isNull(value) {
+            guard let pem = value.stringValue else { throw BadRequest(Self.caCertificatesHelp) }
+            _ = try Self.trustRoots(pem)
+            caCertificates = pem
+        }
+        let definition = try WebhookSinkDefinition(name: name, url: url, filter: filter, secrets: secrets, policy: policy, caCertificates: caCertificates)
         var start = SinkStart.position(.start)
         if let value = document["start"] {
             if value.stringValue == "head" {
@@ -183,6 +190,17 @@ extension GatewayRouter {
         }
         _ = try definition.groupDefinition(start: .start)  // its group's definition is valid too
         return (definition, start, generated)
+    }
+
+    static let caCertificatesHelp =
+        "ca_certificates must be PEM CA certificates (-----BEGIN CERTIFICATE----- …), 1 to 32 of them in at most 64 KiB, or null for the system's trust store"
+
+    /// The certificates of a sink's `ca_certificates`; throws `BadRequest` for anything else.
+    static func trustRoots(_ pem: String) throws -> [NIOSSLCertificate] {
+        guard (1...WebhookSinkDefinition.maximumCACertificatesBytes).contains(pem.utf8.count), pem.contains("-----BEGIN CERTIFICATE-----"),
+            let certificates = try? NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)), (1...32).contains(certificates.count)
+        else { throw BadRequest(caCertificatesHelp) }
+        return certificates
     }
 
     /// Stores the sink and its group (created, or changed keeping its checkpoint and parked events) and starts its
@@ -304,6 +322,9 @@ extension GatewayRouter {
         if let secret {
             json.key("secret"); json.string(secret); json.raw(",")
         }
+        json.key("ca_certificates")
+        if let pem = definition.caCertificates { json.string(pem) } else { json.raw("null") }
+        json.raw(",")
         json.key("concurrency"); json.integer(Int64(policy.concurrency)); json.raw(",")
         json.key("timeout_ms"); json.integer(policy.timeout.wholeMilliseconds); json.raw(",")
         json.key("maximum_attempts"); json.integer(Int64(policy.maximumAttempts)); json.raw(",")

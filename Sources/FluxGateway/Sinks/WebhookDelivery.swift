@@ -43,6 +43,8 @@ struct WebhookDelivery: Sendable {
     let url: String
     let signatures: [WebhookSignature]
     let timeout: Duration
+    /// The sink's own trust roots (`ca_certificates`), else `nil`: the client's (the system's trust store).
+    var tls: TLSConfiguration? = nil
 
     /// The most bytes of an answer's body that are read (and thrown away: only the status counts); the rest is not
     /// read (the connection is closed), so a receiver's long answer costs no memory and does not fail the delivery.
@@ -78,6 +80,7 @@ struct WebhookDelivery: Sendable {
         request.headers.add(
             name: "webhook-signature", value: WebhookSignature.header(secrets: signatures, id: id, timestamp: now, body: body.readableBytesView))
         request.body = .bytes(body)
+        request.tlsConfiguration = tls
         let started = ContinuousClock.now
         do {
             // Connecting, sending and the answer's head within the timeout (async-http-client's deadline fails the

@@ -3,6 +3,7 @@ import FluxCore
 import FluxWire
 import Logging
 import NIOCore
+import NIOSSL
 import Synchronization
 
 /// One webhook sink at work: the one member (``member``) of the sink's consumer group, it leases the group's events
@@ -50,7 +51,16 @@ struct WebhookSinkDeliverer: Sendable {
                     logger.error("a webhook sink's stored secret is not in the whsec_ form; put the sink again", metadata: ["sink": "\(name)"])
                     return
                 }
-                let delivery = WebhookDelivery(client: client, url: definition.url, signatures: signatures, timeout: definition.policy.timeout)
+                var tls: TLSConfiguration?
+                if let pem = definition.caCertificates {
+                    guard let roots = try? GatewayRouter.trustRoots(pem) else {
+                        logger.error("a webhook sink's stored CA certificates are not PEM certificates; put the sink again", metadata: ["sink": "\(name)"])
+                        return
+                    }
+                    tls = TLSConfiguration.makeClientConfiguration()
+                    tls?.trustRoots = .certificates(roots)
+                }
+                let delivery = WebhookDelivery(client: client, url: definition.url, signatures: signatures, timeout: definition.policy.timeout, tls: tls)
                 guard let runtime = try await groups.runtime(groupName) else {
                     logger.warning("a webhook sink's consumer group is missing; put the sink again", metadata: ["sink": "\(name)"])
                     try await Task.sleep(for: .seconds(1))

@@ -38,6 +38,12 @@ import Testing
             let notParked = try await Self.run(["replay", "billing", "--position", "3"] + url)
             #expect(notParked.status == 1 && notParked.errors.contains("404") && notParked.errors.contains("fluxgate sinks:"), "\(notParked.errors)")
 
+            // A private CA for an https receiver, from a PEM file.
+            let certificates = try await TestCertificates.shared()
+            let withCA = try await Self.run(
+                ["update", "billing", "--target", "https://localhost:\(closed.port)/hooks", "--receiver-ca-file", certificates.caFile] + url)
+            #expect(withCA.status == 0 && withCA.output.contains("BEGIN CERTIFICATE"), "\(withCA.output) \(withCA.errors)")
+
             let shown = try await Self.run(["show", "billing"] + url)
             #expect(shown.status == 0 && shown.output.contains("secret_fingerprints") && !shown.output.contains("whsec_"), "\(shown.output)")
             let deleted = try await Self.run(["delete", "billing"] + url)

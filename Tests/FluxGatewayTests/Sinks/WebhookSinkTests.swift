@@ -258,6 +258,20 @@ import Glibc
                 #expect(untrusted?.hasPrefix("TLS failure") == true, "\(untrusted ?? "nothing parked")")
                 print("parked reasons: \(refused ?? "-") | \(untrusted ?? "-")")
                 #expect(try receiver.events().isEmpty)
+                // The sink's own CA: its receiver's certificate verifies, and the events arrive.
+                let ca = try String(contentsOfFile: certificates.caFile, encoding: .utf8)
+                var document: [String: Any] = ["url": "https://localhost:\(receiver.port)/hooks", "secret": Self.secret, "backoff_ms": 10, "ca_certificates": ca]
+                let body = String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self)
+                let created = try await gateway.request(.PUT, "/sinks/private-ca", json: body)
+                #expect(created.status == .created, "\(created.text)")
+                #expect(try created.jsonObject()["ca_certificates"] as? String == ca)
+                let head = Int(try await gateway.store.head().rawValue)
+                try await Self.waitForCheckpoint(gateway, "private-ca", head, within: .seconds(60))
+                #expect(!(try receiver.events().isEmpty))
+                // Anything but PEM certificates is refused.
+                document["ca_certificates"] = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
+                let refusedCA = try await gateway.request(.PUT, "/sinks/bad-ca", json: String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self))
+                #expect(refusedCA.status == .badRequest && refusedCA.text.contains("ca_certificates must be PEM CA certificates"), "\(refusedCA.text)")
             }
         }
     }
