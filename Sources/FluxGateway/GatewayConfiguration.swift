@@ -63,6 +63,8 @@ public struct GatewayConfiguration: Sendable {
     /// Webhook sinks declared in the configuration (`--sink`, the config file's `sinks`): put at start when they are
     /// missing or stored otherwise (README "Webhook sinks").
     public var webhookSinks: [DeclaredWebhookSink] = []
+    /// Seals webhook sinks' secrets at rest (`--sinks-key-file`); `nil`: they are stored as given.
+    public var webhookSecretSeal: WebhookSecretSeal?
     public var logger: Logger
 
     public init(

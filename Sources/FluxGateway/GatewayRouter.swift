@@ -46,7 +46,8 @@ public struct GatewayRouter: Sendable {
         let groups = (base as? any EventStore & ConsumerGroupStore).map { ConsumerGroupRegistry(store: $0, logger: configuration.logger, metrics: metrics) }
         self.groups = groups
         if let groups, let sinkStore = base as? any WebhookSinkStore {
-            self.sinks = WebhookSinkRegistry(store: sinkStore, groups: groups, logger: configuration.logger, metrics: metrics)
+            self.sinks = WebhookSinkRegistry(
+                store: sinkStore, groups: groups, seal: configuration.webhookSecretSeal, logger: configuration.logger, metrics: metrics)
         } else {
             self.sinks = nil
         }

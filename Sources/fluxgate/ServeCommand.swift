@@ -144,6 +144,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "A file holding the JSON object of --sinks (keep it readable by the gateway only: it holds the signing secrets).")
     var sinksFile: String?
 
+    @Option(help: "Seal webhook sinks' secrets at rest with this key: a file holding the base64 of 32 random bytes (openssl rand -base64 32), the same on every node.")
+    var sinksKeyFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -176,6 +179,17 @@ struct ServeCommand: AsyncParsableCommand {
         }
         _ = try graphiteConfiguration()
         _ = try declaredSinks()
+        _ = try secretSeal()
+    }
+
+    /// The key of --sinks-key-file; `nil` without it.
+    func secretSeal() throws -> WebhookSecretSeal? {
+        guard let sinksKeyFile else { return nil }
+        do {
+            return try WebhookSecretSeal(file: sinksKeyFile)
+        } catch {
+            throw ValidationError("--sinks-key-file: \(error.description)")
+        }
     }
 
     /// The webhook sinks of --sinks-file and --sinks (a name in both is refused).
@@ -302,6 +316,7 @@ struct ServeCommand: AsyncParsableCommand {
         )
         configuration.tls = tls
         configuration.webhookSinks = try declaredSinks()
+        configuration.webhookSecretSeal = try secretSeal()
         configuration.trustedProxies = Set(trustedProxies)
         configuration.pingInterval = .milliseconds(Int64(pingInterval * 1000))
         let storeName = store.description

@@ -23,7 +23,8 @@ enum ServeEnvironment {
         ("idle-timeout", false), ("ping-interval", false), ("max-subscriptions", false), ("append-rate", false),
         ("append-burst", false), ("token-file", false), ("jwt-secret-file", true), ("jwt-public-key", true),
         ("jwt-issuer", false), ("jwt-audience", false), ("tls-cert", false), ("tls-key", false), ("graphite", false),
-        ("graphite-prefix", false), ("graphite-interval", false), ("sinks", false), ("sinks-file", false), ("log-level", false),
+        ("graphite-prefix", false), ("graphite-interval", false), ("sinks", false), ("sinks-file", false), ("sinks-key-file", false),
+        ("log-level", false),
     ]
 
     /// The variable that stands for `--name`: `FLUXGATE_` and the name in upper case, dashes as underscores.

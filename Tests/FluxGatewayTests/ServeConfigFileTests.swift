@@ -82,5 +82,9 @@ import Testing
             #expect(await server.waitForExit() != 0)
             #expect(server.errorOutput.contains("cannot read --sinks-file"), "\(server.errorOutput)")
         }
+        try await withFluxgate(["serve", "--store", "memory", "--sinks-key-file", "/nonexistent-sinks.key"]) { server in
+            #expect(await server.waitForExit() != 0)
+            #expect(server.errorOutput.contains("cannot read the sinks key file"), "\(server.errorOutput)")
+        }
     }
 }

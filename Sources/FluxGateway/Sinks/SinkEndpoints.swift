@@ -111,7 +111,10 @@ extension GatewayRouter {
     private func putSink(_ sinks: WebhookSinkRegistry, _ name: String, _ request: GatewayRequest) async throws -> GatewayResponse {
         let document = try Self.jsonBody(request, example: #"{"url": "https://example.com/hooks", "secret": "whsec_…"}"#)
         let existing = try await sinks.store.webhookSink(named: name)
-        let parsed = try Self.sinkDefinition(name, document, existing: existing?.definition)
+        // A new secret replaces the stored ones: they need not be readable then (a key lost, or another node's).
+        let given = document["secret"] != nil
+        let parsed = try Self.sinkDefinition(
+            name, document, existing: try existing.map { given ? ((try? $0.definition.opened(with: sinks.seal)) ?? $0.definition) : try opened($0.definition, sinks) })
         let created = try await applySink(sinks, parsed.definition, start: try await parsed.start.position(in: store), exists: existing != nil)
         var response = try await inspectSink(sinks, name, secret: parsed.generatedSecret)
         if created { response.status = .created }
@@ -203,9 +206,20 @@ extension GatewayRouter {
         return certificates
     }
 
-    /// Stores the sink and its group (created, or changed keeping its checkpoint and parked events) and starts its
-    /// deliverer again; whether the sink was created.
-    private func applySink(_ sinks: WebhookSinkRegistry, _ definition: WebhookSinkDefinition, start: Position, exists: Bool) async throws -> Bool {
+    /// A stored definition with its secrets opened; a secret sealed with another key (or without one given) is a
+    /// `409`: the sink cannot be changed keeping secrets nobody here can read.
+    private func opened(_ definition: WebhookSinkDefinition, _ sinks: WebhookSinkRegistry) throws -> WebhookSinkDefinition {
+        do {
+            return try definition.opened(with: sinks.seal)
+        } catch {
+            throw StoreError(.conflict, "\(error.description) (or put the sink with a new secret)")
+        }
+    }
+
+    /// Stores the sink and its group (created, or changed keeping its checkpoint and parked events; its secrets sealed
+    /// when the gateway has a sinks key) and starts its deliverer again; whether the sink was created.
+    private func applySink(_ sinks: WebhookSinkRegistry, _ given: WebhookSinkDefinition, start: Position, exists: Bool) async throws -> Bool {
+        let definition = given.sealed(with: sinks.seal)
         let name = definition.name
         let group = try definition.groupDefinition(start: start)
         await sinks.halt(name)
@@ -243,8 +257,10 @@ extension GatewayRouter {
             do {
                 let document = try JSONParser.parse(Array(declared.body.utf8))
                 let existing = try await sinks.store.webhookSink(named: declared.name)
-                let parsed = try Self.sinkDefinition(declared.name, document, existing: existing?.definition)
-                if existing?.definition == parsed.definition { continue }
+                let stored = try? existing.map { try $0.definition.opened(with: sinks.seal) }
+                let parsed = try Self.sinkDefinition(declared.name, document, existing: stored ?? nil)
+                // (Sealed secrets differ each time they are sealed: compare them opened.)
+                if let stored, stored == parsed.definition { continue }
                 _ = try await applySink(sinks, parsed.definition, start: try await parsed.start.position(in: store), exists: existing != nil)
             } catch {
                 configuration.logger.error(
@@ -316,7 +332,12 @@ extension GatewayRouter {
         json.key("secret_fingerprints"); json.raw("[")
         for (index, stored) in definition.secrets.enumerated() {
             if index > 0 { json.raw(",") }
-            json.string(WebhookSignature.fingerprint(of: stored))
+            // The fingerprint of the secret itself, sealed or not; "sealed" when this gateway cannot open it.
+            if let secret = try? (sinks.seal.map { try $0.open(stored) } ?? stored), !WebhookSecretSeal.isSealed(secret) {
+                json.string(WebhookSignature.fingerprint(of: secret))
+            } else {
+                json.string("sealed")
+            }
         }
         json.raw("],")
         if let secret {

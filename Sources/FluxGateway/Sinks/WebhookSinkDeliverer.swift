@@ -19,6 +19,7 @@ struct WebhookSinkDeliverer: Sendable {
     let name: String
     let groups: ConsumerGroupRegistry
     let store: any WebhookSinkStore
+    let seal: WebhookSecretSeal?
     let client: HTTPClient
     let encoder: EnvelopeEncoder
     let logger: Logger
@@ -44,8 +45,14 @@ struct WebhookSinkDeliverer: Sendable {
                     logger.info("a webhook sink stops: it was deleted or disabled", metadata: ["sink": "\(name)"])
                     return
                 }
-                let definition = record.definition
-                groupName = definition.groupName
+                groupName = record.definition.groupName
+                let definition: WebhookSinkDefinition
+                do {
+                    definition = try record.definition.opened(with: seal)
+                } catch {
+                    logger.error("a webhook sink cannot sign: \(error.description)", metadata: ["sink": "\(name)"])
+                    return
+                }
                 let signatures = definition.secrets.compactMap(WebhookSignature.init(secret:))
                 guard signatures.count == definition.secrets.count else {
                     logger.error("a webhook sink's stored secret is not in the whsec_ form; put the sink again", metadata: ["sink": "\(name)"])

@@ -12,6 +12,8 @@ import Synchronization
 final class WebhookSinkRegistry: Sendable {
     let store: any WebhookSinkStore
     let groups: ConsumerGroupRegistry
+    /// Seals secrets at rest; the deliverers open them.
+    let seal: WebhookSecretSeal?
     private let logger: Logger
     private let metrics: GatewayMetrics
 
@@ -32,9 +34,10 @@ final class WebhookSinkRegistry: Sendable {
     /// node that shares the store, or whose deliverer stopped).
     static let watchInterval: Duration = .seconds(5)
 
-    init(store: any WebhookSinkStore, groups: ConsumerGroupRegistry, logger: Logger, metrics: GatewayMetrics) {
+    init(store: any WebhookSinkStore, groups: ConsumerGroupRegistry, seal: WebhookSecretSeal?, logger: Logger, metrics: GatewayMetrics) {
         self.store = store
         self.groups = groups
+        self.seal = seal
         self.logger = logger
         self.metrics = metrics
     }
@@ -127,14 +130,14 @@ final class WebhookSinkRegistry: Sendable {
     }
 
     private func launch(_ name: String) {
-        let (groups, store, logger, metrics) = (self.groups, self.store, self.logger, self.metrics)
+        let (groups, store, seal, logger, metrics) = (self.groups, self.store, self.seal, self.logger, self.metrics)
         state.withLock { state in
             guard state.started, !state.stopped else { return }
             let client = state.client ?? Self.makeClient()
             state.client = client
             state.deliverers[name]?.task.cancel()
             let deliverer = WebhookSinkDeliverer(
-                name: name, groups: groups, store: store, client: client, encoder: EnvelopeEncoder(baseURL: state.baseURL), logger: logger,
+                name: name, groups: groups, store: store, seal: seal, client: client, encoder: EnvelopeEncoder(baseURL: state.baseURL), logger: logger,
                 metrics: metrics)
             state.nextID += 1
             let id = state.nextID

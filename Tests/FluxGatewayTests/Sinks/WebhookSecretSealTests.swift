@@ -1,0 +1,67 @@
+import FluxCore
+import FluxSQLite
+import FluxTesting
+import Foundation
+import Testing
+
+@testable import FluxGateway
+
+/// Sinks' secrets sealed at rest (`WebhookSecretSeal`, `--sinks-key-file`): the store never holds a secret in the
+/// clear, deliveries still verify, and a gateway without the key says so instead of signing with garbage.
+@Suite struct WebhookSecretSealTests {
+    static let key = Data((0..<32).map { UInt8($0 &* 7) }).base64EncodedString()
+    static let otherKey = Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString()
+
+    @Test func sealedSecretsOpenOnlyWithTheirKey() throws {
+        let seal = try WebhookSecretSeal(base64: Self.key + "\n")
+        let sealed = seal.seal(WebhookSinkTests.secret)
+        #expect(sealed.hasPrefix("sealed:v1:") && !sealed.contains(WebhookSinkTests.secret))
+        #expect(sealed != seal.seal(WebhookSinkTests.secret), "a new nonce each time")
+        #expect(try seal.open(sealed) == WebhookSinkTests.secret)
+        #expect(try seal.open(WebhookSinkTests.secret) == WebhookSinkTests.secret, "a secret stored before the key came is used as it is")
+        #expect(throws: WebhookSecretSeal.Failure.self) { try WebhookSecretSeal(base64: Self.otherKey).open(sealed) }
+        #expect(throws: WebhookSecretSeal.Failure.self) { try seal.open("sealed:v1:AAAA") }
+        #expect(throws: WebhookSecretSeal.Failure.self) { try WebhookSecretSeal(base64: "c2hvcnQ=") }
+        let definition = try WebhookSinkDefinition(name: "s", url: "https://x.example", secrets: [WebhookSinkTests.secret])
+        #expect(try definition.sealed(with: seal).opened(with: seal) == definition)
+        #expect(throws: WebhookSecretSeal.Failure.self) { try definition.sealed(with: seal).opened(with: nil) }
+    }
+
+    @Test func theStoreKeepsSealedSecretsAndAGatewayWithoutTheKeyCannotSign() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-sealed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteEventStore(path: directory.appendingPathComponent("events.sqlite").path)
+        let seal = try WebhookSecretSeal(base64: Self.key)
+        try await WebhookSinkTests.withReceiver { receiver in
+            try await WebhookSinkTests.appendRound(store, aggregates: 0..<3, events: 2)
+            let body = #"{"url": "\#(receiver.url)", "secret": "\#(WebhookSinkTests.secret)", "backoff_ms": 10}"#
+            try await withTestGateway(await TestGateway.start(store: store) { $0.webhookSecretSeal = seal }) { gateway in
+                #expect(try await gateway.request(.PUT, "/sinks/sealed", json: body).status == .created)
+                try await WebhookSinkTests.waitForCheckpoint(gateway, "sealed", 6)
+                let shown = try await WebhookSinkTests.sink(gateway, "sealed")
+                #expect(shown["secret_fingerprints"] as? [String] == [WebhookSignature.fingerprint(of: WebhookSinkTests.secret)], "\(shown)")
+            }
+            let stored = try #require(try await store.webhookSink(named: "sealed"))
+            #expect(stored.definition.secrets.count == 1 && stored.definition.secrets[0].hasPrefix("sealed:v1:"))
+            #expect(!stored.definition.secrets[0].contains(WebhookSinkTests.secret))
+            #expect(WebhookSinkTests.positions(try receiver.events()).sorted() == Array(1...6))
+            #expect(!receiver.child.errorOutput.contains("bad signature"))
+
+            // Without the key: nothing is signed, the API says the secret is sealed, and a PUT that keeps it is refused.
+            try await WebhookSinkTests.appendRound(store, aggregates: 3..<4, events: 1)
+            try await withTestGateway(await TestGateway.start(store: store)) { gateway in
+                try await Task.sleep(for: .milliseconds(300))
+                let shown = try await WebhookSinkTests.sink(gateway, "sealed")
+                #expect(shown["secret_fingerprints"] as? [String] == ["sealed"] && shown["checkpoint"] as? Int == 6, "\(shown)")
+                let kept = try await gateway.request(.PUT, "/sinks/sealed", json: #"{"url": "\#(receiver.url)"}"#)
+                #expect(kept.status == .conflict && kept.text.contains("--sinks-key-file"), "\(kept.status) \(kept.text)")
+                // A new secret replaces it (stored as given: this gateway has no key).
+                let replaced = try await gateway.request(.PUT, "/sinks/sealed", json: #"{"url": "\#(receiver.url)", "secret": "\#(WebhookSinkTests.secret)"}"#)
+                #expect(replaced.status == .ok, "\(replaced.text)")
+                try await WebhookSinkTests.waitForCheckpoint(gateway, "sealed", 7)
+            }
+            try await store.close()
+        }
+    }
+}
