@@ -147,6 +147,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seal webhook sinks' secrets at rest with this key: a file holding the base64 of 32 random bytes (openssl rand -base64 32), the same on every node.")
     var sinksKeyFile: String?
 
+    @Option(help: "A key that sealed sinks' secrets before --sinks-key-file's (a rotation): it opens them, and each start seals them again with the current key; repeatable.")
+    var sinksPreviousKeyFile: [String] = []
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -184,9 +187,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// The key of --sinks-key-file; `nil` without it.
     func secretSeal() throws -> WebhookSecretSeal? {
-        guard let sinksKeyFile else { return nil }
+        guard let sinksKeyFile else {
+            if !sinksPreviousKeyFile.isEmpty { throw ValidationError("--sinks-previous-key-file goes with --sinks-key-file (the current key)") }
+            return nil
+        }
         do {
-            return try WebhookSecretSeal(file: sinksKeyFile)
+            return try WebhookSecretSeal(file: sinksKeyFile, previousFiles: sinksPreviousKeyFile)
         } catch {
             throw ValidationError("--sinks-key-file: \(error.description)")
         }

@@ -23,7 +23,7 @@ enum ServeEnvironment {
         ("idle-timeout", false), ("ping-interval", false), ("max-subscriptions", false), ("append-rate", false),
         ("append-burst", false), ("token-file", false), ("jwt-secret-file", true), ("jwt-public-key", true),
         ("jwt-issuer", false), ("jwt-audience", false), ("tls-cert", false), ("tls-key", false), ("graphite", false),
-        ("graphite-prefix", false), ("graphite-interval", false), ("sinks", false), ("sinks-file", false), ("sinks-key-file", false),
+        ("graphite-prefix", false), ("graphite-interval", false), ("sinks", false), ("sinks-file", false), ("sinks-key-file", false), ("sinks-previous-key-file", true),
         ("log-level", false),
     ]
 

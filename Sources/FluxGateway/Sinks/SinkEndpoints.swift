@@ -9,6 +9,7 @@ extension GatewayRouter {
     /// Starts delivering the webhook sinks (the gateway started and listens at `baseURL`).
     func startSinks(baseURL: String) async {
         await putDeclaredSinks()
+        await resealSecrets()
         await sinks?.start(baseURL: baseURL)
     }
 
@@ -246,6 +247,21 @@ extension GatewayRouter {
         sinks.resume(name)
         configuration.logger.notice("a webhook sink was put", metadata: ["sink": "\(name)", "url": "\(definition.url)", "created": "\(created)"])
         return created
+    }
+
+    /// Seals again with the current key the stored secrets of enabled sinks that were stored as given or sealed with
+    /// a previous key (`--sinks-previous-key-file`: a key rotation). Disabled sinks are left as stored (putting one
+    /// would enable it): their secrets are sealed anew when they are put. Failures are logged.
+    func resealSecrets() async {
+        guard let sinks, let seal = sinks.seal else { return }
+        do {
+            for record in try await sinks.store.webhookSinks() where record.enabled && record.definition.secrets.contains(where: seal.shouldReseal) {
+                _ = try await sinks.store.putWebhookSink(record.definition.sealed(with: seal))
+                configuration.logger.notice("a webhook sink's secrets were sealed with the current sinks key", metadata: ["sink": "\(record.definition.name)"])
+            }
+        } catch {
+            configuration.logger.error("could not seal the webhook sinks' secrets with the current key; they stay as stored", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Puts the sinks declared in the configuration (`--sink`, the config file's `sinks`) whose stored definition

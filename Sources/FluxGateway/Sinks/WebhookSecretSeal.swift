@@ -5,10 +5,16 @@ import Foundation
 /// Webhook sinks' signing secrets sealed at rest (`fluxgate serve --sinks-key-file FILE`): the store keeps
 /// `sealed:v1:` and the base64 of AES-256-GCM's nonce, ciphertext and tag, so a copy of the database (a backup, a
 /// replica, a leaked dump) does not let anyone sign webhooks. The key never goes into the store. Without a key,
-/// secrets are stored as given; a stored secret that is not sealed is used as it is, and sealed the next time its sink
-/// is put. Every node that shares a store needs the same key.
+/// secrets are stored as given; with one, secrets stored as given before are used as they are and sealed at the next
+/// start (``GatewayRouter/resealSecrets()``) or put. Every node that shares a store needs the same key.
+///
+/// Rotating the key: start every node with the new key and the old one as a previous key
+/// (`--sinks-previous-key-file`). Secrets sealed with a previous key still open, and each start seals the stored
+/// secrets of enabled sinks again with the current key. Once every node has started so (and any sink disabled by a
+/// `410` has been put again), the previous key can go.
 public struct WebhookSecretSeal: Sendable {
-    private let key: SymmetricKey
+    /// The current key (it seals), then the previous ones (they only open).
+    private let keys: [SymmetricKey]
 
     static let prefix = "sealed:v1:"
 
@@ -17,32 +23,46 @@ public struct WebhookSecretSeal: Sendable {
         public var description: String
     }
 
-    /// The key: the base64 of 32 random bytes (`openssl rand -base64 32`).
-    public init(base64 text: String) throws(Failure) {
-        guard let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count == 32 else {
-            throw Failure(description: "a sinks key is the base64 of 32 random bytes, e.g. from `openssl rand -base64 32`")
+    /// The keys: each the base64 of 32 random bytes (`openssl rand -base64 32`); `previous` ones only open.
+    public init(base64 text: String, previous: [String] = []) throws(Failure) {
+        keys = try ([text] + previous).map { (text: String) throws(Failure) -> SymmetricKey in
+            guard let bytes = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count == 32 else {
+                throw Failure(description: "a sinks key is the base64 of 32 random bytes, e.g. from `openssl rand -base64 32`")
+            }
+            return SymmetricKey(data: bytes)
         }
-        key = SymmetricKey(data: bytes)
     }
 
-    /// The key kept in `path` (readable by the gateway only).
-    public init(file path: String) throws(Failure) {
-        guard let data = FileManager.default.contents(atPath: path), data.count <= 1024 else {
-            throw Failure(description: "cannot read the sinks key file \(path) (the base64 of 32 random bytes, e.g. from `openssl rand -base64 32`)")
+    /// The keys kept in `path` and `previousPaths` (files readable by the gateway only).
+    public init(file path: String, previousFiles previousPaths: [String] = []) throws(Failure) {
+        let texts = try ([path] + previousPaths).map { (path: String) throws(Failure) -> String in
+            guard let data = FileManager.default.contents(atPath: path), data.count <= 1024 else {
+                throw Failure(description: "cannot read the sinks key file \(path) (the base64 of 32 random bytes, e.g. from `openssl rand -base64 32`)")
+            }
+            return String(decoding: data, as: UTF8.self)
         }
         do {
-            try self.init(base64: String(decoding: data, as: UTF8.self))
+            try self.init(base64: texts[0], previous: Array(texts.dropFirst()))
         } catch {
-            throw Failure(description: "the sinks key file \(path): \(error.description)")
+            throw Failure(description: "the sinks key files \(([path] + previousPaths).joined(separator: ", ")): \(error.description)")
         }
     }
 
     static func isSealed(_ stored: String) -> Bool { stored.hasPrefix(prefix) }
 
+    /// Whether a stored secret should be sealed again: stored as given, or sealed with a previous key.
+    func shouldReseal(_ stored: String) -> Bool {
+        guard Self.isSealed(stored) else { return true }
+        guard let combined = Data(base64Encoded: String(stored.dropFirst(Self.prefix.count))),
+            let box = try? AES.GCM.SealedBox(combined: combined)
+        else { return false }
+        return (try? AES.GCM.open(box, using: keys[0])) == nil && keys.dropFirst().contains { (try? AES.GCM.open(box, using: $0)) != nil }
+    }
+
     /// The secret sealed with this key (a new random nonce each time).
     func seal(_ secret: String) -> String {
         // AES-GCM with a random 96-bit nonce cannot fail for a 256-bit key; `combined` is non-nil for that nonce size.
-        let box = try! AES.GCM.seal(Data(secret.utf8), using: key)
+        let box = try! AES.GCM.seal(Data(secret.utf8), using: keys[0])
         return Self.prefix + box.combined!.base64EncodedString()
     }
 
@@ -50,7 +70,7 @@ public struct WebhookSecretSeal: Sendable {
     func open(_ stored: String) throws(Failure) -> String {
         guard Self.isSealed(stored) else { return stored }
         guard let combined = Data(base64Encoded: String(stored.dropFirst(Self.prefix.count))),
-            let box = try? AES.GCM.SealedBox(combined: combined), let opened = try? AES.GCM.open(box, using: key)
+            let box = try? AES.GCM.SealedBox(combined: combined), let opened = keys.lazy.compactMap({ try? AES.GCM.open(box, using: $0) }).first
         else {
             throw Failure(description: "a stored webhook secret was sealed with another key than --sinks-key-file's; give the key that sealed it, or put the sink again with its secret")
         }
@@ -59,11 +79,15 @@ public struct WebhookSecretSeal: Sendable {
 }
 
 extension WebhookSinkDefinition {
-    /// This definition with its secrets sealed by `seal` (as given without one).
+    /// This definition with its secrets sealed by `seal`'s current key (as given without one): those stored as given,
+    /// and those sealed with a previous key.
     func sealed(with seal: WebhookSecretSeal?) -> WebhookSinkDefinition {
         guard let seal else { return self }
         var copy = self
-        copy.secrets = secrets.map { WebhookSecretSeal.isSealed($0) ? $0 : seal.seal($0) }
+        copy.secrets = secrets.map { stored in
+            guard seal.shouldReseal(stored) else { return stored }
+            return seal.seal((try? seal.open(stored)) ?? stored)
+        }
         return copy
     }
 

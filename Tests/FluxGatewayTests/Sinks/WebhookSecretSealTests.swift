@@ -64,4 +64,41 @@ import Testing
             try await store.close()
         }
     }
+
+    @Test func aRotatedKeyOpensTheOldSealingAndEachStartSealsAgainWithTheNewKey() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fluxgate-rotated-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteEventStore(path: directory.appendingPathComponent("events.sqlite").path)
+        let (old, new) = (try WebhookSecretSeal(base64: Self.key), try WebhookSecretSeal(base64: Self.otherKey))
+        let rotating = try WebhookSecretSeal(base64: Self.otherKey, previous: [Self.key])
+        try await WebhookSinkTests.withReceiver { receiver in
+            let body = #"{"url": "\#(receiver.url)", "secret": "\#(WebhookSinkTests.secret)", "backoff_ms": 10}"#
+            // A sink stored as given (no key yet), then sealed at the first start with a key.
+            try await withTestGateway(await TestGateway.start(store: store)) { gateway in
+                let created = try await gateway.request(.PUT, "/sinks/rotated", json: body)
+                #expect(created.status == .created)
+            }
+            #expect(try await store.webhookSink(named: "rotated")?.definition.secrets == [WebhookSinkTests.secret])
+            try await withTestGateway(await TestGateway.start(store: store) { $0.webhookSecretSeal = old }) { _ in () }
+            let sealedOld = try #require(try await store.webhookSink(named: "rotated")?.definition.secrets.first)
+            #expect(try old.open(sealedOld) == WebhookSinkTests.secret)
+            #expect(throws: WebhookSecretSeal.Failure.self) { try new.open(sealedOld) }
+            // The rotation: the new key with the old one as previous seals it again with the new key, and delivers.
+            try await WebhookSinkTests.appendRound(store, aggregates: 0..<2, events: 2)
+            try await withTestGateway(await TestGateway.start(store: store) { $0.webhookSecretSeal = rotating }) { gateway in
+                try await WebhookSinkTests.waitForCheckpoint(gateway, "rotated", 4)
+            }
+            let sealedNew = try #require(try await store.webhookSink(named: "rotated")?.definition.secrets.first)
+            #expect(try new.open(sealedNew) == WebhookSinkTests.secret)
+            // The old key can go.
+            try await WebhookSinkTests.appendRound(store, aggregates: 2..<3, events: 1)
+            try await withTestGateway(await TestGateway.start(store: store) { $0.webhookSecretSeal = new }) { gateway in
+                try await WebhookSinkTests.waitForCheckpoint(gateway, "rotated", 5)
+            }
+            #expect(WebhookSinkTests.positions(try receiver.events()).sorted() == Array(1...5))
+            #expect(!receiver.child.errorOutput.contains("bad signature"))
+            try await store.close()
+        }
+    }
 }
