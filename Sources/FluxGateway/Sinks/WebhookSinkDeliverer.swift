@@ -35,7 +35,7 @@ struct WebhookSinkDeliverer: Sendable {
     /// answers `410`, or the sink is found deleted or disabled. The sink's record is read again each time its group
     /// starts again (a change, here or on another node, retires the group's runtime), so a changed URL, secret or
     /// policy is used from then on.
-    func run() async {
+    func run() async -> Ending {
         let gone = Gone()
         let logger = self.logger
         var groupName = WebhookSinkDefinition.groupPrefix + name
@@ -43,7 +43,7 @@ struct WebhookSinkDeliverer: Sendable {
             do {
                 guard let record = try await store.webhookSink(named: name), record.enabled else {
                     logger.info("a webhook sink stops: it was deleted or disabled", metadata: ["sink": "\(name)"])
-                    return
+                    return .stopped
                 }
                 groupName = record.definition.groupName
                 let definition: WebhookSinkDefinition
@@ -51,18 +51,18 @@ struct WebhookSinkDeliverer: Sendable {
                     definition = try record.definition.opened(with: seal)
                 } catch {
                     logger.error("a webhook sink cannot sign: \(error.description)", metadata: ["sink": "\(name)"])
-                    return
+                    return .unusable(record.definition)
                 }
                 let signatures = definition.secrets.compactMap(WebhookSignature.init(secret:))
                 guard signatures.count == definition.secrets.count else {
                     logger.error("a webhook sink's stored secret is not in the whsec_ form; put the sink again", metadata: ["sink": "\(name)"])
-                    return
+                    return .unusable(record.definition)
                 }
                 var tls: TLSConfiguration?
                 if let pem = definition.caCertificates {
                     guard let roots = try? GatewayRouter.trustRoots(pem) else {
                         logger.error("a webhook sink's stored CA certificates are not PEM certificates; put the sink again", metadata: ["sink": "\(name)"])
-                        return
+                        return .unusable(record.definition)
                     }
                     tls = TLSConfiguration.makeClientConfiguration()
                     tls?.trustRoots = .certificates(roots)
@@ -99,6 +99,16 @@ struct WebhookSinkDeliverer: Sendable {
             // What it still held goes back to the group, counting no attempt; the group starts again when the sink is put.
             await groups.forget(groupName)
         }
+        return .stopped
+    }
+
+    /// Why ``run()`` ended.
+    enum Ending: Sendable {
+        /// Cancelled, deleted, disabled or gone (410).
+        case stopped
+        /// This stored definition cannot be delivered here (a secret sealed with another key, a damaged secret or CA):
+        /// the registry starts no deliverer for it again until the sink is put (its error was logged once).
+        case unusable(WebhookSinkDefinition)
     }
 
     /// Deliveries grouped by aggregate, each group in the ledger's (position) order.

@@ -26,6 +26,9 @@ final class WebhookSinkRegistry: Sendable {
         var nextID: UInt64 = 0
         var watcher: Task<Void, Never>?
         var stopped = false
+        /// Stored definitions whose deliverer found them unusable here (it logged why): not started again by the
+        /// watcher until the sink is put or changed.
+        var unusable: [String: WebhookSinkDefinition] = [:]
     }
 
     private let state = Mutex(State())
@@ -71,7 +74,9 @@ final class WebhookSinkRegistry: Sendable {
             // (A sink's group is made by PUT before the sink is stored, and deleted after it: a deliverer never
             // makes one, so that none is left behind by a deletion under way.)
             for record in try await store.webhookSinks() where record.enabled && !isDelivering(record.definition.name) {
-                launch(record.definition.name)
+                let name = record.definition.name
+                if state.withLock({ $0.unusable[name] == record.definition }) { continue }
+                launch(name)
             }
         } catch {
             logger.warning("could not read the webhook sinks; trying again shortly", metadata: ["error": "\(error)"])
@@ -141,11 +146,15 @@ final class WebhookSinkRegistry: Sendable {
                 metrics: metrics)
             state.nextID += 1
             let id = state.nextID
+            state.unusable[name] = nil
             let task = Task { [weak self] in
-                await deliverer.run()
-                // Ended by itself (410, deleted, disabled): no longer delivering here, unless another took its place.
+                let ending = await deliverer.run()
+                // Ended by itself (410, deleted, disabled, unusable): no longer delivering here, unless another took
+                // its place.
                 self?.state.withLock { state in
-                    if state.deliverers[name]?.id == id { state.deliverers[name] = nil }
+                    guard state.deliverers[name]?.id == id else { return }
+                    state.deliverers[name] = nil
+                    if case .unusable(let definition) = ending { state.unusable[name] = definition }
                 }
             }
             state.deliverers[name] = (id, task)

@@ -2,6 +2,8 @@ import FluxCore
 import FluxSQLite
 import FluxTesting
 import Foundation
+import Logging
+import Synchronization
 import Testing
 
 @testable import FluxGateway
@@ -48,10 +50,13 @@ import Testing
             #expect(WebhookSinkTests.positions(try receiver.events()).sorted() == Array(1...6))
             #expect(!receiver.child.errorOutput.contains("bad signature"))
 
-            // Without the key: nothing is signed, the API says the secret is sealed, and a PUT that keeps it is refused.
+            // Without the key: nothing is signed (said once, not at every look of the registry for idle sinks), the
+            // API says the secret is sealed, and a PUT that keeps it is refused.
             try await WebhookSinkTests.appendRound(store, aggregates: 3..<4, events: 1)
-            try await withTestGateway(await TestGateway.start(store: store)) { gateway in
-                try await Task.sleep(for: .milliseconds(300))
+            let errors = ErrorLog()
+            try await withTestGateway(await TestGateway.start(store: store) { $0.logger = Logger(label: "sealed") { _ in errors } }) { gateway in
+                try await Task.sleep(for: WebhookSinkRegistry.watchInterval * 2 + .seconds(1))
+                #expect(errors.messages.filter { $0.contains("cannot sign") }.count == 1, "\(errors.messages)")
                 let shown = try await WebhookSinkTests.sink(gateway, "sealed")
                 #expect(shown["secret_fingerprints"] as? [String] == ["sealed"] && shown["checkpoint"] as? Int == 6, "\(shown)")
                 let kept = try await gateway.request(.PUT, "/sinks/sealed", json: #"{"url": "\#(receiver.url)"}"#)
@@ -100,5 +105,22 @@ import Testing
             #expect(!receiver.child.errorOutput.contains("bad signature"))
             try await store.close()
         }
+    }
+}
+
+/// Keeps the messages logged at `error` and above.
+final class ErrorLog: LogHandler, @unchecked Sendable {
+    private let lines = Mutex<[String]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .error
+    var messages: [String] { lines.withLock { $0 } }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        lines.withLock { $0.append(event.message.description) }
     }
 }
