@@ -13,19 +13,27 @@ final class NIOHTTPFloorServer {
 
     /// Serves `bodies` (path → body) on a free loopback port and returns the port.
     func start(bodies: [String: [UInt8]]) async throws -> Int {
-        let channel = try await ServerBootstrap(group: group)
+        let channel = try await Self.bindLoopback(group: group) { TableHandler(bodies: bodies) }
+        self.channel = channel
+        guard let port = channel.localAddress?.port else { throw BenchmarkError("the floor server has no port") }
+        return port
+    }
+
+    /// A server on a free loopback port: swift-nio's HTTP/1.1 server pipeline, then the handler `makeHandler` makes for
+    /// each connection (the benchmarks' in-process servers).
+    static func bindLoopback<Handler: ChannelInboundHandler>(
+        group: any EventLoopGroup, makeHandler: @escaping @Sendable () -> Handler
+    ) async throws -> any Channel where Handler.InboundIn == HTTPServerRequestPart {
+        try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(TableHandler(bodies: bodies))
+                    try channel.pipeline.syncOperations.addHandler(makeHandler())
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        self.channel = channel
-        guard let port = channel.localAddress?.port else { throw BenchmarkError("the floor server has no port") }
-        return port
     }
 
     func stop() async throws {

@@ -232,7 +232,7 @@ final class Locked<Value: Sendable>: Sendable {
     init(_ value: Value) { self.value = Mutex(value) }
 }
 
-/// The fast receiver: swift-nio's HTTP/1.1 server pipeline and a handler that reads the envelope's `position` and
+/// The fast receiver: swift-nio's HTTP/1.1 server pipeline (`NIOHTTPFloorServer.bindLoopback`) and a handler that reads the envelope's `position` and
 /// answers `200` with an empty body at once, noting when (no signature check: the benchmark measures the sender).
 final class FastReceiver: Sendable {
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -251,16 +251,7 @@ final class FastReceiver: Sendable {
 
     func start() async throws -> Int {
         let tally = self.tally
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Handler(tally: tally))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let channel = try await NIOHTTPFloorServer.bindLoopback(group: group) { Handler(tally: tally) }
         self.channel.withLock { $0 = channel }
         guard let port = channel.localAddress?.port else { throw BenchmarkError("the receiver has no port") }
         return port

@@ -246,13 +246,7 @@ actor ConsumerGroupRuntime {
 
     /// `member` processed these events.
     func acknowledge(_ positions: [Position], by name: String) async throws {
-        try checkActive()
-        guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
-        lastSeen[id] = ContinuousClock.now
-        let before = ledger.acknowledgedCount
-        try ledger.acknowledge(positions, by: id)
-        metrics.recordGroupAcknowledged(definition.name, count: ledger.acknowledgedCount - before)
-        changed()
+        try settle(positions, by: name)
         try await persist()
         try await applyPendingPartitions()
     }
@@ -262,6 +256,16 @@ actor ConsumerGroupRuntime {
     /// receiver has answered already: a crash before the write delivers those events again, as at least once allows,
     /// and the next delivery does not wait for a durable write. ``flush()`` waits for what is not stored yet.
     func acknowledgeInBackground(_ positions: [Position], by name: String) throws {
+        try settle(positions, by: name)
+        guard backgroundSave == nil else {
+            saveAgain = true
+            return
+        }
+        backgroundSave = Task { await self.saveInBackground() }
+    }
+
+    /// Acknowledges in the ledger (not stored yet) and wakes waiting fetches.
+    private func settle(_ positions: [Position], by name: String) throws {
         try checkActive()
         guard let id = memberIDs[name] else { throw Ledger.Failure.unknownMember(0) }
         lastSeen[id] = ContinuousClock.now
@@ -269,11 +273,6 @@ actor ConsumerGroupRuntime {
         try ledger.acknowledge(positions, by: id)
         metrics.recordGroupAcknowledged(definition.name, count: ledger.acknowledgedCount - before)
         changed()
-        guard backgroundSave == nil else {
-            saveAgain = true
-            return
-        }
-        backgroundSave = Task { await self.saveInBackground() }
     }
 
     /// Stores what ``acknowledgeInBackground(_:by:)`` settled (the sink's deliverer stops).

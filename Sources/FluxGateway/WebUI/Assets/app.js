@@ -411,22 +411,32 @@ function showLive() {
 
 // --- event detail -------------------------------------------------------------------------------
 
+// Marks the row whose data-`key` attribute is `name` as the selected one (and no other row): events, groups, sinks.
+function markSelected(key, name) {
+  for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
+  for (const row of document.querySelectorAll(`tr[data-${key}]`)) {
+    if (row.getAttribute(`data-${key}`) === name) row.classList.add("selected");
+  }
+}
+
+// A detail panel's list of fields, and the function that adds one (a label, then what its value shows).
+function fieldList() {
+  const fields = element("dl", { class: "fields" });
+  return [fields, (label, ...value) => fields.append(element("dt", {}, label), element("dd", {}, ...value))];
+}
+
 async function selectEvent(id) {
   state.selectedId = id;
   state.selectedGroup = null;
   state.selectedSink = null;
-  for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
-  for (const row of document.querySelectorAll("tr[data-event-id]")) {
-    if (row.dataset.eventId === id) row.classList.add("selected");
-  }
+  markSelected("event-id", id);
   updateHash();
   const detail = $("detail");
   detail.replaceChildren(element("p", { class: "placeholder" }, "Loading…"));
   try {
     const event = await getJSON("/events/" + encodeURIComponent(id) + "?envelope=true");
     if (state.selectedId !== id) return;
-    const fields = element("dl", { class: "fields" });
-    const add = (name, value, extra = null) => fields.append(element("dt", {}, name), element("dd", {}, value, extra));
+    const [fields, add] = fieldList();
     add("position", formatNumber(event.position));
     add("aggregate", `${event.aggregate_name} ${event.aggregate_id}`);
     add("version", event.aggregate_version);
@@ -598,6 +608,41 @@ async function loadStreams({ more = false } = {}) {
   }
 }
 
+// --- list panels of the groups scope (consumer groups, webhook sinks) -------------------------------------------
+
+// GETs `path` and returns its `key` array for the panel `id` (count in `id`-count), or null when there is nothing to
+// show: the panel then says why (the scope, a store without them: `unsupported`, an error) or that there is none
+// (`none`). `isCurrent` tells whether a newer load started meanwhile (its answer wins).
+async function loadPanelList(id, path, key, isCurrent, unsupported, none) {
+  const container = $(id);
+  let answer;
+  try {
+    answer = await getJSON(path);
+  } catch (error) {
+    if (!isCurrent()) return null;
+    const why = error.status === 403 ? "Needs a token with the groups scope."
+      : error.status === 501 ? unsupported : error.message;
+    container.replaceChildren(element("p", { class: "message" }, why));
+    $(id + "-count").textContent = "";
+    return null;
+  }
+  if (!isCurrent()) return null;
+  const items = answer[key] || [];
+  $(id + "-count").textContent = items.length ? `${formatNumber(items.length)}` : "";
+  if (!items.length) {
+    container.replaceChildren(element("p", { class: "message" }, none));
+    return null;
+  }
+  return items;
+}
+
+// A panel's table: `headers` as [label, class] pairs, then the rows.
+function panelTable(headers, body) {
+  return element("div", { class: "table-wrap" }, element("table", { class: "events streams" },
+    element("thead", {}, element("tr", {}, ...headers.map(([label, cls]) => element("th", cls ? { class: cls } : {}, label)))),
+    body));
+}
+
 // --- consumer groups (GET /groups) ---------------------------------------------------------------
 // Each group's checkpoint, lag (head − checkpoint), members and events in flight on this node, and parked events;
 // read with the metrics. A click shows the group and its parked events. Tokens need the groups scope.
@@ -606,26 +651,10 @@ let groupsRequest = 0;
 
 async function loadGroups() {
   const request = ++groupsRequest;
+  const groups = await loadPanelList("groups", "/groups", "groups", () => request === groupsRequest,
+    "This gateway's store keeps no consumer groups.", "No groups. Create one with: fluxgate groups create NAME --start 0");
+  if (!groups) return;
   const container = $("groups");
-  let answer;
-  try {
-    answer = await getJSON("/groups");
-  } catch (error) {
-    if (request !== groupsRequest) return;
-    const why = error.status === 403 ? "Needs a token with the groups scope."
-      : error.status === 501 ? "This gateway's store keeps no consumer groups." : error.message;
-    container.replaceChildren(element("p", { class: "message" }, why));
-    $("groups-count").textContent = "";
-    return;
-  }
-  if (request !== groupsRequest) return;
-  const groups = answer.groups || [];
-  $("groups-count").textContent = groups.length ? `${formatNumber(groups.length)}` : "";
-  if (!groups.length) {
-    container.replaceChildren(element("p", { class: "message" },
-      "No groups. Create one with: fluxgate groups create NAME --start 0"));
-    return;
-  }
   const count = (value) => (value === undefined ? "–" : formatNumber(value));
   const body = element("tbody", { id: "groups-rows" });
   for (const group of groups) {
@@ -642,29 +671,22 @@ async function loadGroups() {
     element("td", { class: "num" }, count(group.in_flight)),
     element("td", { class: "num" + (group.parked ? " warn" : "") }, formatNumber(group.parked))));
   }
-  container.replaceChildren(element("div", { class: "table-wrap" }, element("table", { class: "events streams" },
-    element("thead", {}, element("tr", {},
-      element("th", {}, "Group"), element("th", { class: "num" }, "Checkpoint"), element("th", { class: "num" }, "Lag"),
-      element("th", { class: "num" }, "Members"), element("th", { class: "num" }, "In flight"), element("th", { class: "num" }, "Parked"))),
-    body)));
+  container.replaceChildren(panelTable([["Group"], ["Checkpoint", "num"], ["Lag", "num"], ["Members", "num"],
+    ["In flight", "num"], ["Parked", "num"]], body));
 }
 
 async function selectGroup(name) {
   state.selectedGroup = name;
   state.selectedSink = null;
   state.selectedId = null;
-  for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
-  for (const row of document.querySelectorAll("tr[data-group]")) {
-    if (row.dataset.group === name) row.classList.add("selected");
-  }
+  markSelected("group", name);
   const detail = $("detail");
   detail.replaceChildren(element("p", { class: "placeholder" }, "Loading…"));
   try {
     const path = "/groups/" + encodeURIComponent(name);
     const [group, parked] = await Promise.all([getJSON(path), getJSON(path + "/parked")]);
     if (state.selectedGroup !== name) return;
-    const fields = element("dl", { class: "fields" });
-    const add = (label, value) => fields.append(element("dt", {}, label), element("dd", {}, value));
+    const [fields, add] = fieldList();
     add("checkpoint", formatNumber(group.checkpoint));
     add("lag", formatNumber(group.lag));
     add("members", group.members && group.members.length ? group.members.join(", ") : "none on this node");
@@ -743,26 +765,10 @@ let sinksRequest = 0;
 
 async function loadSinks() {
   const request = ++sinksRequest;
+  const sinks = await loadPanelList("sinks", "/sinks", "sinks", () => request === sinksRequest,
+    "This gateway's store keeps no webhook sinks.", "No sinks. Create one with: fluxgate sinks create NAME --target https://…");
+  if (!sinks) return;
   const container = $("sinks");
-  let answer;
-  try {
-    answer = await getJSON("/sinks");
-  } catch (error) {
-    if (request !== sinksRequest) return;
-    const why = error.status === 403 ? "Needs a token with the groups scope."
-      : error.status === 501 ? "This gateway's store keeps no webhook sinks." : error.message;
-    container.replaceChildren(element("p", { class: "message" }, why));
-    $("sinks-count").textContent = "";
-    return;
-  }
-  if (request !== sinksRequest) return;
-  const sinks = answer.sinks || [];
-  $("sinks-count").textContent = sinks.length ? `${formatNumber(sinks.length)}` : "";
-  if (!sinks.length) {
-    container.replaceChildren(element("p", { class: "message" },
-      "No sinks. Create one with: fluxgate sinks create NAME --target https://…"));
-    return;
-  }
   const body = element("tbody", { id: "sinks-rows" });
   for (const sink of sinks) {
     body.append(element("tr", {
@@ -778,29 +784,21 @@ async function loadSinks() {
     element("td", { class: "num" }, formatNumber(sink.lag)),
     element("td", { class: "num" + (sink.parked ? " warn" : "") }, formatNumber(sink.parked))));
   }
-  container.replaceChildren(element("div", { class: "table-wrap" }, element("table", { class: "events streams" },
-    element("thead", {}, element("tr", {},
-      element("th", {}, "Sink"), element("th", {}, "URL"), element("th", {}, "Enabled"),
-      element("th", { class: "num" }, "Checkpoint"), element("th", { class: "num" }, "Lag"), element("th", { class: "num" }, "Parked"))),
-    body)));
+  container.replaceChildren(panelTable([["Sink"], ["URL"], ["Enabled"], ["Checkpoint", "num"], ["Lag", "num"], ["Parked", "num"]], body));
 }
 
 async function selectSink(name) {
   state.selectedSink = name;
   state.selectedGroup = null;
   state.selectedId = null;
-  for (const row of document.querySelectorAll("tr.selected")) row.classList.remove("selected");
-  for (const row of document.querySelectorAll("tr[data-sink]")) {
-    if (row.dataset.sink === name) row.classList.add("selected");
-  }
+  markSelected("sink", name);
   const detail = $("detail");
   detail.replaceChildren(element("p", { class: "placeholder" }, "Loading…"));
   try {
     const path = "/sinks/" + encodeURIComponent(name);
     const [sink, parked] = await Promise.all([getJSON(path), getJSON(path + "/parked")]);
     if (state.selectedSink !== name) return;
-    const fields = element("dl", { class: "fields" });
-    const add = (label, value) => fields.append(element("dt", {}, label), element("dd", {}, value));
+    const [fields, add] = fieldList();
     add("url", sink.url);
     add("enabled", sink.enabled ? "yes" : "no: " + (sink.disabled_reason || ""));
     add("checkpoint", formatNumber(sink.checkpoint));
