@@ -16,6 +16,14 @@ extension InMemoryEventStore: WebhookSinkStore {
         }
     }
 
+    public func replaceWebhookSinkDefinition(_ definition: WebhookSinkDefinition, ifStoredAs expected: WebhookSinkDefinition) async throws -> Bool {
+        webhookSinkRecords.withLock { sinks in
+            guard definition.name == expected.name, sinks[expected.name]?.definition == expected else { return false }
+            sinks[expected.name]?.definition = definition
+            return true
+        }
+    }
+
     public func disableWebhookSink(named name: String, reason: String) async throws {
         try webhookSinkRecords.withLock { (sinks: inout [String: WebhookSinkRecord]) throws(StoreError) in
             guard sinks[name] != nil else { throw Self.unknownSink(name) }

@@ -153,6 +153,10 @@ public protocol WebhookSinkStore: Sendable {
     func webhookSink(named name: String) async throws -> WebhookSinkRecord?
     /// Stores a sink, or replaces one's definition; either way it is enabled. Whether it was created.
     func putWebhookSink(_ definition: WebhookSinkDefinition) async throws -> Bool
+    /// Replaces a sink's definition with `definition` only while it is stored as `expected`, and leaves whether it is
+    /// enabled as it is: a change of how the definition is stored (its secrets sealed again with another key), which
+    /// neither undoes a `410`'s disabling nor overwrites a `PUT` made meanwhile. Whether it was replaced.
+    func replaceWebhookSinkDefinition(_ definition: WebhookSinkDefinition, ifStoredAs expected: WebhookSinkDefinition) async throws -> Bool
     /// Disables a sink (it delivers nothing until it is put again), with the reason.
     func disableWebhookSink(named name: String, reason: String) async throws
     /// Deletes a sink's definition (its consumer group is deleted apart); whether it existed.

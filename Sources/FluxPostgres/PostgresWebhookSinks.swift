@@ -33,6 +33,24 @@ extension PostgresEventStore: WebhookSinkStore {
         }
     }
 
+    public func replaceWebhookSinkDefinition(_ definition: WebhookSinkDefinition, ifStoredAs expected: WebhookSinkDefinition) async throws -> Bool {
+        guard definition.name == expected.name, EventKey.isPrintable(expected.name) else { return false }
+        let (logger, name) = (self.logger, expected.name)
+        let text = String(decoding: try JSONEncoder().encode(definition), as: UTF8.self)
+        return try await reading { connection in
+            try await connection.withTransaction(logger: logger) { connection in
+                // The row locked from the read to the update: a PUT or a 410 from another node waits, then applies to it.
+                let rows = try await connection.query(
+                    "SELECT definition FROM fluxgate_webhook_sinks WHERE name = \(name) FOR UPDATE", logger: logger)
+                var stored: String?
+                for try await row in rows.decode(String.self) { stored = row }
+                guard let stored, (try? JSONDecoder().decode(WebhookSinkDefinition.self, from: Data(stored.utf8))) == expected else { return false }
+                try await connection.query("UPDATE fluxgate_webhook_sinks SET definition = \(text) WHERE name = \(name)", logger: logger)
+                return true
+            }
+        }
+    }
+
     public func disableWebhookSink(named name: String, reason: String) async throws {
         let logger = self.logger
         let updated = try await reading { connection in

@@ -31,6 +31,19 @@ extension SQLiteEventStore: WebhookSinkStore {
         }
     }
 
+    public func replaceWebhookSinkDefinition(_ definition: WebhookSinkDefinition, ifStoredAs expected: WebhookSinkDefinition) async throws -> Bool {
+        guard definition.name == expected.name else { return false }
+        let text = String(decoding: try JSONEncoder().encode(definition), as: UTF8.self)
+        return try await sinkAccess("store webhook sink \(definition.name)", write: true) { db in
+            // (One write transaction: nothing changes the row between the read and the update.)
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM webhook_sinks WHERE name = ?", arguments: [expected.name]),
+                try Self.sinkRecord(row).definition == expected
+            else { return false }
+            try db.execute(sql: "UPDATE webhook_sinks SET definition = ? WHERE name = ?", arguments: [text, expected.name])
+            return true
+        }
+    }
+
     public func disableWebhookSink(named name: String, reason: String) async throws {
         try await sinkAccess("disable webhook sink \(name)", write: true) { db in
             try db.execute(sql: "UPDATE webhook_sinks SET enabled = 0, disabled_reason = ? WHERE name = ?", arguments: [reason, name])

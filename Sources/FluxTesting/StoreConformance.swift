@@ -131,6 +131,17 @@ public enum StoreConformance {
         try expect(
             try await sinks.webhookSink(named: "billing") == WebhookSinkRecord(definition: billing, enabled: false, disabledReason: "410 ü"),
             "disabled with its reason")
+        // A replacement of the stored form only: it keeps the sink disabled, and happens only over what it expects.
+        var resealed = billing
+        resealed.secrets = ["sealed:v1:first", "sealed:v1:second"]
+        try expect(try await sinks.replaceWebhookSinkDefinition(resealed, ifStoredAs: billing), "replaced over what was stored")
+        try expect(
+            try await sinks.webhookSink(named: "billing") == WebhookSinkRecord(definition: resealed, enabled: false, disabledReason: "410 ü"),
+            "a replacement leaves the sink disabled, with its reason")
+        try expect(try await !sinks.replaceWebhookSinkDefinition(billing, ifStoredAs: billing), "nothing replaced over a definition no longer stored")
+        let unknown = try WebhookSinkDefinition(name: "nope", url: audit.url, secrets: audit.secrets)
+        try expect(try await !sinks.replaceWebhookSinkDefinition(unknown, ifStoredAs: unknown), "nothing replaced for an unknown sink")
+        try expect(try await sinks.webhookSink(named: "billing")?.definition == resealed, "still the replacement")
         var changed = billing
         changed.url = "https://example.com/v2"
         changed.secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]

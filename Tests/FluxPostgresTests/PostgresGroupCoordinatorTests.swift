@@ -139,15 +139,15 @@ import Glibc
                 try await withChildProcess(TestPython.executable, worker(portA, "a1")) { a1 in
                     try await withChildProcess(TestPython.executable, worker(portA, "a2")) { a2 in
                         // A serves alone first; B's workers join and A hands half of the partitions over.
-                        try await Self.waitUntil("node A's workers handle events") { GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count > 200 }
+                        try await Self.waitUntil("node A's workers handle events", showing: [("node A", nodeA), ("a1", a1), ("a2", a2)]) { GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count > 200 }
                         try await withChildProcess(TestPython.executable, worker(portB, "b1")) { b1 in
                             try await withChildProcess(TestPython.executable, worker(portB, "b2")) { b2 in
                                 let writers = Task {
                                     for _ in 1..<rounds { try await Self.appendRound(store, aggregates: aggregates, events: perRound) }
                                 }
-                                try await Self.waitUntil("node B's workers take a share") { GroupWorkerLog.handled(b1.outputLines + b2.outputLines).count > 2000 }
+                                try await Self.waitUntil("node B's workers take a share", showing: [("node A", nodeA), ("node B", nodeB), ("b1", b1), ("b2", b2)]) { GroupWorkerLog.handled(b1.outputLines + b2.outputLines).count > 2000 }
                                 let onABefore = GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count
-                                try await Self.waitUntil("node A's workers handle more beside B's") {
+                                try await Self.waitUntil("node A's workers handle more beside B's", showing: [("node A", nodeA), ("node B", nodeB), ("a1", a1), ("a2", a2)]) {
                                     GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count > onABefore + 2000
                                 }
                                 nodeA.signal(SIGKILL)
@@ -203,10 +203,21 @@ import Glibc
         }
     }
 
-    static func waitUntil(_ what: String, within limit: Duration = .seconds(300), _ condition: () -> Bool) async throws {
+    /// Waits for `condition`; when it does not come within `limit`, the error tells what `processes` (the nodes and
+    /// workers involved) last wrote, so that a failure on a loaded CI machine says where things stood.
+    static func waitUntil(
+        _ what: String, within limit: Duration = .seconds(300), showing processes: [(String, ChildProcess)] = [], _ condition: () -> Bool
+    ) async throws {
         let deadline = ContinuousClock.now + limit
         while !condition() {
-            guard ContinuousClock.now < deadline else { throw TestSetupError("\(what): not within \(limit)") }
+            guard ContinuousClock.now < deadline else {
+                let shown = processes.map { name, process in
+                    "--- \(name) (\(process.isRunning ? "running" : "exited")): last stdout lines:\n"
+                        + process.outputLines.suffix(15).joined(separator: "\n")
+                        + "\n--- \(name): stderr:\n" + String(process.errorOutput.suffix(3000))
+                }
+                throw TestSetupError("\(what): not within \(limit)\n" + shown.joined(separator: "\n"))
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
     }

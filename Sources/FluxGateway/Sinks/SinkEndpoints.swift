@@ -249,14 +249,16 @@ extension GatewayRouter {
         return created
     }
 
-    /// Seals again with the current key the stored secrets of enabled sinks that were stored as given or sealed with
-    /// a previous key (`--sinks-previous-key-file`: a key rotation). Disabled sinks are left as stored (putting one
-    /// would enable it): their secrets are sealed anew when they are put. Failures are logged.
+    /// Seals again with the current key the stored secrets of sinks that were stored as given or sealed with a previous
+    /// key (`--sinks-previous-key-file`: a key rotation). Only the stored form changes: a disabled sink stays disabled,
+    /// and a sink put or disabled meanwhile by another node is left to that change. Failures are logged.
     func resealSecrets() async {
         guard let sinks, let seal = sinks.seal else { return }
         do {
-            for record in try await sinks.store.webhookSinks() where record.enabled && record.definition.secrets.contains(where: seal.shouldReseal) {
-                _ = try await sinks.store.putWebhookSink(record.definition.sealed(with: seal))
+            for record in try await sinks.store.webhookSinks() where record.definition.secrets.contains(where: seal.shouldReseal) {
+                guard try await sinks.store.replaceWebhookSinkDefinition(record.definition.sealed(with: seal), ifStoredAs: record.definition) else {
+                    continue  // put again meanwhile (sealed then) or deleted
+                }
                 configuration.logger.notice("a webhook sink's secrets were sealed with the current sinks key", metadata: ["sink": "\(record.definition.name)"])
             }
         } catch {

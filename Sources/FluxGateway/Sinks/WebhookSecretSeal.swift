@@ -10,8 +10,8 @@ import Foundation
 ///
 /// Rotating the key: start every node with the new key and the old one as a previous key
 /// (`--sinks-previous-key-file`). Secrets sealed with a previous key still open, and each start seals the stored
-/// secrets of enabled sinks again with the current key. Once every node has started so (and any sink disabled by a
-/// `410` has been put again), the previous key can go.
+/// secrets of every sink again with the current key (only their stored form: a disabled sink stays disabled). Once
+/// every node has started so, the previous key can go.
 public struct WebhookSecretSeal: Sendable {
     /// The current key (it seals), then the previous ones (they only open).
     private let keys: [SymmetricKey]

@@ -83,8 +83,11 @@ import Testing
             try await withTestGateway(await TestGateway.start(store: store)) { gateway in
                 let created = try await gateway.request(.PUT, "/sinks/rotated", json: body)
                 #expect(created.status == .created)
+                #expect(try await gateway.request(.PUT, "/sinks/gone", json: body).status == .created)
             }
             #expect(try await store.webhookSink(named: "rotated")?.definition.secrets == [WebhookSinkTests.secret])
+            // A sink its receiver disabled (410) is sealed again too, and stays disabled.
+            try await store.disableWebhookSink(named: "gone", reason: "410 Gone")
             try await withTestGateway(await TestGateway.start(store: store) { $0.webhookSecretSeal = old }) { _ in () }
             let sealedOld = try #require(try await store.webhookSink(named: "rotated")?.definition.secrets.first)
             #expect(try old.open(sealedOld) == WebhookSinkTests.secret)
@@ -96,6 +99,9 @@ import Testing
             }
             let sealedNew = try #require(try await store.webhookSink(named: "rotated")?.definition.secrets.first)
             #expect(try new.open(sealedNew) == WebhookSinkTests.secret)
+            let gone = try #require(try await store.webhookSink(named: "gone"))
+            #expect(!gone.enabled && gone.disabledReason == "410 Gone")
+            #expect(try new.open(try #require(gone.definition.secrets.first)) == WebhookSinkTests.secret)
             // The old key can go.
             try await WebhookSinkTests.appendRound(store, aggregates: 2..<3, events: 1)
             try await withTestGateway(await TestGateway.start(store: store) { $0.webhookSecretSeal = new }) { gateway in
