@@ -10,7 +10,7 @@ public enum GroupWorkerLog {
         public var aggregate: String
         public var version: Int
         public var attempt: Int
-        /// When the handler began and ended, in seconds since 1970 (the workers run on this machine).
+        /// When the handler began and ended, in seconds of the machine's monotonic clock (Python's `time.monotonic()`: every worker on this machine reads the same clock).
         public var started: Double
         public var ended: Double
         public var rejected: Bool

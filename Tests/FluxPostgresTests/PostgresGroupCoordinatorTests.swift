@@ -130,6 +130,8 @@ import Glibc
         try await Self.appendRound(store, aggregates: aggregates, events: perRound)
         var handled: [GroupWorkerLog.Handled] = []
         var fromA: [GroupWorkerLog.Handled] = []
+        var nodeLogs: [(String, [String])] = []
+        var killedAt = 0.0
         try await withFluxgate(["serve", "--port", "0", "--store", url]) { nodeA in
             try await withFluxgate(["serve", "--port", "0", "--store", url]) { nodeB in
                 let portA = try await Self.port(nodeA), portB = try await Self.port(nodeB)
@@ -150,6 +152,7 @@ import Glibc
                                 try await Self.waitUntil("node A's workers handle more beside B's", showing: [("node A", nodeA), ("node B", nodeB), ("a1", a1), ("a2", a2)]) {
                                     GroupWorkerLog.handled(a1.outputLines + a2.outputLines).count > onABefore + 2000
                                 }
+                                killedAt = Self.monotonicSeconds()  // the workers' clock (Python's time.monotonic)
                                 nodeA.signal(SIGKILL)
                                 _ = await nodeA.waitForExit(timeout: .seconds(30))
                                 let killed = ContinuousClock.now
@@ -158,6 +161,9 @@ import Glibc
                                 print("two nodes, one killed: checkpoint at the head \(ContinuousClock.now - killed) after the kill")
                                 fromA = GroupWorkerLog.handled(a1.outputLines + a2.outputLines)
                                 handled = fromA + GroupWorkerLog.handled(b1.outputLines + b2.outputLines)
+                                nodeLogs = [("A", nodeA), ("B", nodeB)].map { name, node in
+                                    (name, (node.outputLines + node.errorOutput.split(separator: "\n").map(String.init)).filter { $0.contains("partition") })
+                                }
                             }
                         }
                     }
@@ -169,7 +175,17 @@ import Glibc
         // from the first one A did not store. Without those handlings, each aggregate's events were handled in
         // version order and by one worker at a time, across both nodes.
         let kept = GroupWorkerLog.droppingRedone(handled) { $0.hasPrefix("a") }
-        #expect(GroupWorkerLog.orderProblems(kept).isEmpty, "\(GroupWorkerLog.orderProblems(kept))")
+        let problems = GroupWorkerLog.orderProblems(kept)
+        #expect(problems.isEmpty, "\(problems)")
+        if let first = problems.first, let aggregate = first.split(separator: ":").first.map(String.init) {
+            // What happened to that aggregate, and how the partitions moved, for the one who reads the failure.
+            let start = handled.map(\.started).min() ?? 0
+            print("\(aggregate) (partition \(ConsumerGroupPartitions.partition(of: aggregate))), as handled (node A killed at \(killedAt - start) s):")
+            for item in handled.filter({ $0.aggregate == aggregate }).sorted(by: { $0.started < $1.started }) {
+                print(String(format: "  %8.3f s  %@  v%d  position %d  attempt %d", item.started - start, item.worker, item.version, item.position, item.attempt))
+            }
+            for (name, lines) in nodeLogs { print("node \(name):\n" + lines.suffix(40).joined(separator: "\n")) }
+        }
         let again = handled.count - kept.count
         // Both nodes served at once: A went on with its share after B's workers began.
         let firstOnB = handled.filter { !$0.worker.hasPrefix("a") }.map(\.started).min() ?? .infinity
@@ -181,6 +197,12 @@ import Glibc
     }
 
     // MARK: Helpers
+
+    static func monotonicSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
 
     enum PythonGroupWorker {
         static let script = TestPython.repositoryRoot.appendingPathComponent("clients/python/group_worker.py")
@@ -216,7 +238,12 @@ import Glibc
                         + process.outputLines.suffix(15).joined(separator: "\n")
                         + "\n--- \(name): stderr:\n" + String(process.errorOutput.suffix(3000))
                 }
-                throw TestSetupError("\(what): not within \(limit)\n" + shown.joined(separator: "\n"))
+                // And what the machine was busy with (a process left behind by an earlier test, a load that starves these).
+                let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "?"
+                let busiest = (try? await ChildProcess.run(URL(fileURLWithPath: "/bin/ps"), ["-eo", "pid,ppid,pcpu,etime,args", "--sort=-pcpu"]))?
+                    .outputLines.prefix(12).map { String($0.prefix(200)) }.joined(separator: "\n") ?? "?"
+                throw TestSetupError(
+                    "\(what): not within \(limit)\n" + shown.joined(separator: "\n") + "\n--- load average: \(load)--- busiest processes:\n\(busiest)")
             }
             try await Task.sleep(for: .milliseconds(20))
         }

@@ -32,6 +32,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+# The largest delivery body read (a Fluxgate event envelope is far smaller).
+MAX_BODY = 16 << 20
+
 
 class Receiver:
     def __init__(self, args):
@@ -47,7 +50,7 @@ class Receiver:
                     if line:
                         self.seen.add(json.loads(line)["event_id"])
         self.log = open(args.log, "a", encoding="utf-8")
-        self.counts = {"new": 0, "repeat": 0, "bad_signature": 0, "failed": 0}
+        self.counts = {"new": 0, "repeat": 0, "bad_signature": 0, "failed": 0, "cut_short": 0}
         padding = max(0, args.answer_bytes - len('{"pad":""}'))
         self.long_answer = ('{"pad":"' + "x" * padding + '"}').encode()
 
@@ -110,8 +113,20 @@ def make_handler(receiver):
                 self.close_connection = True
 
         def do_POST(self):
-            length = int(self.headers.get("content-length") or 0)
+            try:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                self.answer(413 if length > MAX_BODY else 400, b'{"error":"content-length must be 0 to 16 MiB"}')
+                return
             body = self.rfile.read(length)
+            if len(body) < length:
+                # The sender gave up mid-request (its timeout, a restart): there is nothing whole to verify or answer;
+                # it sends the delivery again.
+                receiver.counts["cut_short"] += 1
+                self.close_connection = True
+                return
             override = receiver.status_override()
             if override is not None:
                 receiver.counts["failed"] += 1

@@ -49,6 +49,12 @@ actor ConsumerGroupRuntime {
     /// The background write of acknowledgements (``acknowledgeInBackground(_:by:)``), and whether more came since it began.
     private var backgroundSave: Task<Void, Never>?
     private var saveAgain = false
+    private let backgroundSaveInterval: Duration
+    private var lastBackgroundSave: ContinuousClock.Instant?
+    /// Wakes a background write waiting for its interval (``flush()``).
+    private let saveNow = HeadSignal()
+    private var saveNowCount: Int64 = 0
+    private var flushing = false
     /// Store writes under way, and who waits for them to end (``retire()``).
     private var writing = 0
     private var writesEnded: [CheckedContinuation<Void, Never>] = []
@@ -59,6 +65,12 @@ actor ConsumerGroupRuntime {
     /// How this node shares the group with other nodes; `nil` when the store is not shared.
     private var cluster: Cluster?
     private var heartbeat: Task<Void, Never>?
+    /// The ledger is being made again for other partitions (``applyPendingPartitions()``, or partitions lost): nothing
+    /// is leased meanwhile, and no second change begins before this one ends. Two changes at once would each make a
+    /// ledger, and the later one would drop what members settled on the earlier one (delivering it again, out of order).
+    private var changingPartitions = false
+    private var partitionChangeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var lastSlowHeartbeatWarning: ContinuousClock.Instant?
     private let heartbeatRequests = HeadSignal()
     private var heartbeatRequestCount: Int64 = 0
     /// Set once retired: the registry starts a new runtime in its place.
@@ -104,7 +116,7 @@ actor ConsumerGroupRuntime {
     /// aggregates and can replay them).
     static func start(
         record: ConsumerGroupRecord, store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics = GatewayMetrics(),
-        node: String = ConsumerGroupRuntime.node
+        node: String = ConsumerGroupRuntime.node, backgroundSaveInterval: Duration = ConsumerGroupRuntime.defaultBackgroundSaveInterval
     ) async throws -> ConsumerGroupRuntime {
         var parked: [Ledger.ParkedEvent] = []
         for stored in record.parked {
@@ -112,7 +124,8 @@ actor ConsumerGroupRuntime {
             guard let event = events.first, event.position == stored.position else { continue }
             parked.append(Ledger.ParkedEvent(event: event, attempts: stored.attempts, reason: stored.reason))
         }
-        let runtime = ConsumerGroupRuntime(record: record, parked: parked, store: store, logger: logger, metrics: metrics)
+        let runtime = ConsumerGroupRuntime(
+            record: record, parked: parked, store: store, logger: logger, metrics: metrics, backgroundSaveInterval: backgroundSaveInterval)
         if let coordinator = store as? any ConsumerGroupCoordinator {
             await runtime.share(with: coordinator, node: node)
         }
@@ -123,9 +136,11 @@ actor ConsumerGroupRuntime {
     static let node = "node-\(UInt64.random(in: 1...UInt64.max))"
 
     private init(
-        record: ConsumerGroupRecord, parked: [Ledger.ParkedEvent], store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics
+        record: ConsumerGroupRecord, parked: [Ledger.ParkedEvent], store: any EventStore & ConsumerGroupStore, logger: Logger, metrics: GatewayMetrics,
+        backgroundSaveInterval: Duration
     ) {
         self.definition = record.definition
+        self.backgroundSaveInterval = backgroundSaveInterval
         self.store = store
         self.logger = logger
         self.metrics = metrics
@@ -275,8 +290,13 @@ actor ConsumerGroupRuntime {
         changed()
     }
 
-    /// Stores what ``acknowledgeInBackground(_:by:)`` settled (the sink's deliverer stops).
+    /// Stores what ``acknowledgeInBackground(_:by:)`` settled (the sink's deliverer stops): a background write
+    /// waiting for its interval writes at once.
     func flush() async {
+        flushing = true
+        defer { flushing = false }
+        saveNowCount += 1
+        saveNow.publish(Position(saveNowCount))
         // In a task of its own: the caller is often being cancelled (the gateway stops), and the write must not be.
         let writer = Task { await self.backgroundSave?.value }
         await writer.value
@@ -288,18 +308,18 @@ actor ConsumerGroupRuntime {
         }
     }
 
-    /// The least time between two background writes: each covers the acknowledgements of this time at least, so
-    /// that a sink delivering thousands of events a second makes a few durable writes a second, not one per delivery
-    /// round (a crash delivers again what was acknowledged in the last one at most).
-    static let backgroundSaveInterval = Duration.milliseconds(100)
+    /// The least time between two background writes by default: each covers the acknowledgements of this time at
+    /// least, so that a sink delivering thousands of events a second makes a few durable writes a second, not one per
+    /// delivery round (a crash delivers again what was acknowledged in the last one at most).
+    static let defaultBackgroundSaveInterval = Duration.milliseconds(100)
 
     private func saveInBackground() async {
-        var last: ContinuousClock.Instant?
         repeat {
-            if let last, ContinuousClock.now - last < Self.backgroundSaveInterval {
-                try? await Task.sleep(until: last + Self.backgroundSaveInterval, clock: .continuous)
+            if let last = lastBackgroundSave, !flushing, ContinuousClock.now - last < backgroundSaveInterval {
+                // (``flush()`` ends the wait.)
+                _ = await saveNow.wait(beyond: Position(saveNowCount), timeout: last + backgroundSaveInterval - ContinuousClock.now)
             }
-            last = ContinuousClock.now
+            lastBackgroundSave = ContinuousClock.now
             saveAgain = false
             do {
                 try await persist()
@@ -618,7 +638,7 @@ extension ConsumerGroupRuntime {
         let now = ContinuousClock.now
         guard let cluster else { return try ledger.lease(to: id, max: max, now: now) }
         // A lease shorter than a quarter of the timeout would lapse before a member could use it: wait for a heartbeat.
-        guard cluster.pending == nil, !cluster.serving.isEmpty, cluster.grantsUntil - now > definition.policy.leaseTimeout / 4 else {
+        guard cluster.pending == nil, !changingPartitions, !cluster.serving.isEmpty, cluster.grantsUntil - now > definition.policy.leaseTimeout / 4 else {
             ledger.expire(now: now)
             return []
         }
@@ -635,6 +655,7 @@ extension ConsumerGroupRuntime {
         let assignment = try await current.coordinator.coordinateConsumerGroup(
             definition.name, node: current.node, serving: !memberIDs.isEmpty, sharing: sharing, lease: partitionLease)
         guard !retired, var cluster else { return }
+        warnIfSlow(heartbeat: ContinuousClock.now - asked)
         if let generation = cluster.generation, generation != assignment.generation {
             logger.notice(
                 "a consumer group was changed, reset or re-created on another node; its runtime here starts again",
@@ -659,21 +680,47 @@ extension ConsumerGroupRuntime {
         }
         if !lost.isEmpty {
             // This node's lease on them lapsed and another node took them: what it leased from them lapsed too (leases
-            // end with the node's), so it stops serving them at once.
-            logger.warning(
-                "a consumer group's partitions were taken by another node (this node's heartbeats were late); their events are handed out there",
-                metadata: ["group": "\(definition.name)", "partitions": "\(lost.sorted())"])
-            try await rebuild(serving: cluster.serving.intersection(held), progress: assignment.held, current: [:])
+            // end with the node's), so it stops serving them at once (once a change under way has ended: it leases
+            // nothing meanwhile).
+            await beginPartitionChange()
+            defer { endPartitionChange() }
+            let lostNow = self.cluster?.serving.subtracting(held) ?? []
+            if !lostNow.isEmpty, !retired {
+                logger.warning(
+                    "a consumer group's partitions were taken by another node (this node's heartbeats were late); their events are handed out there",
+                    metadata: ["group": "\(definition.name)", "partitions": "\(lostNow.sorted())"])
+                try await rebuild(serving: (self.cluster?.serving ?? []).intersection(held), progress: assignment.held, current: [:])
+                changed()
+            }
         }
         try await applyPendingPartitions()
+    }
+
+    /// Says so (at most once a minute) when heartbeats take so long that too little of the node's lease is left after
+    /// one for this node to hand events out (``leaseIfServing(to:max:)``): a database too slow for the group's lease
+    /// timeout, which then wants raising.
+    private func warnIfSlow(heartbeat took: Duration) {
+        let usable = partitionLease - partitionLease / 4
+        guard took > usable / 2 else { return }
+        let now = ContinuousClock.now
+        if let last = lastSlowHeartbeatWarning, now - last < .seconds(60) { return }
+        lastSlowHeartbeatWarning = now
+        logger.warning(
+            took >= usable
+                ? "a consumer group's heartbeat took longer than its lease allows: this node hands out none of its events until heartbeats are faster; raise the group's lease_timeout_ms or relieve the database"
+                : "a consumer group's heartbeat took over half of the time its lease allows: a slower one stops this node from handing events out",
+            metadata: ["group": "\(definition.name)", "heartbeat": "\(took)", "lease": "\(partitionLease)"])
     }
 
     /// Gives up and takes partitions as the last heartbeat said, once no event is leased: saves the progress of the
     /// partitions served, releases the ones beyond this node's share, and makes the ledger again for the others.
     fileprivate func applyPendingPartitions() async throws {
-        guard let cluster, let assignment = cluster.pending, !retired else { return }
+        // (A change under way: the heartbeat after it applies what is pending then.)
+        guard let cluster, let assignment = cluster.pending, !retired, !changingPartitions else { return }
         ledger.expire(now: ContinuousClock.now)
         guard ledger.statistics.leased == 0 else { return }  // settlements and lapses call this again
+        changingPartitions = true
+        defer { endPartitionChange() }
         try await persist()
         guard let current = self.cluster, current.pending == assignment else { return }  // a newer heartbeat came
         let held = Set(assignment.held.keys)
@@ -685,6 +732,21 @@ extension ConsumerGroupRuntime {
         try await rebuild(serving: wanted, progress: assignment.held, current: continuing)
         if self.cluster?.pending == assignment { self.cluster?.pending = nil }
         changed()
+    }
+
+    /// Waits for a change of the partitions under way to end, then begins one (``endPartitionChange()`` ends it).
+    private func beginPartitionChange() async {
+        while changingPartitions {
+            await withCheckedContinuation { partitionChangeWaiters.append($0) }
+        }
+        changingPartitions = true
+    }
+
+    private func endPartitionChange() {
+        changingPartitions = false
+        let waiting = partitionChangeWaiters
+        partitionChangeWaiters = []
+        for waiter in waiting { waiter.resume() }
     }
 
     /// Makes the ledger again for `serving`: from the lowest of their checkpoints, with what was acknowledged after

@@ -112,6 +112,32 @@ import Testing
         #expect(stored?.checkpoint == Position(2))
     }
 
+    @Test func aFlushStoresAtOnceWhatBackgroundAcknowledgementsLeftWaiting() async throws {
+        // A background write waits its interval after the one before (an hour here): what was acknowledged meanwhile
+        // is stored only by the flush of a stopping member, which must not wait for the interval.
+        let store = InMemoryEventStore()
+        for aggregate in ["a", "b", "c"] {
+            _ = try await store.append(AppendRequest(aggregateID: aggregate, aggregateName: "A", expectedVersion: .any, events: [NewEvent(eventType: "t", payload: .null)]))
+        }
+        let record = try await store.createConsumerGroup(try ConsumerGroupDefinition(name: "g"))
+        var logger = Logger(label: "test.groups")
+        logger.logLevel = .critical
+        let runtime = try await ConsumerGroupRuntime.start(record: record, store: store, logger: logger, backgroundSaveInterval: .seconds(3600))
+        #expect(try await runtime.fetch(member: "m", max: 10, wait: .zero).deliveries.count == 3)
+        try await runtime.acknowledgeInBackground([Position(1)], by: "m")
+        try await SubscriptionHubTests.waitUntil { try await store.consumerGroup(named: "g")?.checkpoint == Position(1) }
+        // The next write waits for the interval: these stay unstored…
+        try await runtime.acknowledgeInBackground([Position(2)], by: "m")
+        try await runtime.acknowledgeInBackground([Position(3)], by: "m")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await store.consumerGroup(named: "g")?.checkpoint == Position(1))
+        // …until the flush, which returns once they are stored (long before the hour).
+        let flushed = ContinuousClock.now
+        await runtime.flush()
+        #expect(ContinuousClock.now - flushed < .seconds(60))
+        #expect(try await store.consumerGroup(named: "g")?.checkpoint == Position(3))
+    }
+
     @Test func reasonsAreStoredWithoutControlCharactersAndCutAtACharacter() {
         #expect(ConsumerGroupRuntime.storable("a\u{0}b\u{7F}c\td") == "a b c d")
         let long = ConsumerGroupRuntime.storable(String(repeating: "ü", count: 800))

@@ -466,6 +466,29 @@ import Glibc
         }
     }
 
+    @Test func theReceiverExampleDropsARequestCutShortInsteadOfCallingItBadlySigned() async throws {
+        // A sender that gives up mid-body (its timeout) leaves a request shorter than its content-length: the example
+        // receiver must not verify what it has (that is not a bad signature) nor answer it; the next request is served.
+        try await Self.withReceiver { receiver in
+            let cut = try await RawTCPConnection.connect(port: receiver.port)
+            try await cut.send("POST /hooks HTTP/1.1\r\nHost: x\r\nwebhook-id: cut\r\nwebhook-timestamp: 1\r\nwebhook-signature: v1,x\r\ncontent-length: 100\r\n\r\n{\"event\":")
+            await cut.shutdownOutput()
+            #expect(try await cut.readUntil("\r\n") == nil, "no answer to a request cut short")
+            await cut.close()
+            let lying = try await RawTCPConnection.connect(port: receiver.port)
+            try await lying.send("POST /hooks HTTP/1.1\r\nHost: x\r\ncontent-length: -5\r\n\r\n")
+            #expect(try await lying.readUntil("\r\n")?.hasPrefix("HTTP/1.1 400") == true)
+            await lying.close()
+            let unsigned = try await RawTCPConnection.connect(port: receiver.port)
+            try await unsigned.send("POST /hooks HTTP/1.1\r\nHost: x\r\ncontent-length: 2\r\n\r\n{}")
+            #expect(try await unsigned.readUntil("\r\n")?.hasPrefix("HTTP/1.1 401") == true, "a whole unsigned request is answered 401")
+            await unsigned.close()
+            receiver.child.signal(SIGINT)  // (it prints its counts as it stops)
+            _ = await receiver.child.waitForExit(timeout: .seconds(20))
+            #expect(receiver.child.errorOutput.contains(#""bad_signature": 1"#) && receiver.child.errorOutput.contains(#""cut_short": 1"#), "\(receiver.child.errorOutput)")
+        }
+    }
+
     @Test func aGracefulStopStoresEveryAcknowledgementTheSinkHad() async throws {
         // Acknowledgements are stored in the background (at most every 100 ms); a stopping gateway writes what is left,
         // so that a graceful restart delivers nothing again.
