@@ -7,8 +7,7 @@ import ServiceLifecycle
 import Synchronization
 
 extension PostgresEventStore {
-    /// A store run as a service of a `ServiceGroup`: its connection pool and its head watcher are child tasks of
-    /// ``run()``, so nothing of the store outlives the group.
+    /// A store run as a service of a `ServiceGroup`: ``run()`` opens it and closes it when the group shuts down.
     ///
     /// Put it in the group before the services that use the store, and get the store from ``store()``: it is
     /// ready once the database is reached and migrated. On a graceful shutdown (which the group gives services in
@@ -47,36 +46,25 @@ extension PostgresEventStore {
         }
 
         /// Connects, migrates, follows the head, and serves until a graceful shutdown or cancellation; then closes.
+        ///
+        /// The close is ``PostgresEventStore/close()``: it answers the queued appends, then stops the head watcher and
+        /// the pool, waiting for each at most ``PostgresEventStore/closeLimit``. A query that the pool's shutdown cut off
+        /// may never be answered, and a shutdown must not wait for it for ever (as one did when the watcher and the
+        /// pool were child tasks of this method, which a task group waits for whatever they do).
         public func run() async throws {
             guard !started.exchange(true, ordering: .relaxed) else {
                 throw StoreError(.storeUnavailable, "the PostgreSQL store service for \(location) is already running; run it once")
             }
-            let client = PostgresClient(
-                configuration: try location.clientConfiguration(maximumConnections: options.maximumConnections, timeout: options.operationTimeout),
-                backgroundLogger: logger
-            )
-            let (location, options, logger, clock, opened) = (location, options, logger, clock, opened)
-            try await withThrowingDiscardingTaskGroup { pool in
-                pool.addTask { await client.run() }
-                let store: PostgresEventStore
-                do {
-                    store = try await PostgresEventStore.opening(client: client, location: location, options: options, logger: logger, clock: clock)
-                } catch {
-                    opened.fail(error)
-                    pool.cancelAll()
-                    throw error
-                }
-                opened.succeed(store)
-                // The head watcher ends before the pool: a query of the watcher that the pool's shutdown cut off
-                // might never be answered.
-                await withDiscardingTaskGroup { watcher in
-                    watcher.addTask { await store.watchHead() }
-                    try? await gracefulShutdown()
-                    await store.close()
-                    watcher.cancelAll()
-                }
-                pool.cancelAll()
+            let store: PostgresEventStore
+            do {
+                store = try await PostgresEventStore.connect(to: location, options: options, logger: logger, clock: clock)
+            } catch {
+                opened.fail(error)
+                throw error
             }
+            opened.succeed(store)
+            try? await gracefulShutdown()
+            await store.close()
         }
     }
 }

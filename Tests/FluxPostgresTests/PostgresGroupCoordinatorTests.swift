@@ -13,7 +13,9 @@ import Glibc
 /// one node killed. Serialized: its node-killing runs (and the webhook sink's, in PostgresGroupCoordinatorTests+WebhookSinks.swift) time
 /// heartbeats and leases, which two such runs at once on two cores make late.
 @Suite(.serialized) struct PostgresGroupCoordinatorTests {
-    static let lease = Duration.seconds(3)
+    /// The groups' lease timeout: short, so that a killed node's partitions move soon, yet long enough for a heartbeat
+    /// on a loaded CI machine (a node hands out nothing while its heartbeats take three quarters of the lease).
+    static let lease = Duration.seconds(5)
 
     static func definition(_ name: String, lease: Duration = lease) throws -> ConsumerGroupDefinition {
         try ConsumerGroupDefinition(name: name, policy: ConsumerGroupPolicy(leaseTimeout: lease, backoff: .milliseconds(10)))
