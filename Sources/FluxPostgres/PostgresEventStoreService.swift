@@ -2,7 +2,6 @@ import FluxCore
 import Logging
 import NIOCore
 import NIOPosix
-import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 

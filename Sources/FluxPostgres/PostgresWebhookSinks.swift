@@ -44,7 +44,7 @@ extension PostgresEventStore: WebhookSinkStore {
                     "SELECT definition FROM fluxgate_webhook_sinks WHERE name = \(name) FOR UPDATE", logger: logger)
                 var stored: String?
                 for try await row in rows.decode(String.self) { stored = row }
-                guard let stored, (try? JSONDecoder().decode(WebhookSinkDefinition.self, from: Data(stored.utf8))) == expected else { return false }
+                guard let stored, try Self.sinkDefinition(name, stored) == expected else { return false }
                 try await connection.query("UPDATE fluxgate_webhook_sinks SET definition = \(text) WHERE name = \(name)", logger: logger)
                 return true
             }
@@ -89,10 +89,15 @@ extension PostgresEventStore: WebhookSinkStore {
             return rows
         }
         return try rows.map { name, text, enabled, reason in
-            guard let definition = try? JSONDecoder().decode(WebhookSinkDefinition.self, from: Data(text.utf8)) else {
-                throw StoreError(.corrupted, "webhook sink \(name) has a definition this fluxgate cannot read")
-            }
-            return WebhookSinkRecord(definition: definition, enabled: enabled, disabledReason: reason)
+            WebhookSinkRecord(definition: try Self.sinkDefinition(name, text), enabled: enabled, disabledReason: reason)
         }
+    }
+
+    /// A stored definition's JSON read back.
+    private static func sinkDefinition(_ name: String, _ text: String) throws -> WebhookSinkDefinition {
+        guard let definition = try? JSONDecoder().decode(WebhookSinkDefinition.self, from: Data(text.utf8)) else {
+            throw StoreError(.corrupted, "webhook sink \(name) has a definition this fluxgate cannot read")
+        }
+        return definition
     }
 }

@@ -184,7 +184,7 @@ import Glibc
             let start = handled.map(\.started).min() ?? 0
             print("\(aggregate) (partition \(ConsumerGroupPartitions.partition(of: aggregate))), as handled (node A killed at \(killedAt - start) s):")
             for item in handled.filter({ $0.aggregate == aggregate }).sorted(by: { $0.started < $1.started }) {
-                print(String(format: "  %8.3f s  %@  v%d  position %d  attempt %d", item.started - start, item.worker, item.version, item.position, item.attempt))
+                print("  \(String(format: "%8.3f", item.started - start)) s  \(item.worker)  v\(item.version)  position \(item.position)  attempt \(item.attempt)")
             }
             for (name, lines) in nodeLogs { print("node \(name):\n" + lines.suffix(40).joined(separator: "\n")) }
         }

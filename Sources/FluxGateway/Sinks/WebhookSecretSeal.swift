@@ -53,10 +53,7 @@ public struct WebhookSecretSeal: Sendable {
     /// Whether a stored secret should be sealed again: stored as given, or sealed with a previous key.
     func shouldReseal(_ stored: String) -> Bool {
         guard Self.isSealed(stored) else { return true }
-        guard let combined = Data(base64Encoded: String(stored.dropFirst(Self.prefix.count))),
-            let box = try? AES.GCM.SealedBox(combined: combined)
-        else { return false }
-        return (try? AES.GCM.open(box, using: keys[0])) == nil && keys.dropFirst().contains { (try? AES.GCM.open(box, using: $0)) != nil }
+        return (unseal(stored)?.key ?? 0) > 0
     }
 
     /// The secret sealed with this key (a new random nonce each time).
@@ -69,12 +66,22 @@ public struct WebhookSecretSeal: Sendable {
     /// The secret of a stored one: sealed ones opened with this key; others as they are.
     func open(_ stored: String) throws(Failure) -> String {
         guard Self.isSealed(stored) else { return stored }
-        guard let combined = Data(base64Encoded: String(stored.dropFirst(Self.prefix.count))),
-            let box = try? AES.GCM.SealedBox(combined: combined), let opened = keys.lazy.compactMap({ try? AES.GCM.open(box, using: $0) }).first
-        else {
+        guard let (secret, _) = unseal(stored) else {
             throw Failure(description: "a stored webhook secret was sealed with another key than --sinks-key-file's; give the key that sealed it, or put the sink again with its secret")
         }
-        return String(decoding: opened, as: UTF8.self)
+        return secret
+    }
+
+    /// A sealed secret opened, with the index in `keys` of the key that opened it (0: the current one); `nil` when it
+    /// is damaged or none of these keys sealed it.
+    private func unseal(_ stored: String) -> (secret: String, key: Int)? {
+        guard let combined = Data(base64Encoded: String(stored.dropFirst(Self.prefix.count))),
+            let box = try? AES.GCM.SealedBox(combined: combined)
+        else { return nil }
+        for (index, key) in keys.enumerated() {
+            if let opened = try? AES.GCM.open(box, using: key) { return (String(decoding: opened, as: UTF8.self), index) }
+        }
+        return nil
     }
 }
 
